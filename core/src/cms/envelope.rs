@@ -1,0 +1,139 @@
+//! Key-transport AuthEnvelopedData: the grant to the sender and each release to a recipient.
+//!
+//! AES-256-GCM content encryption; exactly one KeyTransRecipientInfo, version 0, identified
+//! by issuer and serial number, RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 4055, RFC 8017)
+//! to the requester's certificate (the seed's "encrypted with the sender's public email
+//! signing key").
+
+use cms::authenveloped_data::AuthEnvelopedData;
+use cms::cert::IssuerAndSerialNumber;
+use cms::content_info::CmsVersion;
+use cms::enveloped_data::{KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos};
+use der::asn1::{ObjectIdentifier, OctetString};
+use der::{Any, Encode, Sequence};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use zeroize::Zeroizing;
+
+use super::{algorithm, content_info, encode_failed, gcm, params_absent_or_null};
+use crate::crypto::{CryptoProvider, CryptoRng};
+use crate::error::{Rejection, Result, reject};
+use crate::ids::KEY_LEN;
+use crate::pki::Credential;
+use crate::wire::{ContentInfo, oid, strict};
+
+/// ```asn1
+/// RSAES-OAEP-params ::= SEQUENCE {
+///   hashAlgorithm [0] HashAlgorithm, maskGenAlgorithm [1] MaskGenAlgorithm }
+/// ```
+/// (pSourceAlgorithm left at its default, the empty label.)
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+struct OaepParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    hash: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT")]
+    mask_gen: AlgorithmIdentifierOwned,
+}
+
+fn oaep_sha256() -> Result<AlgorithmIdentifierOwned> {
+    let params = OaepParams {
+        hash: algorithm(oid::SHA256, None),
+        mask_gen: algorithm(oid::MGF1, Some(Any::encode_from(&algorithm(oid::SHA256, None)).map_err(encode_failed)?)),
+    };
+    Ok(algorithm(oid::RSAES_OAEP, Some(Any::encode_from(&params).map_err(encode_failed)?)))
+}
+
+fn check_oaep_sha256(alg: &AlgorithmIdentifierOwned) -> Result<()> {
+    let unsupported =
+        || reject(Rejection::UnsupportedAlgorithm, "key transport must be RSAES-OAEP SHA-256/MGF1-SHA-256");
+    if alg.oid != oid::RSAES_OAEP {
+        return Err(unsupported());
+    }
+    let params: OaepParams = alg.parameters.as_ref().and_then(|p| p.decode_as().ok()).ok_or_else(unsupported)?;
+    let mgf_hash: Option<AlgorithmIdentifierOwned> =
+        params.mask_gen.parameters.as_ref().and_then(|p| p.decode_as().ok());
+    let ok = params.hash.oid == oid::SHA256
+        && params_absent_or_null(&params.hash)
+        && params.mask_gen.oid == oid::MGF1
+        && matches!(&mgf_hash, Some(h) if h.oid == oid::SHA256 && params_absent_or_null(h));
+    if ok { Ok(()) } else { Err(unsupported()) }
+}
+
+/// Encrypts `content` (of type `content_type`) to the holder of `recipient`.
+pub fn seal_to(
+    provider: &dyn CryptoProvider,
+    recipient: &Certificate,
+    content_type: ObjectIdentifier,
+    content: &[u8],
+    rng: &mut dyn CryptoRng,
+) -> Result<Vec<u8>> {
+    let cek = gcm::fresh_cek(provider, rng);
+    let spki = recipient.tbs_certificate().subject_public_key_info().to_der().map_err(encode_failed)?;
+    let wrapped = provider.oaep_sha256_encrypt(&spki, cek.as_slice(), rng)?;
+    let ktri = KeyTransRecipientInfo {
+        version: CmsVersion::V0,
+        rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: recipient.tbs_certificate().issuer().clone(),
+            serial_number: recipient.tbs_certificate().serial_number().clone(),
+        }),
+        key_enc_alg: oaep_sha256()?,
+        enc_key: OctetString::new(wrapped).map_err(encode_failed)?,
+    };
+    let (eci, mac) = gcm::encrypt(provider, &cek, content_type, content, None, rng)?;
+    let aed = AuthEnvelopedData {
+        version: CmsVersion::V0,
+        originator_info: None,
+        recip_infos: RecipientInfos::try_from(vec![RecipientInfo::Ktri(ktri)]).map_err(encode_failed)?,
+        auth_encrypted_content_info: eci,
+        auth_attrs: None,
+        mac,
+        unauth_attrs: None,
+    };
+    content_info(oid::ID_AUTH_ENVELOPED_DATA, &aed)
+}
+
+/// Decrypts an envelope addressed to `me`; returns the content type and the content.
+pub fn open(
+    provider: &dyn CryptoProvider,
+    der: &[u8],
+    me: &Credential,
+    max_len: usize,
+    rng: &mut dyn CryptoRng,
+) -> Result<(ObjectIdentifier, Zeroizing<Vec<u8>>)> {
+    let ci: ContentInfo = strict::decode(der, max_len, "ContentInfo")?;
+    if ci.content_type != oid::ID_AUTH_ENVELOPED_DATA {
+        return Err(reject(Rejection::UnexpectedContentType, format!("{} is not AuthEnvelopedData", ci.content_type)));
+    }
+    let inner = ci.content.to_der().map_err(encode_failed)?;
+    let aed: AuthEnvelopedData = strict::decode(&inner, max_len, "AuthEnvelopedData")?;
+    if aed.version != CmsVersion::V0 || aed.originator_info.is_some() {
+        return Err(reject(Rejection::UnsupportedVersion, "AuthEnvelopedData version 0 without originatorInfo"));
+    }
+    let mut infos = aed.recip_infos.0.iter();
+    let (Some(RecipientInfo::Ktri(ktri)), None) = (infos.next(), infos.next()) else {
+        return Err(reject(Rejection::ProfileViolation, "exactly one KeyTransRecipientInfo is required"));
+    };
+    if !identifies(&ktri.rid, me.certificate()) {
+        return Err(reject(Rejection::NotForThisRecipient, "recipient identifier names another certificate"));
+    }
+    check_oaep_sha256(&ktri.key_enc_alg)?;
+    gcm::check_algorithm(&aed.auth_encrypted_content_info)?;
+    let cek = me.key().oaep_sha256_decrypt(ktri.enc_key.as_bytes(), rng)?;
+    let cek: &[u8; KEY_LEN] =
+        cek.as_slice().try_into().map_err(|_| reject(Rejection::KeyUnwrapFailed, "content key must be 32 bytes"))?;
+    let content = gcm::decrypt(provider, cek, &aed.auth_encrypted_content_info, aed.auth_attrs.as_ref(), &aed.mac)?;
+    Ok((aed.auth_encrypted_content_info.content_type, content))
+}
+
+fn identifies(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
+    let tbs = cert.tbs_certificate();
+    match rid {
+        RecipientIdentifier::IssuerAndSerialNumber(isn) => {
+            isn.issuer == *tbs.issuer() && isn.serial_number == *tbs.serial_number()
+        }
+        RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+            matches!(tbs.get_extension::<SubjectKeyIdentifier>(), Ok(Some((_, s))) if s == *ski)
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Rejections: one enum, one stable snake_case code per variant.
+//!
+//! Every variant names the verification step of `docs/protocol.md` it comes from
+//! (`V1`..`V30`, `C1`..`C8` for client-side checks, `L1`.. for local failures). The codes are
+//! part of the conformance interface: fixtures and other implementations match on them, so a
+//! code is never renamed or reused.
+
+use core::fmt;
+
+/// Who is at fault for a rejection (after rustls' classification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The bytes are not a well-formed message of the EKG profile.
+    InvalidMessage,
+    /// The message is well formed but a signature, certificate or path does not hold.
+    Untrusted,
+    /// Everything verifies, but policy or state refuses the request.
+    Refused,
+    /// This side failed (storage, configuration, provider); the peer did nothing wrong.
+    Local,
+}
+
+macro_rules! rejections {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $code:literal, $step:literal, $fault:ident; )*) => {
+        /// Why an input was rejected. See the module documentation.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Rejection {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl Rejection {
+            /// Every rejection, in declaration order (for fixtures and documentation).
+            pub const ALL: &'static [Rejection] = &[ $( Rejection::$variant, )* ];
+
+            /// The stable snake_case code.
+            pub const fn code(self) -> &'static str {
+                match self { $( Rejection::$variant => $code, )* }
+            }
+
+            /// The verification step in `docs/protocol.md` this rejection comes from.
+            pub const fn step(self) -> &'static str {
+                match self { $( Rejection::$variant => $step, )* }
+            }
+
+            /// Who is at fault.
+            pub const fn fault(self) -> Fault {
+                match self { $( Rejection::$variant => Fault::$fault, )* }
+            }
+
+            /// Looks a rejection up by its code.
+            pub fn from_code(code: &str) -> Option<Rejection> {
+                match code { $( $code => Some(Rejection::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+rejections! {
+    /// The input is larger than the profile allows for this object.
+    InputTooLarge => "input_too_large", "V1", InvalidMessage;
+    /// The input uses BER features (indefinite length, non-minimal length, unsorted SET OF,
+    /// constructed strings): the profile is DER only.
+    BerNotDer => "ber_not_der", "V1", InvalidMessage;
+    /// The input is not a DER encoding of the expected structure.
+    MalformedDer => "malformed_der", "V1", InvalidMessage;
+    /// The CMS content type is not the one expected at this point of the flow.
+    UnexpectedContentType => "unexpected_content_type", "V2", InvalidMessage;
+    /// A version field has a value this profile does not define.
+    UnsupportedVersion => "unsupported_version", "V2", InvalidMessage;
+    /// An algorithm outside the profile (digest, signature, key transport, cipher).
+    UnsupportedAlgorithm => "unsupported_algorithm", "V2", InvalidMessage;
+    /// The CMS structure breaks the narrow EKG profile (signer count, missing or duplicate
+    /// attributes, detached content, ...).
+    ProfileViolation => "profile_violation", "V2", InvalidMessage;
+    /// The signed content-type attribute differs from the encapsulated content type.
+    ContentTypeMismatch => "content_type_mismatch", "V3", InvalidMessage;
+    /// The signed message-digest attribute differs from the digest of the content.
+    DigestMismatch => "digest_mismatch", "V3", Untrusted;
+    /// The signer's certificate is not among the certificates carried in the SignedData.
+    SignerCertificateMissing => "signer_certificate_missing", "V4", InvalidMessage;
+    /// The signature does not verify with the signer's public key.
+    BadSignature => "bad_signature", "V4", Untrusted;
+    /// No path from the certificate to a configured trust anchor (or a certificate signature
+    /// in the path does not verify).
+    UntrustedCertificate => "untrusted_certificate", "V5", Untrusted;
+    /// The path is longer than the configured bound.
+    ChainTooLong => "chain_too_long", "V5", Untrusted;
+    /// A certificate in the path is not valid at `now` (expired or not yet valid).
+    CertificateExpired => "certificate_expired", "V6", Untrusted;
+    /// A certificate's key usage does not allow the use (end entity: digitalSignature;
+    /// issuer: keyCertSign and cA).
+    KeyUsageNotAllowed => "key_usage_not_allowed", "V7", Untrusted;
+    /// The end-entity certificate has an extended key usage without emailProtection.
+    ExtendedKeyUsageNotAllowed => "extended_key_usage_not_allowed", "V7", Untrusted;
+    /// A certificate carries a critical extension this profile does not process.
+    UnknownCriticalExtension => "unknown_critical_extension", "V7", Untrusted;
+    /// The certificate's public key is not RSA of 2048 to 8192 bits.
+    UnsupportedKey => "unsupported_key", "V7", Untrusted;
+    /// The end-entity certificate has no rfc822Name subjectAltName.
+    CertificateHasNoEmail => "certificate_has_no_email", "V8", Untrusted;
+    /// A string is not an email address this profile accepts.
+    InvalidAddress => "invalid_address", "V9", InvalidMessage;
+    /// The key request's sender address is not an address of the signer's certificate.
+    SenderAddressMismatch => "sender_address_mismatch", "V10", Refused;
+    /// The gatekeeper's policy does not recognise this sender (domain or issuing CA).
+    SenderNotRecognised => "sender_not_recognised", "V11", Refused;
+    /// The key request lists no recipient.
+    NoRecipients => "no_recipients", "V12", InvalidMessage;
+    /// The key request lists more recipients than the cap.
+    TooManyRecipients => "too_many_recipients", "V12", Refused;
+    /// The key request lists the same address twice (after address normalisation).
+    DuplicateRecipient => "duplicate_recipient", "V12", InvalidMessage;
+    /// The request's time is too far from the gatekeeper's `now`.
+    RequestTimeSkew => "request_time_skew", "V13", Refused;
+    /// The ticket was not signed by this gatekeeper (release) or by the gatekeeper that
+    /// signed the ticket (client checks).
+    WrongGatekeeper => "wrong_gatekeeper", "V20", Untrusted;
+    /// The ticket has expired.
+    TicketExpired => "ticket_expired", "V21", Refused;
+    /// The requester's certificate holds no address listed in the ticket, and the requester
+    /// is not a configured gateway of this organisation.
+    RecipientNotListed => "recipient_not_listed", "V22", Refused;
+    /// The key id is not known to this gatekeeper.
+    KeyUnknown => "key_unknown", "V23", Refused;
+    /// The key was destroyed (every recipient served, or expiry).
+    KeyDestroyed => "key_destroyed", "V23", Refused;
+    /// Policy `once`: this address has had its one release.
+    AlreadyReleased => "already_released", "V24", Refused;
+    /// Policy `same_certificate`: the address was released to a different certificate.
+    ReleasedToOtherCertificate => "released_to_other_certificate", "V24", Refused;
+    /// Policy `same_certificate`: the re-delivery bound for this address is spent.
+    RedeliveryLimit => "redelivery_limit", "V24", Refused;
+    /// Client: the response is bound to another ticket or request than the one sent.
+    ResponseMismatch => "response_mismatch", "C3", Untrusted;
+    /// Client: no recipient info in the envelope is addressed to this certificate or key id.
+    NotForThisRecipient => "not_for_this_recipient", "C4", InvalidMessage;
+    /// Client: a wrapped key does not unwrap (OAEP or AES key wrap failure).
+    KeyUnwrapFailed => "key_unwrap_failed", "C4", Untrusted;
+    /// Client: AES-GCM authentication failed (tampered ciphertext or authenticated
+    /// attributes, or the wrong key).
+    AuthenticationFailed => "authentication_failed", "C5", Untrusted;
+    /// Client: the sealed message's authenticated ticket digest differs from its ticket.
+    TicketDigestMismatch => "ticket_digest_mismatch", "C6", Untrusted;
+    /// Local: the store failed to make a record durable; no response was produced.
+    StorageFailed => "storage_failed", "L1", Local;
+    /// Local: a fresh key id collided with a known one (a broken RNG); nothing was issued.
+    KeyIdCollision => "key_id_collision", "L2", Local;
+    /// Local: the configuration is invalid (bad key, missing anchor, ...).
+    InvalidConfiguration => "invalid_configuration", "L3", Local;
+    /// Local: the crypto provider failed on an operation that should not fail.
+    CryptoFailure => "crypto_failure", "L4", Local;
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A rejection with a human-readable detail. Equality and matching use the [`Rejection`].
+#[derive(Clone)]
+pub struct Error {
+    rejection: Rejection,
+    detail: String,
+}
+
+impl Error {
+    /// A rejection with detail.
+    pub fn new(rejection: Rejection, detail: impl Into<String>) -> Self {
+        Error { rejection, detail: detail.into() }
+    }
+
+    /// The rejection.
+    pub fn rejection(&self) -> Rejection {
+        self.rejection
+    }
+
+    /// Its stable code.
+    pub fn code(&self) -> &'static str {
+        self.rejection.code()
+    }
+
+    /// The detail (never holds secret material).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(rejection: Rejection) -> Self {
+        Error { rejection, detail: String::new() }
+    }
+}
+
+impl PartialEq<Rejection> for Error {
+    fn eq(&self, other: &Rejection) -> bool {
+        self.rejection == *other
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.detail.is_empty() {
+            write!(f, "{}", self.rejection.code())
+        } else {
+            write!(f, "{}: {}", self.rejection.code(), self.detail)
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result with an [`Error`].
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Shorthand: `Err(reject(Rejection::X, "detail"))`.
+pub(crate) fn reject(rejection: Rejection, detail: impl Into<String>) -> Error {
+    Error::new(rejection, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_round_trip() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in Rejection::ALL {
+            let code = r.code();
+            assert!(seen.insert(code), "duplicate code {code}");
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
+            assert_eq!(Rejection::from_code(code), Some(*r));
+        }
+        assert_eq!(Rejection::from_code("nope"), None);
+    }
+}

@@ -1,0 +1,208 @@
+//! Path validation and the identity rules (see the module documentation of [`super`]).
+
+use der::asn1::ObjectIdentifier;
+use der::{Encode, oid::AssociatedOid};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName, SubjectKeyIdentifier,
+};
+
+use super::{TrustAnchors, provider_cert_id};
+use crate::address::EmailAddress;
+use crate::crypto::CryptoProvider;
+use crate::error::{Rejection, Result, reject};
+use crate::ids::CertId;
+use crate::time::UnixTime;
+use crate::wire::oid;
+
+/// Bounds on a certification path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathLimits {
+    /// Most certificates from the end entity to the anchor, both included.
+    pub max_path_len: usize,
+}
+
+impl Default for PathLimits {
+    fn default() -> Self {
+        PathLimits { max_path_len: 4 }
+    }
+}
+
+/// An end-entity certificate with a valid path to an anchor at `now`.
+#[derive(Debug, Clone)]
+pub struct ValidatedCertificate {
+    /// The certificate.
+    pub certificate: Certificate,
+    /// SHA-256 of its DER.
+    pub id: CertId,
+    /// Its rfc822Name addresses (at least one).
+    pub addresses: Vec<EmailAddress>,
+    /// Its uniformResourceIdentifier subjectAltNames.
+    pub uris: Vec<String>,
+    /// Whether its extended key usage holds id-ekg-kp-gatekeeper.
+    pub is_gatekeeper: bool,
+    /// The anchor the path ends at.
+    pub anchor: CertId,
+    /// Its SubjectPublicKeyInfo DER.
+    pub spki_der: Vec<u8>,
+}
+
+const PROCESSED: &[ObjectIdentifier] = &[
+    BasicConstraints::OID,
+    KeyUsage::OID,
+    ExtendedKeyUsage::OID,
+    SubjectAltName::OID,
+    SubjectKeyIdentifier::OID,
+    AuthorityKeyIdentifier::OID,
+];
+
+impl TrustAnchors {
+    /// Validates `end_entity` with `candidates` as possible intermediates, at `now`.
+    ///
+    /// Steps, in order (each a rejection code): V5 a path by name and signature to an anchor
+    /// (`untrusted_certificate`, `chain_too_long`); V6 every certificate of it valid at `now`
+    /// (`certificate_expired`); V7 issuers are CAs within their path length, the end entity's
+    /// key usage and extended key usage allow email signing, no unprocessed critical
+    /// extension (`key_usage_not_allowed`, `extended_key_usage_not_allowed`,
+    /// `unknown_critical_extension`); V8 the end entity names at least one email address
+    /// (`certificate_has_no_email`).
+    pub fn validate(
+        &self,
+        provider: &dyn CryptoProvider,
+        end_entity: &Certificate,
+        candidates: &[Certificate],
+        now: UnixTime,
+    ) -> Result<ValidatedCertificate> {
+        // V5: build the path.
+        let mut path: Vec<&Certificate> = vec![end_entity];
+        let anchor = loop {
+            if path.len() >= self.limits.max_path_len {
+                return Err(reject(
+                    Rejection::ChainTooLong,
+                    format!("more than {} certificates", self.limits.max_path_len),
+                ));
+            }
+            let current = path.last().copied().unwrap_or(end_entity);
+            let issuer = current.tbs_certificate().issuer();
+            if let Some(a) = self.anchors.iter().find(|a| {
+                a.certificate.tbs_certificate().subject() == issuer && signed_by(provider, current, &a.spki_der)
+            }) {
+                break a;
+            }
+            let next = candidates.iter().find(|c| {
+                c.tbs_certificate().subject() == issuer
+                    && !path.iter().any(|p| *p == *c)
+                    && spki(c).is_some_and(|s| signed_by(provider, current, &s))
+            });
+            match next {
+                Some(c) => path.push(c),
+                None => return Err(reject(Rejection::UntrustedCertificate, "no path to a trust anchor")),
+            }
+        };
+        // V6: validity at now, anchor included.
+        for cert in path.iter().copied().chain(core::iter::once(&anchor.certificate)) {
+            let v = cert.tbs_certificate().validity();
+            let (from, to) = (UnixTime::from_x509(&v.not_before), UnixTime::from_x509(&v.not_after));
+            if now < from || now > to {
+                return Err(reject(Rejection::CertificateExpired, format!("valid {from} to {to}, now is {now}")));
+            }
+        }
+        // V7: issuers are CAs within their path length; nothing critical left unprocessed.
+        for (depth, cert) in path.iter().enumerate() {
+            check_critical(cert)?;
+            if depth == 0 {
+                continue;
+            }
+            let bc = extension::<BasicConstraints>(cert)?;
+            let Some(bc) = bc.filter(|b| b.ca) else {
+                return Err(reject(Rejection::KeyUsageNotAllowed, "issuer is not a CA"));
+            };
+            if let Some(len) = bc.path_len_constraint {
+                if depth - 1 > usize::from(len) {
+                    return Err(reject(Rejection::ChainTooLong, "pathLenConstraint exceeded"));
+                }
+            }
+            if extension::<KeyUsage>(cert)?.is_some_and(|ku| !ku.key_cert_sign()) {
+                return Err(reject(Rejection::KeyUsageNotAllowed, "issuer lacks keyCertSign"));
+            }
+        }
+        if extension::<KeyUsage>(end_entity)?.is_some_and(|ku| !ku.digital_signature()) {
+            return Err(reject(Rejection::KeyUsageNotAllowed, "end entity lacks digitalSignature"));
+        }
+        let eku = extension::<ExtendedKeyUsage>(end_entity)?;
+        if eku.as_ref().is_some_and(|e| !e.0.contains(&oid::KP_EMAIL_PROTECTION)) {
+            return Err(reject(Rejection::ExtendedKeyUsageNotAllowed, "no emailProtection"));
+        }
+        // V8: the identity.
+        let addresses = addresses(end_entity);
+        if addresses.is_empty() {
+            return Err(reject(Rejection::CertificateHasNoEmail, "no rfc822Name subjectAltName"));
+        }
+        let spki_der = spki(end_entity).ok_or_else(|| reject(Rejection::MalformedDer, "public key"))?;
+        let der = end_entity.to_der().map_err(|_| reject(Rejection::MalformedDer, "certificate"))?;
+        Ok(ValidatedCertificate {
+            certificate: end_entity.clone(),
+            id: provider_cert_id(provider, &der),
+            addresses,
+            uris: san(end_entity)
+                .into_iter()
+                .filter_map(|n| match n {
+                    GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            is_gatekeeper: eku.is_some_and(|e| e.0.contains(&oid::KP_GATEKEEPER)),
+            anchor: anchor.id,
+            spki_der,
+        })
+    }
+}
+
+fn spki(cert: &Certificate) -> Option<Vec<u8>> {
+    cert.tbs_certificate().subject_public_key_info().to_der().ok()
+}
+
+fn signed_by(provider: &dyn CryptoProvider, cert: &Certificate, issuer_spki: &[u8]) -> bool {
+    if cert.signature_algorithm().oid != oid::SHA256_WITH_RSA {
+        return false;
+    }
+    let (Ok(tbs), Some(sig)) = (cert.tbs_certificate().to_der(), cert.signature().as_bytes()) else {
+        return false;
+    };
+    provider.verify_pkcs1_sha256(issuer_spki, &tbs, sig).is_ok()
+}
+
+fn extension<'a, T: der::Decode<'a> + AssociatedOid>(cert: &'a Certificate) -> Result<Option<T>> {
+    cert.tbs_certificate()
+        .get_extension::<T>()
+        .map(|o| o.map(|(_, v)| v))
+        .map_err(|e| reject(Rejection::MalformedDer, format!("extension {}: {e}", T::OID)))
+}
+
+fn check_critical(cert: &Certificate) -> Result<()> {
+    for ext in cert.tbs_certificate().extensions().into_iter().flatten() {
+        if ext.critical && !PROCESSED.contains(&ext.extn_id) {
+            return Err(reject(Rejection::UnknownCriticalExtension, ext.extn_id.to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn san(cert: &Certificate) -> Vec<GeneralName> {
+    match cert.tbs_certificate().get_extension::<SubjectAltName>() {
+        Ok(Some((_, san))) => san.0,
+        _ => Vec::new(),
+    }
+}
+
+/// The rfc822Name subjectAltNames of `cert` that are valid addresses.
+pub(crate) fn addresses(cert: &Certificate) -> Vec<EmailAddress> {
+    san(cert)
+        .into_iter()
+        .filter_map(|n| match n {
+            GeneralName::Rfc822Name(s) => EmailAddress::parse(s.as_ref()).ok(),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,220 @@
+//! The receiving side: a [`Recipient`] fetches the key as a listed address; a [`Gateway`] of
+//! the sender's organisation fetches it as a configured principal. Both follow the same
+//! steps.
+//!
+//! # Driving it
+//! 1. [`Recipient::receive`] the sealed message: checks the ticket (C1) and binding (C6).
+//! 2. [`Recipient::request_release`]: send [`PendingRelease::der`] to
+//!    [`ReceivedMessage::gatekeeper_uri`]; keep the pending request.
+//! 3. [`Recipient::accept_release`] with the gatekeeper's answer (C2 to C4): the key.
+//! 4. [`Recipient::open`] the message (C5). Seed: store it re-encrypted "in a locally
+//!    recoverable fashion"; never store the key.
+
+use der::asn1::OctetString;
+use der::{Decode, Encode};
+
+use super::ticket::{Ticket, decode_delivery};
+use crate::address::EmailAddress;
+use crate::cms::sealed::{MAX_SEALED_LEN, SealedMessage};
+use crate::cms::{encode_failed, envelope, signed};
+use crate::crypto::{CryptoProvider, CryptoRng};
+use crate::error::{Rejection, Result, reject};
+use crate::ids::{Digest, KeyId, NONCE_LEN, OneTimeKey};
+use crate::pki::{Credential, TrustAnchors};
+use crate::time::UnixTime;
+use crate::wire::{ContentInfo, MAX_ENVELOPE_LEN, MAX_SIGNED_LEN, ReleaseRequest, VERSION, oid};
+
+/// A sealed message whose ticket was verified.
+#[derive(Clone, Debug)]
+pub struct ReceivedMessage {
+    sealed: SealedMessage,
+    ticket: Ticket,
+}
+
+impl ReceivedMessage {
+    /// The verified ticket.
+    pub fn ticket(&self) -> &Ticket {
+        &self.ticket
+    }
+
+    /// The gatekeeper to ask.
+    pub fn gatekeeper_uri(&self) -> &str {
+        &self.ticket.gatekeeper_uri
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> &KeyId {
+        self.sealed.key_id()
+    }
+}
+
+/// A release request sent and not yet answered.
+#[derive(Clone, Debug)]
+pub struct PendingRelease {
+    /// The signed release request to send.
+    pub der: Vec<u8>,
+    /// Its SHA-256 (the release must name it).
+    pub digest: Digest,
+    /// The key asked for.
+    pub key_id: KeyId,
+}
+
+#[derive(Debug)]
+struct Client {
+    provider: &'static dyn CryptoProvider,
+    credential: Credential,
+    anchors: TrustAnchors,
+}
+
+impl Client {
+    fn receive(&self, sealed: &[u8], now: UnixTime, must_be_listed: bool) -> Result<ReceivedMessage> {
+        let p = self.provider;
+        // C6: the ticket digest is authenticated with the ciphertext.
+        let sealed = SealedMessage::parse(p, sealed, MAX_SEALED_LEN)?;
+        // C1: the ticket is a gatekeeper's.
+        let ticket = Ticket::open(p, sealed.ticket())?;
+        ticket.check_gatekeeper(p, &self.anchors, now)?;
+        if ticket.key_id != *sealed.key_id() {
+            return Err(reject(Rejection::ResponseMismatch, "message key id differs from its ticket's"));
+        }
+        if must_be_listed && !self.credential.addresses().iter().any(|a| ticket.request.recipients.contains(a)) {
+            return Err(reject(Rejection::NotForThisRecipient, "none of our addresses is listed"));
+        }
+        Ok(ReceivedMessage { sealed, ticket })
+    }
+
+    fn request_release(
+        &self,
+        message: &ReceivedMessage,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<PendingRelease> {
+        let p = self.provider;
+        let mut nonce = [0u8; NONCE_LEN];
+        p.fill_random(rng, &mut nonce);
+        let rr = ReleaseRequest {
+            version: VERSION,
+            ticket: ContentInfo::from_der(&message.ticket.der).map_err(encode_failed)?,
+            nonce: OctetString::new(nonce.to_vec()).map_err(encode_failed)?,
+            request_time: now.to_generalized()?,
+        };
+        let content = rr.to_der().map_err(encode_failed)?;
+        let der = signed::sign(p, &self.credential, oid::CT_RELEASE_REQUEST, &content, now, rng)?;
+        Ok(PendingRelease { digest: p.sha256(&der), der, key_id: message.ticket.key_id })
+    }
+
+    fn accept_release(
+        &self,
+        message: &ReceivedMessage,
+        pending: &PendingRelease,
+        release: &[u8],
+        rng: &mut dyn CryptoRng,
+    ) -> Result<OneTimeKey> {
+        let p = self.provider;
+        // C4: the envelope is ours.
+        let (content_type, content) = envelope::open(p, release, &self.credential, MAX_ENVELOPE_LEN, rng)?;
+        if content_type != oid::ID_SIGNED_DATA {
+            return Err(reject(Rejection::UnexpectedContentType, "release content must be SignedData"));
+        }
+        // C2: signed by the gatekeeper that signed the ticket.
+        let signed = signed::open(p, &content, oid::CT_KEY_DELIVERY, MAX_SIGNED_LEN)?;
+        if signed.signer != message.ticket.signer {
+            return Err(reject(Rejection::WrongGatekeeper, "release signed by another certificate than the ticket"));
+        }
+        // C3: for this key and this request.
+        let delivery = decode_delivery(&signed.content)?;
+        if delivery.key_id != message.ticket.key_id || delivery.request_digest != pending.digest {
+            return Err(reject(Rejection::ResponseMismatch, "release names another key or request"));
+        }
+        Ok(delivery.key)
+    }
+}
+
+/// A listed recipient.
+#[derive(Debug)]
+pub struct Recipient(Client);
+
+impl Recipient {
+    /// A recipient with its S/MIME credential, trusting `anchors` for gatekeepers.
+    pub fn new(provider: &'static dyn CryptoProvider, credential: Credential, anchors: TrustAnchors) -> Self {
+        Recipient(Client { provider, credential, anchors })
+    }
+
+    /// The recipient's addresses.
+    pub fn addresses(&self) -> Vec<EmailAddress> {
+        self.0.credential.addresses()
+    }
+
+    /// Parses a sealed message and verifies its ticket; refuses one not listing us.
+    pub fn receive(&self, sealed: &[u8], now: UnixTime) -> Result<ReceivedMessage> {
+        self.0.receive(sealed, now, true)
+    }
+
+    /// Signs the ticket into a release request.
+    pub fn request_release(
+        &self,
+        message: &ReceivedMessage,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<PendingRelease> {
+        self.0.request_release(message, now, rng)
+    }
+
+    /// Checks and opens the gatekeeper's release.
+    pub fn accept_release(
+        &self,
+        message: &ReceivedMessage,
+        pending: &PendingRelease,
+        release: &[u8],
+        rng: &mut dyn CryptoRng,
+    ) -> Result<OneTimeKey> {
+        self.0.accept_release(message, pending, release, rng)
+    }
+
+    /// Decrypts the message (C5).
+    pub fn open(&self, message: &ReceivedMessage, key: &OneTimeKey) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        message.sealed.open(self.0.provider, key)
+    }
+}
+
+/// The sender organisation's gateway: fetches keys of outbound messages to inspect them.
+#[derive(Debug)]
+pub struct Gateway(Client);
+
+impl Gateway {
+    /// A gateway with its credential (configured at its gatekeeper as a principal).
+    pub fn new(provider: &'static dyn CryptoProvider, credential: Credential, anchors: TrustAnchors) -> Self {
+        Gateway(Client { provider, credential, anchors })
+    }
+
+    /// Parses an outbound sealed message and verifies its ticket.
+    pub fn receive(&self, sealed: &[u8], now: UnixTime) -> Result<ReceivedMessage> {
+        self.0.receive(sealed, now, false)
+    }
+
+    /// Signs the ticket into a fetch request.
+    pub fn request_key(
+        &self,
+        message: &ReceivedMessage,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<PendingRelease> {
+        self.0.request_release(message, now, rng)
+    }
+
+    /// Checks and opens the gatekeeper's answer.
+    pub fn accept_key(
+        &self,
+        message: &ReceivedMessage,
+        pending: &PendingRelease,
+        release: &[u8],
+        rng: &mut dyn CryptoRng,
+    ) -> Result<OneTimeKey> {
+        self.0.accept_release(message, pending, release, rng)
+    }
+
+    /// Decrypts the outbound message.
+    pub fn open(&self, message: &ReceivedMessage, key: &OneTimeKey) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        message.sealed.open(self.0.provider, key)
+    }
+}

@@ -1,0 +1,429 @@
+//! The gatekeeper (EKG): issues one-time keys to recognised senders and releases each, once,
+//! to the listed recipients and to its own organisation's gateway.
+//!
+//! # Driving it
+//! - Build a [`Gatekeeper`] with its configuration, credential, storage key and [`Store`];
+//!   it recovers its ledger from the store.
+//! - For each key request: [`Gatekeeper::handle_key_request`] (bytes in, [`Issuance`] out).
+//! - For each release request: [`Gatekeeper::handle_release_request`].
+//! - Call [`Gatekeeper::tick`] regularly (say each minute) with a monotonic `now`: it
+//!   destroys expired keys and ends retention.
+//!
+//! Each `handle_*` is split into a verification step on [`GatekeeperCrypto`] (`&self`, any
+//! number of threads), a serial decision on the ledger with its record made durable
+//! ([`Store::append`]) *before* any response exists, and the response's crypto (`&self`
+//! again). A server may run the two crypto steps on many cores around one locked ledger.
+
+use der::Encode;
+use zeroize::Zeroizing;
+
+use super::ticket::{KeyRequestContent, Ticket, check_skew, encode_delivery, encode_ticket_info};
+use crate::address::EmailAddress;
+use crate::cms::{envelope, signed};
+use crate::crypto::{CryptoProvider, CryptoRng};
+use crate::error::{Rejection, Result, reject};
+use crate::ids::{CertId, Digest, KEY_ID_LEN, KEY_LEN, KeyId, OneTimeKey};
+use crate::ledger::{
+    Concrete, IssueRequest, Ledger, LedgerConfig, Record, ReleaseKind, ReleasePolicy, Requester, Store,
+};
+use crate::pki::{Credential, TrustAnchors, ValidatedCertificate};
+use crate::time::UnixTime;
+use crate::wire::{MAX_RECIPIENTS, MAX_SIGNED_LEN, ReleaseRequest, VERSION, oid, strict};
+
+/// Who may ask for keys: a sender is recognised when every field set in some rule matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderRule {
+    /// The sender's address is in this domain.
+    pub domain: Option<String>,
+    /// The sender's certificate path ends at this anchor.
+    pub issuer: Option<CertId>,
+}
+
+/// A gateway of this organisation: the certificate's address and the anchor it must chain to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayPrincipal {
+    /// The gateway's address.
+    pub address: EmailAddress,
+    /// The anchor (this organisation's CA).
+    pub issuer: CertId,
+}
+
+/// Gatekeeper settings.
+#[derive(Clone, Debug)]
+pub struct GatekeeperConfig {
+    /// This gatekeeper's contact URI (written into every ticket; its certificate names it).
+    pub uri: String,
+    /// Trust anchors for senders, recipients and gateways (the federation).
+    pub anchors: TrustAnchors,
+    /// Who may ask for keys.
+    pub senders: Vec<SenderRule>,
+    /// This organisation's gateways.
+    pub gateways: Vec<GatewayPrincipal>,
+    /// Release policy for new tickets.
+    pub policy: ReleasePolicy,
+    /// Retention and re-delivery bounds.
+    pub ledger: LedgerConfig,
+    /// Ticket lifetime.
+    pub ticket_lifetime_secs: u64,
+    /// Recipient cap (at most [`MAX_RECIPIENTS`]).
+    pub max_recipients: usize,
+    /// Largest accepted distance between a request's time and `now`.
+    pub max_clock_skew_secs: u64,
+}
+
+impl GatekeeperConfig {
+    /// Defaults: policy `once`, 30-day tickets, no retention, 1000 recipients, 5 min skew.
+    pub fn new(uri: impl Into<String>, anchors: TrustAnchors) -> Self {
+        GatekeeperConfig {
+            uri: uri.into(),
+            anchors,
+            senders: Vec::new(),
+            gateways: Vec::new(),
+            policy: ReleasePolicy::Once,
+            ledger: LedgerConfig::default(),
+            ticket_lifetime_secs: 30 * 24 * 3600,
+            max_recipients: MAX_RECIPIENTS,
+            max_clock_skew_secs: 300,
+        }
+    }
+}
+
+/// The symmetric key under which stored keys are wrapped (AES-256 key wrap).
+pub struct StorageKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl StorageKey {
+    /// From raw bytes.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        StorageKey(Zeroizing::new(bytes))
+    }
+}
+
+impl core::fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("StorageKey(<redacted>)")
+    }
+}
+
+/// A key request whose every check passed.
+#[derive(Clone, Debug)]
+pub struct VerifiedKeyRequest {
+    /// The sender's signed request, byte for byte.
+    pub der: Vec<u8>,
+    /// Its SHA-256.
+    pub digest: Digest,
+    /// Its content.
+    pub content: KeyRequestContent,
+    /// The sender's certificate.
+    pub sender: ValidatedCertificate,
+}
+
+/// A release request whose every check passed (the ledger's decision still to come).
+#[derive(Clone, Debug)]
+pub struct VerifiedReleaseRequest {
+    /// SHA-256 of the signed release request.
+    pub digest: Digest,
+    /// The ticket.
+    pub ticket: Ticket,
+    /// The requester's certificate.
+    pub requester: ValidatedCertificate,
+    /// The requester as the ledger sees it.
+    pub as_requester: Requester<Concrete>,
+}
+
+/// What the gatekeeper returns to a sender.
+#[derive(Clone, Debug)]
+pub struct Issuance {
+    /// The key id.
+    pub key_id: KeyId,
+    /// The grant: the key encrypted to the sender's certificate.
+    pub grant: Vec<u8>,
+    /// The ticket: the signed request, signed again by the gatekeeper.
+    pub ticket: Vec<u8>,
+    /// Ticket expiry.
+    pub expires_at: UnixTime,
+}
+
+/// What the gatekeeper returns to a recipient or gateway.
+#[derive(Clone, Debug)]
+pub struct Release {
+    /// The key id.
+    pub key_id: KeyId,
+    /// The release: a gatekeeper-signed key delivery, encrypted to the requester.
+    pub der: Vec<u8>,
+    /// First release, re-delivery or gateway.
+    pub kind: ReleaseKind,
+    /// The listed addresses served.
+    pub served: Vec<EmailAddress>,
+}
+
+/// The gatekeeper's immutable half: configuration, credential, storage key, and every
+/// crypto step. `Sync`: share it across threads.
+#[derive(Debug)]
+pub struct GatekeeperCrypto {
+    provider: &'static dyn CryptoProvider,
+    config: GatekeeperConfig,
+    credential: Credential,
+    storage_key: StorageKey,
+}
+
+/// The gatekeeper: [`GatekeeperCrypto`] around one serial ledger and its store.
+#[derive(Debug)]
+pub struct Gatekeeper<S: Store<Concrete>> {
+    crypto: GatekeeperCrypto,
+    ledger: Ledger<Concrete>,
+    store: S,
+}
+
+impl<S: Store<Concrete>> Gatekeeper<S> {
+    /// A gatekeeper whose ledger is recovered from `store`.
+    pub fn new(
+        provider: &'static dyn CryptoProvider,
+        config: GatekeeperConfig,
+        credential: Credential,
+        storage_key: StorageKey,
+        store: S,
+    ) -> Result<Self> {
+        if config.max_recipients == 0 || config.max_recipients > MAX_RECIPIENTS {
+            return Err(reject(Rejection::InvalidConfiguration, "max_recipients must be 1..=1000"));
+        }
+        if !credential.certificate_der().is_empty() && config.uri.is_empty() {
+            return Err(reject(Rejection::InvalidConfiguration, "empty URI"));
+        }
+        let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
+        let ledger = Ledger::recover(config.ledger, records.iter())?;
+        Ok(Gatekeeper { crypto: GatekeeperCrypto { provider, config, credential, storage_key }, ledger, store })
+    }
+
+    /// The crypto half.
+    pub fn crypto(&self) -> &GatekeeperCrypto {
+        &self.crypto
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger<Concrete> {
+        &self.ledger
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives up the store (e.g. to recover a new gatekeeper from it after a simulated crash).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Makes `records` durable, then applies them. Nothing is applied if the store fails.
+    pub fn commit(&mut self, records: &[Record<Concrete>]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.store.append(records).map_err(|e| reject(Rejection::StorageFailed, e.0))?;
+        for r in records {
+            self.ledger.apply(r)?;
+        }
+        Ok(())
+    }
+
+    /// Steps V1 to V13, then issuance.
+    pub fn handle_key_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Issuance> {
+        let request = self.crypto.verify_key_request(der, now)?;
+        self.issue(request, now, rng)
+    }
+
+    /// Issues a fresh key for a verified request: draw key id and key, decide, make the
+    /// record durable, then build grant and ticket.
+    pub fn issue(&mut self, request: VerifiedKeyRequest, now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Issuance> {
+        let (key_id, key, issue) = self.crypto.draw_key(&request, now, rng)?;
+        let record = self.ledger.decide_issue(issue, now)?;
+        self.commit(&[record])?;
+        self.crypto.build_issuance(&request, &key_id, &key, now, rng)
+    }
+
+    /// Steps V1 to V8 and V20 to V24, then the release.
+    pub fn handle_release_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Release> {
+        let request = self.crypto.verify_release_request(der, now)?;
+        self.release(request, now, rng)
+    }
+
+    /// Decides a verified release request, makes the record durable, then builds the release.
+    pub fn release(
+        &mut self,
+        request: VerifiedReleaseRequest,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<Release> {
+        let decision = self.ledger.decide_release(&request.ticket.key_id, &request.as_requester, now)?;
+        self.commit(&decision.records)?;
+        self.crypto.build_release(&request, &decision.handle, decision.kind, decision.served, now, rng)
+    }
+
+    /// Destroys expired keys and keys whose retention ended; purges old tombstones.
+    /// Returns how many records were made.
+    pub fn tick(&mut self, now: UnixTime) -> Result<usize> {
+        let records = self.ledger.decide_expiry(now);
+        self.commit(&records)?;
+        Ok(records.len())
+    }
+}
+
+impl GatekeeperCrypto {
+    /// The configuration.
+    pub fn config(&self) -> &GatekeeperConfig {
+        &self.config
+    }
+
+    /// The gatekeeper's certificate.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
+    /// V1 to V13 for a key request.
+    pub fn verify_key_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedKeyRequest> {
+        let p = self.provider;
+        // V1-V4: DER, profile, digest, signature.
+        let signed = signed::open(p, der, oid::CT_KEY_REQUEST, MAX_SIGNED_LEN)?;
+        // V5-V8: the sender's certificate.
+        let sender = self.config.anchors.validate(p, &signed.signer, &signed.certificates, now)?;
+        // V9, V12 (wire): the request's fields.
+        let content = KeyRequestContent::decode(&signed.content)?;
+        // V10: the certificate names the request's sender.
+        if !sender.addresses.contains(&content.sender) {
+            return Err(reject(
+                Rejection::SenderAddressMismatch,
+                format!("{} is not in the certificate", content.sender),
+            ));
+        }
+        // V11: policy recognises the sender.
+        let recognised = self.config.senders.iter().any(|rule| {
+            rule.domain.as_deref().is_none_or(|d| content.sender.in_domain(d))
+                && rule.issuer.is_none_or(|i| i == sender.anchor)
+        });
+        if !recognised {
+            return Err(reject(Rejection::SenderNotRecognised, content.sender.to_string()));
+        }
+        // V12: the recipient cap.
+        if content.recipients.len() > self.config.max_recipients {
+            return Err(reject(
+                Rejection::TooManyRecipients,
+                format!("{} > {}", content.recipients.len(), self.config.max_recipients),
+            ));
+        }
+        // V13: freshness.
+        check_skew(content.request_time, now, self.config.max_clock_skew_secs)?;
+        check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
+        Ok(VerifiedKeyRequest { der: der.to_vec(), digest: p.sha256(der), content, sender })
+    }
+
+    /// Draws a fresh key id and key and wraps the key under the storage key.
+    pub fn draw_key(
+        &self,
+        request: &VerifiedKeyRequest,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<(KeyId, OneTimeKey, IssueRequest<Concrete>)> {
+        let mut id = [0u8; KEY_ID_LEN];
+        self.provider.fill_random(rng, &mut id);
+        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+        self.provider.fill_random(rng, raw.as_mut_slice());
+        let key = OneTimeKey::from_bytes(*raw);
+        let handle = self.provider.aes256_kw_wrap(&self.storage_key.0, key.expose())?;
+        let issue = IssueRequest {
+            key_id: KeyId(id),
+            handle,
+            sender: request.content.sender.clone(),
+            recipients: request.content.recipients.clone(),
+            policy: self.config.policy,
+            expires_at: now.plus_secs(self.config.ticket_lifetime_secs),
+        };
+        Ok((KeyId(id), key, issue))
+    }
+
+    /// The grant (key encrypted to the sender) and the ticket (signed request, key id,
+    /// URI, times, policy, grant digest), signed once.
+    pub fn build_issuance(
+        &self,
+        request: &VerifiedKeyRequest,
+        key_id: &KeyId,
+        key: &OneTimeKey,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<Issuance> {
+        let p = self.provider;
+        let delivery = encode_delivery(key_id, key, &request.digest, &request.content.sender.to_string())?;
+        let grant = envelope::seal_to(p, &request.sender.certificate, oid::CT_KEY_DELIVERY, &delivery, rng)?;
+        let expires_at = now.plus_secs(self.config.ticket_lifetime_secs);
+        let info = encode_ticket_info(
+            key_id,
+            &self.config.uri,
+            &request.der,
+            now,
+            expires_at,
+            self.config.policy,
+            &p.sha256(&grant),
+        )?;
+        let ticket = signed::sign(p, &self.credential, oid::CT_TICKET, &info, now, rng)?;
+        Ok(Issuance { key_id: *key_id, grant, ticket, expires_at })
+    }
+
+    /// V1 to V8 and V20 to V22 for a release request.
+    pub fn verify_release_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedReleaseRequest> {
+        let p = self.provider;
+        // V1-V4: the requester's SignedData.
+        let signed = signed::open(p, der, oid::CT_RELEASE_REQUEST, MAX_SIGNED_LEN)?;
+        // V5-V8: the requester's certificate.
+        let requester = self.config.anchors.validate(p, &signed.signer, &signed.certificates, now)?;
+        let rr: ReleaseRequest = strict::decode(&signed.content, MAX_SIGNED_LEN, "ReleaseRequest")?;
+        if rr.version != VERSION {
+            return Err(reject(Rejection::UnsupportedVersion, "ReleaseRequest version"));
+        }
+        if rr.nonce.as_bytes().len() != crate::ids::NONCE_LEN {
+            return Err(reject(Rejection::MalformedDer, "nonce must be 16 bytes"));
+        }
+        check_skew(UnixTime::from_generalized(&rr.request_time), now, self.config.max_clock_skew_secs)?;
+        // V20: our own signature on the ticket.
+        let ticket_der = rr.ticket.to_der().map_err(crate::cms::encode_failed)?;
+        let ticket = Ticket::open(p, &ticket_der)?;
+        let ours = ticket.signer.to_der().ok().is_some_and(|d| d == self.credential.certificate_der());
+        if !ours || ticket.gatekeeper_uri != self.config.uri {
+            return Err(reject(Rejection::WrongGatekeeper, "ticket not signed by this gatekeeper"));
+        }
+        // V21: expiry.
+        if now >= ticket.expires_at {
+            return Err(Rejection::TicketExpired.into());
+        }
+        // Gateway principals: configured address, chaining to the configured anchor.
+        let is_gateway = self
+            .config
+            .gateways
+            .iter()
+            .any(|g| g.issuer == requester.anchor && requester.addresses.contains(&g.address));
+        // V22: listed (the ledger decides; checked here for a precise answer before locking).
+        if !is_gateway && !requester.addresses.iter().any(|a| ticket.request.recipients.contains(a)) {
+            return Err(reject(Rejection::RecipientNotListed, "no address of the certificate is listed"));
+        }
+        let as_requester = Requester { cert: requester.id, addresses: requester.addresses.clone(), is_gateway };
+        Ok(VerifiedReleaseRequest { digest: p.sha256(der), ticket, requester, as_requester })
+    }
+
+    /// The release: the key, unwrapped from storage, in a gatekeeper-signed key delivery,
+    /// encrypted to the requester's certificate.
+    pub fn build_release(
+        &self,
+        request: &VerifiedReleaseRequest,
+        handle: &crate::ids::WrappedKey,
+        kind: ReleaseKind,
+        served: Vec<EmailAddress>,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<Release> {
+        let p = self.provider;
+        let key = p.aes256_kw_unwrap(&self.storage_key.0, &handle.0)?;
+        let to = served.first().or(request.requester.addresses.first()).map(|a| a.to_string()).unwrap_or_default();
+        let delivery = encode_delivery(&request.ticket.key_id, &key, &request.digest, &to)?;
+        let signed_delivery = signed::sign(p, &self.credential, oid::CT_KEY_DELIVERY, &delivery, now, rng)?;
+        let der = envelope::seal_to(p, &request.requester.certificate, oid::ID_SIGNED_DATA, &signed_delivery, rng)?;
+        Ok(Release { key_id: request.ticket.key_id, der, kind, served })
+    }
+}

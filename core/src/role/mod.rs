@@ -1,0 +1,38 @@
+//! The protocol's parties: [`Sender`], [`Gatekeeper`], [`Recipient`] and [`Gateway`].
+//!
+//! Every method takes `now` and, where randomness is needed, the caller's RNG. Bytes in,
+//! bytes or a typed [`crate::Error`] out; nothing here does I/O.
+
+mod client;
+mod gatekeeper;
+mod sender;
+mod ticket;
+
+pub use client::{Gateway, PendingRelease, ReceivedMessage, Recipient};
+pub use gatekeeper::{
+    Gatekeeper, GatekeeperConfig, GatekeeperCrypto, GatewayPrincipal, Issuance, Release, SenderRule, StorageKey,
+    VerifiedKeyRequest, VerifiedReleaseRequest,
+};
+pub use sender::{PendingKeyRequest, SendKey, Sender};
+pub use ticket::{KeyRequestContent, Ticket};
+
+use crate::ledger::ReleasePolicy;
+use crate::wire::ReleasePolicyCode;
+
+impl From<ReleasePolicy> for ReleasePolicyCode {
+    fn from(p: ReleasePolicy) -> Self {
+        match p {
+            ReleasePolicy::Once => ReleasePolicyCode::Once,
+            ReleasePolicy::SameCertificate => ReleasePolicyCode::SameCertificate,
+        }
+    }
+}
+
+impl From<ReleasePolicyCode> for ReleasePolicy {
+    fn from(p: ReleasePolicyCode) -> Self {
+        match p {
+            ReleasePolicyCode::Once => ReleasePolicy::Once,
+            ReleasePolicyCode::SameCertificate => ReleasePolicy::SameCertificate,
+        }
+    }
+}

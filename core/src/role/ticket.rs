@@ -1,0 +1,229 @@
+//! Reading key requests, tickets and key deliveries: what more than one role checks.
+
+use der::Encode;
+use der::asn1::{Ia5String, OctetString};
+
+use crate::address::EmailAddress;
+use crate::cms::signed::{self, SignedObject};
+use crate::crypto::CryptoProvider;
+use crate::error::{Rejection, Result, reject};
+use crate::ids::{Digest, KeyId, Nonce, OneTimeKey};
+use crate::ledger::ReleasePolicy;
+use crate::pki::{TrustAnchors, ValidatedCertificate};
+use crate::time::UnixTime;
+use crate::wire::{
+    self, KeyDelivery, KeyRequest, MAX_RECIPIENTS, MAX_SIGNED_LEN, MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
+};
+
+/// The fields of a key request, checked (step V9, V12 as far as the wire allows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRequestContent {
+    /// The sender's address.
+    pub sender: EmailAddress,
+    /// The recipients, distinct, in request order.
+    pub recipients: Vec<EmailAddress>,
+    /// The sender's nonce.
+    pub nonce: Nonce,
+    /// When the sender made it.
+    pub request_time: UnixTime,
+}
+
+impl KeyRequestContent {
+    /// Decodes and checks a [`KeyRequest`] DER.
+    pub fn decode(der: &[u8]) -> Result<KeyRequestContent> {
+        let req: KeyRequest = strict::decode(der, MAX_SIGNED_LEN, "KeyRequest")?;
+        if req.version != VERSION {
+            return Err(reject(Rejection::UnsupportedVersion, "KeyRequest version"));
+        }
+        let sender = EmailAddress::parse(req.sender.as_ref())?;
+        if req.recipients.is_empty() {
+            return Err(Rejection::NoRecipients.into());
+        }
+        if req.recipients.len() > MAX_RECIPIENTS {
+            return Err(reject(Rejection::TooManyRecipients, format!("{} > {MAX_RECIPIENTS}", req.recipients.len())));
+        }
+        let mut recipients = Vec::with_capacity(req.recipients.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &req.recipients {
+            let a = EmailAddress::parse(r.as_ref())?;
+            if !seen.insert(a.clone()) {
+                return Err(reject(Rejection::DuplicateRecipient, a.to_string()));
+            }
+            recipients.push(a);
+        }
+        let nonce = Nonce::from_slice(req.nonce.as_bytes())
+            .ok_or_else(|| reject(Rejection::MalformedDer, "nonce must be 16 bytes"))?;
+        Ok(KeyRequestContent { sender, recipients, nonce, request_time: UnixTime::from_generalized(&req.request_time) })
+    }
+
+    /// Encodes as [`KeyRequest`] DER.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let req = KeyRequest {
+            version: VERSION,
+            sender: ia5(&self.sender.to_string())?,
+            recipients: self.recipients.iter().map(|r| ia5(&r.to_string())).collect::<Result<_>>()?,
+            nonce: octets(self.nonce.as_bytes())?,
+            request_time: self.request_time.to_generalized()?,
+        };
+        req.to_der().map_err(crate::cms::encode_failed)
+    }
+}
+
+/// A verified ticket: the gatekeeper's signature checked, its fields decoded.
+#[derive(Clone, Debug)]
+pub struct Ticket {
+    /// The ticket's DER (ContentInfo).
+    pub der: Vec<u8>,
+    /// SHA-256 of [`Ticket::der`].
+    pub digest: Digest,
+    /// The key id.
+    pub key_id: KeyId,
+    /// Where to reach the gatekeeper.
+    pub gatekeeper_uri: String,
+    /// Issue time.
+    pub issued_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// Release policy.
+    pub policy: ReleasePolicy,
+    /// SHA-256 of the grant it was issued with.
+    pub grant_digest: Digest,
+    /// The sender's signed key request, byte for byte.
+    pub request_der: Vec<u8>,
+    /// Its content.
+    pub request: KeyRequestContent,
+    /// The gatekeeper's certificate as carried in the ticket.
+    pub signer: x509_cert::Certificate,
+}
+
+impl Ticket {
+    /// Opens a ticket: SignedData of our profile (V1 to V4), then its content. The signer's
+    /// path is the caller's to check (a gatekeeper compares with its own certificate, a
+    /// client validates it with [`Ticket::check_gatekeeper`]). The sender's inner signature
+    /// is verified too (so a ticket cannot carry a request its sender did not sign).
+    pub fn open(provider: &dyn CryptoProvider, der: &[u8]) -> Result<Ticket> {
+        let SignedObject { content, signer, .. } = signed::open(provider, der, oid::CT_TICKET, MAX_SIGNED_LEN)?;
+        let info: TicketInfo = strict::decode(&content, MAX_SIGNED_LEN, "TicketInfo")?;
+        if info.version != VERSION {
+            return Err(reject(Rejection::UnsupportedVersion, "TicketInfo version"));
+        }
+        let key_id = KeyId::from_slice(info.key_id.as_bytes())
+            .ok_or_else(|| reject(Rejection::MalformedDer, "key id must be 16 bytes"))?;
+        let grant_digest = Digest::from_slice(info.grant_digest.as_bytes())
+            .ok_or_else(|| reject(Rejection::MalformedDer, "grant digest must be 32 bytes"))?;
+        let uri: &str = info.gatekeeper.as_ref();
+        if uri.is_empty() || uri.len() > MAX_URI_LEN {
+            return Err(reject(Rejection::MalformedDer, "gatekeeper URI length"));
+        }
+        let request_der = info.request.to_der().map_err(crate::cms::encode_failed)?;
+        let inner = signed::open(provider, &request_der, oid::CT_KEY_REQUEST, MAX_SIGNED_LEN)?;
+        let request = KeyRequestContent::decode(&inner.content)?;
+        Ok(Ticket {
+            der: der.to_vec(),
+            digest: provider.sha256(der),
+            key_id,
+            gatekeeper_uri: uri.to_owned(),
+            issued_at: UnixTime::from_generalized(&info.issued_at),
+            expires_at: UnixTime::from_generalized(&info.expires_at),
+            policy: info.release_policy.into(),
+            grant_digest,
+            request_der,
+            request,
+            signer,
+        })
+    }
+
+    /// Client step C1: the signer is a gatekeeper (id-ekg-kp-gatekeeper) with a valid path
+    /// at `now` whose certificate names the ticket's URI.
+    pub fn check_gatekeeper(
+        &self,
+        provider: &dyn CryptoProvider,
+        anchors: &TrustAnchors,
+        now: UnixTime,
+    ) -> Result<ValidatedCertificate> {
+        let validated = anchors.validate(provider, &self.signer, &[], now)?;
+        if !validated.is_gatekeeper {
+            return Err(reject(Rejection::WrongGatekeeper, "signer is not a gatekeeper"));
+        }
+        if !validated.uris.iter().any(|u| *u == self.gatekeeper_uri) {
+            return Err(reject(Rejection::WrongGatekeeper, "signer's certificate does not name the ticket's URI"));
+        }
+        Ok(validated)
+    }
+}
+
+/// Builds and encodes a [`TicketInfo`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_ticket_info(
+    key_id: &KeyId,
+    uri: &str,
+    request_der: &[u8],
+    issued_at: UnixTime,
+    expires_at: UnixTime,
+    policy: ReleasePolicy,
+    grant_digest: &Digest,
+) -> Result<Vec<u8>> {
+    let info = TicketInfo {
+        version: VERSION,
+        key_id: octets(key_id.as_bytes())?,
+        gatekeeper: ia5(uri)?,
+        request: der::Decode::from_der(request_der).map_err(crate::cms::encode_failed)?,
+        issued_at: issued_at.to_generalized()?,
+        expires_at: expires_at.to_generalized()?,
+        release_policy: policy.into(),
+        grant_digest: octets(grant_digest.as_bytes())?,
+    };
+    info.to_der().map_err(crate::cms::encode_failed)
+}
+
+/// A decoded key delivery.
+pub(crate) struct Delivered {
+    pub key_id: KeyId,
+    pub key: OneTimeKey,
+    pub request_digest: Digest,
+}
+
+pub(crate) fn encode_delivery(
+    key_id: &KeyId,
+    key: &OneTimeKey,
+    request_digest: &Digest,
+    delivered_to: &str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let delivery = KeyDelivery {
+        version: VERSION,
+        key_id: octets(key_id.as_bytes())?,
+        key: wire::SecretOctets(zeroize::Zeroizing::new(key.expose().to_vec())),
+        request_digest: octets(request_digest.as_bytes())?,
+        delivered_to: ia5(delivered_to)?,
+    };
+    delivery.to_der().map(zeroize::Zeroizing::new).map_err(crate::cms::encode_failed)
+}
+
+pub(crate) fn decode_delivery(der: &[u8]) -> Result<Delivered> {
+    let d: KeyDelivery = strict::decode(der, wire::MAX_ENVELOPE_LEN, "KeyDelivery")?;
+    if d.version != VERSION {
+        return Err(reject(Rejection::UnsupportedVersion, "KeyDelivery version"));
+    }
+    let key_id = KeyId::from_slice(d.key_id.as_bytes()).ok_or_else(|| reject(Rejection::MalformedDer, "key id"))?;
+    let key: [u8; crate::ids::KEY_LEN] =
+        d.key.0.as_slice().try_into().map_err(|_| reject(Rejection::MalformedDer, "key must be 32 bytes"))?;
+    let request_digest = Digest::from_slice(d.request_digest.as_bytes())
+        .ok_or_else(|| reject(Rejection::MalformedDer, "request digest"))?;
+    Ok(Delivered { key_id, key: OneTimeKey::from_bytes(key), request_digest })
+}
+
+pub(crate) fn ia5(s: &str) -> Result<Ia5String> {
+    Ia5String::new(s).map_err(|_| reject(Rejection::InvalidAddress, "not IA5"))
+}
+
+pub(crate) fn octets(b: &[u8]) -> Result<OctetString> {
+    OctetString::new(b).map_err(crate::cms::encode_failed)
+}
+
+/// Checks a client-supplied time against `now` (step V13).
+pub(crate) fn check_skew(request_time: UnixTime, now: UnixTime, max_skew_secs: u64) -> Result<()> {
+    if request_time.abs_diff(now) > max_skew_secs {
+        return Err(reject(Rejection::RequestTimeSkew, format!("request time {request_time}, now {now}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Our own DER structures (module `EKG-2026` in `docs/ekg.asn1`) and their limits.
+//!
+//! These are the eContent of the SignedData layers of the profile:
+//! - [`KeyRequest`]: what a sender signs (seed: "formats a key request ... and signs it");
+//! - [`TicketInfo`]: what the gatekeeper signs, the whole signed request inside (seed: "a
+//!   plaintext copy of the key request, signed by the EKG itself");
+//! - [`ReleaseRequest`]: what a recipient signs, the whole ticket inside (seed: "uses the
+//!   recipient's email signing cert to sign the EKG-signed key request");
+//! - [`KeyDelivery`]: what the grant and each release carry, encrypted to the requester.
+//!
+//! The types here are the raw ASN.1; their meaning is checked where they are used.
+
+pub mod dump;
+pub mod oid;
+pub mod strict;
+
+use der::asn1::{GeneralizedTime, Ia5String, OctetString};
+use der::{DecodeValue, EncodeValue, Enumerated, FixedTag, Header, Length, Reader, Sequence, Tag, Writer};
+use zeroize::Zeroizing;
+
+pub use cms::content_info::ContentInfo;
+
+/// The only version this profile defines for every structure.
+pub const VERSION: u8 = 0;
+/// Absolute cap on recipients per key request (a gatekeeper may configure a lower one).
+pub const MAX_RECIPIENTS: usize = 1000;
+/// Largest signed key request, release request or ticket accepted, in bytes.
+pub const MAX_SIGNED_LEN: usize = 256 * 1024;
+/// Largest grant or release accepted, in bytes.
+pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
+/// Longest gatekeeper URI.
+pub const MAX_URI_LEN: usize = 512;
+
+/// ```asn1
+/// KeyRequest ::= SEQUENCE {
+///   version      INTEGER (0),
+///   sender       IA5String,                       -- the sender's address
+///   recipients   SEQUENCE SIZE (1..1000) OF IA5String,
+///   nonce        OCTET STRING (SIZE (16)),
+///   requestTime  GeneralizedTime }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct KeyRequest {
+    /// `0`.
+    pub version: u8,
+    /// The sender's address.
+    pub sender: Ia5String,
+    /// The recipients' addresses, no keys (seed: "includes the recipient's email addresses,
+    /// but not their public keys").
+    pub recipients: Vec<Ia5String>,
+    /// 16 random bytes chosen by the sender.
+    pub nonce: OctetString,
+    /// When the sender made the request.
+    pub request_time: GeneralizedTime,
+}
+
+/// ```asn1
+/// ReleasePolicy ::= ENUMERATED { once(0), sameCertificate(1) }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Enumerated)]
+#[repr(u8)]
+pub enum ReleasePolicyCode {
+    /// One release per listed address, never again (the seed).
+    Once = 0,
+    /// Re-delivery to the same certificate after a lost response, never to a second one.
+    SameCertificate = 1,
+}
+
+/// ```asn1
+/// TicketInfo ::= SEQUENCE {
+///   version        INTEGER (0),
+///   keyId          OCTET STRING (SIZE (16)),
+///   gatekeeper     IA5String,        -- URI where recipients reach the gatekeeper
+///   request        ContentInfo,      -- the sender's whole SignedData KeyRequest
+///   issuedAt       GeneralizedTime,
+///   expiresAt      GeneralizedTime,
+///   releasePolicy  ReleasePolicy,
+///   grantDigest    OCTET STRING (SIZE (32)) }  -- SHA-256 of the grant's DER
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct TicketInfo {
+    /// `0`.
+    pub version: u8,
+    /// The key's id (seed: "a unique identifier for the encryption key").
+    pub key_id: OctetString,
+    /// Contact URI (seed: "contact info, so recipients can locate the EKG").
+    pub gatekeeper: Ia5String,
+    /// The sender's signed key request, byte for byte.
+    pub request: ContentInfo,
+    /// Issue time.
+    pub issued_at: GeneralizedTime,
+    /// After this the key is destroyed and no release is made.
+    pub expires_at: GeneralizedTime,
+    /// How releases are counted.
+    pub release_policy: ReleasePolicyCode,
+    /// Binds the grant to this signature, so that one signature authenticates both.
+    pub grant_digest: OctetString,
+}
+
+/// ```asn1
+/// ReleaseRequest ::= SEQUENCE {
+///   version      INTEGER (0),
+///   ticket       ContentInfo,        -- the gatekeeper's whole SignedData TicketInfo
+///   nonce        OCTET STRING (SIZE (16)),
+///   requestTime  GeneralizedTime }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct ReleaseRequest {
+    /// `0`.
+    pub version: u8,
+    /// The ticket, byte for byte.
+    pub ticket: ContentInfo,
+    /// 16 random bytes chosen by the requester.
+    pub nonce: OctetString,
+    /// When the requester made the request.
+    pub request_time: GeneralizedTime,
+}
+
+/// ```asn1
+/// KeyDelivery ::= SEQUENCE {
+///   version        INTEGER (0),
+///   keyId          OCTET STRING (SIZE (16)),
+///   key            OCTET STRING (SIZE (32)),  -- the one-time AES-256 key
+///   requestDigest  OCTET STRING (SIZE (32)),  -- SHA-256 of the request answered
+///   deliveredTo    IA5String }                -- the address served
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct KeyDelivery {
+    /// `0`.
+    pub version: u8,
+    /// The key's id.
+    pub key_id: OctetString,
+    /// The key. Zeroized on drop.
+    pub key: SecretOctets,
+    /// SHA-256 of the signed key request (grant) or signed release request (release).
+    pub request_digest: OctetString,
+    /// The address (or gateway principal) the key was delivered to.
+    pub delivered_to: Ia5String,
+}
+
+/// An OCTET STRING whose contents are zeroized on drop and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretOctets(pub Zeroizing<Vec<u8>>);
+
+impl core::fmt::Debug for SecretOctets {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SecretOctets(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+impl FixedTag for SecretOctets {
+    const TAG: Tag = Tag::OctetString;
+}
+
+impl<'a> DecodeValue<'a> for SecretOctets {
+    type Error = der::Error;
+
+    fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
+        Ok(SecretOctets(Zeroizing::new(reader.read_vec(header.length())?)))
+    }
+}
+
+impl EncodeValue for SecretOctets {
+    fn value_len(&self) -> der::Result<Length> {
+        Length::try_from(self.0.len())
+    }
+
+    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
+        writer.write(&self.0)
+    }
+}

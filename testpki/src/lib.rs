@@ -1,0 +1,397 @@
+//! A deterministic test and simulation PKI for `ekg`, made with rcgen.
+//!
+//! One seed decides every key and serial number, so tests, snapshots and the demo see the
+//! same certificates on every run. Keys are RSA-2048 made by the `rsa` crate from a ChaCha20
+//! RNG; rcgen (ring) signs the certificates with sha256WithRSAEncryption.
+//!
+//! RSA key generation costs ~50 ms a key in an optimised build: build a PKI once per process
+//! ([`Federation::shared`] caches the standard one).
+
+#![forbid(unsafe_code)]
+// A test fixture: a failure to make a key or certificate is a bug in the fixture itself.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use std::sync::OnceLock;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber, date_time_ymd,
+};
+use rsa::pkcs8::EncodePrivateKey;
+use zeroize::Zeroizing;
+
+/// The EKG gatekeeper extended key usage (`id-ekg-kp-gatekeeper`), as rcgen wants it.
+pub const KP_GATEKEEPER: &[u64] = &[1, 3, 6, 1, 4, 1, 99999, 1, 3, 1];
+
+/// A certificate with its private key and issuing chain (without the root).
+#[derive(Clone)]
+pub struct Issued {
+    /// DER certificate.
+    pub cert_der: Vec<u8>,
+    /// PKCS#8 DER private key.
+    pub key_pkcs8: Zeroizing<Vec<u8>>,
+    /// Intermediates, nearest first (empty when issued by a root).
+    pub chain_der: Vec<Vec<u8>>,
+}
+
+impl core::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Issued({} bytes, key redacted, chain {})", self.cert_der.len(), self.chain_der.len())
+    }
+}
+
+impl Issued {
+    /// The certificate as PEM.
+    pub fn cert_pem(&self) -> String {
+        pem("CERTIFICATE", &self.cert_der)
+    }
+
+    /// The key as PKCS#8 PEM.
+    pub fn key_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(pem("PRIVATE KEY", &self.key_pkcs8))
+    }
+
+    /// The intermediates as concatenated PEM.
+    pub fn chain_pem(&self) -> String {
+        self.chain_der.iter().map(|c| pem("CERTIFICATE", c)).collect()
+    }
+}
+
+/// PEM-encodes DER with a label.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
+}
+
+/// A certification authority that can issue.
+pub struct Authority {
+    params: CertificateParams,
+    key: KeyPair,
+    /// Its certificate and key.
+    pub issued: Issued,
+    root: bool,
+}
+
+/// Extended key usage of an end entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eku {
+    /// None at all.
+    Absent,
+    /// emailProtection (users, gateways).
+    EmailProtection,
+    /// emailProtection and id-ekg-kp-gatekeeper (gatekeepers).
+    Gatekeeper,
+    /// serverAuth only (refused by the profile).
+    ServerAuthOnly,
+}
+
+/// Key usage of an end entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ku {
+    /// None at all.
+    Absent,
+    /// digitalSignature and keyEncipherment.
+    SignAndEncrypt,
+    /// keyEncipherment only (refused by the profile for signing).
+    EncryptOnly,
+}
+
+/// What to put in an end-entity certificate.
+#[derive(Clone, Debug)]
+pub struct EntitySpec {
+    /// Subject common name.
+    pub common_name: String,
+    /// rfc822Name subjectAltNames.
+    pub emails: Vec<String>,
+    /// uniformResourceIdentifier subjectAltNames.
+    pub uris: Vec<String>,
+    /// Extended key usage.
+    pub eku: Eku,
+    /// Key usage.
+    pub ku: Ku,
+    /// Validity (year, month, day) from and to.
+    pub valid: ((i32, u8, u8), (i32, u8, u8)),
+    /// Add a critical extension the profile does not know.
+    pub unknown_critical: bool,
+}
+
+/// Default validity: long enough that `openssl cms -verify` (which checks against the wall
+/// clock) accepts the demo's artifacts for years.
+pub const VALID: ((i32, u8, u8), (i32, u8, u8)) = ((2025, 1, 1), (2045, 1, 1));
+
+impl EntitySpec {
+    /// An S/MIME user with one address.
+    pub fn user(email: &str) -> EntitySpec {
+        EntitySpec {
+            common_name: email.to_owned(),
+            emails: vec![email.to_owned()],
+            uris: vec![],
+            eku: Eku::EmailProtection,
+            ku: Ku::SignAndEncrypt,
+            valid: VALID,
+            unknown_critical: false,
+        }
+    }
+
+    /// A gatekeeper at `uri` with address `email`.
+    pub fn gatekeeper(email: &str, uri: &str) -> EntitySpec {
+        EntitySpec { uris: vec![uri.to_owned()], eku: Eku::Gatekeeper, ..EntitySpec::user(email) }
+    }
+}
+
+/// Makes keys and certificates from one seed.
+pub struct Pki {
+    rng: ChaCha20Rng,
+}
+
+impl Pki {
+    /// A PKI whose every key and serial follows from `seed`.
+    pub fn new(seed: u64) -> Pki {
+        Pki { rng: ChaCha20Rng::seed_from_u64(seed) }
+    }
+
+    fn key(&mut self) -> (KeyPair, Zeroizing<Vec<u8>>) {
+        let key = rsa::PrivateKey::new(&mut self.rng, 2048).expect("RSA key generation");
+        let pkcs8 = Zeroizing::new(key.to_pkcs8_der().expect("PKCS#8").as_bytes().to_vec());
+        let pair = KeyPair::try_from(pkcs8.as_slice()).expect("rcgen key");
+        (pair, pkcs8)
+    }
+
+    fn serial(&mut self) -> SerialNumber {
+        let mut s = [0u8; 16];
+        self.rng.fill_bytes(&mut s);
+        s[0] &= 0x7f;
+        s[0] |= 0x01;
+        SerialNumber::from(s.to_vec())
+    }
+
+    fn ca_params(&mut self, name: &str) -> CertificateParams {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, name);
+        dn.push(DnType::CommonName, format!("{name} CA"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.not_before = date_time_ymd(2024, 1, 1);
+        params.not_after = date_time_ymd(2050, 1, 1);
+        params.serial_number = Some(self.serial());
+        params
+    }
+
+    /// A self-signed root CA.
+    pub fn root(&mut self, name: &str) -> Authority {
+        let (key, key_pkcs8) = self.key();
+        let params = self.ca_params(name);
+        let cert = params.self_signed(&key).expect("root");
+        Authority {
+            issued: Issued { cert_der: cert.der().to_vec(), key_pkcs8, chain_der: vec![] },
+            params,
+            key,
+            root: true,
+        }
+    }
+
+    /// An intermediate CA under `parent`.
+    pub fn intermediate(&mut self, parent: &Authority, name: &str) -> Authority {
+        let (key, key_pkcs8) = self.key();
+        let mut params = self.ca_params(name);
+        params.use_authority_key_identifier_extension = true;
+        let issuer = Issuer::from_params(&parent.params, &parent.key);
+        let cert = params.signed_by(&key, &issuer).expect("intermediate");
+        // Intermediates carried below this one: its parents, except the root.
+        let chain_der = if is_root(parent) { vec![] } else { parent_chain(parent) };
+        Authority { issued: Issued { cert_der: cert.der().to_vec(), key_pkcs8, chain_der }, params, key, root: false }
+    }
+
+    /// An end entity issued by `ca`.
+    pub fn issue(&mut self, ca: &Authority, spec: &EntitySpec) -> Issued {
+        let (key, key_pkcs8) = self.key();
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, spec.common_name.as_str());
+        params.distinguished_name = dn;
+        params.serial_number = Some(self.serial());
+        let ((y0, m0, d0), (y1, m1, d1)) = spec.valid;
+        params.not_before = date_time_ymd(y0, m0, d0);
+        params.not_after = date_time_ymd(y1, m1, d1);
+        params.use_authority_key_identifier_extension = true;
+        for e in &spec.emails {
+            params.subject_alt_names.push(SanType::Rfc822Name(e.as_str().try_into().expect("IA5 email")));
+        }
+        for u in &spec.uris {
+            params.subject_alt_names.push(SanType::URI(u.as_str().try_into().expect("IA5 URI")));
+        }
+        params.extended_key_usages = match spec.eku {
+            Eku::Absent => vec![],
+            Eku::EmailProtection => vec![ExtendedKeyUsagePurpose::EmailProtection],
+            Eku::Gatekeeper => {
+                vec![ExtendedKeyUsagePurpose::EmailProtection, ExtendedKeyUsagePurpose::Other(KP_GATEKEEPER.to_vec())]
+            }
+            Eku::ServerAuthOnly => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        };
+        params.key_usages = match spec.ku {
+            Ku::Absent => vec![],
+            Ku::SignAndEncrypt => vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment],
+            Ku::EncryptOnly => vec![KeyUsagePurpose::KeyEncipherment],
+        };
+        if spec.unknown_critical {
+            let mut ext = CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 9, 9], vec![0x05, 0x00]);
+            ext.set_criticality(true);
+            params.custom_extensions.push(ext);
+        }
+        let issuer = Issuer::from_params(&ca.params, &ca.key);
+        let cert = params.signed_by(&key, &issuer).expect("end entity");
+        let mut chain_der = Vec::new();
+        if !is_root(ca) {
+            chain_der.push(ca.issued.cert_der.clone());
+            chain_der.extend(ca.issued.chain_der.iter().cloned());
+        }
+        Issued { cert_der: cert.der().to_vec(), key_pkcs8, chain_der }
+    }
+}
+
+fn is_root(a: &Authority) -> bool {
+    a.root
+}
+
+fn parent_chain(parent: &Authority) -> Vec<Vec<u8>> {
+    let mut chain = vec![parent.issued.cert_der.clone()];
+    chain.extend(parent.issued.chain_der.iter().cloned());
+    chain
+}
+
+/// One organisation: a root CA, a gatekeeper, a gateway and users.
+pub struct Org {
+    /// Its mail domain.
+    pub domain: String,
+    /// Its root CA.
+    pub ca: Authority,
+    /// Its gatekeeper (address `ekg@DOMAIN`, URI `https://ekg.DOMAIN/`).
+    pub gatekeeper: Issued,
+    /// Its outbound gateway (`gateway@DOMAIN`).
+    pub gateway: Issued,
+    /// Users, by address.
+    pub users: Vec<(String, Issued)>,
+}
+
+impl Org {
+    /// Builds an organisation with the given user local parts.
+    pub fn build(pki: &mut Pki, domain: &str, users: &[&str]) -> Org {
+        let ca = pki.root(domain);
+        let gatekeeper =
+            pki.issue(&ca, &EntitySpec::gatekeeper(&format!("ekg@{domain}"), &Org::gatekeeper_uri_for(domain)));
+        let gateway = pki.issue(&ca, &EntitySpec::user(&format!("gateway@{domain}")));
+        let users = users
+            .iter()
+            .map(|u| {
+                let address = format!("{u}@{domain}");
+                let issued = pki.issue(&ca, &EntitySpec::user(&address));
+                (address, issued)
+            })
+            .collect();
+        Org { domain: domain.to_owned(), ca, gatekeeper, gateway, users }
+    }
+
+    /// The gatekeeper URI of a domain.
+    pub fn gatekeeper_uri_for(domain: &str) -> String {
+        format!("https://ekg.{domain}/")
+    }
+
+    /// This organisation's gatekeeper URI.
+    pub fn gatekeeper_uri(&self) -> String {
+        Org::gatekeeper_uri_for(&self.domain)
+    }
+
+    /// A user by address.
+    pub fn user(&self, address: &str) -> &Issued {
+        self.users.iter().find(|(a, _)| a == address).map(|(_, i)| i).unwrap_or_else(|| panic!("no user {address}"))
+    }
+}
+
+/// The standard test world: a sender organisation, a recipient organisation (federated),
+/// and an untrusted one, plus certificates that break one identity rule each.
+pub struct Federation {
+    /// `example.com`: alice (sender), carol; its gatekeeper serves the tests.
+    pub sender_org: Org,
+    /// `example.org`: bob, dave.
+    pub recipient_org: Org,
+    /// `untrusted.test`: mallory; its CA is in nobody's anchors.
+    pub untrusted_org: Org,
+    /// Misfits under the sender organisation's CA, by what they break.
+    pub misfits: Misfits,
+}
+
+/// Certificates that each break one rule (all under `example.com`'s CA unless said).
+pub struct Misfits {
+    /// Expired in 2025.
+    pub expired: Issued,
+    /// Not valid before 2040.
+    pub not_yet_valid: Issued,
+    /// serverAuth only.
+    pub server_auth_only: Issued,
+    /// keyEncipherment only.
+    pub encrypt_only: Issued,
+    /// No rfc822Name.
+    pub no_email: Issued,
+    /// An unknown critical extension.
+    pub unknown_critical: Issued,
+    /// `erin@example.com` under an intermediate CA (path of 3).
+    pub via_intermediate: Issued,
+    /// `frank@example.com` under two intermediates (path of 4).
+    pub via_two_intermediates: Issued,
+    /// A second certificate for `bob@example.org` (under example.org's CA).
+    pub bob_second: Issued,
+    /// `Alice@EXAMPLE.COM`-style case variant: `ALICE@example.com` (another local part).
+    pub alice_upper: Issued,
+}
+
+impl Federation {
+    /// Builds the standard world from `seed`.
+    pub fn generate(seed: u64) -> Federation {
+        let mut pki = Pki::new(seed);
+        let sender_org = Org::build(&mut pki, "example.com", &["alice", "carol"]);
+        let recipient_org = Org::build(&mut pki, "example.org", &["bob", "dave"]);
+        let untrusted_org = Org::build(&mut pki, "untrusted.test", &["mallory"]);
+        let ca = &sender_org.ca;
+        let spec = |email: &str, f: &dyn Fn(&mut EntitySpec)| {
+            let mut s = EntitySpec::user(email);
+            f(&mut s);
+            s
+        };
+        let expired = spec("old@example.com", &|s| s.valid = ((2020, 1, 1), (2025, 1, 1)));
+        let not_yet = spec("future@example.com", &|s| s.valid = ((2040, 1, 1), (2045, 1, 1)));
+        let server = spec("server@example.com", &|s| s.eku = Eku::ServerAuthOnly);
+        let encrypt = spec("enc@example.com", &|s| s.ku = Ku::EncryptOnly);
+        let no_email = spec("noemail@example.com", &|s| s.emails.clear());
+        let critical = spec("critical@example.com", &|s| s.unknown_critical = true);
+        let inter = pki.intermediate(ca, "example.com Issuing");
+        let inter2 = pki.intermediate(&inter, "example.com Sub-issuing");
+        let misfits = Misfits {
+            expired: pki.issue(ca, &expired),
+            not_yet_valid: pki.issue(ca, &not_yet),
+            server_auth_only: pki.issue(ca, &server),
+            encrypt_only: pki.issue(ca, &encrypt),
+            no_email: pki.issue(ca, &no_email),
+            unknown_critical: pki.issue(ca, &critical),
+            via_intermediate: pki.issue(&inter, &EntitySpec::user("erin@example.com")),
+            via_two_intermediates: pki.issue(&inter2, &EntitySpec::user("frank@example.com")),
+            bob_second: pki.issue(&recipient_org.ca, &EntitySpec::user("bob@example.org")),
+            alice_upper: pki.issue(ca, &EntitySpec::user("ALICE@example.com")),
+        };
+        Federation { sender_org, recipient_org, untrusted_org, misfits }
+    }
+
+    /// The standard world for seed 2026, built once per process.
+    pub fn shared() -> &'static Federation {
+        static SHARED: OnceLock<Federation> = OnceLock::new();
+        SHARED.get_or_init(|| Federation::generate(2026))
+    }
+
+    /// The federation's trust anchors (sender and recipient organisations' roots), DER.
+    pub fn anchors(&self) -> Vec<Vec<u8>> {
+        vec![self.sender_org.ca.issued.cert_der.clone(), self.recipient_org.ca.issued.cert_der.clone()]
+    }
+}
