@@ -1,0 +1,194 @@
+//! `ekg demo`: one full flow, every artifact written to disk.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ekg_core::crypto::default_provider;
+use ekg_core::ledger::{Concrete, MemoryStore, ReleasePolicy};
+use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
+use ekg_core::role::{
+    Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
+};
+use ekg_core::wire::dump::dump;
+use ekg_core::{EmailAddress, UnixTime};
+use ekg_testpki::{Federation, Issued, Org, pem};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+type DynError = Box<dyn std::error::Error>;
+
+struct Out<'a> {
+    dir: &'a Path,
+    manifest: String,
+}
+
+impl Out<'_> {
+    fn artifact(&mut self, name: &str, what: &str, der: &[u8]) -> Result<(), DynError> {
+        fs::write(self.dir.join(format!("{name}.der")), der)?;
+        fs::write(self.dir.join(format!("{name}.txt")), dump(der))?;
+        writeln!(self.manifest, "{name}.der  {:>7} bytes  {what}", der.len())?;
+        Ok(())
+    }
+
+    fn file(&mut self, name: &str, what: &str, bytes: &[u8]) -> Result<(), DynError> {
+        fs::write(self.dir.join(name), bytes)?;
+        writeln!(self.manifest, "{name}  {what}")?;
+        Ok(())
+    }
+}
+
+fn write_identity(dir: &Path, name: &str, issued: &Issued) -> Result<(), DynError> {
+    fs::write(dir.join(format!("{name}.pem")), issued.cert_pem() + &issued.chain_pem())?;
+    fs::write(dir.join(format!("{name}.key")), issued.key_pem().as_bytes())?;
+    Ok(())
+}
+
+fn write_org(dir: &Path, org: &Org) -> Result<(), DynError> {
+    let d = dir.join(&org.domain);
+    fs::create_dir_all(&d)?;
+    fs::write(d.join("ca.pem"), org.ca.issued.cert_pem())?;
+    write_identity(&d, "gatekeeper", &org.gatekeeper)?;
+    write_identity(&d, "gateway", &org.gateway)?;
+    for (address, issued) in &org.users {
+        let local = address.split('@').next().unwrap_or(address);
+        write_identity(&d, local, issued)?;
+    }
+    Ok(())
+}
+
+fn credential(i: &Issued) -> Result<Credential, DynError> {
+    Ok(Credential::from_der(default_provider(), &i.cert_der, &i.chain_der, &i.key_pkcs8)?)
+}
+
+fn addr(s: &str) -> Result<EmailAddress, DynError> {
+    Ok(EmailAddress::parse(s)?)
+}
+
+/// Runs the demo flow into `dir`.
+pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
+    let provider = default_provider();
+    let now = match now {
+        Some(n) => UnixTime(n),
+        None => UnixTime(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()),
+    };
+    println!(
+        "ekg demo: seed {seed}, now {now}; reproduce with: ekg demo --out {} --seed {seed} --now {}",
+        dir.display(),
+        now.0
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    fs::create_dir_all(dir)?;
+    let fed = Federation::generate(seed);
+    let pki = dir.join("pki");
+    fs::create_dir_all(&pki)?;
+    write_org(&pki, &fed.sender_org)?;
+    write_org(&pki, &fed.recipient_org)?;
+    let anchors_pem: String = fed.anchors().iter().map(|c| pem("CERTIFICATE", c)).collect();
+    fs::write(pki.join("anchors.pem"), &anchors_pem)?;
+    let anchors = TrustAnchors::from_pem(provider, &anchors_pem, PathLimits::default())?;
+    let mut out = Out { dir, manifest: String::new() };
+    writeln!(out.manifest, "# ekg demo artifacts (seed {seed}, now {now})")?;
+    writeln!(
+        out.manifest,
+        "# pki/: each organisation's CA, gatekeeper, gateway and users (cert + chain .pem, PKCS#8 .key); pki/anchors.pem"
+    )?;
+
+    // The gatekeeper of example.com.
+    let org = &fed.sender_org;
+    let org_ca = provider_cert_id(provider, &org.ca.issued.cert_der);
+    let mut config = GatekeeperConfig::new(org.gatekeeper_uri(), anchors.clone());
+    config.senders = vec![SenderRule { domain: Some(org.domain.clone()), issuer: Some(org_ca) }];
+    config.gateways = vec![GatewayPrincipal { address: addr(&format!("gateway@{}", org.domain))?, issuer: org_ca }];
+    config.policy = ReleasePolicy::Once;
+    let mut storage_key = [0u8; 32];
+    rng.fill_bytes(&mut storage_key);
+    let mut gk: Gatekeeper<MemoryStore<Concrete>> = Gatekeeper::new(
+        provider,
+        config,
+        credential(&org.gatekeeper)?,
+        StorageKey::from_bytes(storage_key),
+        MemoryStore::new(),
+    )?;
+
+    // 1. Alice asks for a key for bob (example.org) and carol (example.com).
+    let alice =
+        Sender::new(provider, credential(org.user("alice@example.com"))?, anchors.clone(), org.gatekeeper_uri())?;
+    let recipients = [addr("bob@example.org")?, addr("carol@example.com")?];
+    let pending = alice.request_key(&recipients, now, &mut rng)?;
+    out.artifact("01-key-request", "SignedData(alice) { KeyRequest }", &pending.der)?;
+
+    // 2. The gatekeeper issues: grant and ticket.
+    let issuance = gk.handle_key_request(&pending.der, now, &mut rng)?;
+    out.artifact(
+        "02-ticket",
+        "SignedData(gatekeeper) { TicketInfo { ..., SignedData(alice) { KeyRequest } } }",
+        &issuance.ticket,
+    )?;
+    out.artifact("03-grant", "AuthEnvelopedData(KTRI RSA-OAEP -> alice) { KeyDelivery }", &issuance.grant)?;
+    out.file("key-id.hex", "the one-time key's id (KEKIdentifier)", issuance.key_id.to_string().as_bytes())?;
+
+    // 3. Alice opens the grant and seals the message once.
+    let send_key = alice.accept_grant(&pending, &issuance.grant, &issuance.ticket, now, &mut rng)?;
+    let message = b"From: alice@example.com\r\nTo: bob@example.org, carol@example.com\r\nSubject: late key binding\r\n\r\nOne ciphertext for every recipient.\r\n";
+    out.file("message.txt", "the plaintext sealed below", message)?;
+    let sealed = alice.seal(&send_key, message, &mut rng)?;
+    out.artifact(
+        "04-sealed-message",
+        "AuthEnvelopedData(KEKRI key id) { message }, ticket digest authenticated, ticket attached",
+        &sealed,
+    )?;
+
+    // 4. The sender organisation's gateway fetches the key to inspect outbound mail.
+    let gateway = Gateway::new(provider, credential(&org.gateway)?, anchors.clone());
+    let outbound = gateway.receive(&sealed, now)?;
+    let fetch = gateway.request_key(&outbound, now, &mut rng)?;
+    out.artifact("05-gateway-request", "SignedData(gateway) { ReleaseRequest { ticket } }", &fetch.der)?;
+    let gw_release = gk.handle_release_request(&fetch.der, now, &mut rng)?;
+    out.artifact(
+        "06-gateway-release",
+        "AuthEnvelopedData(-> gateway) { SignedData(gatekeeper) { KeyDelivery } }",
+        &gw_release.der,
+    )?;
+    let gw_key = gateway.accept_key(&outbound, &fetch, &gw_release.der, &mut rng)?;
+    let inspected = gateway.open(&outbound, &gw_key)?;
+    println!("gateway of {} read the outbound message ({} bytes, {:?})", org.domain, inspected.len(), gw_release.kind);
+
+    // 5. Each recipient countersigns the ticket and gets the key, once.
+    let mut step = 7;
+    for (who, issued) in [("bob", fed.recipient_org.user("bob@example.org")), ("carol", org.user("carol@example.com"))]
+    {
+        let r = Recipient::new(provider, credential(issued)?, anchors.clone());
+        let msg = r.receive(&sealed, now)?;
+        let req = r.request_release(&msg, now, &mut rng)?;
+        out.artifact(
+            &format!("{step:02}-release-request-{who}"),
+            &format!("SignedData({who}) {{ ReleaseRequest {{ ticket }} }}"),
+            &req.der,
+        )?;
+        let release = gk.handle_release_request(&req.der, now, &mut rng)?;
+        out.artifact(
+            &format!("{:02}-release-{who}", step + 1),
+            &format!("AuthEnvelopedData(-> {who}) {{ SignedData(gatekeeper) {{ KeyDelivery }} }}"),
+            &release.der,
+        )?;
+        let key = r.accept_release(&msg, &req, &release.der, &mut rng)?;
+        let plain = r.open(&msg, &key)?;
+        if plain.as_slice() != message {
+            return Err("recipient decrypted something else".into());
+        }
+        println!("{who} released ({:?}) and read the message", release.kind);
+        // A second request is refused: once only.
+        let again = r.request_release(&msg, now, &mut rng)?;
+        match gk.handle_release_request(&again.der, now, &mut rng) {
+            Err(e) => println!("{who} asking again: refused with {}", e.code()),
+            Ok(_) => return Err("a second release was made".into()),
+        }
+        step += 2;
+    }
+    println!("keys still held by the gatekeeper: {}", gk.ledger().held_keys());
+    fs::write(dir.join("MANIFEST.txt"), &out.manifest)?;
+    println!("wrote {} (see MANIFEST.txt)", dir.display());
+    Ok(())
+}
