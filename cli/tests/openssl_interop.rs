@@ -6,6 +6,9 @@
 //! (openssl/openssl#26101, #31635) and cannot parse a conformant sealed message.
 //! `.ci/run` installs it. `EKG_OPENSSL` overrides the binary.
 
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

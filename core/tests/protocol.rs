@@ -1,6 +1,9 @@
 //! The protocol end to end, one test per verification step of docs/protocol.md, each with
 //! its positive case beside it.
 
+// Test code: a failed expectation is the test failing.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
 mod common;
 
 use common::*;
@@ -564,4 +567,23 @@ fn c5_c6_tampered_ciphertext_or_swapped_ticket_is_refused() {
 fn recipient_refuses_a_sealed_message_with_garbage() {
     let bob: Recipient = bob();
     assert_eq!(code(bob.receive(&[0x30, 0x03, 0x02, 0x01, 0x00], NOW)), Some("malformed_der"));
+}
+
+#[test]
+fn a_gatekeeper_refuses_a_configuration_clients_would_refuse() {
+    use ekg_core::role::{Gatekeeper, StorageKey};
+    let try_new = |cred: &ekg_testpki::Issued, uri: &str, with_senders: bool| {
+        let mut c = config(ReleasePolicy::Once);
+        c.uri = uri.into();
+        if !with_senders {
+            c.senders.clear();
+        }
+        code(Gatekeeper::new(p(), c, credential(cred), StorageKey::from_bytes([0; 32]), MemoryStore::new()))
+    };
+    let org = &fed().sender_org;
+    assert_eq!(try_new(&org.gatekeeper, &org.gatekeeper_uri(), true), None);
+    assert_eq!(try_new(&org.gatekeeper, "https://ekg.other/", true), Some("invalid_configuration"));
+    assert_eq!(try_new(&org.users[0].1, &org.gatekeeper_uri(), true), Some("invalid_configuration"));
+    assert_eq!(try_new(&org.gatekeeper, &org.gatekeeper_uri(), false), Some("invalid_configuration"));
+    assert_eq!(try_new(&org.gatekeeper, "", true), Some("invalid_configuration"));
 }

@@ -469,11 +469,11 @@ impl<T: LedgerTypes> Ledger<T> {
                         Delivery::Released { .. } => return Err(corrupt("second certificate for an address")),
                     };
                 }
-                if let KeyState::Pending(key) = state {
-                    if key.recipients.values().all(|d| !matches!(d, Delivery::Owed)) {
-                        let key = key.clone();
-                        *state = KeyState::Retained { key, until: at.plus_secs(retention) };
-                    }
+                if let KeyState::Pending(key) = state
+                    && key.recipients.values().all(|d| !matches!(d, Delivery::Owed))
+                {
+                    let key = key.clone();
+                    *state = KeyState::Retained { key, until: at.plus_secs(retention) };
                 }
             }
             Record::Destroyed { key_id, at, expires_at, reason } => {

@@ -322,10 +322,10 @@ proptest! {
             prop_assert_eq!(ledger.check_invariants(), Ok(()));
             // Anything past its expiry is never served.
             for (id, state) in ledger.keys() {
-                if let KeyState::Pending(k) | KeyState::Retained { key: k, .. } = state {
-                    if now >= k.expires_at {
-                        prop_assert!(ledger.decide_release(id, &who(0, &ADDRESSES), now).is_err());
-                    }
+                if let KeyState::Pending(k) | KeyState::Retained { key: k, .. } = state
+                    && now >= k.expires_at
+                {
+                    prop_assert!(ledger.decide_release(id, &who(0, &ADDRESSES), now).is_err());
                 }
             }
         }

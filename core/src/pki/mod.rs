@@ -109,6 +109,16 @@ impl Credential {
     pub fn addresses(&self) -> Vec<EmailAddress> {
         validate::addresses(&self.certificate)
     }
+
+    /// The certificate's uniformResourceIdentifier names.
+    pub fn uris(&self) -> Vec<String> {
+        validate::uris(&self.certificate)
+    }
+
+    /// Whether the certificate's extended key usage lists `purpose`.
+    pub fn has_extended_key_usage(&self, purpose: &der::asn1::ObjectIdentifier) -> bool {
+        validate::has_extended_key_usage(&self.certificate, purpose)
+    }
 }
 
 /// The configured trust anchors (self-signed roots), and the rules to reach them.

@@ -92,7 +92,7 @@ impl TrustAnchors {
             }
             let next = candidates.iter().find(|c| {
                 c.tbs_certificate().subject() == issuer
-                    && !path.iter().any(|p| *p == *c)
+                    && !path.contains(c)
                     && spki(c).is_some_and(|s| signed_by(provider, current, &s))
             });
             match next {
@@ -118,10 +118,10 @@ impl TrustAnchors {
             let Some(bc) = bc.filter(|b| b.ca) else {
                 return Err(reject(Rejection::KeyUsageNotAllowed, "issuer is not a CA"));
             };
-            if let Some(len) = bc.path_len_constraint {
-                if depth - 1 > usize::from(len) {
-                    return Err(reject(Rejection::ChainTooLong, "pathLenConstraint exceeded"));
-                }
+            if let Some(len) = bc.path_len_constraint
+                && depth - 1 > usize::from(len)
+            {
+                return Err(reject(Rejection::ChainTooLong, "pathLenConstraint exceeded"));
             }
             if extension::<KeyUsage>(cert)?.is_some_and(|ku| !ku.key_cert_sign()) {
                 return Err(reject(Rejection::KeyUsageNotAllowed, "issuer lacks keyCertSign"));
@@ -145,13 +145,7 @@ impl TrustAnchors {
             certificate: end_entity.clone(),
             id: provider_cert_id(provider, &der),
             addresses,
-            uris: san(end_entity)
-                .into_iter()
-                .filter_map(|n| match n {
-                    GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
-                    _ => None,
-                })
-                .collect(),
+            uris: uris(end_entity),
             is_gatekeeper: eku.is_some_and(|e| e.0.contains(&oid::KP_GATEKEEPER)),
             anchor: anchor.id,
             spki_der,
@@ -194,6 +188,22 @@ fn san(cert: &Certificate) -> Vec<GeneralName> {
         Ok(Some((_, san))) => san.0,
         _ => Vec::new(),
     }
+}
+
+/// The uniformResourceIdentifier subjectAltNames of `cert`.
+pub(crate) fn uris(cert: &Certificate) -> Vec<String> {
+    san(cert)
+        .into_iter()
+        .filter_map(|n| match n {
+            GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `cert`'s extended key usage lists `purpose`.
+pub(crate) fn has_extended_key_usage(cert: &Certificate, purpose: &ObjectIdentifier) -> bool {
+    matches!(cert.tbs_certificate().get_extension::<ExtendedKeyUsage>(), Ok(Some((_, e))) if e.0.contains(purpose))
 }
 
 /// The rfc822Name subjectAltNames of `cert` that are valid addresses.

@@ -186,8 +186,16 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         if config.max_recipients == 0 || config.max_recipients > MAX_RECIPIENTS {
             return Err(reject(Rejection::InvalidConfiguration, "max_recipients must be 1..=1000"));
         }
-        if !credential.certificate_der().is_empty() && config.uri.is_empty() {
-            return Err(reject(Rejection::InvalidConfiguration, "empty URI"));
+        if config.uri.is_empty() || config.uri.len() > crate::wire::MAX_URI_LEN {
+            return Err(reject(Rejection::InvalidConfiguration, "URI length"));
+        }
+        // Clients accept a ticket only from a certificate with the gatekeeper purpose that
+        // names the ticket's URI (step C1): refuse a configuration they would refuse.
+        if !credential.has_extended_key_usage(&oid::KP_GATEKEEPER) || !credential.uris().contains(&config.uri) {
+            return Err(reject(Rejection::InvalidConfiguration, "certificate lacks id-ekg-kp-gatekeeper or the URI"));
+        }
+        if config.senders.is_empty() {
+            return Err(reject(Rejection::InvalidConfiguration, "no sender rule: nobody could ask for a key"));
         }
         let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
         let ledger = Ledger::recover(config.ledger, records.iter())?;

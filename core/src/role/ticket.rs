@@ -145,7 +145,7 @@ impl Ticket {
         if !validated.is_gatekeeper {
             return Err(reject(Rejection::WrongGatekeeper, "signer is not a gatekeeper"));
         }
-        if !validated.uris.iter().any(|u| *u == self.gatekeeper_uri) {
+        if !validated.uris.contains(&self.gatekeeper_uri) {
             return Err(reject(Rejection::WrongGatekeeper, "signer's certificate does not name the ticket's URI"));
         }
         Ok(validated)

@@ -1,7 +1,7 @@
 //! A world for protocol tests: the standard test federation, a gatekeeper for
 //! `example.com`, and clients.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use ekg_core::crypto::{CryptoProvider, default_provider};
 use ekg_core::ledger::{Concrete, MemoryStore, ReleasePolicy};
