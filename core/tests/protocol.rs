@@ -587,3 +587,68 @@ fn a_gatekeeper_refuses_a_configuration_clients_would_refuse() {
     assert_eq!(try_new(&org.gatekeeper, &org.gatekeeper_uri(), false), Some("invalid_configuration"));
     assert_eq!(try_new(&org.gatekeeper, "", true), Some("invalid_configuration"));
 }
+
+/// A provider that delegates to RustCrypto but whose key wrap fails: a second provider is
+/// plugged in without touching protocol code, and its failure is a local `crypto_failure`
+/// that issues nothing.
+#[derive(Debug)]
+struct FailingKeyWrap;
+
+impl ekg_core::crypto::CryptoProvider for FailingKeyWrap {
+    fn name(&self) -> &'static str {
+        "failing-key-wrap"
+    }
+    fn sha256(&self, data: &[u8]) -> ekg_core::Digest {
+        p().sha256(data)
+    }
+    fn load_private_key(&self, pkcs8: &[u8]) -> ekg_core::Result<Box<dyn ekg_core::crypto::PrivateKey>> {
+        p().load_private_key(pkcs8)
+    }
+    fn verify_pkcs1_sha256(&self, spki: &[u8], m: &[u8], s: &[u8]) -> ekg_core::Result<()> {
+        p().verify_pkcs1_sha256(spki, m, s)
+    }
+    fn oaep_sha256_encrypt(
+        &self,
+        spki: &[u8],
+        m: &[u8],
+        r: &mut dyn ekg_core::crypto::CryptoRng,
+    ) -> ekg_core::Result<Vec<u8>> {
+        p().oaep_sha256_encrypt(spki, m, r)
+    }
+    fn aes256_gcm_seal(&self, k: &[u8; 32], n: &[u8; 12], a: &[u8], m: &[u8]) -> ekg_core::Result<(Vec<u8>, [u8; 16])> {
+        p().aes256_gcm_seal(k, n, a, m)
+    }
+    fn aes256_gcm_open(
+        &self,
+        k: &[u8; 32],
+        n: &[u8; 12],
+        a: &[u8],
+        c: &[u8],
+        t: &[u8; 16],
+    ) -> ekg_core::Result<zeroize::Zeroizing<Vec<u8>>> {
+        p().aes256_gcm_open(k, n, a, c, t)
+    }
+    fn aes256_kw_wrap(&self, _: &[u8; 32], _: &[u8; 32]) -> ekg_core::Result<ekg_core::WrappedKey> {
+        Err(ekg_core::Error::new(Rejection::CryptoFailure, "injected"))
+    }
+    fn aes256_kw_unwrap(&self, k: &[u8; 32], w: &[u8]) -> ekg_core::Result<ekg_core::OneTimeKey> {
+        p().aes256_kw_unwrap(k, w)
+    }
+}
+
+#[test]
+fn l4_a_failing_provider_is_a_crypto_failure_and_issues_nothing() {
+    use ekg_core::role::{Gatekeeper, StorageKey};
+    static FAILING: FailingKeyWrap = FailingKeyWrap;
+    let mut gk = Gatekeeper::new(
+        &FAILING,
+        config(ReleasePolicy::Once),
+        credential(&fed().sender_org.gatekeeper),
+        StorageKey::from_bytes([7; 32]),
+        MemoryStore::new(),
+    )
+    .expect("gatekeeper");
+    let pending = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(720)).expect("request");
+    assert_eq!(code(gk.handle_key_request(&pending.der, NOW, &mut rng(721))), Some("crypto_failure"));
+    assert_eq!((gk.store().appends(), gk.ledger().held_keys()), (0, 0));
+}
