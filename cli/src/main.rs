@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod check;
 mod demo;
 
 use std::path::PathBuf;
@@ -34,12 +35,35 @@ enum Command {
         #[arg(long)]
         now: Option<u64>,
     },
+    /// Model-check the protocol: the results matrix (configuration x property), with unique
+    /// states, time and states/s, and every counterexample as a readable trace.
+    Check {
+        /// Also check the full configuration (3 recipients, both gateways, attacker, lossy
+        /// duplicating network, one crash) under both policies.
+        #[arg(long)]
+        full: bool,
+        /// Only configurations whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// Checker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Serve stateright's Explorer for the first selected configuration instead.
+        #[arg(long)]
+        explore: bool,
+        /// Explorer address (loopback).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { out, seed, now } => demo::run(&out, seed, now),
+        Command::Check { full, only, threads, explore, addr } => {
+            check::run(full, only.as_deref(), threads, explore, &addr)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -652,3 +652,17 @@ fn l4_a_failing_provider_is_a_crypto_failure_and_issues_nothing() {
     assert_eq!(code(gk.handle_key_request(&pending.der, NOW, &mut rng(721))), Some("crypto_failure"));
     assert_eq!((gk.store().appends(), gk.ledger().held_keys()), (0, 0));
 }
+
+#[test]
+fn finding_a_replayed_key_request_is_issued_a_second_fresh_key_within_the_skew_window() {
+    // Key requests are not idempotent (model finding, docs/model.md): each delivery of the
+    // same signed request issues a fresh key, until V13's skew window closes. Nothing leaks
+    // (the grant is encrypted to the sender), but a replayer fills the key store.
+    let mut gk = gatekeeper(ReleasePolicy::Once);
+    let pending = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(730)).expect("request");
+    let a = gk.handle_key_request(&pending.der, NOW, &mut rng(731)).expect("first");
+    let b = gk.handle_key_request(&pending.der, NOW.plus_secs(60), &mut rng(732)).expect("replayed");
+    assert_ne!(a.key_id, b.key_id);
+    assert_eq!(gk.ledger().held_keys(), 2);
+    assert_eq!(code(gk.handle_key_request(&pending.der, NOW.plus_secs(301), &mut rng(733))), Some("request_time_skew"));
+}

@@ -1,0 +1,242 @@
+//! Model configurations: who takes part, the network, faults, storage, policy, bounds.
+
+use ekg_core::ledger::ReleasePolicy;
+use stateright::actor::Id;
+
+use crate::party::{Addr, RECIPIENT_GATEWAY, SENDER_GATEWAY};
+
+/// The network between parties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkKind {
+    /// Messages arrive in any order, each at most once.
+    Unordered,
+    /// Messages arrive in any order, any number of times.
+    Duplicating,
+    /// Per channel in order, at most once.
+    Ordered,
+}
+
+/// How the gatekeeper keeps its records across a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Storage {
+    /// The core's contract: each record durable before its response is sent.
+    Durable,
+    /// Nothing survives a crash.
+    Volatile,
+    /// Records written after the response (the wrong order, for contrast).
+    LateWrite,
+}
+
+/// One configuration of the model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ModelConfig {
+    /// A short name for the matrix.
+    pub name: String,
+    /// The listed recipients (addresses 2, 3, 4: the first in the sender's organisation, the
+    /// others in the recipient organisation).
+    pub recipients: Vec<Addr>,
+    /// The network.
+    pub network: NetworkKind,
+    /// Messages between clients and the gatekeeper that may be lost (mail is reliable).
+    pub max_drops: u8,
+    /// Gatekeeper crashes (each followed by a recovery).
+    pub crashes: u8,
+    /// Storage mode.
+    pub storage: Storage,
+    /// Release policy.
+    pub policy: ReleasePolicy,
+    /// Deliveries per address under `same_certificate`.
+    pub max_deliveries: u32,
+    /// Retries per client.
+    pub retries: u8,
+    /// Keys the gatekeeper issues per boot at most (a bound: duplicated key requests would
+    /// otherwise issue keys without end).
+    pub max_keys: u8,
+    /// The sender organisation's gateway takes part (fetches outbound mail).
+    pub sender_gateway: bool,
+    /// The recipient organisation's gateway takes part (tries to fetch inbound mail).
+    pub recipient_gateway: bool,
+    /// The attacker takes part (its own certificate; injects a release request for every
+    /// ticket it sees).
+    pub attacker: bool,
+    /// Release requests of others the attacker replays from its own address (it sees the
+    /// first request of every fetcher).
+    pub attacker_replays: u8,
+}
+
+/// Address of the first recipient (sender's organisation).
+pub const R1: Addr = 2;
+/// Address of the second recipient (recipient organisation).
+pub const R2: Addr = 3;
+/// Address of the third recipient (recipient organisation).
+pub const R3: Addr = 4;
+
+impl ModelConfig {
+    /// The base small configuration: sender, two recipients (one per organisation), the
+    /// sender's gateway; reliable unordered network; durable storage; no crash.
+    pub fn small(policy: ReleasePolicy) -> ModelConfig {
+        ModelConfig {
+            name: String::new(),
+            recipients: vec![R1, R2],
+            network: NetworkKind::Unordered,
+            max_drops: 0,
+            crashes: 0,
+            storage: Storage::Durable,
+            policy,
+            max_deliveries: 2,
+            retries: 0,
+            max_keys: 1,
+            sender_gateway: true,
+            recipient_gateway: false,
+            attacker: false,
+            attacker_replays: 0,
+        }
+        .named()
+    }
+
+    /// The small configuration with the adversaries: the recipient organisation's gateway
+    /// and the attacker.
+    pub fn adversarial(policy: ReleasePolicy) -> ModelConfig {
+        ModelConfig { recipient_gateway: true, attacker: true, ..ModelConfig::small(policy) }.named()
+    }
+
+    /// The full configuration of issue 3: sender, three recipients, both gateways, the
+    /// attacker, a lossy duplicating network, one gatekeeper crash, durable storage.
+    pub fn full(policy: ReleasePolicy) -> ModelConfig {
+        ModelConfig {
+            recipients: vec![R1, R2, R3],
+            recipient_gateway: true,
+            attacker: true,
+            network: NetworkKind::Duplicating,
+            max_drops: 1,
+            crashes: 1,
+            // The duplicating network redelivers requests: no client retries (see matrix).
+            retries: 0,
+            max_keys: 2,
+            ..ModelConfig::small(policy)
+        }
+        .named()
+    }
+
+    /// Gives the configuration its systematic name.
+    pub fn named(mut self) -> ModelConfig {
+        let net = match self.network {
+            NetworkKind::Unordered => "unordered",
+            NetworkKind::Duplicating => "duplicating",
+            NetworkKind::Ordered => "ordered",
+        };
+        let policy = match self.policy {
+            ReleasePolicy::Once => "once",
+            ReleasePolicy::SameCertificate => "same-cert",
+        };
+        let storage = match self.storage {
+            Storage::Durable => "durable",
+            Storage::Volatile => "volatile",
+            Storage::LateWrite => "late-write",
+        };
+        let loss = if self.max_drops > 0 { format!("+loss{}", self.max_drops) } else { String::new() };
+        let crash = if self.crashes > 0 { format!("+crash{}-{storage}", self.crashes) } else { String::new() };
+        let mut parties = String::new();
+        if self.sender_gateway {
+            parties.push_str("+sgw");
+        }
+        if self.recipient_gateway {
+            parties.push_str("+rgw");
+        }
+        if self.attacker {
+            parties.push_str(if self.attacker_replays > 0 { "+attacker(replay)" } else { "+attacker" });
+        }
+        self.name = format!("{policy}/{}r{parties}/{net}{loss}{crash}", self.recipients.len());
+        self
+    }
+
+    /// The configurations of the results matrix: each policy, each network with and without
+    /// loss, and with a crash under each storage mode.
+    pub fn matrix() -> Vec<ModelConfig> {
+        let mut out = Vec::new();
+        for policy in [ReleasePolicy::Once, ReleasePolicy::SameCertificate] {
+            for network in [NetworkKind::Unordered, NetworkKind::Duplicating, NetworkKind::Ordered] {
+                for max_drops in [0, 1] {
+                    // Retries exist to recover from loss: with none, they only add early
+                    // re-requests. A duplicating network redelivers every request by itself
+                    // (a retry with the same nonce; the ledger ignores nonces): no retries there.
+                    let retries = if network == NetworkKind::Duplicating { 0 } else { max_drops };
+                    let max_keys = 1 + max_drops;
+                    out.push(
+                        ModelConfig { network, max_drops, retries, max_keys, ..ModelConfig::small(policy) }.named(),
+                    );
+                }
+            }
+            for storage in [Storage::Durable, Storage::Volatile, Storage::LateWrite] {
+                out.push(
+                    ModelConfig { crashes: 1, storage, retries: 1, max_keys: 2, ..ModelConfig::small(policy) }.named(),
+                );
+            }
+            // The adversaries: the recipient organisation's gateway and the attacker, on a
+            // reliable and on a duplicating network; then the attacker replaying a
+            // recipient's first request from its own address.
+            for network in [NetworkKind::Unordered, NetworkKind::Duplicating] {
+                out.push(ModelConfig { network, ..ModelConfig::adversarial(policy) }.named());
+            }
+            out.push(
+                ModelConfig { attacker_replays: 1, sender_gateway: false, ..ModelConfig::adversarial(policy) }.named(),
+            );
+        }
+        out
+    }
+
+    /// Actor id of the gatekeeper.
+    pub fn gatekeeper_id(&self) -> Id {
+        Id::from(0)
+    }
+
+    /// Actor id of the sender.
+    pub fn sender_id(&self) -> Id {
+        Id::from(1)
+    }
+
+    /// Actor id of the `i`th recipient.
+    pub fn recipient_id(&self, i: usize) -> Id {
+        Id::from(2 + i)
+    }
+
+    /// Actor id of the sender organisation's gateway, if it takes part.
+    pub fn sender_gateway_id(&self) -> Option<Id> {
+        self.sender_gateway.then(|| Id::from(2 + self.recipients.len()))
+    }
+
+    /// Actor id of the recipient organisation's gateway, if it takes part.
+    pub fn recipient_gateway_id(&self) -> Option<Id> {
+        self.recipient_gateway.then(|| Id::from(2 + self.recipients.len() + usize::from(self.sender_gateway)))
+    }
+
+    /// Actor id of the attacker, if it takes part.
+    pub fn attacker_id(&self) -> Id {
+        Id::from(2 + self.recipients.len() + usize::from(self.sender_gateway) + usize::from(self.recipient_gateway))
+    }
+
+    /// Where the sealed message goes: the listed recipients, the gateways on its path, the
+    /// attacker.
+    pub fn mail_destinations(&self) -> Vec<Id> {
+        let mut out: Vec<Id> = (0..self.recipients.len()).map(|i| self.recipient_id(i)).collect();
+        out.extend(self.sender_gateway_id());
+        if self.recipients.iter().any(|r| *r != R1) {
+            out.extend(self.recipient_gateway_id());
+        }
+        if self.attacker {
+            out.push(self.attacker_id());
+        }
+        out
+    }
+
+    /// Addresses allowed to learn the key: the sender, the listed recipients, the sender's
+    /// gateway.
+    pub fn authorised(&self, addr: Addr) -> bool {
+        addr == crate::party::SENDER || addr == SENDER_GATEWAY || self.recipients.contains(&addr)
+    }
+
+    /// Whether `addr` is the recipient organisation's gateway.
+    pub fn is_recipient_gateway(addr: Addr) -> bool {
+        addr == RECIPIENT_GATEWAY
+    }
+}

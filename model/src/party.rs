@@ -1,0 +1,455 @@
+//! The actors: gatekeeper, sender, recipients, gateways, attacker. Symbolic crypto.
+//!
+//! Symbolic crypto, as assumptions of the model:
+//! - signatures cannot be forged: a message names its signer (`signer`), and only the holder
+//!   of that certificate creates messages naming it; others can only replay them;
+//! - a ticket can only be made by the gatekeeper (it is named by its key);
+//! - a key encrypted to a certificate (`to`) is readable only by that certificate's holder.
+//!
+//! Keys are fresh names `KeyName { boot, seq }`: fresh in the way 128-bit random key ids and
+//! keys are (`ekg-core` draws both from its RNG), and one name stands for both the key id and
+//! the key.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use ekg_core::UnixTime;
+use ekg_core::ledger::{IssueRequest, Ledger, LedgerConfig, LedgerTypes, Record, ReleasePolicy, Requester};
+use stateright::actor::{Actor, Id, Out, model_timeout};
+
+use crate::config::{ModelConfig, Storage};
+
+/// A principal's address (one certificate per principal: the certificate is the address).
+pub type Addr = u8;
+
+/// The sender, `alice@a.example`.
+pub const SENDER: Addr = 1;
+/// The sender organisation's gateway, `gateway@a.example`.
+pub const SENDER_GATEWAY: Addr = 10;
+/// The recipient organisation's gateway, `gateway@b.example`.
+pub const RECIPIENT_GATEWAY: Addr = 11;
+/// The attacker, `mallory@m.example`: a valid certificate, listed nowhere.
+pub const ATTACKER: Addr = 12;
+
+/// The model's time: no clock runs, so tickets never expire and retention never ends.
+const NOW: UnixTime = UnixTime(1_000);
+const FAR: UnixTime = UnixTime(u64::MAX / 2);
+
+/// A one-time key (and its key id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyName {
+    /// The gatekeeper's boot (fresh names survive crashes, as random ones would).
+    pub boot: u8,
+    /// Issue sequence within that boot.
+    pub seq: u8,
+}
+
+/// The ledger's symbolic types: the very `ekg_core::ledger::Ledger`, with names for keys and
+/// principals instead of bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sym;
+
+impl LedgerTypes for Sym {
+    type KeyId = KeyName;
+    type Address = Addr;
+    type CertId = Addr;
+    type KeyHandle = KeyName;
+}
+
+/// Messages. `attempt` distinguishes a client's retries (fresh nonces in the real protocol);
+/// `signer` is the certificate that signed; `to` the certificate a key is encrypted to.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Msg {
+    /// A key request signed by `signer`.
+    KeyRequest { signer: Addr, attempt: u8 },
+    /// Grant and ticket: `key` encrypted to `to`.
+    Grant { key: KeyName, to: Addr, attempt: u8 },
+    /// The sealed message with its ticket (by mail).
+    Mail { key: KeyName },
+    /// A release request: `signer` countersigns the ticket of `key`.
+    ReleaseRequest { key: KeyName, signer: Addr, attempt: u8 },
+    /// A release: `key` encrypted to `to`. `destroys` is a ghost annotation (the ledger
+    /// destroyed the key with this release), read only by the history.
+    Release { key: KeyName, to: Addr, attempt: u8, destroys: bool },
+    /// A refusal of `signer`'s request `attempt` (for `key`, if a release); the real
+    /// gatekeeper answers with a rejection code.
+    Refused { key: Option<KeyName>, signer: Addr, attempt: u8 },
+}
+
+/// Timers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// A client retries its request.
+    Retry,
+    /// The gatekeeper sends responses whose records are durable (crash window after them).
+    Respond,
+    /// The gatekeeper writes records of responses already sent (the wrong order).
+    Persist,
+}
+
+/// The gatekeeper's storage: its records, and a boot counter (a modelling device that bounds
+/// reboots and keeps fresh names fresh; it holds no protocol state).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GkStorage {
+    /// Durable records.
+    pub records: Vec<Record<Sym>>,
+    /// Boots so far.
+    pub boots: u8,
+}
+
+/// Actor states.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PartyState {
+    /// The gatekeeper.
+    Gatekeeper(GkState),
+    /// Sender, recipient or gateway.
+    Client(ClientState),
+    /// The attacker.
+    Attacker(AttackerState),
+}
+
+/// The gatekeeper's volatile state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GkState {
+    /// The decision logic of `ekg-core`.
+    pub ledger: Ledger<Sym>,
+    /// This boot.
+    pub boot: u8,
+    /// Next issue sequence.
+    pub next_seq: u8,
+    /// Responses waiting to be sent (their records are durable).
+    pub outbox: Vec<(Id, Msg)>,
+    /// Records waiting to be written (responses already sent; the wrong order).
+    pub unwritten: Vec<Record<Sym>>,
+    /// Records written so far (mirrors storage).
+    pub written: Vec<Record<Sym>>,
+}
+
+/// A client's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ClientState {
+    /// The ticket (key name) received by mail, or the key asked for (sender).
+    pub ticket: Option<KeyName>,
+    /// The key, once decrypted.
+    pub key: Option<KeyName>,
+    /// Retries made.
+    pub attempts: u8,
+    /// Attempts refused (a set: a duplicated refusal changes nothing).
+    pub refused: BTreeSet<u8>,
+}
+
+/// The attacker's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct AttackerState {
+    /// Refusals received (a set: a duplicated refusal changes nothing).
+    pub refused: BTreeSet<(Option<KeyName>, Addr, u8)>,
+    /// Tickets seen (mail is readable by anyone on its path).
+    pub tickets: BTreeSet<KeyName>,
+    /// Release requests of others seen.
+    pub seen: BTreeSet<(KeyName, Addr, u8)>,
+    /// Replays made (at most `attacker_replays`).
+    pub replays: u8,
+    /// Keys it could decrypt (must stay empty).
+    pub learned: BTreeSet<KeyName>,
+    /// Responses for others it observed (and could not open).
+    pub observed: BTreeSet<(KeyName, Addr, u8)>,
+}
+
+/// The actors of the model.
+#[derive(Clone, Debug)]
+pub enum Party {
+    /// The gatekeeper of the sender's organisation.
+    Gatekeeper(ModelConfig),
+    /// The sender.
+    Sender(ModelConfig),
+    /// A listed recipient, or a gateway (configured or not); fetches on mail.
+    Fetcher {
+        /// Its address (and certificate).
+        addr: Addr,
+        /// The configuration.
+        cfg: ModelConfig,
+    },
+    /// The attacker.
+    Attacker(ModelConfig),
+}
+
+impl Party {
+    fn cfg(&self) -> &ModelConfig {
+        match self {
+            Party::Gatekeeper(c) | Party::Sender(c) | Party::Attacker(c) => c,
+            Party::Fetcher { cfg, .. } => cfg,
+        }
+    }
+}
+
+fn ledger_config(cfg: &ModelConfig) -> LedgerConfig {
+    // Retention never ends in the model (no clock): a retained key stays for re-delivery.
+    let retention_secs = match cfg.policy {
+        ReleasePolicy::Once => 0,
+        ReleasePolicy::SameCertificate => u64::MAX / 4,
+    };
+    LedgerConfig { retention_secs, max_deliveries: cfg.max_deliveries }
+}
+
+impl Actor for Party {
+    type Msg = Msg;
+    type State = PartyState;
+    type Timer = Timer;
+    type Storage = GkStorage;
+    type Random = ();
+
+    fn on_start(&self, _id: Id, storage: &Option<GkStorage>, o: &mut Out<Self>) -> PartyState {
+        let cfg = self.cfg();
+        match self {
+            Party::Gatekeeper(_) => {
+                let boots = storage.as_ref().map_or(0, |s| s.boots.saturating_add(1));
+                let records = match (cfg.storage, storage) {
+                    (Storage::Volatile, _) | (_, None) => Vec::new(),
+                    (_, Some(s)) => s.records.clone(),
+                };
+                // The core's own recovery: replay the durable records.
+                let ledger = Ledger::recover(ledger_config(cfg), records.iter())
+                    .unwrap_or_else(|_| Ledger::new(ledger_config(cfg)));
+                o.save(GkStorage { records: records.clone(), boots });
+                PartyState::Gatekeeper(GkState {
+                    ledger,
+                    boot: boots,
+                    next_seq: 0,
+                    outbox: vec![],
+                    unwritten: vec![],
+                    written: records,
+                })
+            }
+            Party::Sender(_) => {
+                o.send(cfg.gatekeeper_id(), Msg::KeyRequest { signer: SENDER, attempt: 0 });
+                if cfg.retries > 0 {
+                    o.set_timer(Timer::Retry, model_timeout());
+                }
+                PartyState::Client(ClientState::default())
+            }
+            Party::Fetcher { .. } => PartyState::Client(ClientState::default()),
+            Party::Attacker(_) => PartyState::Attacker(AttackerState::default()),
+        }
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<PartyState>, src: Id, msg: Msg, o: &mut Out<Self>) {
+        let cfg = self.cfg();
+        match (self, state.as_ref()) {
+            (Party::Gatekeeper(_), PartyState::Gatekeeper(_)) => {
+                let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
+                gatekeeper_on_msg(cfg, gk, src, msg, o);
+            }
+            (Party::Sender(_) | Party::Fetcher { .. }, PartyState::Client(c)) if matches!(msg, Msg::Refused { .. }) => {
+                if let Msg::Refused { attempt, .. } = msg
+                    && !c.refused.contains(&attempt)
+                {
+                    let PartyState::Client(c) = state.to_mut() else { return };
+                    c.refused.insert(attempt);
+                }
+            }
+            (Party::Attacker(_), PartyState::Attacker(a)) if matches!(msg, Msg::Refused { .. }) => {
+                if let Msg::Refused { key, signer, attempt } = msg
+                    && !a.refused.contains(&(key, signer, attempt))
+                {
+                    let PartyState::Attacker(a) = state.to_mut() else { return };
+                    a.refused.insert((key, signer, attempt));
+                }
+            }
+            (Party::Sender(_), PartyState::Client(s)) => {
+                if let Msg::Grant { key, to: SENDER, .. } = msg
+                    && s.key.is_none()
+                {
+                    let PartyState::Client(s) = state.to_mut() else { return };
+                    s.key = Some(key);
+                    s.ticket = Some(key);
+                    o.cancel_timer(Timer::Retry);
+                    // Seal once, send to every listed recipient; the mail passes the sender's
+                    // gateway (outbound), the recipient organisation's gateway (inbound) and
+                    // the attacker (who sees every message).
+                    for dst in cfg.mail_destinations() {
+                        o.send(dst, Msg::Mail { key });
+                    }
+                }
+            }
+            (Party::Fetcher { addr, .. }, PartyState::Client(s)) => match msg {
+                Msg::Mail { key } if s.ticket.is_none() => {
+                    let PartyState::Client(s) = state.to_mut() else { return };
+                    s.ticket = Some(key);
+                    let req = Msg::ReleaseRequest { key, signer: *addr, attempt: 0 };
+                    send_release_request(cfg, o, req);
+                    if cfg.recipients.contains(addr) && cfg.retries > 0 {
+                        o.set_timer(Timer::Retry, model_timeout());
+                    }
+                }
+                Msg::Release { key, to, .. } if to == *addr && s.ticket == Some(key) && s.key.is_none() => {
+                    let PartyState::Client(s) = state.to_mut() else { return };
+                    s.key = Some(key);
+                    o.cancel_timer(Timer::Retry);
+                }
+                _ => {}
+            },
+            (Party::Attacker(_), PartyState::Attacker(a)) => match msg {
+                Msg::Mail { key } if !a.tickets.contains(&key) => {
+                    let PartyState::Attacker(a) = state.to_mut() else { return };
+                    a.tickets.insert(key);
+                    // Inject: its own countersignature on a ticket it saw.
+                    o.send(cfg.gatekeeper_id(), Msg::ReleaseRequest { key, signer: ATTACKER, attempt: 0 });
+                }
+                Msg::ReleaseRequest { key, signer, attempt } if !a.seen.contains(&(key, signer, attempt)) => {
+                    let PartyState::Attacker(a) = state.to_mut() else { return };
+                    a.seen.insert((key, signer, attempt));
+                    // Replay: a recipient's signed request, sent from the attacker's address.
+                    if a.replays < cfg.attacker_replays {
+                        a.replays += 1;
+                        o.send(cfg.gatekeeper_id(), msg);
+                    }
+                }
+                Msg::Grant { key, to: ATTACKER, .. } | Msg::Release { key, to: ATTACKER, .. }
+                    if !a.learned.contains(&key) =>
+                {
+                    let PartyState::Attacker(a) = state.to_mut() else { return };
+                    a.learned.insert(key);
+                }
+                // A response to a replayed request, encrypted to its signer: unreadable.
+                Msg::Release { key, to, attempt, .. }
+                    if to != ATTACKER && !a.observed.contains(&(key, to, attempt)) =>
+                {
+                    let PartyState::Attacker(a) = state.to_mut() else { return };
+                    a.observed.insert((key, to, attempt));
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<PartyState>, timer: &Timer, o: &mut Out<Self>) {
+        let cfg = self.cfg();
+        match (self, timer) {
+            (Party::Gatekeeper(_), Timer::Respond) => {
+                let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
+                for (dst, msg) in gk.outbox.drain(..) {
+                    o.send(dst, msg);
+                }
+            }
+            (Party::Gatekeeper(_), Timer::Persist) => {
+                let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
+                gk.written.append(&mut gk.unwritten);
+                o.save(GkStorage { records: gk.written.clone(), boots: gk.boot });
+            }
+            (Party::Sender(_), Timer::Retry) => {
+                let PartyState::Client(s) = state.as_ref() else { return };
+                if s.key.is_none() && s.attempts < cfg.retries {
+                    let PartyState::Client(s) = state.to_mut() else { return };
+                    s.attempts += 1;
+                    o.send(cfg.gatekeeper_id(), Msg::KeyRequest { signer: SENDER, attempt: s.attempts });
+                    if s.attempts < cfg.retries {
+                        o.set_timer(Timer::Retry, model_timeout());
+                    }
+                }
+            }
+            (Party::Fetcher { addr, .. }, Timer::Retry) => {
+                let PartyState::Client(s) = state.as_ref() else { return };
+                // Gateways fetch once (best effort); listed recipients keep asking.
+                let retries = if cfg.recipients.contains(addr) { cfg.retries } else { 0 };
+                if let (None, Some(key)) = (s.key, s.ticket)
+                    && s.attempts < retries
+                {
+                    let PartyState::Client(s) = state.to_mut() else { return };
+                    s.attempts += 1;
+                    send_release_request(cfg, o, Msg::ReleaseRequest { key, signer: *addr, attempt: s.attempts });
+                    if s.attempts < retries {
+                        o.set_timer(Timer::Retry, model_timeout());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn send_release_request(cfg: &ModelConfig, o: &mut Out<Party>, req: Msg) {
+    // The attacker sees first requests on the way (retries add nothing it could not replay).
+    if cfg.attacker && cfg.attacker_replays > 0 && matches!(req, Msg::ReleaseRequest { attempt: 0, .. }) {
+        // The attacker sees every message on the way.
+        o.send(cfg.attacker_id(), req.clone());
+    }
+    o.send(cfg.gatekeeper_id(), req);
+}
+
+/// The gatekeeper: `ekg-core`'s ledger decides; records are written per the storage mode.
+fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: &mut Out<Party>) {
+    let (records, response) = match msg {
+        Msg::KeyRequest { signer, attempt } => {
+            // V10/V11: only the organisation's sender is recognised (the attacker's own
+            // request is refused). Bound (see docs/model.md): key requests are not
+            // idempotent, so every delivery of a duplicated or replayed request issues a
+            // fresh key; the model issues at most `max_keys` per boot.
+            if signer != SENDER || gk.next_seq >= cfg.max_keys {
+                o.send(src, Msg::Refused { key: None, signer, attempt });
+                return;
+            }
+            let key = KeyName { boot: gk.boot, seq: gk.next_seq };
+            gk.next_seq += 1;
+            let request = IssueRequest {
+                key_id: key,
+                handle: key,
+                sender: SENDER,
+                recipients: cfg.recipients.clone(),
+                policy: cfg.policy,
+                expires_at: FAR,
+            };
+            let Ok(record) = gk.ledger.decide_issue(request, NOW) else {
+                o.send(src, Msg::Refused { key: None, signer, attempt });
+                return;
+            };
+            (vec![record], Msg::Grant { key, to: signer, attempt })
+        }
+        Msg::ReleaseRequest { key, signer, attempt } => {
+            // V22: the requester is what its certificate says; a configured gateway principal
+            // is the sender organisation's gateway only.
+            let requester = Requester { cert: signer, addresses: vec![signer], is_gateway: signer == SENDER_GATEWAY };
+            let Ok(decision) = gk.ledger.decide_release(&key, &requester, NOW) else {
+                o.send(src, Msg::Refused { key: Some(key), signer, attempt });
+                return;
+            };
+            let destroys = decision.records.iter().any(|r| matches!(r, Record::Destroyed { .. }));
+            (decision.records, Msg::Release { key: decision.handle, to: signer, attempt, destroys })
+        }
+        _ => return,
+    };
+    for r in &records {
+        // Decided on this very ledger: applying cannot fail.
+        let _ = gk.ledger.apply(r);
+    }
+    let crash_window = cfg.crashes > 0;
+    match cfg.storage {
+        Storage::Durable => {
+            // The core's contract: durable before the response exists.
+            if !records.is_empty() {
+                gk.written.extend(records);
+                o.save(GkStorage { records: gk.written.clone(), boots: gk.boot });
+            }
+            if crash_window {
+                gk.outbox.push((src, response));
+                o.set_timer(Timer::Respond, model_timeout());
+            } else {
+                o.send(src, response);
+            }
+        }
+        Storage::LateWrite => {
+            o.send(src, response);
+            if !records.is_empty() {
+                gk.unwritten.extend(records);
+                if crash_window {
+                    o.set_timer(Timer::Persist, model_timeout());
+                } else {
+                    gk.written.append(&mut gk.unwritten);
+                    o.save(GkStorage { records: gk.written.clone(), boots: gk.boot });
+                }
+            }
+        }
+        Storage::Volatile => o.send(src, response),
+    }
+}

@@ -1,0 +1,168 @@
+//! Running configurations and reporting: the results matrix and readable traces.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use stateright::{Checker, Expectation, Model};
+
+use crate::{ModelConfig, property};
+
+/// What the checker says of one property in one configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// `always` / `eventually`: no counterexample in the bounded state space.
+    Holds,
+    /// `always` / `eventually`: a counterexample (its readable steps).
+    Counterexample(Vec<String>),
+    /// `sometimes`: an example was reached (its length).
+    Reached(usize),
+    /// `sometimes`: never reached (the other properties may hold vacuously).
+    NeverReached,
+}
+
+impl Verdict {
+    /// A short matrix cell.
+    pub fn cell(&self) -> String {
+        match self {
+            Verdict::Holds => "holds".into(),
+            Verdict::Counterexample(t) => format!("CE({})", t.len()),
+            Verdict::Reached(_) => "reached".into(),
+            Verdict::NeverReached => "NEVER".into(),
+        }
+    }
+}
+
+/// One configuration checked.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The configuration.
+    pub config: ModelConfig,
+    /// Unique states explored.
+    pub unique_states: usize,
+    /// States generated (with repeats).
+    pub states: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Deepest path.
+    pub max_depth: usize,
+    /// The verdict per property, in [`property::ALL`] order.
+    pub verdicts: Vec<(&'static str, Verdict)>,
+}
+
+impl Outcome {
+    /// The verdict of one property.
+    pub fn verdict(&self, name: &str) -> Option<&Verdict> {
+        self.verdicts.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Unique states per second.
+    pub fn states_per_sec(&self) -> f64 {
+        self.unique_states as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Checks `config` exhaustively (breadth first) on `threads` threads.
+pub fn check(config: &ModelConfig, threads: usize) -> Outcome {
+    let model = config.clone().into_model();
+    let expectations: Vec<(&'static str, Expectation)> =
+        model.properties().iter().map(|p| (p.name, p.expectation.clone())).collect();
+    let start = Instant::now();
+    let checker = config.clone().into_model().checker().threads(threads).spawn_bfs().join();
+    let elapsed = start.elapsed();
+    let verdicts = expectations
+        .into_iter()
+        .map(|(name, expectation)| {
+            let found = checker.discovery(name);
+            let verdict = match (expectation, found) {
+                (Expectation::Sometimes, Some(path)) => Verdict::Reached(path.into_actions().len()),
+                (Expectation::Sometimes, None) => Verdict::NeverReached,
+                (_, None) => Verdict::Holds,
+                (_, Some(path)) => {
+                    Verdict::Counterexample(path.into_actions().iter().map(|a| model.format_action(a)).collect())
+                }
+            };
+            (name, verdict)
+        })
+        .collect();
+    Outcome {
+        config: config.clone(),
+        unique_states: checker.unique_state_count(),
+        states: checker.state_count(),
+        elapsed,
+        max_depth: checker.max_depth(),
+        verdicts,
+    }
+}
+
+/// Short column headers for the matrix, in [`property::ALL`] order.
+pub const COLUMNS: &[(&str, &str)] = &[
+    ("single", property::SINGLE_RELEASE),
+    ("fresh", property::FRESH_KEYS),
+    ("authz", property::ONLY_AUTHORISED),
+    ("attkr", property::ATTACKER_BLIND),
+    ("rgw", property::RECIPIENT_GATEWAY_BLIND),
+    ("destr", property::NOTHING_AFTER_DESTRUCTION),
+    ("quiet", property::QUIESCENT_DELIVERED),
+    ("event", property::EVENTUALLY_DELIVERED),
+    ("s:all", property::SOMETIMES_ALL_DECRYPT),
+    ("s:gw", property::SOMETIMES_GATEWAY_READS),
+];
+
+/// Whether a property says nothing in a configuration: liveness on a duplicating network (no
+/// state is quiescent, and every redelivery loops back to a known state, so stateright's
+/// `eventually` never meets a terminal state), the gateway's reachability without a gateway.
+pub fn not_applicable(config: &ModelConfig, name: &str) -> bool {
+    let liveness = name == property::QUIESCENT_DELIVERED || name == property::EVENTUALLY_DELIVERED;
+    (liveness && config.network == crate::NetworkKind::Duplicating)
+        || (name == property::SOMETIMES_GATEWAY_READS && !config.sender_gateway)
+}
+
+/// The results matrix as text.
+pub fn matrix(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    let width = outcomes.iter().map(|o| o.config.name.len()).max().unwrap_or(10).max(13);
+    let _ = write!(out, "{:width$}", "configuration");
+    for (short, _) in COLUMNS {
+        let _ = write!(out, " {short:>8}");
+    }
+    let _ = writeln!(out, " {:>10} {:>8} {:>10}", "states", "time", "states/s");
+    for o in outcomes {
+        let _ = write!(out, "{:width$}", o.config.name);
+        for (_, name) in COLUMNS {
+            let not_applicable = not_applicable(&o.config, name);
+            let cell =
+                if not_applicable { "n/a".into() } else { o.verdict(name).map(Verdict::cell).unwrap_or_default() };
+            let _ = write!(out, " {cell:>8}");
+        }
+        let _ =
+            writeln!(out, " {:>10} {:>7.2}s {:>10.0}", o.unique_states, o.elapsed.as_secs_f64(), o.states_per_sec());
+    }
+    let _ = writeln!(out, "\nColumns:");
+    for (short, name) in COLUMNS {
+        let _ = writeln!(out, "  {short:>6}  {name}");
+    }
+    let _ = writeln!(
+        out,
+        "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), reached / NEVER (sometimes), n/a (not applicable: liveness on a duplicating network, where no state is quiescent and every redelivery loops back to a known state, so no terminal state exists for `eventually`; the gateway column without a gateway)."
+    );
+    out
+}
+
+/// Every counterexample as a readable trace.
+pub fn traces(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    for o in outcomes {
+        for (name, v) in &o.verdicts {
+            if not_applicable(&o.config, name) {
+                continue;
+            }
+            if let Verdict::Counterexample(steps) = v {
+                let _ = writeln!(out, "\n== {} : {name} ({} steps)", o.config.name, steps.len());
+                for (i, s) in steps.iter().enumerate() {
+                    let _ = writeln!(out, "  {:>2}. {s}", i + 1);
+                }
+            }
+        }
+    }
+    out
+}
