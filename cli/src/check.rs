@@ -2,13 +2,13 @@
 
 use ekg_core::ledger::ReleasePolicy;
 use ekg_model::ModelConfig;
-use ekg_model::report::{self, Outcome};
+use ekg_model::report::{self, Outcome, Search};
 use stateright::Model;
 
 type DynError = Box<dyn std::error::Error>;
 
 /// Runs the matrix (or the Explorer).
-pub fn run(full: bool, only: Option<&str>, threads: usize, explore: bool, addr: &str) -> Result<(), DynError> {
+pub fn run(full: bool, only: Option<&str>, search: Search, explore: bool, addr: &str) -> Result<(), DynError> {
     let mut configs = ModelConfig::matrix();
     if full {
         configs.extend([ModelConfig::full(ReleasePolicy::Once), ModelConfig::full(ReleasePolicy::SameCertificate)]);
@@ -19,16 +19,17 @@ pub fn run(full: bool, only: Option<&str>, threads: usize, explore: bool, addr: 
     if explore {
         let config = configs.into_iter().next().ok_or("no configuration matches")?;
         println!("Explorer for {} on http://{addr}/ (Ctrl-C to stop)", config.name);
-        let _ = config.into_model().checker().threads(threads).serve(addr);
+        let _ = config.into_model().checker().threads(search.threads).serve(addr);
         return Ok(());
     }
-    println!(
-        "ekg check: {} configurations, {threads} threads, breadth-first, exhaustive within the bounds",
-        configs.len()
-    );
+    let how = if search.dfs { "depth-first" } else { "breadth-first" };
+    let limit = search
+        .timeout
+        .map_or("exhaustive within the bounds".to_string(), |t| format!("at most {} s each", t.as_secs()));
+    println!("ekg check: {} configurations, {} threads, {how}, {limit}", configs.len(), search.threads);
     let mut outcomes: Vec<Outcome> = Vec::new();
     for config in &configs {
-        let outcome = report::check(config, threads);
+        let outcome = report::check_with(config, search);
         eprintln!("  {:<48} {:>9} states {:>7.2}s", config.name, outcome.unique_states, outcome.elapsed.as_secs_f64());
         outcomes.push(outcome);
     }

@@ -54,6 +54,12 @@ enum Command {
         /// Explorer address (loopback).
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: String,
+        /// Depth-first search (memory: fingerprints only) instead of breadth-first.
+        #[arg(long)]
+        dfs: bool,
+        /// Stop each configuration after this many seconds (marked TRUNCATED).
+        #[arg(long)]
+        timeout_secs: Option<u64>,
     },
 }
 
@@ -61,8 +67,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { out, seed, now } => demo::run(&out, seed, now),
-        Command::Check { full, only, threads, explore, addr } => {
-            check::run(full, only.as_deref(), threads, explore, &addr)
+        Command::Check { full, only, threads, explore, addr, dfs, timeout_secs } => {
+            let search =
+                ekg_model::report::Search { threads, dfs, timeout: timeout_secs.map(std::time::Duration::from_secs) };
+            check::run(full, only.as_deref(), search, explore, &addr)
         }
     };
     match result {

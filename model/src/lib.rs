@@ -13,8 +13,8 @@ pub mod report;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ekg_core::ledger::ReleasePolicy;
-use stateright::actor::{ActorModel, ActorModelState, Envelope, LossyNetwork, Network};
 use stateright::Expectation;
+use stateright::actor::{ActorModel, ActorModelState, Envelope, LossyNetwork, Network};
 
 pub use config::{ModelConfig, NetworkKind, Storage};
 use party::{ATTACKER, Addr, KeyName, Msg, Party, PartyState, RECIPIENT_GATEWAY};

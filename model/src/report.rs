@@ -47,6 +47,9 @@ pub struct Outcome {
     pub max_depth: usize,
     /// The verdict per property, in [`property::ALL`] order.
     pub verdicts: Vec<(&'static str, Verdict)>,
+    /// Whether the time limit cut the search (then "holds" only means "no counterexample
+    /// among the states explored").
+    pub truncated: bool,
 }
 
 impl Outcome {
@@ -61,19 +64,49 @@ impl Outcome {
     }
 }
 
-/// Checks `config` exhaustively (breadth first) on `threads` threads.
+/// How to search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Search {
+    /// Checker threads.
+    pub threads: usize,
+    /// Depth first (memory: fingerprints only) instead of breadth first.
+    pub dfs: bool,
+    /// Stop after this long (the outcome is then marked truncated).
+    pub timeout: Option<Duration>,
+}
+
+/// Checks `config` exhaustively, breadth first, on `threads` threads.
 pub fn check(config: &ModelConfig, threads: usize) -> Outcome {
+    check_with(config, Search { threads, dfs: false, timeout: None })
+}
+
+/// Checks `config` as `search` says.
+pub fn check_with(config: &ModelConfig, search: Search) -> Outcome {
     let model = config.clone().into_model();
-    let expectations: Vec<(&'static str, Expectation)> =
-        model.properties().iter().map(|p| (p.name, p.expectation.clone())).collect();
     let start = Instant::now();
-    let checker = config.clone().into_model().checker().threads(threads).spawn_bfs().join();
+    let mut builder = config.clone().into_model().checker().threads(search.threads);
+    if let Some(t) = search.timeout {
+        builder = builder.timeout(t);
+    }
+    let (unique_states, states, max_depth, verdicts) = if search.dfs {
+        finish(builder.spawn_dfs().join(), &model)
+    } else {
+        finish(builder.spawn_bfs().join(), &model)
+    };
     let elapsed = start.elapsed();
-    let verdicts = expectations
-        .into_iter()
-        .map(|(name, expectation)| {
-            let found = checker.discovery(name);
-            let verdict = match (expectation, found) {
+    // stateright reports a run cut by its timeout as done: only the clock tells.
+    let truncated = search.timeout.is_some_and(|t| elapsed >= t);
+    Outcome { config: config.clone(), unique_states, states, elapsed, max_depth, verdicts, truncated }
+}
+
+type Finished = (usize, usize, usize, Vec<(&'static str, Verdict)>);
+
+fn finish<C: Checker<crate::EkgModel>>(checker: C, model: &crate::EkgModel) -> Finished {
+    let verdicts = model
+        .properties()
+        .iter()
+        .map(|p| {
+            let verdict = match (&p.expectation, checker.discovery(p.name)) {
                 (Expectation::Sometimes, Some(path)) => Verdict::Reached(path.into_actions().len()),
                 (Expectation::Sometimes, None) => Verdict::NeverReached,
                 (_, None) => Verdict::Holds,
@@ -81,17 +114,10 @@ pub fn check(config: &ModelConfig, threads: usize) -> Outcome {
                     Verdict::Counterexample(path.into_actions().iter().map(|a| model.format_action(a)).collect())
                 }
             };
-            (name, verdict)
+            (p.name, verdict)
         })
         .collect();
-    Outcome {
-        config: config.clone(),
-        unique_states: checker.unique_state_count(),
-        states: checker.state_count(),
-        elapsed,
-        max_depth: checker.max_depth(),
-        verdicts,
-    }
+    (checker.unique_state_count(), checker.state_count(), checker.max_depth(), verdicts)
 }
 
 /// Short column headers for the matrix, in [`property::ALL`] order.
@@ -134,8 +160,14 @@ pub fn matrix(outcomes: &[Outcome]) -> String {
                 if not_applicable { "n/a".into() } else { o.verdict(name).map(Verdict::cell).unwrap_or_default() };
             let _ = write!(out, " {cell:>8}");
         }
-        let _ =
-            writeln!(out, " {:>10} {:>7.2}s {:>10.0}", o.unique_states, o.elapsed.as_secs_f64(), o.states_per_sec());
+        let cut = if o.truncated { " TRUNCATED" } else { "" };
+        let _ = writeln!(
+            out,
+            " {:>10} {:>7.2}s {:>10.0}{cut}",
+            o.unique_states,
+            o.elapsed.as_secs_f64(),
+            o.states_per_sec()
+        );
     }
     let _ = writeln!(out, "\nColumns:");
     for (short, name) in COLUMNS {
@@ -143,7 +175,7 @@ pub fn matrix(outcomes: &[Outcome]) -> String {
     }
     let _ = writeln!(
         out,
-        "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), reached / NEVER (sometimes), n/a (not applicable: liveness on a duplicating network, where no state is quiescent and every redelivery loops back to a known state, so no terminal state exists for `eventually`; the gateway column without a gateway)."
+        "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), reached / NEVER (sometimes), TRUNCATED (the time limit cut the search: no counterexample among the states explored, not a proof), n/a (not applicable: liveness on a duplicating network, where no state is quiescent and every redelivery loops back to a known state, so no terminal state exists for `eventually`; the gateway column without a gateway)."
     );
     out
 }
