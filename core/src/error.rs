@@ -113,6 +113,9 @@ rejections! {
     DuplicateRecipient => "duplicate_recipient", "V12", InvalidMessage;
     /// The request's time is too far from the gatekeeper's `now`.
     RequestTimeSkew => "request_time_skew", "V13", Refused;
+    /// The same signed key request was already answered within the freshness window (a
+    /// replay, or a duplicate from the network): a retry must be a new request.
+    DuplicateRequest => "duplicate_request", "V14", Refused;
     /// The ticket was not signed by this gatekeeper (release) or by the gatekeeper that
     /// signed the ticket (client checks).
     WrongGatekeeper => "wrong_gatekeeper", "V20", Untrusted;

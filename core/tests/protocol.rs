@@ -93,7 +93,8 @@ fn a_repeating_rng_is_caught_as_a_key_id_collision_and_nothing_is_issued() {
     let pending = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(22)).expect("request");
     gk.handle_key_request(&pending.der, NOW, &mut rng(23)).expect("first");
     let appends = gk.store().appends();
-    assert_eq!(code(gk.handle_key_request(&pending.der, NOW, &mut rng(23))), Some("key_id_collision"));
+    let other = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(24)).expect("request");
+    assert_eq!(code(gk.handle_key_request(&other.der, NOW, &mut rng(23))), Some("key_id_collision"));
     assert_eq!(gk.store().appends(), appends);
     assert_eq!(gk.ledger().held_keys(), 1);
 }
@@ -654,15 +655,18 @@ fn l4_a_failing_provider_is_a_crypto_failure_and_issues_nothing() {
 }
 
 #[test]
-fn finding_a_replayed_key_request_is_issued_a_second_fresh_key_within_the_skew_window() {
-    // Key requests are not idempotent (model finding, docs/model.md): each delivery of the
-    // same signed request issues a fresh key, until V13's skew window closes. Nothing leaks
-    // (the grant is encrypted to the sender), but a replayer fills the key store.
+fn v14_a_replayed_key_request_is_refused_and_a_new_request_is_answered() {
+    // The model's finding F6 (docs/model.md): the draft issues a fresh key for every copy of
+    // a key request. The gatekeeper answers each signed request once; V13 closes the window.
     let mut gk = gatekeeper(ReleasePolicy::Once);
     let pending = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(730)).expect("request");
-    let a = gk.handle_key_request(&pending.der, NOW, &mut rng(731)).expect("first");
-    let b = gk.handle_key_request(&pending.der, NOW.plus_secs(60), &mut rng(732)).expect("replayed");
-    assert_ne!(a.key_id, b.key_id);
-    assert_eq!(gk.ledger().held_keys(), 2);
+    gk.handle_key_request(&pending.der, NOW, &mut rng(731)).expect("first");
+    assert_eq!(code(gk.handle_key_request(&pending.der, NOW.plus_secs(60), &mut rng(732))), Some("duplicate_request"));
+    assert_eq!(gk.ledger().held_keys(), 1);
+    // A retry is a new request (new nonce): answered.
+    let retry = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(734)).expect("retry");
+    assert!(gk.handle_key_request(&retry.der, NOW.plus_secs(60), &mut rng(735)).is_ok());
+    // Past the window the digest is forgotten, and V13 refuses the stale request instead.
+    gk.tick(NOW.plus_secs(301)).expect("tick");
     assert_eq!(code(gk.handle_key_request(&pending.der, NOW.plus_secs(301), &mut rng(733))), Some("request_time_skew"));
 }

@@ -172,6 +172,9 @@ pub struct Gatekeeper<S: Store<Concrete>> {
     crypto: GatekeeperCrypto,
     ledger: Ledger<Concrete>,
     store: S,
+    /// Digests of key requests answered within the freshness window, with their request time
+    /// (V14). In memory: after a restart a replay inside the window is answered again.
+    answered: std::collections::BTreeMap<Digest, UnixTime>,
 }
 
 impl<S: Store<Concrete>> Gatekeeper<S> {
@@ -199,7 +202,12 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         }
         let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
         let ledger = Ledger::recover(config.ledger, records.iter())?;
-        Ok(Gatekeeper { crypto: GatekeeperCrypto { provider, config, credential, storage_key }, ledger, store })
+        Ok(Gatekeeper {
+            crypto: GatekeeperCrypto { provider, config, credential, storage_key },
+            ledger,
+            store,
+            answered: std::collections::BTreeMap::new(),
+        })
     }
 
     /// The crypto half.
@@ -243,9 +251,14 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// Issues a fresh key for a verified request: draw key id and key, decide, make the
     /// record durable, then build grant and ticket.
     pub fn issue(&mut self, request: VerifiedKeyRequest, now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Issuance> {
+        // V14: key requests are idempotent within the freshness window (docs/model.md, F6).
+        if self.answered.contains_key(&request.digest) {
+            return Err(reject(Rejection::DuplicateRequest, "this signed request was already answered"));
+        }
         let (key_id, key, issue) = self.crypto.draw_key(&request, now, rng)?;
         let record = self.ledger.decide_issue(issue, now)?;
         self.commit(&[record])?;
+        self.answered.insert(request.digest, request.content.request_time);
         self.crypto.build_issuance(&request, &key_id, &key, now, rng)
     }
 
@@ -270,6 +283,9 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// Destroys expired keys and keys whose retention ended; purges old tombstones.
     /// Returns how many records were made.
     pub fn tick(&mut self, now: UnixTime) -> Result<usize> {
+        // A request older than the skew window is refused by V13: forget its digest.
+        let window = self.crypto.config.max_clock_skew_secs;
+        self.answered.retain(|_, t| now.secs() <= t.plus_secs(window).secs());
         let records = self.ledger.decide_expiry(now);
         self.commit(&records)?;
         Ok(records.len())
