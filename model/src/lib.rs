@@ -72,6 +72,16 @@ pub mod property {
     /// Sometimes: the sender's gateway reads the outbound message.
     pub const SOMETIMES_GATEWAY_READS: &str = "sometimes the sender's gateway reads";
 
+    /// The safety properties (always, checked in every configuration).
+    pub const SAFETY: &[&str] = &[
+        SINGLE_RELEASE,
+        FRESH_KEYS,
+        ONLY_AUTHORISED,
+        ATTACKER_BLIND,
+        RECIPIENT_GATEWAY_BLIND,
+        NOTHING_AFTER_DESTRUCTION,
+    ];
+
     /// Every property, in matrix order.
     pub const ALL: &[&str] = &[
         SINGLE_RELEASE,

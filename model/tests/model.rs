@@ -69,16 +69,7 @@ fn reliable_rows_hold_every_property_and_reach_every_goal() {
         "once/2r+sgw+rgw+attacker/unordered",
     ] {
         let checker = row(name).into_model().checker().spawn_bfs().join();
-        for p in [
-            SINGLE_RELEASE,
-            FRESH_KEYS,
-            ONLY_AUTHORISED,
-            ATTACKER_BLIND,
-            RECIPIENT_GATEWAY_BLIND,
-            NOTHING_AFTER_DESTRUCTION,
-            QUIESCENT_DELIVERED,
-            EVENTUALLY_DELIVERED,
-        ] {
+        for p in SAFETY.iter().chain(&[QUIESCENT_DELIVERED, EVENTUALLY_DELIVERED]) {
             checker.assert_no_discovery(p);
         }
         checker.assert_any_discovery(SOMETIMES_ALL_DECRYPT);
@@ -182,14 +173,7 @@ fn volatile_storage_loses_owed_keys_but_never_leaks_them() {
 fn duplicating_networks_keep_every_safety_property() {
     let config = ModelConfig { network: NetworkKind::Duplicating, ..ModelConfig::adversarial(Once) }.named();
     let checker = config.into_model().checker().spawn_bfs().join();
-    for p in [
-        SINGLE_RELEASE,
-        FRESH_KEYS,
-        ONLY_AUTHORISED,
-        ATTACKER_BLIND,
-        RECIPIENT_GATEWAY_BLIND,
-        NOTHING_AFTER_DESTRUCTION,
-    ] {
+    for p in SAFETY {
         checker.assert_no_discovery(p);
     }
     checker.assert_any_discovery(SOMETIMES_ALL_DECRYPT);
@@ -203,14 +187,7 @@ fn duplicating_networks_keep_every_safety_property() {
 fn full_configuration_keeps_every_safety_property() {
     for policy in [Once, SameCertificate] {
         let checker = ModelConfig::full(policy).into_model().checker().threads(2).spawn_bfs().join();
-        for p in [
-            SINGLE_RELEASE,
-            FRESH_KEYS,
-            ONLY_AUTHORISED,
-            ATTACKER_BLIND,
-            RECIPIENT_GATEWAY_BLIND,
-            NOTHING_AFTER_DESTRUCTION,
-        ] {
+        for p in SAFETY {
             checker.assert_no_discovery(p);
         }
         checker.assert_any_discovery(SOMETIMES_ALL_DECRYPT);
