@@ -4,6 +4,8 @@
 //! (e.g. on aws-lc-rs) is added without touching it. Providers hold no ambient randomness:
 //! every operation that needs random bytes takes the caller's RNG.
 
+#[cfg(feature = "aws-lc")]
+mod awslc;
 mod rustcrypto;
 
 use core::fmt::Debug;
@@ -11,6 +13,8 @@ use core::fmt::Debug;
 pub use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
+#[cfg(feature = "aws-lc")]
+pub use awslc::AwsLc;
 pub use rustcrypto::RustCrypto;
 
 use crate::error::Result;
