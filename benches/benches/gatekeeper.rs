@@ -1,0 +1,163 @@
+//! Gatekeeper and client costs against the raw primitives, per provider, in one run.
+//!
+//! `cargo bench -p ekg-benches` (figures in docs/performance.md). Every group measures the
+//! raw RSA-2048 primitives beside the protocol operations so that overhead is a ratio of two
+//! numbers taken in the same run, never an absolute time.
+
+// Benchmark setup: a failure is a broken benchmark.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ekg_core::crypto::{AwsLc, CryptoProvider, RustCrypto};
+use ekg_core::ledger::{Concrete, MemoryStore, ReleasePolicy};
+use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
+use ekg_core::role::{Gatekeeper, GatekeeperConfig, Recipient, Sender, SenderRule, StorageKey};
+use ekg_core::{EmailAddress, UnixTime};
+use ekg_testpki::{Federation, Issued};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+static RC: RustCrypto = RustCrypto;
+static AWS: AwsLc = AwsLc;
+const NOW: UnixTime = UnixTime(1_780_272_000);
+
+fn providers() -> [&'static dyn CryptoProvider; 2] {
+    [&RC, &AWS]
+}
+
+struct World {
+    p: &'static dyn CryptoProvider,
+    fed: &'static Federation,
+    anchors: TrustAnchors,
+}
+
+impl World {
+    fn new(p: &'static dyn CryptoProvider) -> World {
+        let fed = Federation::shared();
+        World { p, fed, anchors: TrustAnchors::from_der(p, &fed.anchors(), PathLimits::default()).expect("anchors") }
+    }
+
+    fn cred(&self, i: &Issued) -> Credential {
+        Credential::from_der(self.p, &i.cert_der, &i.chain_der, &i.key_pkcs8).expect("credential")
+    }
+
+    fn gatekeeper(&self) -> Gatekeeper<MemoryStore<Concrete>> {
+        let org = &self.fed.sender_org;
+        let mut cfg = GatekeeperConfig::new(org.gatekeeper_uri(), self.anchors.clone());
+        cfg.senders =
+            vec![SenderRule { domain: None, issuer: Some(provider_cert_id(self.p, &org.ca.issued.cert_der)) }];
+        cfg.policy = ReleasePolicy::SameCertificate;
+        cfg.ledger.max_deliveries = u32::MAX;
+        cfg.ledger.retention_secs = 3600;
+        Gatekeeper::new(self.p, cfg, self.cred(&org.gatekeeper), StorageKey::from_bytes([3; 32]), MemoryStore::new())
+            .expect("gatekeeper")
+    }
+
+    fn sender(&self) -> Sender {
+        let org = &self.fed.sender_org;
+        Sender::new(self.p, self.cred(org.user("alice@example.com")), self.anchors.clone(), org.gatekeeper_uri())
+            .expect("sender")
+    }
+}
+
+fn bob() -> EmailAddress {
+    EmailAddress::parse("bob@example.org").expect("address")
+}
+
+fn primitives(c: &mut Criterion) {
+    for p in providers() {
+        let w = World::new(p);
+        let key = p.load_private_key(&w.fed.sender_org.gatekeeper.key_pkcs8).expect("key");
+        let spki = key.public_key_spki().to_vec();
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let msg = [7u8; 200];
+        let sig = key.sign_pkcs1_sha256(&msg, &mut rng).expect("sign");
+        let ct = p.oaep_sha256_encrypt(&spki, &[1; 32], &mut rng).expect("oaep");
+        let mut g = c.benchmark_group(format!("primitives/{}", p.name()));
+        g.bench_function("rsa2048_sign", |b| {
+            b.iter(|| key.sign_pkcs1_sha256(black_box(&msg), &mut rng).expect("sign"))
+        });
+        g.bench_function("rsa2048_verify", |b| {
+            b.iter(|| p.verify_pkcs1_sha256(&spki, black_box(&msg), &sig).expect("verify"))
+        });
+        g.bench_function("rsa2048_oaep_wrap", |b| {
+            b.iter(|| p.oaep_sha256_encrypt(&spki, black_box(&[1; 32]), &mut rng).expect("oaep"))
+        });
+        g.bench_function("rsa2048_oaep_unwrap", |b| {
+            b.iter(|| key.oaep_sha256_decrypt(black_box(&ct), &mut rng).expect("oaep"))
+        });
+        let data = vec![5u8; 64 * 1024];
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function("aes256_gcm_64KiB", |b| {
+            b.iter(|| p.aes256_gcm_seal(&[2; 32], &[3; 12], b"", black_box(&data)).expect("gcm"))
+        });
+        g.finish();
+    }
+}
+
+fn gatekeeper(c: &mut Criterion) {
+    for p in providers() {
+        let w = World::new(p);
+        let sender = w.sender();
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let mut gk = w.gatekeeper();
+        let mut gk_rng = ChaCha20Rng::seed_from_u64(9);
+        let mut g = c.benchmark_group(format!("gatekeeper/{}", p.name()));
+        // Issuance: request bytes in, grant and ticket bytes out, verification included. A
+        // fresh request per iteration (V14 refuses a repeat), made outside the timing.
+        g.bench_function("issuance", |b| {
+            b.iter_batched(
+                || {
+                    sender
+                        .request_key(&[bob()], NOW, &mut ChaCha20Rng::seed_from_u64(rand_core::Rng::next_u64(&mut rng)))
+                        .expect("request")
+                        .der
+                },
+                |der| gk.handle_key_request(&der, NOW, &mut gk_rng).expect("issue").grant.len(),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        // Release: release request bytes in, release bytes out (same certificate: re-delivery).
+        let mut gk = w.gatekeeper();
+        let mut r = ChaCha20Rng::seed_from_u64(3);
+        let pending = sender.request_key(&[bob()], NOW, &mut r).expect("request");
+        let issuance = gk.handle_key_request(&pending.der, NOW, &mut r).expect("issue");
+        let key = sender.accept_grant(&pending, &issuance.grant, &issuance.ticket, NOW, &mut r).expect("grant");
+        let sealed = sender.seal(&key, b"bench", &mut r).expect("seal");
+        let recipient = Recipient::new(p, w.cred(w.fed.recipient_org.user("bob@example.org")), w.anchors.clone());
+        let msg = recipient.receive(&sealed, NOW).expect("receive");
+        let req = recipient.request_release(&msg, NOW, &mut r).expect("release request");
+        g.bench_function("release", |b| {
+            b.iter(|| gk.handle_release_request(black_box(&req.der), NOW, &mut r).expect("release").der.len())
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("seal_open/{}", p.name()));
+        for size in [1024usize, 64 * 1024, 1024 * 1024] {
+            let body = vec![b'x'; size];
+            let sealed = sender.seal(&key, &body, &mut r).expect("seal");
+            let opened = recipient.receive(&sealed, NOW).expect("receive");
+            let k = recipient
+                .accept_release(
+                    &msg,
+                    &req,
+                    &gk.handle_release_request(&req.der, NOW, &mut r).expect("release").der,
+                    &mut r,
+                )
+                .expect("key");
+            g.throughput(Throughput::Bytes(size as u64));
+            g.bench_with_input(BenchmarkId::new("seal", size), &body, |b, body| {
+                b.iter(|| sender.seal(&key, body, &mut r).expect("seal").len())
+            });
+            g.bench_with_input(BenchmarkId::new("open", size), &opened, |b, m| {
+                b.iter(|| recipient.open(m, &k).expect("open").len())
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, primitives, gatekeeper);
+criterion_main!(benches);

@@ -1,0 +1,1 @@
+//! `ekg-benches`: see `benches/gatekeeper.rs` and `docs/performance.md`.
