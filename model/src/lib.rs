@@ -81,20 +81,6 @@ pub mod property {
         RECIPIENT_GATEWAY_BLIND,
         NOTHING_AFTER_DESTRUCTION,
     ];
-
-    /// Every property, in matrix order.
-    pub const ALL: &[&str] = &[
-        SINGLE_RELEASE,
-        FRESH_KEYS,
-        ONLY_AUTHORISED,
-        ATTACKER_BLIND,
-        RECIPIENT_GATEWAY_BLIND,
-        NOTHING_AFTER_DESTRUCTION,
-        QUIESCENT_DELIVERED,
-        EVENTUALLY_DELIVERED,
-        SOMETIMES_ALL_DECRYPT,
-        SOMETIMES_GATEWAY_READS,
-    ];
 }
 
 impl ModelConfig {

@@ -45,7 +45,7 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Deepest path.
     pub max_depth: usize,
-    /// The verdict per property, in [`property::ALL`] order.
+    /// The verdict per property, in the order the model declares them.
     pub verdicts: Vec<(&'static str, Verdict)>,
     /// Whether the time limit cut the search (then "holds" only means "no counterexample
     /// among the states explored").
@@ -120,7 +120,7 @@ fn finish<C: Checker<crate::EkgModel>>(checker: C, model: &crate::EkgModel) -> F
     (checker.unique_state_count(), checker.state_count(), checker.max_depth(), verdicts)
 }
 
-/// Short column headers for the matrix, in [`property::ALL`] order.
+/// The matrix columns: a short header for each property, in display order.
 pub const COLUMNS: &[(&str, &str)] = &[
     ("single", property::SINGLE_RELEASE),
     ("fresh", property::FRESH_KEYS),

@@ -24,13 +24,6 @@ use crate::ids::{Digest, KEY_LEN, OneTimeKey, WrappedKey};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AwsLc;
 
-fn check_bits(bits: usize) -> Result<()> {
-    if !(super::rustcrypto::RSA_BITS_MIN..=super::rustcrypto::RSA_BITS_MAX).contains(&bits) {
-        return Err(reject(Rejection::UnsupportedKey, format!("RSA modulus of {bits} bits")));
-    }
-    Ok(())
-}
-
 impl CryptoProvider for AwsLc {
     fn name(&self) -> &'static str {
         "aws-lc-rs"
@@ -46,7 +39,7 @@ impl CryptoProvider for AwsLc {
     fn load_private_key(&self, pkcs8_der: &[u8]) -> Result<Box<dyn PrivateKey>> {
         let signing = RsaKeyPair::from_pkcs8(pkcs8_der)
             .map_err(|e| reject(Rejection::InvalidConfiguration, format!("private key: {e}")))?;
-        check_bits(signing.public_modulus_len() * 8)?;
+        super::check_rsa_bits(signing.public_modulus_len() * 8)?;
         let decrypting = PrivateDecryptingKey::from_pkcs8(pkcs8_der)
             .map_err(|e| reject(Rejection::InvalidConfiguration, format!("private key: {e}")))?;
         let decrypting = OaepPrivateDecryptingKey::new(decrypting)
@@ -63,7 +56,7 @@ impl CryptoProvider for AwsLc {
     fn verify_pkcs1_sha256(&self, spki_der: &[u8], message: &[u8], sig: &[u8]) -> Result<()> {
         let key = PublicEncryptingKey::from_der(spki_der)
             .map_err(|e| reject(Rejection::UnsupportedKey, format!("not an RSA public key: {e}")))?;
-        check_bits(key.key_size_bits())?;
+        super::check_rsa_bits(key.key_size_bits())?;
         UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, spki_der)
             .verify(message, sig)
             .map_err(|_| reject(Rejection::BadSignature, "RSA PKCS#1 v1.5 SHA-256"))
@@ -72,7 +65,7 @@ impl CryptoProvider for AwsLc {
     fn oaep_sha256_encrypt(&self, spki_der: &[u8], plaintext: &[u8], _rng: &mut dyn CryptoRng) -> Result<Vec<u8>> {
         let key = PublicEncryptingKey::from_der(spki_der)
             .map_err(|e| reject(Rejection::UnsupportedKey, format!("not an RSA public key: {e}")))?;
-        check_bits(key.key_size_bits())?;
+        super::check_rsa_bits(key.key_size_bits())?;
         let key = OaepPublicEncryptingKey::new(key).map_err(|_| reject(Rejection::CryptoFailure, "OAEP key"))?;
         let mut out = vec![0u8; key.ciphertext_size()];
         let n = key

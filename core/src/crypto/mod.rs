@@ -87,6 +87,22 @@ pub trait PrivateKey: Debug + Send + Sync {
     fn oaep_sha256_decrypt(&self, ciphertext: &[u8], rng: &mut dyn CryptoRng) -> Result<Zeroizing<Vec<u8>>>;
 }
 
+/// Smallest RSA modulus the profile accepts, in bits.
+pub const RSA_BITS_MIN: usize = 2048;
+/// Largest RSA modulus the profile accepts, in bits.
+pub const RSA_BITS_MAX: usize = 8192;
+
+/// The profile's key-size rule, the same for every provider (`unsupported_key`, step V7).
+pub(crate) fn check_rsa_bits(bits: usize) -> Result<()> {
+    if !(RSA_BITS_MIN..=RSA_BITS_MAX).contains(&bits) {
+        return Err(crate::error::reject(
+            crate::error::Rejection::UnsupportedKey,
+            format!("RSA modulus of {bits} bits"),
+        ));
+    }
+    Ok(())
+}
+
 /// The default provider.
 pub fn default_provider() -> &'static dyn CryptoProvider {
     &RustCrypto

@@ -12,10 +12,6 @@ use super::{CryptoProvider, CryptoRng, GCM_NONCE_LEN, GCM_TAG_LEN, PrivateKey};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KEY_LEN, OneTimeKey, WrappedKey};
 
-/// Smallest and largest RSA modulus the profile accepts, in bits.
-pub(crate) const RSA_BITS_MIN: usize = 2048;
-pub(crate) const RSA_BITS_MAX: usize = 8192;
-
 /// RustCrypto provider (pure Rust, no C).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RustCrypto;
@@ -23,15 +19,8 @@ pub struct RustCrypto;
 fn public_key(spki_der: &[u8]) -> Result<rsa::PublicKey> {
     let key = rsa::PublicKey::from_public_key_der(spki_der)
         .map_err(|e| reject(Rejection::UnsupportedKey, format!("not an RSA public key: {e}")))?;
-    check_bits(rsa::traits::PublicKeyParts::size(&key) * 8)?;
+    super::check_rsa_bits(rsa::traits::PublicKeyParts::size(&key) * 8)?;
     Ok(key)
-}
-
-fn check_bits(bits: usize) -> Result<()> {
-    if !(RSA_BITS_MIN..=RSA_BITS_MAX).contains(&bits) {
-        return Err(reject(Rejection::UnsupportedKey, format!("RSA modulus of {bits} bits")));
-    }
-    Ok(())
 }
 
 impl CryptoProvider for RustCrypto {
@@ -46,7 +35,7 @@ impl CryptoProvider for RustCrypto {
     fn load_private_key(&self, pkcs8_der: &[u8]) -> Result<Box<dyn PrivateKey>> {
         let key = rsa::PrivateKey::from_pkcs8_der(pkcs8_der)
             .map_err(|e| reject(Rejection::InvalidConfiguration, format!("private key: {e}")))?;
-        check_bits(rsa::traits::PublicKeyParts::size(&key) * 8)?;
+        super::check_rsa_bits(rsa::traits::PublicKeyParts::size(&key) * 8)?;
         let spki = key
             .to_public_key()
             .to_public_key_der()
