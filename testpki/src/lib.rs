@@ -152,10 +152,7 @@ impl Pki {
     }
 
     fn key(&mut self) -> (KeyPair, Zeroizing<Vec<u8>>) {
-        let key = rsa::PrivateKey::new(&mut self.rng, 2048).expect("RSA key generation");
-        let pkcs8 = Zeroizing::new(key.to_pkcs8_der().expect("PKCS#8").as_bytes().to_vec());
-        let pair = KeyPair::try_from(pkcs8.as_slice()).expect("rcgen key");
-        (pair, pkcs8)
+        key_pair(rsa_key_pkcs8(&mut self.rng))
     }
 
     fn serial(&mut self) -> SerialNumber {
@@ -208,7 +205,14 @@ impl Pki {
 
     /// An end entity issued by `ca`.
     pub fn issue(&mut self, ca: &Authority, spec: &EntitySpec) -> Issued {
-        let (key, key_pkcs8) = self.key();
+        let key = self.key();
+        self.issue_with_key(ca, spec, key.1)
+    }
+
+    /// An end entity issued by `ca` for a key made elsewhere (e.g. by [`rsa_key_from_seed`]
+    /// on another thread); the serial number still comes from this PKI's seed.
+    pub fn issue_with_key(&mut self, ca: &Authority, spec: &EntitySpec, key_pkcs8: Zeroizing<Vec<u8>>) -> Issued {
+        let (key, key_pkcs8) = key_pair(key_pkcs8);
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, spec.common_name.as_str());
@@ -251,6 +255,23 @@ impl Pki {
         }
         Issued { cert_der: cert.der().to_vec(), key_pkcs8, chain_der }
     }
+}
+
+/// A fresh RSA-2048 key as PKCS#8 DER, drawn from `rng`.
+fn rsa_key_pkcs8(rng: &mut ChaCha20Rng) -> Zeroizing<Vec<u8>> {
+    let key = rsa::PrivateKey::new(rng, 2048).expect("RSA key generation");
+    Zeroizing::new(key.to_pkcs8_der().expect("PKCS#8").as_bytes().to_vec())
+}
+
+/// An RSA-2048 key (PKCS#8 DER) that depends only on `seed`: keys for many users can be made
+/// on several threads and still be the same on every run.
+pub fn rsa_key_from_seed(seed: u64) -> Zeroizing<Vec<u8>> {
+    rsa_key_pkcs8(&mut ChaCha20Rng::seed_from_u64(seed))
+}
+
+fn key_pair(pkcs8: Zeroizing<Vec<u8>>) -> (KeyPair, Zeroizing<Vec<u8>>) {
+    let pair = KeyPair::try_from(pkcs8.as_slice()).expect("rcgen key");
+    (pair, pkcs8)
 }
 
 fn is_root(a: &Authority) -> bool {

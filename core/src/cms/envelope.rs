@@ -1,9 +1,12 @@
-//! Key-transport AuthEnvelopedData: the grant to the sender and each release to a recipient.
+//! Key-transport AuthEnvelopedData: the grant to the sender and each release to a recipient,
+//! and the early-binding (S/MIME-style) message used for comparison.
 //!
-//! AES-256-GCM content encryption; exactly one KeyTransRecipientInfo, version 0, identified
-//! by issuer and serial number, RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 4055, RFC 8017)
-//! to the requester's certificate (the seed's "encrypted with the sender's public email
-//! signing key").
+//! AES-256-GCM content encryption; KeyTransRecipientInfo version 0, identified by issuer and
+//! serial number, RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 4055, RFC 8017) to the
+//! requester's certificate (the seed's "encrypted with the sender's public email signing
+//! key"). The EKG profile ([`seal_to`], [`open`]) has exactly one recipient. Early binding
+//! ([`seal_to_all`], [`open_as_one_of`]) has one KeyTransRecipientInfo per recipient, as
+//! S/MIME (RFC 8551) does: the sender must hold every recipient's certificate at send time.
 
 use cms::authenveloped_data::AuthEnvelopedData;
 use cms::cert::IssuerAndSerialNumber;
@@ -60,7 +63,7 @@ fn check_oaep_sha256(alg: &AlgorithmIdentifierOwned) -> Result<()> {
     if ok { Ok(()) } else { Err(unsupported()) }
 }
 
-/// Encrypts `content` (of type `content_type`) to the holder of `recipient`.
+/// Encrypts `content` (of type `content_type`) to the holder of `recipient` (EKG profile).
 pub fn seal_to(
     provider: &dyn CryptoProvider,
     recipient: &Certificate,
@@ -68,23 +71,42 @@ pub fn seal_to(
     content: &[u8],
     rng: &mut dyn CryptoRng,
 ) -> Result<Vec<u8>> {
+    seal_to_all(provider, &[recipient], content_type, content, rng)
+}
+
+/// Early binding: encrypts `content` once, with the content key wrapped to each of
+/// `recipients` (one KeyTransRecipientInfo each, in order). Refuses an empty list.
+pub fn seal_to_all(
+    provider: &dyn CryptoProvider,
+    recipients: &[&Certificate],
+    content_type: ObjectIdentifier,
+    content: &[u8],
+    rng: &mut dyn CryptoRng,
+) -> Result<Vec<u8>> {
+    if recipients.is_empty() {
+        return Err(reject(Rejection::ProfileViolation, "an envelope needs at least one recipient"));
+    }
     let cek = gcm::fresh_cek(provider, rng);
-    let spki = recipient.tbs_certificate().subject_public_key_info().to_der().map_err(encode_failed)?;
-    let wrapped = provider.oaep_sha256_encrypt(&spki, cek.as_slice(), rng)?;
-    let ktri = KeyTransRecipientInfo {
-        version: CmsVersion::V0,
-        rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: recipient.tbs_certificate().issuer().clone(),
-            serial_number: recipient.tbs_certificate().serial_number().clone(),
-        }),
-        key_enc_alg: oaep_sha256()?,
-        enc_key: OctetString::new(wrapped).map_err(encode_failed)?,
-    };
+    let key_enc_alg = oaep_sha256()?;
+    let mut infos = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let spki = recipient.tbs_certificate().subject_public_key_info().to_der().map_err(encode_failed)?;
+        let wrapped = provider.oaep_sha256_encrypt(&spki, cek.as_slice(), rng)?;
+        infos.push(RecipientInfo::Ktri(KeyTransRecipientInfo {
+            version: CmsVersion::V0,
+            rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+                issuer: recipient.tbs_certificate().issuer().clone(),
+                serial_number: recipient.tbs_certificate().serial_number().clone(),
+            }),
+            key_enc_alg: key_enc_alg.clone(),
+            enc_key: OctetString::new(wrapped).map_err(encode_failed)?,
+        }));
+    }
     let (eci, mac) = gcm::encrypt(provider, &cek, content_type, content, None, rng)?;
     let aed = AuthEnvelopedData {
         version: CmsVersion::V0,
         originator_info: None,
-        recip_infos: RecipientInfos::try_from(vec![RecipientInfo::Ktri(ktri)]).map_err(encode_failed)?,
+        recip_infos: RecipientInfos::try_from(infos).map_err(encode_failed)?,
         auth_encrypted_content_info: eci,
         auth_attrs: None,
         mac,
@@ -93,12 +115,36 @@ pub fn seal_to(
     content_info(oid::ID_AUTH_ENVELOPED_DATA, &aed)
 }
 
-/// Decrypts an envelope addressed to `me`; returns the content type and the content.
+/// Decrypts an envelope addressed to `me` (EKG profile: exactly one recipient); returns the
+/// content type and the content.
 pub fn open(
     provider: &dyn CryptoProvider,
     der: &[u8],
     me: &Credential,
     max_len: usize,
+    rng: &mut dyn CryptoRng,
+) -> Result<(ObjectIdentifier, Zeroizing<Vec<u8>>)> {
+    open_with(provider, der, me, max_len, false, rng)
+}
+
+/// Early binding: decrypts an envelope with any number of recipients, using the
+/// KeyTransRecipientInfo that names `me` (`not_for_this_recipient` when none does).
+pub fn open_as_one_of(
+    provider: &dyn CryptoProvider,
+    der: &[u8],
+    me: &Credential,
+    max_len: usize,
+    rng: &mut dyn CryptoRng,
+) -> Result<(ObjectIdentifier, Zeroizing<Vec<u8>>)> {
+    open_with(provider, der, me, max_len, true, rng)
+}
+
+fn open_with(
+    provider: &dyn CryptoProvider,
+    der: &[u8],
+    me: &Credential,
+    max_len: usize,
+    many: bool,
     rng: &mut dyn CryptoRng,
 ) -> Result<(ObjectIdentifier, Zeroizing<Vec<u8>>)> {
     let ci: ContentInfo = strict::decode(der, max_len, "ContentInfo")?;
@@ -110,13 +156,22 @@ pub fn open(
     if aed.version != CmsVersion::V0 || aed.originator_info.is_some() {
         return Err(reject(Rejection::UnsupportedVersion, "AuthEnvelopedData version 0 without originatorInfo"));
     }
-    let mut infos = aed.recip_infos.0.iter();
-    let (Some(RecipientInfo::Ktri(ktri)), None) = (infos.next(), infos.next()) else {
-        return Err(reject(Rejection::ProfileViolation, "exactly one KeyTransRecipientInfo is required"));
+    let ktri = if many {
+        let mut ours = aed.recip_infos.0.iter().filter_map(|info| match info {
+            RecipientInfo::Ktri(k) if identifies(&k.rid, me.certificate()) => Some(k),
+            _ => None,
+        });
+        ours.next().ok_or_else(|| reject(Rejection::NotForThisRecipient, "no recipient info names our certificate"))?
+    } else {
+        let mut infos = aed.recip_infos.0.iter();
+        let (Some(RecipientInfo::Ktri(ktri)), None) = (infos.next(), infos.next()) else {
+            return Err(reject(Rejection::ProfileViolation, "exactly one KeyTransRecipientInfo is required"));
+        };
+        if !identifies(&ktri.rid, me.certificate()) {
+            return Err(reject(Rejection::NotForThisRecipient, "recipient identifier names another certificate"));
+        }
+        ktri
     };
-    if !identifies(&ktri.rid, me.certificate()) {
-        return Err(reject(Rejection::NotForThisRecipient, "recipient identifier names another certificate"));
-    }
     check_oaep_sha256(&ktri.key_enc_alg)?;
     gcm::check_algorithm(&aed.auth_encrypted_content_info)?;
     let cek = me.key().oaep_sha256_decrypt(ktri.enc_key.as_bytes(), rng)?;
