@@ -4,6 +4,7 @@
 
 mod check;
 mod demo;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,27 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Simulate late binding (the gatekeeper) against early binding (S/MIME-style) on the
+    /// same workload: the README's main job. Exit 2: an invariant was violated; exit 3: a key
+    /// owed to a reading recipient was not delivered after the network healed.
+    Simulate {
+        /// Shipped scenario names (default, mailing-list, cross-org-with-loss,
+        /// gatekeeper-outage, low-certificate-availability, untrusted-org,
+        /// compromised-recipient) or TOML paths. Default: `default`.
+        scenarios: Vec<String>,
+        /// Run every shipped scenario.
+        #[arg(long)]
+        all: bool,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory (one subdirectory per scenario).
+        #[arg(long, default_value = "target/sim")]
+        out: PathBuf,
+        /// Threads for RSA key generation (the event loop is single-threaded).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Run one full flow across two organisations and write every artifact (PKI as PEM,
     /// signed request, ticket, grant, sealed message, release requests, releases, the
     /// gateway's fetch) with a readable dump of each.
@@ -65,7 +87,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Simulate { scenarios, all, seed, out, threads } = cli.command {
+        return match simulate::run(simulate::Args { scenarios, all, seed, out, threads }) {
+            Ok(v) => ExitCode::from(v.exit_code()),
+            Err(e) => {
+                eprintln!("ekg: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = match cli.command {
+        Command::Simulate { .. } => Ok(()),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now),
         Command::Check { full, only, threads, explore, addr, dfs, timeout_secs } => {
             let search =

@@ -1,0 +1,244 @@
+//! `ekg-sim`: a deterministic multi-organisation simulator comparing late key binding (the
+//! Email Key Gatekeeper) with early key binding (S/MIME-style), on the same workload, with
+//! real crypto and real CMS bytes from `ekg-core`.
+//!
+//! One seed decides everything: the PKI, the workload, the network's losses and the random
+//! bytes of both schemes each come from their own sub-seed ([`draw::derive_seed`]). The event
+//! loop is single-threaded over a virtual clock ([`queue::Queue`]); only RSA key generation
+//! for the PKI runs on several threads, each key from its own seed.
+//!
+//! See `docs/simulator.md` for the world model and the results of the shipped scenarios.
+
+#![forbid(unsafe_code)]
+
+pub mod draw;
+pub mod early;
+pub mod invariants;
+pub mod late;
+pub mod metered;
+pub mod metrics;
+pub mod queue;
+pub mod report;
+pub mod scenario;
+pub mod workload;
+pub mod world;
+
+use std::time::Instant;
+
+use ekg_core::UnixTime;
+use ekg_core::crypto::CryptoProvider;
+use serde::Serialize;
+
+pub use scenario::Scenario;
+
+use crate::metrics::SchemeReport;
+
+/// Why a simulation could not run.
+#[derive(Debug)]
+pub enum SimError {
+    /// The scenario is invalid (`scenario_invalid`).
+    Scenario(String),
+    /// A core operation failed where the simulator needed it to succeed (`core_failure`).
+    Core(ekg_core::Error),
+    /// A bug in the simulator (`internal`).
+    Internal(String),
+    /// Writing the output failed (`output_failed`).
+    Output(String),
+}
+
+impl SimError {
+    pub(crate) fn core(e: ekg_core::Error) -> SimError {
+        SimError::Core(e)
+    }
+
+    /// A stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SimError::Scenario(_) => "scenario_invalid",
+            SimError::Core(_) => "core_failure",
+            SimError::Internal(_) => "internal",
+            SimError::Output(_) => "output_failed",
+        }
+    }
+}
+
+impl core::fmt::Display for SimError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SimError::Scenario(m) | SimError::Internal(m) | SimError::Output(m) => write!(f, "{}: {m}", self.code()),
+            SimError::Core(e) => write!(f, "{}: {} ({})", self.code(), e.code(), e.detail()),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// The scenarios shipped in `fixtures/scenarios/`, by name.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("default", include_str!("../../fixtures/scenarios/default.toml")),
+    ("mailing-list", include_str!("../../fixtures/scenarios/mailing-list.toml")),
+    ("cross-org-with-loss", include_str!("../../fixtures/scenarios/cross-org-with-loss.toml")),
+    ("gatekeeper-outage", include_str!("../../fixtures/scenarios/gatekeeper-outage.toml")),
+    ("low-certificate-availability", include_str!("../../fixtures/scenarios/low-certificate-availability.toml")),
+    ("untrusted-org", include_str!("../../fixtures/scenarios/untrusted-org.toml")),
+    ("compromised-recipient", include_str!("../../fixtures/scenarios/compromised-recipient.toml")),
+];
+
+/// A shipped scenario by name.
+pub fn shipped(name: &str) -> Option<Result<Scenario, SimError>> {
+    SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, text)| Scenario::from_toml(text))
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every invariant held and every owed key was delivered.
+    Ok,
+    /// An invariant was violated (exit code 2).
+    CorrectnessFailure,
+    /// A key owed to a reading recipient was not delivered after healing (exit code 3).
+    LivenessFailure,
+}
+
+impl Verdict {
+    /// The process exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::CorrectnessFailure => 2,
+            Verdict::LivenessFailure => 3,
+        }
+    }
+}
+
+/// Seeds derived from the run's seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Seeds {
+    /// The run's seed.
+    pub seed: u64,
+    /// PKI keys and serials.
+    pub pki: u64,
+    /// The workload.
+    pub workload: u64,
+    /// Loss and duplication.
+    pub network: u64,
+    /// Random bytes of the late-binding run.
+    pub late: u64,
+    /// Random bytes of the early-binding run.
+    pub early: u64,
+}
+
+impl Seeds {
+    /// Derives every sub-seed from `seed`.
+    pub fn from(seed: u64) -> Seeds {
+        use draw::derive_seed as d;
+        Seeds {
+            seed,
+            pki: d(seed, "pki"),
+            workload: d(seed, "workload"),
+            network: d(seed, "network"),
+            late: d(seed, "late"),
+            early: d(seed, "early"),
+        }
+    }
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The scenario as run.
+    pub scenario: Scenario,
+    /// Seeds.
+    pub seeds: Seeds,
+    /// The command that reproduces the run.
+    pub command: String,
+    /// The crypto provider.
+    pub provider: String,
+    /// Organisations, users and keys made for the PKI.
+    pub users: usize,
+    /// RSA keys generated.
+    pub keys_generated: usize,
+    /// Wall time of PKI generation, seconds.
+    pub setup_secs: f64,
+    /// Late binding.
+    pub late: SchemeReport,
+    /// Early binding.
+    pub early: SchemeReport,
+    /// SHA-256 over both schemes' event traces (times, events, outcomes, sizes).
+    pub trace_hash: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Total wall time, seconds.
+    pub wall_secs: f64,
+    /// Share of the whole run (setup included) spent outside the crypto provider and RSA
+    /// key generation.
+    pub outside_crypto_share: f64,
+}
+
+/// Options of a run.
+pub struct Options<'a> {
+    /// Threads for key generation.
+    pub threads: usize,
+    /// Progress callback: (phase, done, total).
+    pub progress: &'a mut dyn FnMut(&str, u64, u64),
+    /// Protocol time at virtual 0.
+    pub base: UnixTime,
+}
+
+/// 2026-06-01T00:00:00Z: virtual time 0 (certificates are valid 2025..2045).
+pub const BASE: UnixTime = UnixTime(1_780_272_000);
+
+fn provider(name: &str) -> Result<&'static dyn CryptoProvider, SimError> {
+    match name {
+        "rustcrypto" => Ok(&ekg_core::crypto::RustCrypto),
+        #[cfg(feature = "aws-lc")]
+        "aws-lc-rs" => Ok(&ekg_core::crypto::AwsLc),
+        other => Err(SimError::Scenario(format!("provider {other} is not built in"))),
+    }
+}
+
+/// Runs `scenario` (both schemes on one workload).
+pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<RunReport, SimError> {
+    scenario.check()?;
+    let started = Instant::now();
+    let seeds = Seeds::from(scenario.seed);
+    let metered = metered::Metered::leak(provider(&scenario.provider)?);
+    (opts.progress)("pki", 0, 1);
+    let world = world::World::build(scenario, seeds.pki, metered, opts.threads)?;
+    let setup_secs = started.elapsed().as_secs_f64();
+    let messages = workload::generate(scenario, &world, seeds.workload);
+    let progress = opts.progress;
+    let late_run = late::LateRun::new(scenario, &world, &messages, seeds.network, seeds.late, opts.base)?;
+    let (late, late_hash) = late_run.run(&mut |d, t| progress("late", d, t))?;
+    let (early, early_hash) =
+        early::run(scenario, &world, &messages, seeds.early, opts.base, &mut |d, t| progress("early", d, t))?;
+    let mut h = sha2::Sha256::default();
+    sha2::Digest::update(&mut h, late_hash);
+    sha2::Digest::update(&mut h, early_hash);
+    let trace_hash = hex::encode(sha2::Digest::finalize(h));
+    let verdict = if !late.violations.is_empty() || !early.violations.is_empty() {
+        Verdict::CorrectnessFailure
+    } else if late.owed_undelivered > 0 {
+        Verdict::LivenessFailure
+    } else {
+        Verdict::Ok
+    };
+    let wall_secs = started.elapsed().as_secs_f64();
+    let crypto = metered.crypto_secs() + setup_secs;
+    Ok(RunReport {
+        scenario: scenario.clone(),
+        seeds,
+        command,
+        provider: metered.inner_name().to_owned(),
+        users: world.users.len(),
+        keys_generated: world.keys_generated,
+        setup_secs,
+        late,
+        early,
+        trace_hash,
+        verdict,
+        wall_secs,
+        outside_crypto_share: ((wall_secs - crypto) / wall_secs).max(0.0),
+    })
+}

@@ -1,0 +1,320 @@
+//! Scenario files: TOML in `fixtures/scenarios/`, every field documented in
+//! `docs/simulator.md`. Unknown fields are refused, so a typo cannot silently fall back to a
+//! default.
+
+use serde::{Deserialize, Serialize};
+
+use crate::SimError;
+
+/// A whole scenario: organisations, workload, network, faults and gatekeeper settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name (file stem).
+    pub name: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// The one seed every random choice derives from (overridable on the command line).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Crypto provider: `aws-lc-rs` (default when built) or `rustcrypto`.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// The organisations.
+    #[serde(rename = "org")]
+    pub orgs: Vec<OrgSpec>,
+    /// The mail workload.
+    pub workload: Workload,
+    /// Client to gatekeeper network.
+    #[serde(default)]
+    pub network: Network,
+    /// Faults during the fault phase.
+    #[serde(default)]
+    pub faults: Faults,
+    /// Gatekeeper settings (every organisation's).
+    #[serde(default)]
+    pub gatekeeper: GatekeeperSpec,
+    /// A deliberate bug, for testing the checkers only.
+    #[serde(default)]
+    pub plant: Plant,
+}
+
+/// One organisation.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSpec {
+    /// Its mail domain.
+    pub domain: String,
+    /// Number of users (`u0@domain`, `u1@domain`, ...).
+    pub users: usize,
+    /// Domains whose CA this organisation trusts besides its own (its federation list).
+    #[serde(default)]
+    pub trusts: Vec<String>,
+    /// Whether its users send mail (an organisation may only receive).
+    #[serde(default = "yes")]
+    pub sends: bool,
+}
+
+/// The workload: who sends what to whom, and when recipients read.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Number of messages.
+    pub messages: usize,
+    /// Mean submission rate (Poisson arrivals), messages per virtual second.
+    pub rate_per_sec: f64,
+    /// Recipients per message: `[count, weight]` pairs.
+    pub recipients: Vec<(usize, u32)>,
+    /// Share of recipients drawn from other organisations.
+    #[serde(default = "half")]
+    pub cross_org_share: f64,
+    /// Message sizes in bytes: `[size, weight]` pairs.
+    #[serde(default = "default_sizes")]
+    pub sizes: Vec<(usize, u32)>,
+    /// Early binding: share of recipients whose certificate the sender finds at send time.
+    #[serde(default = "one")]
+    pub cert_availability: f64,
+    /// Mean delay between delivery and reading (exponential), virtual seconds.
+    #[serde(default = "default_read_delay")]
+    pub read_delay_mean_secs: f64,
+    /// Share of (message, recipient) pairs never read.
+    #[serde(default)]
+    pub never_read_share: f64,
+    /// Share of messages the sender organisation's gateway decrypts (outbound inspection).
+    #[serde(default)]
+    pub gateway_fetch_share: f64,
+    /// Share of cross-organisation messages whose recipient organisation's gateway tries to
+    /// fetch the key (it must be refused).
+    #[serde(default)]
+    pub foreign_gateway_probe_share: f64,
+}
+
+/// Latencies and retry timing between clients and gatekeepers.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// One-way latency to the own organisation's gatekeeper, ms.
+    pub latency_ms: u64,
+    /// One-way latency to another organisation's gatekeeper, ms.
+    pub cross_org_latency_ms: u64,
+    /// Mail transport delay (reliable, store and forward), ms.
+    pub mail_latency_ms: u64,
+    /// A client retries when no answer came within this, ms (doubling up to `max_backoff_ms`).
+    pub timeout_ms: u64,
+    /// Largest retry interval, ms.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency_ms: 20,
+            cross_org_latency_ms: 80,
+            mail_latency_ms: 2_000,
+            timeout_ms: 5_000,
+            max_backoff_ms: 120_000,
+        }
+    }
+}
+
+/// Faults. Loss, duplication, outages and crashes happen in the fault phase only; after it
+/// the network heals and every owed key must be delivered.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// End of the fault phase, virtual seconds (default: when the last message is submitted).
+    #[serde(default)]
+    pub until_secs: Option<u64>,
+    /// Probability that a client-gatekeeper message (either way) is lost.
+    #[serde(default)]
+    pub loss: f64,
+    /// Probability that a client-gatekeeper message is delivered twice.
+    #[serde(default)]
+    pub duplication: f64,
+    /// Gatekeeper outages (unreachable; state kept).
+    #[serde(default)]
+    pub outages: Vec<Outage>,
+    /// Gatekeeper crashes: the request being handled loses its answer, memory is lost, the
+    /// ledger is recovered from the durable store at restart.
+    #[serde(default)]
+    pub crashes: Vec<Crash>,
+    /// Share of users whose certificate is replaced (new key, old key discarded) during the
+    /// fault phase.
+    #[serde(default)]
+    pub rotate_share: f64,
+    /// Recipients whose private key (and certificate) the attacker obtains, and when.
+    #[serde(default)]
+    pub compromised: Vec<Compromise>,
+}
+
+/// An outage of one organisation's gatekeeper.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    /// The organisation.
+    pub org: String,
+    /// Start, virtual seconds.
+    pub at_secs: u64,
+    /// Length, virtual seconds.
+    pub for_secs: u64,
+}
+
+/// A crash of one organisation's gatekeeper.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Crash {
+    /// The organisation.
+    pub org: String,
+    /// When, virtual seconds.
+    pub at_secs: u64,
+    /// Down for, virtual seconds.
+    pub restart_after_secs: u64,
+}
+
+/// A recipient key compromise.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compromise {
+    /// The victim's address.
+    pub user: String,
+    /// When the attacker gets the key, virtual seconds.
+    pub at_secs: u64,
+}
+
+/// Gatekeeper settings shared by every organisation.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatekeeperSpec {
+    /// `same_certificate` (recommended by the model checker) or `once` (the seed).
+    pub policy: String,
+    /// Retention after the last listed recipient was served, seconds.
+    pub retention_secs: u64,
+    /// Deliveries per address under `same_certificate`.
+    pub max_deliveries: u32,
+    /// Ticket lifetime, seconds.
+    pub ticket_lifetime_secs: u64,
+    /// Expiry sweep interval (also the keys-held sampling interval), seconds.
+    pub tick_secs: u64,
+}
+
+impl Default for GatekeeperSpec {
+    fn default() -> Self {
+        GatekeeperSpec {
+            policy: "same_certificate".into(),
+            retention_secs: 600,
+            max_deliveries: 8,
+            ticket_lifetime_secs: 2 * 24 * 3600,
+            tick_secs: 60,
+        }
+    }
+}
+
+/// A deliberate defect, to show that the checkers catch it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plant {
+    /// None (every shipped scenario).
+    #[default]
+    None,
+    /// The recipient organisation's gateway is handed every key its users fetch (a
+    /// correctness failure: an unauthorised party holds a key).
+    LeakToForeignGateway,
+    /// Gatekeeper storage is volatile: a crash forgets every key (a liveness failure).
+    VolatileStore,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_provider() -> String {
+    if cfg!(feature = "aws-lc") { "aws-lc-rs".into() } else { "rustcrypto".into() }
+}
+fn yes() -> bool {
+    true
+}
+fn half() -> f64 {
+    0.5
+}
+fn one() -> f64 {
+    1.0
+}
+fn default_read_delay() -> f64 {
+    600.0
+}
+fn default_sizes() -> Vec<(usize, u32)> {
+    vec![(4 * 1024, 70), (64 * 1024, 25), (1024 * 1024, 5)]
+}
+
+impl Scenario {
+    /// Parses and checks a scenario.
+    pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Refuses what cannot be simulated.
+    pub fn check(&self) -> Result<(), SimError> {
+        let bad = |m: String| Err(SimError::Scenario(m));
+        if self.orgs.is_empty() || self.orgs.iter().all(|o| !o.sends) {
+            return bad("at least one organisation must send".into());
+        }
+        for o in &self.orgs {
+            if o.users == 0 {
+                return bad(format!("{}: no users", o.domain));
+            }
+            for t in &o.trusts {
+                if !self.orgs.iter().any(|x| &x.domain == t) {
+                    return bad(format!("{} trusts unknown organisation {t}", o.domain));
+                }
+            }
+        }
+        let total_users: usize = self.orgs.iter().map(|o| o.users).sum();
+        let w = &self.workload;
+        if w.messages == 0 || w.rate_per_sec.is_nan() || w.rate_per_sec <= 0.0 {
+            return bad("workload needs messages and a positive rate".into());
+        }
+        if w.recipients.is_empty() || w.recipients.iter().all(|(_, wt)| *wt == 0) {
+            return bad("workload.recipients needs a positive weight".into());
+        }
+        if let Some((n, _)) = w.recipients.iter().find(|(n, _)| *n == 0 || *n >= total_users || *n > 1000) {
+            return bad(format!("{n} recipients: must be 1..=1000 and fewer than the {total_users} users"));
+        }
+        if w.sizes.is_empty() || w.sizes.iter().all(|(_, wt)| *wt == 0) {
+            return bad("workload.sizes needs a positive weight".into());
+        }
+        for (name, v) in [
+            ("cross_org_share", w.cross_org_share),
+            ("cert_availability", w.cert_availability),
+            ("never_read_share", w.never_read_share),
+            ("gateway_fetch_share", w.gateway_fetch_share),
+            ("foreign_gateway_probe_share", w.foreign_gateway_probe_share),
+            ("faults.loss", self.faults.loss),
+            ("faults.duplication", self.faults.duplication),
+            ("faults.rotate_share", self.faults.rotate_share),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} must be within 0..=1"));
+            }
+        }
+        if self.faults.loss >= 0.9 {
+            return bad("faults.loss must be below 0.9".into());
+        }
+        for name in self.faults.outages.iter().map(|o| &o.org).chain(self.faults.crashes.iter().map(|c| &c.org)) {
+            if !self.orgs.iter().any(|o| &o.domain == name) {
+                return bad(format!("fault names unknown organisation {name}"));
+            }
+        }
+        if !matches!(self.gatekeeper.policy.as_str(), "once" | "same_certificate") {
+            return bad(format!("unknown policy {}", self.gatekeeper.policy));
+        }
+        if self.gatekeeper.tick_secs == 0 || self.network.timeout_ms == 0 {
+            return bad("tick_secs and timeout_ms must be positive".into());
+        }
+        if !matches!(self.provider.as_str(), "rustcrypto" | "aws-lc-rs") {
+            return bad(format!("unknown provider {}", self.provider));
+        }
+        Ok(())
+    }
+}
