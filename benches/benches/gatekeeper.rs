@@ -159,5 +159,51 @@ fn gatekeeper(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, primitives, gatekeeper);
+/// Early binding (the sender validates each recipient's certificate and wraps the content
+/// key to it) against late binding (the sender's request, the gatekeeper's issuance, the
+/// sender's grant check and one seal), for N recipients and a 64 KiB message. Early binding
+/// wraps to bob's certificate N times: the cost and size of a recipient info do not depend on
+/// whose certificate it is. Message sizes are printed once per N.
+fn binding(c: &mut Criterion) {
+    use ekg_core::cms::envelope;
+    use ekg_core::wire::oid;
+    for p in providers() {
+        let w = World::new(p);
+        let sender = w.sender();
+        let mut gk = w.gatekeeper();
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let bob = w.cred(w.fed.recipient_org.user("bob@example.org"));
+        let body = vec![b'm'; 64 * 1024];
+        let mut g = c.benchmark_group(format!("binding/{}", p.name()));
+        g.sample_size(10);
+        for n in [1usize, 10, 100, 1000] {
+            let certs: Vec<&x509_cert::Certificate> = vec![bob.certificate(); n];
+            let early = |rng: &mut ChaCha20Rng| {
+                for c in &certs {
+                    w.anchors.validate(p, c, bob.chain(), NOW).expect("valid");
+                }
+                envelope::seal_to_all(p, &certs, oid::ID_DATA, &body, rng).expect("envelope")
+            };
+            let to: Vec<EmailAddress> =
+                (0..n).map(|i| EmailAddress::parse(&format!("r{i}@example.org")).expect("address")).collect();
+            let mut late = |rng: &mut ChaCha20Rng| {
+                let pending = sender.request_key(&to, NOW, rng).expect("request");
+                let issuance = gk.handle_key_request(&pending.der, NOW, rng).expect("issue");
+                let key = sender.accept_grant(&pending, &issuance.grant, &issuance.ticket, NOW, rng).expect("grant");
+                sender.seal(&key, &body, rng).expect("seal")
+            };
+            eprintln!(
+                "binding/{} N={n}: early message {} bytes, late message {} bytes",
+                p.name(),
+                early(&mut rng).len(),
+                late(&mut rng).len()
+            );
+            g.bench_with_input(BenchmarkId::new("early_send", n), &n, |b, _| b.iter(|| early(&mut rng).len()));
+            g.bench_with_input(BenchmarkId::new("late_send", n), &n, |b, _| b.iter(|| late(&mut rng).len()));
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, primitives, gatekeeper, binding);
 criterion_main!(benches);
