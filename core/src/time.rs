@@ -58,10 +58,52 @@ impl UnixTime {
             Err(_) => format!("@{}", self.0),
         }
     }
+
+    /// Parses the RFC 3339 form [`UnixTime::to_rfc3339`] writes (`YYYY-MM-DDTHH:MM:SSZ`, UTC,
+    /// no fraction); `None` for anything else.
+    pub fn from_rfc3339(text: &str) -> Option<UnixTime> {
+        let b = text.as_bytes();
+        if b.len() != 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || b.get(10) != Some(&b'T') {
+            return None;
+        }
+        if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') || b.get(19) != Some(&b'Z') {
+            return None;
+        }
+        let num = |from: usize, to: usize| text.get(from..to).and_then(|s| s.parse::<u16>().ok());
+        let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+        let (h, mi, s) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+        let dt = der::DateTime::new(
+            y,
+            u8::try_from(mo).ok()?,
+            u8::try_from(d).ok()?,
+            u8::try_from(h).ok()?,
+            u8::try_from(mi).ok()?,
+            u8::try_from(s).ok()?,
+        )
+        .ok()?;
+        Some(UnixTime(dt.unix_duration().as_secs()))
+    }
 }
 
 impl core::fmt::Display for UnixTime {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(&self.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnixTime;
+
+    #[test]
+    fn rfc3339_round_trips_and_refuses_other_forms() {
+        let t = UnixTime(1_780_272_000);
+        assert_eq!(t.to_rfc3339(), "2026-06-01T00:00:00Z");
+        assert_eq!(UnixTime::from_rfc3339("2026-06-01T00:00:00Z"), Some(t));
+        for bad in
+            ["2026-06-01 00:00:00Z", "2026-06-01T00:00:00+00:00", "2026-13-01T00:00:00Z", "", "2026-06-01T00:00:0xZ"]
+        {
+            assert_eq!(UnixTime::from_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -213,6 +213,28 @@ impl Pki {
     /// on another thread); the serial number still comes from this PKI's seed.
     pub fn issue_with_key(&mut self, ca: &Authority, spec: &EntitySpec, key_pkcs8: Zeroizing<Vec<u8>>) -> Issued {
         let (key, key_pkcs8) = key_pair(key_pkcs8);
+        self.issue_for(ca, spec, &key, key_pkcs8)
+    }
+
+    /// An end entity with an RSA key of `bits` (e.g. 1024, which the profile refuses). ring
+    /// cannot load such a key, so the certificate is made from its public half only.
+    pub fn issue_with_rsa_bits(&mut self, ca: &Authority, spec: &EntitySpec, bits: usize) -> Issued {
+        use rsa::pkcs8::EncodePublicKey;
+        let key = rsa::PrivateKey::new(&mut self.rng, bits).expect("RSA key generation");
+        let pkcs8 = Zeroizing::new(key.to_pkcs8_der().expect("PKCS#8").as_bytes().to_vec());
+        let spki = key.to_public_key().to_public_key_der().expect("SPKI");
+        let spki = spki::SubjectPublicKeyInfoRef::try_from(spki.as_bytes()).expect("SPKI");
+        let public = RsaPublic(spki.subject_public_key.raw_bytes().to_vec());
+        self.issue_for(ca, spec, &public, pkcs8)
+    }
+
+    fn issue_for(
+        &mut self,
+        ca: &Authority,
+        spec: &EntitySpec,
+        key: &impl rcgen::PublicKeyData,
+        key_pkcs8: Zeroizing<Vec<u8>>,
+    ) -> Issued {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, spec.common_name.as_str());
@@ -267,6 +289,19 @@ fn rsa_key_pkcs8(rng: &mut ChaCha20Rng) -> Zeroizing<Vec<u8>> {
 /// on several threads and still be the same on every run.
 pub fn rsa_key_from_seed(seed: u64) -> Zeroizing<Vec<u8>> {
     rsa_key_pkcs8(&mut ChaCha20Rng::seed_from_u64(seed))
+}
+
+/// An RSA public key (PKCS#1 RSAPublicKey DER) for rcgen.
+struct RsaPublic(Vec<u8>);
+
+impl rcgen::PublicKeyData for RsaPublic {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
 }
 
 fn key_pair(pkcs8: Zeroizing<Vec<u8>>) -> (KeyPair, Zeroizing<Vec<u8>>) {
@@ -367,6 +402,9 @@ pub struct Misfits {
     pub bob_second: Issued,
     /// `Alice@EXAMPLE.COM`-style case variant: `ALICE@example.com` (another local part).
     pub alice_upper: Issued,
+    /// `weak@example.com` with a 1024-bit RSA key (made last, so that adding it changed no
+    /// other certificate).
+    pub weak_key: Issued,
 }
 
 impl Federation {
@@ -401,6 +439,7 @@ impl Federation {
             via_two_intermediates: pki.issue(&inter2, &EntitySpec::user("frank@example.com")),
             bob_second: pki.issue(&recipient_org.ca, &EntitySpec::user("bob@example.org")),
             alice_upper: pki.issue(ca, &EntitySpec::user("ALICE@example.com")),
+            weak_key: pki.issue_with_rsa_bits(ca, &EntitySpec::user("weak@example.com"), 1024),
         };
         Federation { sender_org, recipient_org, untrusted_org, misfits }
     }
