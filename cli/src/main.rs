@@ -4,6 +4,7 @@
 
 mod check;
 mod demo;
+mod fixtures;
 mod simulate;
 
 use std::path::PathBuf;
@@ -21,6 +22,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Conformance vectors: `generate` writes them from ekg-core, `check` runs them against
+    /// the reference implementation (`fixtures/README.md`).
+    Fixtures {
+        #[command(subcommand)]
+        action: FixturesAction,
+    },
     /// Simulate late binding (the gatekeeper) against early binding (S/MIME-style) on the
     /// same workload: the README's main job. Exit 2: an invariant was violated; exit 3: a key
     /// owed to a reading recipient was not delivered after the network healed.
@@ -85,6 +92,25 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum FixturesAction {
+    /// Write every vector file, schema and PEM of the PKI.
+    Generate {
+        /// Directory (the committed vectors live in fixtures/v1).
+        #[arg(long, default_value = "fixtures/v1")]
+        out: PathBuf,
+    },
+    /// Run the vectors; print `N passed, N failed`; exit 1 if any failed.
+    Check {
+        /// Directory of the vectors.
+        #[arg(long, default_value = "fixtures/v1")]
+        dir: PathBuf,
+        /// Also write one JSON Lines record per test here.
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Simulate { scenarios, all, seed, out, threads } = cli.command {
@@ -96,8 +122,22 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Fixtures { action } = cli.command {
+        let r = match action {
+            FixturesAction::Generate { out } => fixtures::generate(&out).map(|()| true),
+            FixturesAction::Check { dir, jsonl } => fixtures::check(&dir, jsonl.as_deref()),
+        };
+        return match r {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("ekg: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = match cli.command {
-        Command::Simulate { .. } => Ok(()),
+        Command::Simulate { .. } | Command::Fixtures { .. } => Ok(()),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now),
         Command::Check { full, only, threads, explore, addr, dfs, timeout_secs } => {
             let search =

@@ -1,0 +1,38 @@
+//! `ekg fixtures generate|check`: the conformance vectors.
+
+use std::io::Write;
+use std::path::Path;
+
+use ekg_fixtures::FixtureError;
+
+/// Writes every file of `v1/` into `dir`.
+pub fn generate(dir: &Path) -> Result<(), FixtureError> {
+    let files = ekg_fixtures::generate()?;
+    for (name, text) in &files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| FixtureError::Io(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&path, text).map_err(|e| FixtureError::Io(format!("{}: {e}", path.display())))?;
+    }
+    println!("wrote {} files into {}", files.len(), dir.display());
+    Ok(())
+}
+
+/// Runs the vectors in `dir`; prints `N passed, N failed`; JSON Lines to `jsonl` if given.
+/// Returns whether every test passed.
+pub fn check(dir: &Path, jsonl: Option<&Path>) -> Result<bool, FixtureError> {
+    let outcomes = ekg_fixtures::check(dir)?;
+    if let Some(path) = jsonl {
+        let mut f = std::fs::File::create(path).map_err(|e| FixtureError::Io(format!("{}: {e}", path.display())))?;
+        for o in &outcomes {
+            writeln!(f, "{}", o.json_line()).map_err(|e| FixtureError::Io(e.to_string()))?;
+        }
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
+    for o in &failed {
+        println!("FAIL {} tcId {}: expected {}, got {}", o.file, o.tc_id, o.expected, o.got);
+    }
+    println!("{} passed, {} failed", outcomes.len() - failed.len(), failed.len());
+    Ok(failed.is_empty())
+}
