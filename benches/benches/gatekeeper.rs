@@ -205,5 +205,81 @@ fn binding(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, primitives, gatekeeper, binding);
+/// Issuance throughput on 1 and 2 threads around one gatekeeper state: each thread verifies,
+/// draws and builds with the shared crypto half; the ledger decision and durable record run
+/// under a mutex. A batch of 32 fresh requests per iteration (made outside the timing).
+fn threads(c: &mut Criterion) {
+    const BATCH: usize = 32;
+    for p in providers() {
+        let w = World::new(p);
+        let sender = w.sender();
+        let gk = w.gatekeeper();
+        let crypto = gk.shared_crypto();
+        let gk = std::sync::Mutex::new(gk);
+        let mut seed = 0u64;
+        // Thread RNGs must differ per iteration too: a repeated key id is refused by the
+        // ledger (key_id_collision), as it should be.
+        let rng_seed = std::sync::atomic::AtomicU64::new(1 << 32);
+        let mut g = c.benchmark_group(format!("issuance_threads/{}", p.name()));
+        g.throughput(Throughput::Elements(BATCH as u64));
+        g.sample_size(10);
+        for n in [1usize, 2] {
+            g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
+                b.iter_batched(
+                    || {
+                        (0..BATCH)
+                            .map(|_| {
+                                seed += 1;
+                                sender
+                                    .request_key(&[bob()], NOW, &mut ChaCha20Rng::seed_from_u64(seed))
+                                    .expect("request")
+                            })
+                            .collect::<Vec<_>>()
+                    },
+                    |requests| {
+                        std::thread::scope(|s| {
+                            for chunk in requests.chunks(BATCH / n) {
+                                let (crypto, gk) = (&crypto, &gk);
+                                let seed = rng_seed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                s.spawn(move || {
+                                    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+                                    for r in chunk {
+                                        let v = crypto.verify_key_request(&r.der, NOW).expect("verify");
+                                        let (id, key, issue) = crypto.draw_key(&v, NOW, &mut rng).expect("draw");
+                                        gk.lock().expect("lock").record_issue(&v, issue, NOW).expect("record");
+                                        black_box(crypto.build_issuance(&v, &id, &key, NOW, &mut rng).expect("build"));
+                                    }
+                                });
+                            }
+                        });
+                    },
+                    criterion::BatchSize::PerIteration,
+                )
+            });
+        }
+        // The hardware's own scaling, in the same run: BATCH raw RSA-2048 signatures on 1 and
+        // 2 threads.
+        let key = p.load_private_key(&w.fed.sender_org.gatekeeper.key_pkcs8).expect("key");
+        for n in [1usize, 2] {
+            g.bench_with_input(BenchmarkId::new("raw_sign", n), &n, |b, &n| {
+                b.iter(|| {
+                    std::thread::scope(|s| {
+                        for t in 0..n {
+                            let key = &key;
+                            s.spawn(move || {
+                                let mut rng = ChaCha20Rng::seed_from_u64(t as u64);
+                                for _ in 0..BATCH / n {
+                                    black_box(key.sign_pkcs1_sha256(&[7u8; 200], &mut rng).expect("sign"));
+                                }
+                            });
+                        }
+                    })
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, primitives, gatekeeper, binding, threads);
 criterion_main!(benches);

@@ -670,3 +670,48 @@ fn v14_a_replayed_key_request_is_refused_and_a_new_request_is_answered() {
     gk.tick(NOW.plus_secs(301)).expect("tick");
     assert_eq!(code(gk.handle_key_request(&pending.der, NOW.plus_secs(301), &mut rng(733))), Some("request_time_skew"));
 }
+
+/// Issuance on two threads around one gatekeeper: the crypto half is shared, the serial part
+/// (V14, ledger, durable record) runs under a lock. Every request gets its own key, every
+/// grant opens, the ledger holds them all.
+#[test]
+fn two_threads_issue_around_one_gatekeeper_state() {
+    let gk = gatekeeper(ekg_core::ledger::ReleasePolicy::SameCertificate);
+    let crypto = gk.shared_crypto();
+    let gk = std::sync::Mutex::new(gk);
+    let alice = alice();
+    let requests: Vec<_> =
+        (0..8).map(|i| alice.request_key(&[addr("bob@example.org")], NOW, &mut rng(900 + i)).unwrap()).collect();
+    let issued: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = requests
+            .chunks(4)
+            .enumerate()
+            .map(|(t, chunk)| {
+                let (crypto, gk) = (&crypto, &gk);
+                s.spawn(move || {
+                    let mut r = rng(950 + t as u64);
+                    chunk
+                        .iter()
+                        .map(|p| {
+                            let v = crypto.verify_key_request(&p.der, NOW).unwrap();
+                            let (key_id, key, issue) = crypto.draw_key(&v, NOW, &mut r).unwrap();
+                            gk.lock().unwrap().record_issue(&v, issue, NOW).unwrap();
+                            crypto.build_issuance(&v, &key_id, &key, NOW, &mut r).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let ids: std::collections::BTreeSet<_> = issued.iter().map(|i| i.key_id).collect();
+    assert_eq!(ids.len(), 8);
+    assert_eq!(gk.lock().unwrap().ledger().held_keys(), 8);
+    for (p, i) in requests.iter().zip(&issued) {
+        alice.accept_grant(p, &i.grant, &i.ticket, NOW, &mut rng(999)).unwrap();
+    }
+    // The serial part still refuses a replay.
+    let v = crypto.verify_key_request(&requests[0].der, NOW).unwrap();
+    let (_, _, issue) = crypto.draw_key(&v, NOW, &mut rng(1000)).unwrap();
+    assert_eq!(code(gk.lock().unwrap().record_issue(&v, issue, NOW)), Some("duplicate_request"));
+}

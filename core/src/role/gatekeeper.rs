@@ -169,7 +169,7 @@ pub struct GatekeeperCrypto {
 /// The gatekeeper: [`GatekeeperCrypto`] around one serial ledger and its store.
 #[derive(Debug)]
 pub struct Gatekeeper<S: Store<Concrete>> {
-    crypto: GatekeeperCrypto,
+    crypto: std::sync::Arc<GatekeeperCrypto>,
     ledger: Ledger<Concrete>,
     store: S,
     /// Digests of key requests answered within the freshness window, with their request time
@@ -203,7 +203,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
         let ledger = Ledger::recover(config.ledger, records.iter())?;
         Ok(Gatekeeper {
-            crypto: GatekeeperCrypto { provider, config, credential, storage_key },
+            crypto: std::sync::Arc::new(GatekeeperCrypto { provider, config, credential, storage_key }),
             ledger,
             store,
             answered: std::collections::BTreeMap::new(),
@@ -213,6 +213,12 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// The crypto half.
     pub fn crypto(&self) -> &GatekeeperCrypto {
         &self.crypto
+    }
+
+    /// The crypto half, shared: threads verify requests and build answers with it while the
+    /// serial part ([`Gatekeeper::record_issue`]) runs under the caller's lock.
+    pub fn shared_crypto(&self) -> std::sync::Arc<GatekeeperCrypto> {
+        std::sync::Arc::clone(&self.crypto)
     }
 
     /// The ledger.
@@ -251,15 +257,28 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// Issues a fresh key for a verified request: draw key id and key, decide, make the
     /// record durable, then build grant and ticket.
     pub fn issue(&mut self, request: VerifiedKeyRequest, now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Issuance> {
+        let (key_id, key, issue) = self.crypto.draw_key(&request, now, rng)?;
+        self.record_issue(&request, issue, now)?;
+        self.crypto.build_issuance(&request, &key_id, &key, now, rng)
+    }
+
+    /// The serial part of an issuance: V14, the ledger's decision, the durable record. On
+    /// `Ok` the key is issued and its grant and ticket may be built (by any thread, with
+    /// [`GatekeeperCrypto::build_issuance`]); on `Err` nothing was recorded.
+    pub fn record_issue(
+        &mut self,
+        request: &VerifiedKeyRequest,
+        issue: IssueRequest<Concrete>,
+        now: UnixTime,
+    ) -> Result<()> {
         // V14: key requests are idempotent within the freshness window (docs/model.md, F6).
         if self.answered.contains_key(&request.digest) {
             return Err(reject(Rejection::DuplicateRequest, "this signed request was already answered"));
         }
-        let (key_id, key, issue) = self.crypto.draw_key(&request, now, rng)?;
         let record = self.ledger.decide_issue(issue, now)?;
         self.commit(&[record])?;
         self.answered.insert(request.digest, request.content.request_time);
-        self.crypto.build_issuance(&request, &key_id, &key, now, rng)
+        Ok(())
     }
 
     /// Steps V1 to V8 and V20 to V24, then the release.
