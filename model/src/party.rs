@@ -17,7 +17,7 @@ use ekg_core::UnixTime;
 use ekg_core::ledger::{IssueRequest, Ledger, LedgerConfig, LedgerTypes, Record, ReleasePolicy, Requester};
 use stateright::actor::{Actor, Id, Out, model_timeout};
 
-use crate::config::{ModelConfig, Storage};
+use crate::config::{ModelConfig, NetworkKind, Storage};
 
 /// A principal's address (one certificate per principal: the certificate is the address).
 pub type Addr = u8;
@@ -156,6 +156,16 @@ pub struct AttackerState {
     pub observed: BTreeSet<(KeyName, Addr, u8)>,
 }
 
+/// A delivery that changes nothing any transition or property reads: a refusal to a client or
+/// the attacker, or a release for someone else reaching the attacker.
+fn inert(party: &Party, msg: &Msg) -> bool {
+    match (party, msg) {
+        (_, Msg::Refused { .. }) => true,
+        (Party::Attacker(_), Msg::Release { to, .. }) => *to != ATTACKER,
+        _ => false,
+    }
+}
+
 /// The actors of the model.
 #[derive(Clone, Debug)]
 pub enum Party {
@@ -240,6 +250,14 @@ impl Actor for Party {
                 let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
                 gatekeeper_on_msg(cfg, gk, src, msg, o);
             }
+            // On a duplicating network a delivered message stays in flight, so consuming it
+            // needs no state change: recording a refusal (or a release for someone else, below)
+            // would only make a copy of the state that differs in a field no transition and no
+            // property reads. stateright drops such no-op deliveries, which merges those
+            // copies; the reduction is sound there because nothing reads these fields. On the
+            // other networks the delivery removes the message, and the record keeps it a step.
+            (Party::Sender(_) | Party::Fetcher { .. } | Party::Attacker(_), _)
+                if cfg.network == NetworkKind::Duplicating && inert(self, &msg) => {}
             (Party::Sender(_) | Party::Fetcher { .. }, PartyState::Client(c)) if matches!(msg, Msg::Refused { .. }) => {
                 if let Msg::Refused { attempt, .. } = msg
                     && !c.refused.contains(&attempt)

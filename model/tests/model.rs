@@ -199,7 +199,7 @@ fn full_configuration_keeps_every_safety_property() {
 const PINNED: [(&str, usize); 14] = [
     ("once/2r+sgw/unordered", 98),
     ("once/2r+sgw/unordered+loss1", 792),
-    ("once/2r+sgw/duplicating", 12944),
+    ("once/2r+sgw/duplicating", 2069),
     ("once/2r+sgw/ordered+loss1", 792),
     ("once/2r+sgw/unordered+crash1-durable", 1532),
     ("once/2r+sgw/unordered+crash1-volatile", 781),
@@ -208,7 +208,7 @@ const PINNED: [(&str, usize); 14] = [
     ("once/2r+rgw+attacker(replay)/unordered", 10446),
     ("same-cert/2r+sgw/unordered", 82),
     ("same-cert/2r+sgw/unordered+loss1", 672),
-    ("same-cert/2r+sgw/duplicating", 19688),
+    ("same-cert/2r+sgw/duplicating", 5333),
     ("same-cert/2r+sgw/unordered+crash1-durable", 1746),
     ("same-cert/2r+rgw+attacker(replay)/unordered", 8878),
 ];
