@@ -715,3 +715,20 @@ fn two_threads_issue_around_one_gatekeeper_state() {
     let (_, _, issue) = crypto.draw_key(&v, NOW, &mut rng(1000)).unwrap();
     assert_eq!(code(gk.lock().unwrap().record_issue(&v, issue, NOW)), Some("duplicate_request"));
 }
+
+/// The gatekeeper caches validated certificate paths, but a cached path is not reused once
+/// `now` leaves its validity: alice's certificate expires in 2045.
+#[test]
+fn a_cached_certificate_path_expires_with_its_certificates() {
+    let mut gk = gatekeeper(ekg_core::ledger::ReleasePolicy::Once);
+    let alice = alice();
+    let to = [addr("bob@example.org")];
+    let first = alice.request_key(&to, NOW, &mut rng(1200)).unwrap();
+    gk.handle_key_request(&first.der, NOW, &mut rng(1201)).unwrap();
+    let later = UnixTime(2_398_377_600); // 2046-01-01
+    let second = alice.request_key(&to, later, &mut rng(1202)).unwrap();
+    assert_eq!(code(gk.handle_key_request(&second.der, later, &mut rng(1203))), Some("certificate_expired"));
+    // Still valid just before: served (from the cache or not, the answer is the same).
+    let third = alice.request_key(&to, NOW.plus_secs(60), &mut rng(1204)).unwrap();
+    gk.handle_key_request(&third.der, NOW.plus_secs(60), &mut rng(1205)).unwrap();
+}

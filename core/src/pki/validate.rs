@@ -46,6 +46,10 @@ pub struct ValidatedCertificate {
     pub anchor: CertId,
     /// Its SubjectPublicKeyInfo DER.
     pub spki_der: Vec<u8>,
+    /// The path is valid from this time (latest notBefore on it, anchor included)...
+    pub valid_from: UnixTime,
+    /// ... to this time (earliest notAfter).
+    pub valid_until: UnixTime,
 }
 
 const PROCESSED: &[ObjectIdentifier] = &[
@@ -101,12 +105,15 @@ impl TrustAnchors {
             }
         };
         // V6: validity at now, anchor included.
+        let (mut valid_from, mut valid_until) = (UnixTime(0), UnixTime(u64::MAX));
         for cert in path.iter().copied().chain(core::iter::once(&anchor.certificate)) {
             let v = cert.tbs_certificate().validity();
             let (from, to) = (UnixTime::from_x509(&v.not_before), UnixTime::from_x509(&v.not_after));
             if now < from || now > to {
                 return Err(reject(Rejection::CertificateExpired, format!("valid {from} to {to}, now is {now}")));
             }
+            valid_from = valid_from.max(from);
+            valid_until = valid_until.min(to);
         }
         // V7: issuers are CAs within their path length; nothing critical left unprocessed.
         for (depth, cert) in path.iter().enumerate() {
@@ -149,6 +156,8 @@ impl TrustAnchors {
             is_gatekeeper: eku.is_some_and(|e| e.0.contains(&oid::KP_GATEKEEPER)),
             anchor: anchor.id,
             spki_der,
+            valid_from,
+            valid_until,
         })
     }
 }

@@ -164,7 +164,17 @@ pub struct GatekeeperCrypto {
     config: GatekeeperConfig,
     credential: Credential,
     storage_key: StorageKey,
+    /// Certificate paths validated before, by SHA-256 of the certificates offered (V5 to V8
+    /// are a function of those bytes, the fixed anchors and `now`, so a result is reused
+    /// while `now` stays within the path's validity).
+    paths: std::sync::Mutex<std::collections::BTreeMap<Digest, ValidatedCertificate>>,
+    /// SHA-256 of the tickets this gatekeeper signed: their signatures (and the sender's
+    /// inside, verified at issuance) are not verified again at release.
+    issued_tickets: std::sync::Mutex<std::collections::BTreeSet<Digest>>,
 }
+
+/// Entries kept in each cache before it is emptied (a bound on memory, not a policy).
+const CACHE_BOUND: usize = 1 << 16;
 
 /// The gatekeeper: [`GatekeeperCrypto`] around one serial ledger and its store.
 #[derive(Debug)]
@@ -203,7 +213,14 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
         let ledger = Ledger::recover(config.ledger, records.iter())?;
         Ok(Gatekeeper {
-            crypto: std::sync::Arc::new(GatekeeperCrypto { provider, config, credential, storage_key }),
+            crypto: std::sync::Arc::new(GatekeeperCrypto {
+                provider,
+                config,
+                credential,
+                storage_key,
+                paths: std::sync::Mutex::default(),
+                issued_tickets: std::sync::Mutex::default(),
+            }),
             ledger,
             store,
             answered: std::collections::BTreeMap::new(),
@@ -322,13 +339,44 @@ impl GatekeeperCrypto {
         &self.credential
     }
 
+    /// V5 to V8, through the path cache.
+    fn validate(
+        &self,
+        signer: &x509_cert::Certificate,
+        candidates: &[x509_cert::Certificate],
+        now: UnixTime,
+    ) -> Result<ValidatedCertificate> {
+        use der::Encode;
+        let p = self.provider;
+        let mut bytes = signer.to_der().map_err(crate::cms::encode_failed)?;
+        for c in candidates {
+            bytes.extend(c.to_der().map_err(crate::cms::encode_failed)?);
+        }
+        let key = p.sha256(&bytes);
+        if let Ok(paths) = self.paths.lock()
+            && let Some(v) = paths.get(&key)
+            && v.valid_from <= now
+            && now <= v.valid_until
+        {
+            return Ok(v.clone());
+        }
+        let validated = self.config.anchors.validate(p, signer, candidates, now)?;
+        if let Ok(mut paths) = self.paths.lock() {
+            if paths.len() >= CACHE_BOUND {
+                paths.clear();
+            }
+            paths.insert(key, validated.clone());
+        }
+        Ok(validated)
+    }
+
     /// V1 to V13 for a key request.
     pub fn verify_key_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedKeyRequest> {
         let p = self.provider;
         // V1-V4: DER, profile, digest, signature.
         let signed = signed::open(p, der, oid::CT_KEY_REQUEST, MAX_SIGNED_LEN)?;
         // V5-V8: the sender's certificate.
-        let sender = self.config.anchors.validate(p, &signed.signer, &signed.certificates, now)?;
+        let sender = self.validate(&signed.signer, &signed.certificates, now)?;
         // V9, V12 (wire): the request's fields.
         let content = KeyRequestContent::decode(&signed.content)?;
         // V10: the certificate names the request's sender.
@@ -407,6 +455,12 @@ impl GatekeeperCrypto {
             &p.sha256(&grant),
         )?;
         let ticket = signed::sign(p, &self.credential, oid::CT_TICKET, &info, now, rng)?;
+        if let Ok(mut t) = self.issued_tickets.lock() {
+            if t.len() >= CACHE_BOUND {
+                t.clear();
+            }
+            t.insert(p.sha256(&ticket));
+        }
         Ok(Issuance { key_id: *key_id, grant, ticket, expires_at })
     }
 
@@ -416,7 +470,7 @@ impl GatekeeperCrypto {
         // V1-V4: the requester's SignedData.
         let signed = signed::open(p, der, oid::CT_RELEASE_REQUEST, MAX_SIGNED_LEN)?;
         // V5-V8: the requester's certificate.
-        let requester = self.config.anchors.validate(p, &signed.signer, &signed.certificates, now)?;
+        let requester = self.validate(&signed.signer, &signed.certificates, now)?;
         let rr: ReleaseRequest = strict::decode(&signed.content, MAX_SIGNED_LEN, "ReleaseRequest")?;
         if rr.version != VERSION {
             return Err(reject(Rejection::UnsupportedVersion, "ReleaseRequest version"));
@@ -427,7 +481,8 @@ impl GatekeeperCrypto {
         check_skew(UnixTime::from_generalized(&rr.request_time), now, self.config.max_clock_skew_secs)?;
         // V20: our own signature on the ticket.
         let ticket_der = rr.ticket.to_der().map_err(crate::cms::encode_failed)?;
-        let ticket = Ticket::open(p, &ticket_der)?;
+        let known = self.issued_tickets.lock().is_ok_and(|t| t.contains(&p.sha256(&ticket_der)));
+        let ticket = if known { Ticket::open_issued(p, &ticket_der)? } else { Ticket::open(p, &ticket_der)? };
         let ours = ticket.signer.to_der().ok().is_some_and(|d| d == self.credential.certificate_der());
         if !ours || ticket.gatekeeper_uri != self.config.uri {
             return Err(reject(Rejection::WrongGatekeeper, "ticket not signed by this gatekeeper"));
