@@ -224,6 +224,11 @@ pub enum Plant {
     VolatileStore,
 }
 
+/// Bounds that keep a run within memory and time (a typo must not ask for a billion keys).
+const MAX_USERS: usize = 10_000;
+const MAX_MESSAGES: usize = 1_000_000;
+const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
 fn default_seed() -> u64 {
     1
 }
@@ -261,8 +266,8 @@ impl Scenario {
             return bad("at least one organisation must send".into());
         }
         for o in &self.orgs {
-            if o.users == 0 {
-                return bad(format!("{}: no users", o.domain));
+            if o.users == 0 || o.users > MAX_USERS {
+                return bad(format!("{}: 1 to {MAX_USERS} users (each needs an RSA key)", o.domain));
             }
             for t in &o.trusts {
                 if !self.orgs.iter().any(|x| &x.domain == t) {
@@ -272,8 +277,14 @@ impl Scenario {
         }
         let total_users: usize = self.orgs.iter().map(|o| o.users).sum();
         let w = &self.workload;
-        if w.messages == 0 || w.rate_per_sec.is_nan() || w.rate_per_sec <= 0.0 {
-            return bad("workload needs messages and a positive rate".into());
+        if w.messages == 0 || w.messages > MAX_MESSAGES || w.rate_per_sec.is_nan() || w.rate_per_sec <= 0.0 {
+            return bad(format!("workload needs 1 to {MAX_MESSAGES} messages and a positive rate"));
+        }
+        if w.sizes.iter().any(|(size, _)| *size > MAX_MESSAGE_SIZE) {
+            return bad(format!("message sizes are at most {MAX_MESSAGE_SIZE} bytes"));
+        }
+        if !(w.read_delay_mean_secs >= 0.0 && w.read_delay_mean_secs <= 365.0 * 86_400.0) {
+            return bad("read_delay_mean_secs must be within 0 to a year".into());
         }
         if w.recipients.is_empty() || w.recipients.iter().all(|(_, wt)| *wt == 0) {
             return bad("workload.recipients needs a positive weight".into());

@@ -134,6 +134,9 @@ fn bad_scenarios_are_refused_with_a_code() {
         ("rate_per_sec = 1.0", "rate_per_sec = 0.0"),
         ("loss = 0.02", "loss = 1.5"),
         ("messages = 1000", "messages = 1000\ntypo = 3"),
+        ("messages = 1000", "messages = 2000000"),
+        ("users = 30", "users = 100000"),
+        ("read_delay_mean_secs = 300", "read_delay_mean_secs = -1"),
         ("[5, 10], [20, 5]]", "[5, 10], [2000, 5]]"),
         ("trusts = [\"b.example\", \"c.example\"]", "trusts = [\"nowhere.example\"]"),
     ] {
@@ -141,5 +144,40 @@ fn bad_scenarios_are_refused_with_a_code() {
         let text = base.replacen(from, to, 1);
         let e = Scenario::from_toml(&text).unwrap_err();
         assert_eq!(e.code(), "scenario_invalid", "{to}");
+    }
+}
+
+mod mutated_scenarios {
+    use proptest::prelude::*;
+
+    const DEFAULT: &str = include_str!("../../fixtures/scenarios/default.toml");
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The scenario parser never panics on mutated files: it parses or refuses with
+        /// `scenario_invalid`.
+        #[test]
+        fn mutated_scenario_files_parse_or_are_refused(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let mut bytes = DEFAULT.as_bytes().to_vec();
+            for (at, b) in edits {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            match ekg_sim::Scenario::from_toml(&text) {
+                Ok(s) => prop_assert!(s.check().is_ok()),
+                Err(e) => prop_assert_eq!(e.code(), "scenario_invalid"),
+            }
+        }
+
+        /// Numbers out of range are refused, never simulated.
+        #[test]
+        fn out_of_range_numbers_are_refused(loss in 0.9f64..100.0, share in 1.0001f64..10.0) {
+            let text = DEFAULT.replace("loss = 0.02", &format!("loss = {loss}"));
+            prop_assert!(ekg_sim::Scenario::from_toml(&text).is_err());
+            let text = DEFAULT.replace("cross_org_share = 0.4", &format!("cross_org_share = {share}"));
+            prop_assert!(ekg_sim::Scenario::from_toml(&text).is_err());
+        }
     }
 }
