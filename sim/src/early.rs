@@ -160,7 +160,11 @@ pub fn run(
                 }
                 Ok(_) => obs.ledger_violation("client", format!("message {i}: plaintext differs")),
                 Err(code) => {
-                    let reason = if code == "not_for_this_recipient" { "key_rotated_before_read" } else { code };
+                    let reason = match code {
+                        "not_for_this_recipient" if u.reissued_at_ms.is_some() => "certificate_lost_before_read",
+                        "not_for_this_recipient" => "key_rotated_before_read",
+                        other => other,
+                    };
                     rep.lose(reason);
                 }
             }

@@ -411,6 +411,16 @@ impl<'a> LateRun<'a> {
             }
             Ev::Read { msg, rcpt } => {
                 let user = *self.msg(msg)?.recipients.get(rcpt).ok_or_else(|| SimError::Internal("rcpt".into()))?;
+                // A recipient whose certificate was lost reads once its new one is issued.
+                let u = self.w.user(user)?;
+                if let (Some(lost_at), Some(reissued)) = (u.rotates_at_ms, u.reissued_at_ms)
+                    && (lost_at..reissued).contains(&self.now_ms())
+                {
+                    let wait = reissued - self.now_ms();
+                    self.rep.reads_delayed_by_lost_certificate += 1;
+                    self.schedule(wait, Ev::Read { msg, rcpt });
+                    return Ok("waits for its new certificate".into());
+                }
                 self.start_fetch(msg, Who::Recipient(user), Some(rcpt))?;
                 "reading".into()
             }

@@ -86,6 +86,8 @@ pub struct SchemeReport {
     pub orphan_keys: u64,
     /// Messages whose key the attacker learned with a stolen recipient key.
     pub exposed_messages: u64,
+    /// Reads that waited for a lost certificate to be reissued.
+    pub reads_delayed_by_lost_certificate: u64,
     /// Key fetches by the recipient organisation's gateway, all of which must be refused.
     pub foreign_gateway_attempts: u64,
     /// Invariant violations.

@@ -78,6 +78,7 @@ pub fn text(r: &RunReport) -> String {
         "unbounded".into(),
     );
     row(&mut s, "orphan keys (issued, never used)", l.orphan_keys.to_string(), "-".into());
+    row(&mut s, "reads waiting for a lost certificate", l.reads_delayed_by_lost_certificate.to_string(), "-".into());
     row(
         &mut s,
         "messages exposed by a stolen recipient key",

@@ -143,6 +143,13 @@ pub struct Faults {
     /// fault phase.
     #[serde(default)]
     pub rotate_share: f64,
+    /// Share of the other users who lose their key and certificate during the fault phase and
+    /// get a new certificate `reissue_after_secs` later.
+    #[serde(default)]
+    pub lose_share: f64,
+    /// Time to reissue a lost certificate, seconds.
+    #[serde(default = "default_reissue")]
+    pub reissue_after_secs: u64,
     /// Recipients whose private key (and certificate) the attacker obtains, and when.
     #[serde(default)]
     pub compromised: Vec<Compromise>,
@@ -235,6 +242,9 @@ fn default_seed() -> u64 {
 fn default_provider() -> String {
     if cfg!(feature = "aws-lc") { "aws-lc-rs".into() } else { "rustcrypto".into() }
 }
+fn default_reissue() -> u64 {
+    3600
+}
 fn yes() -> bool {
     true
 }
@@ -304,6 +314,7 @@ impl Scenario {
             ("faults.loss", self.faults.loss),
             ("faults.duplication", self.faults.duplication),
             ("faults.rotate_share", self.faults.rotate_share),
+            ("faults.lose_share", self.faults.lose_share),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return bad(format!("{name} must be within 0..=1"));

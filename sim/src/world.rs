@@ -70,8 +70,10 @@ pub struct User {
     pub org: usize,
     /// Certificate generations: `[0]` at the start, `[1]` after a rotation.
     pub versions: Vec<UserVersion>,
-    /// When the certificate is rotated, virtual ms (if ever).
+    /// When the certificate is rotated (or lost), virtual ms (if ever).
     pub rotates_at_ms: Option<u64>,
+    /// For a lost certificate: when the new one is issued (no usable key before).
+    pub reissued_at_ms: Option<u64>,
 }
 
 /// The whole world.
@@ -115,6 +117,18 @@ impl World {
             for u in 0..spec.users {
                 let at = rotation.chance(scenario.faults.rotate_share).then(|| rotation.below(fault_end));
                 plan.push((o, u, at));
+            }
+        }
+        // Who of the others loses key and certificate, from a stream of its own (so that
+        // scenarios without losses draw exactly what they did before): a new certificate
+        // comes `reissue_after_secs` later.
+        let mut loss = ChaCha20Rng::seed_from_u64(derive_seed(pki_seed, "certificate-loss"));
+        let mut lost: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        for entry in &mut plan {
+            if entry.2.is_none() && loss.chance(scenario.faults.lose_share) {
+                let at = loss.below(fault_end);
+                entry.2 = Some(at);
+                lost.insert((entry.0, entry.1), at + scenario.faults.reissue_after_secs * 1000);
             }
         }
         // Key seeds, in a fixed order: per organisation gatekeeper, gateway, then users and
@@ -205,7 +219,8 @@ impl World {
                     versions.push(user_version(p, spare, anchors()?, &uri)?);
                 }
                 by_address.insert(address.clone(), all_users.len());
-                all_users.push(User { address, org: o, versions, rotates_at_ms });
+                let reissued_at_ms = lost.get(&(o, u)).copied();
+                all_users.push(User { address, org: o, versions, rotates_at_ms, reissued_at_ms });
             }
             let gw = gateway_issued.get(o).ok_or_else(|| SimError::Internal("gateway".into()))?;
             let gateway = Gateway::new(p, credential(p, gw)?, anchors()?);

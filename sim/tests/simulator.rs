@@ -181,3 +181,18 @@ mod mutated_scenarios {
         }
     }
 }
+
+#[test]
+fn a_lost_certificate_delays_late_binding_and_loses_early_binding_mail() {
+    let mut s = small(51);
+    s.faults.lose_share = 0.6;
+    s.faults.reissue_after_secs = 120;
+    s.faults.rotate_share = 0.0;
+    s.faults.until_secs = Some(40);
+    s.workload.read_delay_mean_secs = 30.0;
+    let r = run(&s);
+    assert_eq!(r.verdict, Verdict::Ok, "{}", ekg_sim::report::text(&r));
+    assert!(r.late.reads_delayed_by_lost_certificate > 0, "{}", ekg_sim::report::text(&r));
+    assert!(r.early.lost.contains_key("certificate_lost_before_read"), "{:?}", r.early.lost);
+    assert!(!r.late.lost.keys().any(|k| k.contains("lost")), "{:?}", r.late.lost);
+}
