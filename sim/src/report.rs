@@ -152,9 +152,9 @@ pub fn comparison_svg(r: &RunReport) -> String {
     let gk_ops = |x: &SchemeReport| x.ops.get("gatekeeper").map_or(0.0, |o| per(o.private() + o.public(), x.messages));
     let panels = [
         ("readable share (%)", l.readable_share * 100.0, e.readable_share * 100.0),
-        ("bytes on the wire per message (KiB)", l.bytes_per_message / 1024.0, e.bytes_per_message / 1024.0),
-        ("sender RSA ops per message", sender_ops(l), sender_ops(e)),
-        ("gatekeeper RSA ops per message", gk_ops(l), gk_ops(e)),
+        ("bytes per message (KiB)", l.bytes_per_message / 1024.0, e.bytes_per_message / 1024.0),
+        ("sender RSA ops/message", sender_ops(l), sender_ops(e)),
+        ("gatekeeper RSA ops/message", gk_ops(l), gk_ops(e)),
     ];
     let (w, h) = (880.0, 300.0);
     let mut s = format!(
