@@ -263,3 +263,19 @@ proptest! {
         }
     }
 }
+
+/// Found by `mutated_key_requests_are_rejected` (saved in properties.proptest-regressions): a
+/// certificate whose unsigned outer signatureAlgorithm differs from the signed one in its TBS
+/// (here NULL parameters turned into another tag) must not validate (RFC 5280 4.1.1.2).
+#[test]
+fn a_certificate_whose_outer_signature_algorithm_differs_is_refused() {
+    let f = flow();
+    // sha256WithRSAEncryption, NULL, then the certificate's signature BIT STRING.
+    let pattern = hex::decode("300d06092a864886f70d01010b0500038201").unwrap();
+    let at = f.request.windows(pattern.len()).position(|w| w == pattern.as_slice()).unwrap() + 13;
+    let mut bad = f.request.clone();
+    assert_eq!(bad[at], 0x05);
+    bad[at] = 0x01;
+    let mut gk = gatekeeper(ReleasePolicy::Once);
+    assert_eq!(code(gk.handle_key_request(&bad, NOW, &mut rng(1))), Some("untrusted_certificate"));
+}

@@ -167,7 +167,13 @@ fn spki(cert: &Certificate) -> Option<Vec<u8>> {
 }
 
 fn signed_by(provider: &dyn CryptoProvider, cert: &Certificate, issuer_spki: &[u8]) -> bool {
-    if cert.signature_algorithm().oid != oid::SHA256_WITH_RSA {
+    // RFC 5280 4.1.1.2: the unsigned signatureAlgorithm must equal the signed one in the TBS
+    // (found by the mutation proptest: a flipped byte in its NULL parameters went unnoticed).
+    let alg = cert.signature_algorithm();
+    if alg.oid != oid::SHA256_WITH_RSA || alg != cert.tbs_certificate().signature() {
+        return false;
+    }
+    if alg.parameters.as_ref().is_some_and(|p| der::Tagged::tag(p) != der::Tag::Null || !p.value().is_empty()) {
         return false;
     }
     let (Ok(tbs), Some(sig)) = (cert.tbs_certificate().to_der(), cert.signature().as_bytes()) else {
