@@ -279,3 +279,22 @@ fn a_certificate_whose_outer_signature_algorithm_differs_is_refused() {
     let mut gk = gatekeeper(ReleasePolicy::Once);
     assert_eq!(code(gk.handle_key_request(&bad, NOW, &mut rng(1))), Some("untrusted_certificate"));
 }
+
+/// Found by `mutated_releases_are_rejected_by_the_recipient` (saved in
+/// properties.proptest-regressions): a release whose KeyTransRecipientInfo version is 1 opened.
+/// RFC 5652 6.2.1 fixes it by the recipient identifier: 0 for issuerAndSerialNumber.
+#[test]
+fn a_release_with_a_wrong_recipient_info_version_is_refused() {
+    let f = flow();
+    // AuthEnvelopedData version 0, RecipientInfos SET, KTRI SEQUENCE, KTRI version 0.
+    let pattern = hex::decode("0201003182").unwrap();
+    let set = f.release.windows(pattern.len()).position(|w| w == pattern.as_slice()).unwrap() + 5;
+    let at = set + 2 + 4 + 2; // past the SET length, the KTRI SEQUENCE header, INTEGER tag and length
+    let mut bad = f.release.clone();
+    assert_eq!(&bad[at - 2..=at], &[0x02, 0x01, 0x00]);
+    bad[at] = 0x01;
+    let bob = bob();
+    let msg = bob.receive(&f.sealed, NOW).unwrap();
+    let pending = bob.request_release(&msg, NOW, &mut rng(601)).unwrap();
+    assert_eq!(code(bob.accept_release(&msg, &pending, &bad, &mut rng(3))), Some("unsupported_version"));
+}

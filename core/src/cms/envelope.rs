@@ -172,6 +172,15 @@ fn open_with(
         }
         ktri
     };
+    // RFC 5652 6.2.1: the version follows the recipient identifier (found by the mutation
+    // proptest: the field is not authenticated, and a wrong value went unnoticed).
+    let version = match ktri.rid {
+        RecipientIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V0,
+        RecipientIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V2,
+    };
+    if ktri.version != version {
+        return Err(reject(Rejection::UnsupportedVersion, "KeyTransRecipientInfo version does not match its rid"));
+    }
     check_oaep_sha256(&ktri.key_enc_alg)?;
     gcm::check_algorithm(&aed.auth_encrypted_content_info)?;
     let cek = me.key().oaep_sha256_decrypt(ktri.enc_key.as_bytes(), rng)?;
