@@ -113,43 +113,29 @@ enum FixturesAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Simulate { scenarios, all, seed, out, threads } = cli.command {
-        return match simulate::run(simulate::Args { scenarios, all, seed, out, threads }) {
-            Ok(v) => ExitCode::from(v.exit_code()),
-            Err(e) => {
-                eprintln!("ekg: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Command::Fixtures { action } = cli.command {
-        let r = match action {
+    // Each command gives its own exit code on success (simulate: 2 or 3 for a correctness or
+    // liveness failure; fixtures check: 1 when a vector failed); any error is 1.
+    let result: Result<ExitCode, Box<dyn std::error::Error>> = match cli.command {
+        Command::Simulate { scenarios, all, seed, out, threads } => {
+            simulate::run(simulate::Args { scenarios, all, seed, out, threads })
+                .map(|v| ExitCode::from(v.exit_code()))
+                .map_err(Into::into)
+        }
+        Command::Fixtures { action } => match action {
             FixturesAction::Generate { out } => fixtures::generate(&out).map(|()| true),
             FixturesAction::Check { dir, jsonl } => fixtures::check(&dir, jsonl.as_deref()),
-        };
-        return match r {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("ekg: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let result = match cli.command {
-        Command::Simulate { .. } | Command::Fixtures { .. } => Ok(()),
-        Command::Demo { out, seed, now } => demo::run(&out, seed, now),
+        }
+        .map(|passed| if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        .map_err(Into::into),
+        Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
         Command::Check { full, only, threads, explore, addr, dfs, timeout_secs } => {
             let search =
                 ekg_model::report::Search { threads, dfs, timeout: timeout_secs.map(std::time::Duration::from_secs) };
-            check::run(full, only.as_deref(), search, explore, &addr)
+            check::run(full, only.as_deref(), search, explore, &addr).map(|()| ExitCode::SUCCESS)
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ekg: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    result.unwrap_or_else(|e| {
+        eprintln!("ekg: {e}");
+        ExitCode::FAILURE
+    })
 }
