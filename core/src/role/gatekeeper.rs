@@ -481,8 +481,10 @@ impl GatekeeperCrypto {
         check_skew(UnixTime::from_generalized(&rr.request_time), now, self.config.max_clock_skew_secs)?;
         // V20: our own signature on the ticket.
         let ticket_der = rr.ticket.to_der().map_err(crate::cms::encode_failed)?;
-        let known = self.issued_tickets.lock().is_ok_and(|t| t.contains(&p.sha256(&ticket_der)));
-        let ticket = if known { Ticket::open_issued(p, &ticket_der)? } else { Ticket::open(p, &ticket_der)? };
+        // Hashed once: for the lookup and for the ticket.
+        let digest = p.sha256(&ticket_der);
+        let known = self.issued_tickets.lock().is_ok_and(|t| t.contains(&digest));
+        let ticket = Ticket::open_with(p, &ticket_der, digest, !known)?;
         let ours = ticket.signer.to_der().ok().is_some_and(|d| d == self.credential.certificate_der());
         if !ours || ticket.gatekeeper_uri != self.config.uri {
             return Err(reject(Rejection::WrongGatekeeper, "ticket not signed by this gatekeeper"));

@@ -102,16 +102,13 @@ impl Ticket {
     /// client validates it with [`Ticket::check_gatekeeper`]). The sender's inner signature
     /// is verified too (so a ticket cannot carry a request its sender did not sign).
     pub fn open(provider: &dyn CryptoProvider, der: &[u8]) -> Result<Ticket> {
-        Ticket::open_with(provider, der, true)
+        Ticket::open_with(provider, der, provider.sha256(der), true)
     }
 
-    /// Opens a ticket this gatekeeper issued itself (recognised by its SHA-256): both
-    /// signatures are known good, so they are not verified again; everything else is checked.
-    pub(crate) fn open_issued(provider: &dyn CryptoProvider, der: &[u8]) -> Result<Ticket> {
-        Ticket::open_with(provider, der, false)
-    }
-
-    fn open_with(provider: &dyn CryptoProvider, der: &[u8], verify: bool) -> Result<Ticket> {
+    /// Opens a ticket (its SHA-256 `digest` already computed by the caller); with `verify`
+    /// false, for a ticket this gatekeeper issued itself, both signatures are known good and
+    /// are not verified again; everything else is checked.
+    pub(crate) fn open_with(provider: &dyn CryptoProvider, der: &[u8], digest: Digest, verify: bool) -> Result<Ticket> {
         let SignedObject { content, signer, .. } =
             signed::open_with(provider, der, oid::CT_TICKET, MAX_SIGNED_LEN, verify)?;
         let info: TicketInfo = strict::decode(&content, MAX_SIGNED_LEN, "TicketInfo")?;
@@ -131,7 +128,7 @@ impl Ticket {
         let request = KeyRequestContent::decode(&inner.content)?;
         Ok(Ticket {
             der: der.to_vec(),
-            digest: provider.sha256(der),
+            digest,
             key_id,
             gatekeeper_uri: uri.to_owned(),
             issued_at: UnixTime::from_generalized(&info.issued_at),
