@@ -68,7 +68,8 @@ enum Command {
     /// states, time and states/s, and every counterexample as a readable trace.
     Check {
         /// Also check the full configuration (3 recipients, both gateways, attacker, lossy
-        /// duplicating network, one crash) under both policies.
+        /// duplicating network, one crash) under both policies, with ekg-core's idempotent key
+        /// requests (`+v14`, seconds) and with the draft's issuance (minutes).
         #[arg(long)]
         full: bool,
         /// Only configurations whose name contains this.
@@ -86,6 +87,11 @@ enum Command {
         /// Depth-first search (memory: fingerprints only) instead of breadth-first.
         #[arg(long)]
         dfs: bool,
+        /// The reduced search for every configuration: parallel breadth-first, deduplicating
+        /// on a representative (symmetry and write-only facts; docs/model.md §7); it does not
+        /// evaluate `eventually`. The full configuration always uses it.
+        #[arg(long)]
+        reduced: bool,
         /// Stop each configuration after this many seconds (marked TRUNCATED).
         #[arg(long)]
         timeout_secs: Option<u64>,
@@ -128,9 +134,9 @@ fn main() -> ExitCode {
         .map(|passed| if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         .map_err(Into::into),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
-        Command::Check { full, only, threads, explore, addr, dfs, timeout_secs } => {
-            let search =
-                ekg_model::report::Search { threads, dfs, timeout: timeout_secs.map(std::time::Duration::from_secs) };
+        Command::Check { full, only, threads, explore, addr, dfs, reduced, timeout_secs } => {
+            let timeout = timeout_secs.map(std::time::Duration::from_secs);
+            let search = ekg_model::report::Search { threads, dfs, timeout, reduced };
             check::run(full, only.as_deref(), search, explore, &addr).map(|()| ExitCode::SUCCESS)
         }
     };

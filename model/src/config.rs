@@ -62,6 +62,11 @@ pub struct ModelConfig {
     /// Release requests of others the attacker replays from its own address (it sees the
     /// first request of every fetcher).
     pub attacker_replays: u8,
+    /// Key requests are idempotent as `ekg-core` makes them (step V14: a signed request
+    /// already answered is refused with `duplicate_request`; the answered set is in memory,
+    /// so after a restart a replay is answered again). Off: the draft's behaviour (finding
+    /// F6: every delivery of a key request issues a key, bounded by `max_keys`).
+    pub idempotent_key_requests: bool,
 }
 
 /// Address of the first recipient (sender's organisation).
@@ -90,6 +95,7 @@ impl ModelConfig {
             recipient_gateway: false,
             attacker: false,
             attacker_replays: 0,
+            idempotent_key_requests: false,
         }
         .named()
     }
@@ -101,8 +107,15 @@ impl ModelConfig {
     }
 
     /// The full configuration of issue 3: sender, three recipients, both gateways, the
-    /// attacker, a lossy duplicating network, one gatekeeper crash, durable storage.
+    /// attacker, a lossy duplicating network, one gatekeeper crash, durable storage; the
+    /// gatekeeper as `ekg-core` implements it (idempotent key requests, V14).
     pub fn full(policy: ReleasePolicy) -> ModelConfig {
+        ModelConfig { idempotent_key_requests: true, ..ModelConfig::full_draft(policy) }.named()
+    }
+
+    /// The full configuration with the draft's key issuance (every delivery of a key request
+    /// issues a key, at most `max_keys` per boot; finding F6).
+    pub fn full_draft(policy: ReleasePolicy) -> ModelConfig {
         ModelConfig {
             recipients: vec![R1, R2, R3],
             recipient_gateway: true,
@@ -146,7 +159,8 @@ impl ModelConfig {
         if self.attacker {
             parties.push_str(if self.attacker_replays > 0 { "+attacker(replay)" } else { "+attacker" });
         }
-        self.name = format!("{policy}/{}r{parties}/{net}{loss}{crash}", self.recipients.len());
+        let v14 = if self.idempotent_key_requests { "+v14" } else { "" };
+        self.name = format!("{policy}/{}r{parties}/{net}{loss}{crash}{v14}", self.recipients.len());
         self
     }
 

@@ -8,16 +8,20 @@
 
 pub mod config;
 pub mod party;
+pub mod reduction;
 pub mod report;
+pub mod search;
+pub mod sorted;
 
-use std::collections::{BTreeMap, BTreeSet};
+use sorted::{Counts, SortedSet};
 
 use ekg_core::ledger::ReleasePolicy;
 use stateright::Expectation;
-use stateright::actor::{ActorModel, ActorModelState, Envelope, LossyNetwork, Network};
+use stateright::actor::{ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network};
 
 pub use config::{ModelConfig, NetworkKind, Storage};
 use party::{ATTACKER, Addr, KeyName, Msg, Party, PartyState, RECIPIENT_GATEWAY};
+pub use reduction::representative;
 
 /// Ghost history: what the world has seen, independent of any actor's (crashable) memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -28,16 +32,16 @@ pub struct History {
     /// Messages delivered, and mail among them (non-duplicating networks).
     pub delivered: [u16; 2],
     /// Every (src, dst, message) sent (duplicating lossy network only).
-    pub sent_set: BTreeSet<(u8, u8, Msg)>,
+    pub sent_set: SortedSet<(u8, u8, Msg)>,
 
     /// Grants sent per key (an issuance each).
-    pub issued: BTreeMap<KeyName, u8>,
+    pub issued: Counts<KeyName>,
     /// Releases sent per (key, certificate), gateway excluded.
-    pub released: BTreeMap<(KeyName, Addr), u8>,
+    pub released: Counts<(KeyName, Addr)>,
     /// (key, certificate) pairs the key was ever encrypted to: who can learn it.
-    pub exposed: BTreeSet<(KeyName, Addr)>,
+    pub exposed: SortedSet<(KeyName, Addr)>,
     /// Keys whose destruction was decided.
-    pub destroyed: BTreeSet<KeyName>,
+    pub destroyed: SortedSet<KeyName>,
     /// A release was sent after the key's destruction.
     pub released_after_destruction: bool,
 }
@@ -156,8 +160,7 @@ fn record_out(cfg: &ModelConfig, h: &History, env: Envelope<&Msg>) -> Option<His
     }
     match env.msg {
         Msg::Grant { key, to, .. } => {
-            let n = h.issued.entry(*key).or_default();
-            *n = n.saturating_add(1);
+            h.issued.bump(*key);
             h.exposed.insert((*key, *to));
         }
         Msg::Release { key, to, destroys, .. } => {
@@ -165,8 +168,7 @@ fn record_out(cfg: &ModelConfig, h: &History, env: Envelope<&Msg>) -> Option<His
                 h.released_after_destruction = true;
             }
             if *to != party::SENDER_GATEWAY {
-                let n = h.released.entry((*key, *to)).or_default();
-                *n = n.saturating_add(1);
+                h.released.bump((*key, *to));
             }
             h.exposed.insert((*key, *to));
             if *destroys {
@@ -205,17 +207,32 @@ fn within_boundary(cfg: &ModelConfig, s: &EkgState) -> bool {
     if cfg.max_drops == 0 {
         return true;
     }
-    if cfg.network == NetworkKind::Duplicating {
-        let in_flight: BTreeSet<(u8, u8, &Msg)> = in_flight(&s.network).into_iter().collect();
+    if let Network::UnorderedDuplicating(set, _) = &s.network {
         // On a duplicating network a message stays in flight until dropped: every message
         // sent and no longer in flight was dropped (delivered or not: a drop after delivery
         // spends the budget for nothing, which only weakens the adversary's other options).
+        // Everything in flight was sent, so the count tells whether anything was lost (the
+        // common case, checked first: this runs for every transition).
+        if s.history.sent_set.len() == set.len() {
+            return true;
+        }
         let mut lost = 0usize;
         for entry in &s.history.sent_set {
-            if !in_flight.contains(&(entry.0, entry.1, &entry.2)) {
+            let envelope = Envelope {
+                src: Id::from(usize::from(entry.0)),
+                dst: Id::from(usize::from(entry.1)),
+                msg: entry.2.clone(),
+            };
+            if !set.contains(&envelope) {
                 // Only the gatekeeper's responses are lost here: a request survives because the
                 // network keeps re-sending it (what a retry would do), and mail is reliable.
                 if entry.0 != 0 {
+                    return false;
+                }
+                // A lost refusal only spends the budget: a refusal changes no receiver's state
+                // here (see `party::inert`), so the run that keeps it dominates this one.
+                // Pruning it lets `reduction::representative` drop refusals from the state.
+                if matches!(entry.2, Msg::Refused { .. }) {
                     return false;
                 }
                 lost += 1;
@@ -238,6 +255,9 @@ fn within_boundary(cfg: &ModelConfig, s: &EkgState) -> bool {
 /// trip, so it retries only when its previous attempt is no longer in flight and no response
 /// to it waits in the gatekeeper's outbox (lost, refused, or eaten by a crash).
 fn retries_wait_for_their_round_trip(cfg: &ModelConfig, s: &EkgState) -> bool {
+    if cfg.retries == 0 {
+        return true;
+    }
     let attacker = u8::try_from(usize::from(cfg.attacker_id())).unwrap_or(u8::MAX);
     let flying = in_flight(&s.network);
     let outbox: Vec<&Msg> = match s.actor_states.first().map(|a| a.as_ref()) {

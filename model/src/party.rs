@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use ekg_core::UnixTime;
 use ekg_core::ledger::{IssueRequest, Ledger, LedgerConfig, LedgerTypes, Record, ReleasePolicy, Requester};
@@ -59,7 +60,7 @@ impl LedgerTypes for Sym {
 /// Messages. `attempt` distinguishes a client's retries (fresh nonces in the real protocol);
 /// `signer` is the certificate that signed; `to` the certificate a key is encrypted to.
 #[allow(missing_docs)]
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Msg {
     /// A key request signed by `signer`.
     KeyRequest { signer: Addr, attempt: u8 },
@@ -77,6 +78,31 @@ pub enum Msg {
     Refused { key: Option<KeyName>, signer: Addr, attempt: u8 },
 }
 
+impl Msg {
+    /// The message packed into one integer, injectively (every field is a byte or a flag).
+    pub(crate) fn packed(&self) -> u64 {
+        let key = |k: &KeyName| (u64::from(k.boot) << 8) | u64::from(k.seq);
+        let (tag, key, addr, attempt, flag) = match self {
+            Msg::KeyRequest { signer, attempt } => (0, 0, *signer, *attempt, false),
+            Msg::Grant { key: k, to, attempt } => (1, key(k), *to, *attempt, false),
+            Msg::Mail { key: k } => (2, key(k), 0, 0, false),
+            Msg::ReleaseRequest { key: k, signer, attempt } => (3, key(k), *signer, *attempt, false),
+            Msg::Release { key: k, to, attempt, destroys } => (4, key(k), *to, *attempt, *destroys),
+            Msg::Refused { key: k, signer, attempt } => (5, k.as_ref().map_or(0, key), *signer, *attempt, k.is_some()),
+        };
+        (tag << 40) | (key << 24) | (u64::from(addr) << 16) | (u64::from(attempt) << 8) | u64::from(flag)
+    }
+}
+
+/// One hasher write per message instead of one per field: the checker hashes every message
+/// of every state it meets (the network, the history), and a write per byte field dominated
+/// its profile. Consistent with `Eq`: `packed` is injective.
+impl std::hash::Hash for Msg {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.packed());
+    }
+}
+
 /// Timers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timer {
@@ -92,8 +118,8 @@ pub enum Timer {
 /// reboots and keeps fresh names fresh; it holds no protocol state).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GkStorage {
-    /// Durable records.
-    pub records: Vec<Record<Sym>>,
+    /// Durable records (shared with the gatekeeper's `written` until either changes).
+    pub records: Arc<Vec<Record<Sym>>>,
     /// Boots so far.
     pub boots: u8,
 }
@@ -110,7 +136,7 @@ pub enum PartyState {
 }
 
 /// The gatekeeper's volatile state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GkState {
     /// The decision logic of `ekg-core`.
     pub ledger: Ledger<Sym>,
@@ -122,8 +148,27 @@ pub struct GkState {
     pub outbox: Vec<(Id, Msg)>,
     /// Records waiting to be written (responses already sent; the wrong order).
     pub unwritten: Vec<Record<Sym>>,
+    /// Key requests answered in this boot, as (signer, attempt): `ekg-core`'s V14 cache, in
+    /// memory (used when the configuration makes key requests idempotent).
+    pub answered: BTreeSet<(Addr, u8)>,
     /// Records written so far (mirrors storage).
-    pub written: Vec<Record<Sym>>,
+    pub written: Arc<Vec<Record<Sym>>>,
+}
+
+/// Hashes everything but the ledger, which is a function of the rest: in every storage mode
+/// the ledger is the recovery of `written` followed by `unwritten` (test
+/// `canonical_record_order_recovers_the_same_ledger` checks it on every reachable state), so
+/// states with equal hashed parts have equal ledgers. Hashing the ledger's trees again was a
+/// tenth of the checker's time.
+impl std::hash::Hash for GkState {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.boot.hash(state);
+        self.next_seq.hash(state);
+        self.outbox.hash(state);
+        self.answered.hash(state);
+        self.unwritten.hash(state);
+        self.written.hash(state);
+    }
 }
 
 /// A client's state.
@@ -215,18 +260,19 @@ impl Actor for Party {
             Party::Gatekeeper(_) => {
                 let boots = storage.as_ref().map_or(0, |s| s.boots.saturating_add(1));
                 let records = match (cfg.storage, storage) {
-                    (Storage::Volatile, _) | (_, None) => Vec::new(),
-                    (_, Some(s)) => s.records.clone(),
+                    (Storage::Volatile, _) | (_, None) => Arc::new(Vec::new()),
+                    (_, Some(s)) => Arc::clone(&s.records),
                 };
                 // The core's own recovery: replay the durable records.
                 let ledger = Ledger::recover(ledger_config(cfg), records.iter())
                     .unwrap_or_else(|_| Ledger::new(ledger_config(cfg)));
-                o.save(GkStorage { records: records.clone(), boots });
+                o.save(GkStorage { records: Arc::clone(&records), boots });
                 PartyState::Gatekeeper(GkState {
                     ledger,
                     boot: boots,
                     next_seq: 0,
                     outbox: vec![],
+                    answered: BTreeSet::new(),
                     unwritten: vec![],
                     written: records,
                 })
@@ -353,8 +399,8 @@ impl Actor for Party {
             }
             (Party::Gatekeeper(_), Timer::Persist) => {
                 let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
-                gk.written.append(&mut gk.unwritten);
-                o.save(GkStorage { records: gk.written.clone(), boots: gk.boot });
+                Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
+                o.save(GkStorage { records: Arc::clone(&gk.written), boots: gk.boot });
             }
             (Party::Sender(_), Timer::Retry) => {
                 let PartyState::Client(s) = state.as_ref() else { return };
@@ -404,7 +450,9 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
             // request is refused). Bound (see docs/model.md): key requests are not
             // idempotent, so every delivery of a duplicated or replayed request issues a
             // fresh key; the model issues at most `max_keys` per boot.
-            if signer != SENDER || gk.next_seq >= cfg.max_keys {
+            // V14 (ekg-core): a signed request already answered is refused.
+            let duplicate = cfg.idempotent_key_requests && gk.answered.contains(&(signer, attempt));
+            if signer != SENDER || duplicate || gk.next_seq >= cfg.max_keys {
                 o.send(src, Msg::Refused { key: None, signer, attempt });
                 return;
             }
@@ -422,6 +470,9 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                 o.send(src, Msg::Refused { key: None, signer, attempt });
                 return;
             };
+            if cfg.idempotent_key_requests {
+                gk.answered.insert((signer, attempt));
+            }
             (vec![record], Msg::Grant { key, to: signer, attempt })
         }
         Msg::ReleaseRequest { key, signer, attempt } => {
@@ -442,15 +493,20 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
         let _ = gk.ledger.apply(r);
     }
     let crash_window = cfg.crashes > 0;
+    let records_empty = records.is_empty();
     match cfg.storage {
         Storage::Durable => {
             // The core's contract: durable before the response exists.
             if !records.is_empty() {
-                gk.written.extend(records);
-                o.save(GkStorage { records: gk.written.clone(), boots: gk.boot });
+                Arc::make_mut(&mut gk.written).extend(records);
+                o.save(GkStorage { records: Arc::clone(&gk.written), boots: gk.boot });
             }
-            if crash_window {
-                gk.outbox.push((src, response));
+            // On a duplicating network a response that needs no record can go at once: a crash
+            // that ate it would be the same as a crash before the request was delivered, since
+            // the request stays in flight and is answered again after recovery.
+            let recordless_on_duplicating = records_empty && cfg.network == NetworkKind::Duplicating;
+            if crash_window && !recordless_on_duplicating {
+                queue_response(cfg, gk, src, response);
                 o.set_timer(Timer::Respond, model_timeout());
             } else {
                 o.send(src, response);
@@ -463,11 +519,47 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                 if crash_window {
                     o.set_timer(Timer::Persist, model_timeout());
                 } else {
-                    gk.written.append(&mut gk.unwritten);
-                    o.save(GkStorage { records: gk.written.clone(), boots: gk.boot });
+                    Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
+                    o.save(GkStorage { records: Arc::clone(&gk.written), boots: gk.boot });
                 }
             }
         }
-        Storage::Volatile => o.send(src, response),
+        Storage::Volatile => {
+            // Kept in memory only (lost with the state at a crash): the ledger stays the
+            // recovery of `written` and `unwritten` in every mode (see `GkState`'s `Hash`).
+            // Never written, so their order is never read: kept sorted, so that the order in
+            // which they were decided does not split states.
+            gk.unwritten.extend(records);
+            crate::reduction::sort_records(&mut gk.unwritten);
+            o.send(src, response);
+        }
+    }
+}
+
+/// Queues a response whose record is durable; the `Respond` timer sends the whole outbox at
+/// once. Its order matters only on an ordered network: elsewhere the outbox is kept sorted
+/// (see [`batch_order`]), so
+/// that two interleavings which queued the same responses are one state. On a duplicating
+/// network a response already waiting is not queued twice: one copy sent into it is
+/// delivered any number of times, exactly as two copies are. (Without this, every redelivery
+/// of the sender gateway's request, which the ledger always serves, grew the outbox: the state
+/// space of the full configuration was infinite.)
+/// The order in which one `Respond` step sends the outbox: any order, but the release that
+/// destroyed a key last, as it was decided (the ledger refuses every later request for that
+/// key, so every other response for it in the batch was decided before it). The history
+/// reads the order of sends for `nothing released after destruction`.
+pub(crate) fn batch_order(entry: &(Id, Msg)) -> (bool, &(Id, Msg)) {
+    (matches!(entry.1, Msg::Release { destroys: true, .. }), entry)
+}
+
+fn queue_response(cfg: &ModelConfig, gk: &mut GkState, dst: Id, response: Msg) {
+    let entry = (dst, response);
+    match cfg.network {
+        NetworkKind::Ordered => gk.outbox.push(entry),
+        NetworkKind::Duplicating if gk.outbox.contains(&entry) => {}
+        NetworkKind::Unordered | NetworkKind::Duplicating => {
+            let at = gk.outbox.partition_point(|e| batch_order(e) < batch_order(&entry));
+            gk.outbox.insert(at, entry);
+        }
     }
 }

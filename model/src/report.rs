@@ -18,6 +18,8 @@ pub enum Verdict {
     Reached(usize),
     /// `sometimes`: never reached (the other properties may hold vacuously).
     NeverReached,
+    /// `eventually` under the reduced search, which does not evaluate it.
+    NotEvaluated,
 }
 
 impl Verdict {
@@ -28,6 +30,7 @@ impl Verdict {
             Verdict::Counterexample(t) => format!("CE({})", t.len()),
             Verdict::Reached(_) => "reached".into(),
             Verdict::NeverReached => "NEVER".into(),
+            Verdict::NotEvaluated => "-".into(),
         }
     }
 }
@@ -73,23 +76,54 @@ pub struct Search {
     pub dfs: bool,
     /// Stop after this long (the outcome is then marked truncated).
     pub timeout: Option<Duration>,
+    /// The reduced search ([`crate::search`]): parallel breadth first, deduplicating on the
+    /// configuration's representative ([`crate::reduction`]); `eventually` is not evaluated.
+    pub reduced: bool,
 }
 
 /// Checks `config` exhaustively, breadth first, on `threads` threads.
 pub fn check(config: &ModelConfig, threads: usize) -> Outcome {
-    check_with(config, Search { threads, dfs: false, timeout: None })
+    check_with(config, Search { threads, dfs: false, timeout: None, reduced: false })
 }
 
 /// Checks `config` as `search` says.
 pub fn check_with(config: &ModelConfig, search: Search) -> Outcome {
     let model = config.clone().into_model();
     let start = Instant::now();
+    if search.reduced {
+        let found = crate::search::explore(&model, config.class_fn(), search.threads, search.timeout);
+        let elapsed = start.elapsed();
+        let verdicts = model
+            .properties()
+            .iter()
+            .map(|p| {
+                let path = found.discoveries.get(p.name).map(|path| crate::search::replay(&model, path));
+                let verdict = match (&p.expectation, path) {
+                    (Expectation::Sometimes, Some(path)) => Verdict::Reached(path.len()),
+                    (Expectation::Sometimes, None) => Verdict::NeverReached,
+                    (Expectation::Eventually, _) => Verdict::NotEvaluated,
+                    (_, None) => Verdict::Holds,
+                    (_, Some(path)) => Verdict::Counterexample(path.iter().map(|a| model.format_action(a)).collect()),
+                };
+                (p.name, verdict)
+            })
+            .collect();
+        return Outcome {
+            config: config.clone(),
+            unique_states: found.unique_states,
+            states: found.generated,
+            elapsed,
+            max_depth: found.max_depth,
+            verdicts,
+            truncated: found.truncated,
+        };
+    }
     let mut builder = config.clone().into_model().checker().threads(search.threads);
     if let Some(t) = search.timeout {
         builder = builder.timeout(t);
     }
     let (unique_states, states, max_depth, verdicts) = if search.dfs {
-        finish(builder.spawn_dfs().join(), &model)
+        finish(builder.symmetry_fn(config.representative_fn()).spawn_dfs().join(), &model)
     } else {
         finish(builder.spawn_bfs().join(), &model)
     };
