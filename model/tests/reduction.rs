@@ -220,7 +220,10 @@ fn canonical_record_order_recovers_the_same_ledger() {
                 config_name(&model)
             );
         });
-        assert!(reordered > 0, "{}: some states record in another order", config.name);
+        // Volatile storage writes nothing (its records stay, sorted, in memory).
+        if config.storage != Storage::Volatile {
+            assert!(reordered > 0, "{}: some states record in another order", config.name);
+        }
     }
 }
 
