@@ -60,7 +60,7 @@ impl LedgerTypes for Sym {
 /// Messages. `attempt` distinguishes a client's retries (fresh nonces in the real protocol);
 /// `signer` is the certificate that signed; `to` the certificate a key is encrypted to.
 #[allow(missing_docs)]
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Msg {
     /// A key request signed by `signer`.
     KeyRequest { signer: Addr, attempt: u8 },
@@ -79,7 +79,8 @@ pub enum Msg {
 }
 
 impl Msg {
-    /// The message packed into one integer, injectively (every field is a byte or a flag).
+    /// The message packed into one integer, injectively (every field is a byte or a flag):
+    /// how `reduction::role` describes a recipient's messages.
     pub(crate) fn packed(&self) -> u64 {
         let key = |k: &KeyName| (u64::from(k.boot) << 8) | u64::from(k.seq);
         let (tag, key, addr, attempt, flag) = match self {
@@ -91,15 +92,6 @@ impl Msg {
             Msg::Refused { key: k, signer, attempt } => (5, k.as_ref().map_or(0, key), *signer, *attempt, k.is_some()),
         };
         (tag << 40) | (key << 24) | (u64::from(addr) << 16) | (u64::from(attempt) << 8) | u64::from(flag)
-    }
-}
-
-/// One hasher write per message instead of one per field: the checker hashes every message
-/// of every state it meets (the network, the history), and a write per byte field dominated
-/// its profile. Consistent with `Eq`: `packed` is injective.
-impl std::hash::Hash for Msg {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.packed());
     }
 }
 

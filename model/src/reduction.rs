@@ -159,8 +159,9 @@ fn msg_addr(m: &Msg) -> Addr {
 /// The class of a state without building its representative: a hash of the same canonical
 /// view `representative` builds (no last message, no refusals on the duplicating network,
 /// records in canonical order). Equal for states with equal representatives; what the
-/// reduced search deduplicates on (cloning every state into its representative just to hash
-/// it was a sixth of the search's time).
+/// reduced search deduplicates on. Hashing the view in place rather than building the
+/// representative measured about 8 % faster on the full configuration (draft `once`: 20.4 s
+/// against 22.1 s), which matters where the draft `same_certificate` run is close to 5 minutes.
 pub fn class(s: &EkgState) -> u64 {
     let duplicating = matches!(s.network, Network::UnorderedDuplicating(..));
     let kept = |m: &Msg| !(duplicating && matches!(m, Msg::Refused { .. }));
