@@ -114,6 +114,9 @@ pub struct EntitySpec {
     pub valid: ((i32, u8, u8), (i32, u8, u8)),
     /// Add a critical extension the profile does not know.
     pub unknown_critical: bool,
+    /// Add a subject key identifier (with basicConstraints cA false), so that a SignerInfo
+    /// can name the certificate by it (version 3).
+    pub subject_key_id: bool,
 }
 
 /// Default validity: long enough that `openssl cms -verify` (which checks against the wall
@@ -131,6 +134,7 @@ impl EntitySpec {
             ku: Ku::SignAndEncrypt,
             valid: VALID,
             unknown_critical: false,
+            subject_key_id: false,
         }
     }
 
@@ -244,11 +248,17 @@ impl Pki {
         params.not_before = date_time_ymd(y0, m0, d0);
         params.not_after = date_time_ymd(y1, m1, d1);
         params.use_authority_key_identifier_extension = true;
+        // Names that are not IA5 (a caller's bug: scenario inputs are checked before) are
+        // left out rather than panicking; a certificate without its address is then refused.
         for e in &spec.emails {
-            params.subject_alt_names.push(SanType::Rfc822Name(e.as_str().try_into().expect("IA5 email")));
+            if let Ok(name) = e.as_str().try_into() {
+                params.subject_alt_names.push(SanType::Rfc822Name(name));
+            }
         }
         for u in &spec.uris {
-            params.subject_alt_names.push(SanType::URI(u.as_str().try_into().expect("IA5 URI")));
+            if let Ok(name) = u.as_str().try_into() {
+                params.subject_alt_names.push(SanType::URI(name));
+            }
         }
         params.extended_key_usages = match spec.eku {
             Eku::Absent => vec![],
@@ -263,6 +273,9 @@ impl Pki {
             Ku::SignAndEncrypt => vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment],
             Ku::EncryptOnly => vec![KeyUsagePurpose::KeyEncipherment],
         };
+        if spec.subject_key_id {
+            params.is_ca = IsCa::ExplicitNoCa;
+        }
         if spec.unknown_critical {
             let mut ext = CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 9, 9], vec![0x05, 0x00]);
             ext.set_criticality(true);
@@ -405,6 +418,14 @@ pub struct Misfits {
     /// `weak@example.com` with a 1024-bit RSA key (made last, so that adding it changed no
     /// other certificate).
     pub weak_key: Issued,
+    /// A second gatekeeper certificate for `example.com` (same address and URI), under the
+    /// intermediate CA (the ones below are made after `weak_key`, for the same reason).
+    pub gatekeeper_via_intermediate: Issued,
+    /// `gateway@example.com` issued by `example.org`'s CA: trusted, but not the CA the
+    /// gatekeeper configured for its gateway.
+    pub gateway_other_ca: Issued,
+    /// `ski@example.com`, whose certificate has a subject key identifier.
+    pub with_ski: Issued,
 }
 
 impl Federation {
@@ -440,6 +461,10 @@ impl Federation {
             bob_second: pki.issue(&recipient_org.ca, &EntitySpec::user("bob@example.org")),
             alice_upper: pki.issue(ca, &EntitySpec::user("ALICE@example.com")),
             weak_key: pki.issue_with_rsa_bits(ca, &EntitySpec::user("weak@example.com"), 1024),
+            gatekeeper_via_intermediate: pki
+                .issue(&inter, &EntitySpec::gatekeeper("ekg@example.com", &Org::gatekeeper_uri_for("example.com"))),
+            gateway_other_ca: pki.issue(&recipient_org.ca, &EntitySpec::user("gateway@example.com")),
+            with_ski: pki.issue(ca, &spec("ski@example.com", &|s| s.subject_key_id = true)),
         };
         Federation { sender_org, recipient_org, untrusted_org, misfits }
     }
