@@ -12,6 +12,7 @@
 
 pub mod envelope;
 mod gcm;
+pub mod raw;
 pub mod sealed;
 pub mod signed;
 
@@ -45,7 +46,7 @@ pub(crate) fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute> 
 
 /// Finds the one value of attribute `oid`; refuses duplicates and multi-valued attributes.
 pub(crate) fn single_attribute<'a>(
-    attrs: &'a SetOfVec<Attribute>,
+    attrs: &'a [Attribute],
     oid: &ObjectIdentifier,
     what: &str,
 ) -> Result<Option<&'a Any>> {

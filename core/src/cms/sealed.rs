@@ -109,18 +109,18 @@ impl SealedMessage {
             .auth_attrs
             .as_ref()
             .ok_or_else(|| reject(Rejection::ProfileViolation, "no authenticated attributes"))?;
-        let ct = single_attribute(auth, &oid::ATTR_CONTENT_TYPE, "authenticated")?
+        let ct = single_attribute(auth.as_slice(), &oid::ATTR_CONTENT_TYPE, "authenticated")?
             .ok_or_else(|| reject(Rejection::ProfileViolation, "no content-type attribute"))?;
         if ct.decode_as::<ObjectIdentifier>().ok() != Some(oid::ID_DATA) {
             return Err(reject(Rejection::ContentTypeMismatch, "content-type attribute"));
         }
-        let digest = single_attribute(auth, &oid::AA_TICKET_DIGEST, "authenticated")?
+        let digest = single_attribute(auth.as_slice(), &oid::AA_TICKET_DIGEST, "authenticated")?
             .ok_or_else(|| reject(Rejection::ProfileViolation, "no ticket digest attribute"))?
             .decode_as::<OctetString>()
             .map_err(|_| reject(Rejection::MalformedDer, "ticket digest"))?;
         let unauth =
             aed.unauth_attrs.as_ref().ok_or_else(|| reject(Rejection::ProfileViolation, "no ticket attached"))?;
-        let ticket = single_attribute(unauth, &oid::UA_TICKET, "unauthenticated")?
+        let ticket = single_attribute(unauth.as_slice(), &oid::UA_TICKET, "unauthenticated")?
             .ok_or_else(|| reject(Rejection::ProfileViolation, "no ticket attached"))?
             .to_der()
             .map_err(encode_failed)?;

@@ -1,20 +1,20 @@
 //! SignedData: build and verify (signature and profile; the certificate path is [`crate::pki`]'s).
 
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
-use der::asn1::{ObjectIdentifier, OctetString, SetOfVec, UtcTime};
+use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+use der::asn1::{ObjectIdentifier, OctetString, UtcTime};
 use der::{Any, Decode, Encode, Tag, Tagged};
+use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
+use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::time::Time;
 
+use super::raw::{SignedDataRaw, SignerInfoRaw, element_set};
 use super::{algorithm, attribute, content_info, encode_failed, params_absent_or_null, single_attribute};
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
-use crate::ids::Digest;
 use crate::pki::Credential;
 use crate::time::UnixTime;
 use crate::wire::{ContentInfo, oid, strict};
@@ -31,15 +31,16 @@ pub struct SignedObject {
     pub content: Vec<u8>,
     /// The signer's certificate.
     pub signer: Certificate,
+    /// The signer's certificate, as carried (DER).
+    pub signer_der: Vec<u8>,
     /// The other certificates carried (candidate intermediates).
     pub certificates: Vec<Certificate>,
     /// The signed signing-time attribute.
     pub signing_time: UnixTime,
-    /// SHA-256 of the whole ContentInfo DER.
-    pub digest: Digest,
 }
 
-/// Signs `content` (of type `content_type`) as a SignedData ContentInfo.
+/// Signs `content` (of type `content_type`) as a SignedData ContentInfo. Every `SET OF` is
+/// written in X.690 order (by encoding), certificates included.
 pub fn sign(
     provider: &dyn CryptoProvider,
     signer: &Credential,
@@ -49,19 +50,20 @@ pub fn sign(
     rng: &mut dyn CryptoRng,
 ) -> Result<Vec<u8>> {
     let digest = provider.sha256(content);
-    let null = Some(Any::null());
     let time = signing_time_value(signing_time)?;
-    let signed_attrs = SetOfVec::try_from(vec![
+    let attrs = [
         attribute(oid::ATTR_CONTENT_TYPE, Any::encode_from(&content_type).map_err(encode_failed)?)?,
         attribute(oid::ATTR_MESSAGE_DIGEST, Any::new(Tag::OctetString, digest.0.to_vec()).map_err(encode_failed)?)?,
         attribute(oid::ATTR_SIGNING_TIME, time)?,
-    ])
-    .map_err(encode_failed)?;
+    ];
+    let signed_attrs =
+        element_set(attrs.iter().map(Encode::to_der).collect::<der::Result<_>>().map_err(encode_failed)?)
+            .map_err(encode_failed)?;
     // RFC 5652 section 5.4: the signature covers the DER of the attributes as a SET OF.
     let to_sign = signed_attrs.to_der().map_err(encode_failed)?;
     let signature = signer.key().sign_pkcs1_sha256(&to_sign, rng)?;
     let cert = signer.certificate();
-    let signer_info = SignerInfo {
+    let signer_info = SignerInfoRaw {
         version: CmsVersion::V1,
         sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
             issuer: cert.tbs_certificate().issuer().clone(),
@@ -69,24 +71,25 @@ pub fn sign(
         }),
         digest_alg: algorithm(oid::SHA256, None),
         signed_attrs: Some(signed_attrs),
-        signature_algorithm: algorithm(oid::SHA256_WITH_RSA, null),
+        signature_algorithm: algorithm(oid::SHA256_WITH_RSA, Some(Any::null())),
         signature: OctetString::new(signature).map_err(encode_failed)?,
         unsigned_attrs: None,
     };
-    let mut certs = vec![CertificateChoices::Certificate(cert.clone())];
-    certs.extend(signer.chain().iter().cloned().map(CertificateChoices::Certificate));
-    let mut digest_algorithms = SetOfVec::new();
-    digest_algorithms.insert(algorithm(oid::SHA256, None)).map_err(encode_failed)?;
-    let signed_data = SignedData {
+    let mut certs = vec![signer.certificate_der().to_vec()];
+    for c in signer.chain() {
+        certs.push(c.to_der().map_err(encode_failed)?);
+    }
+    let signed_data = SignedDataRaw {
         version: CmsVersion::V3,
-        digest_algorithms,
+        digest_algorithms: element_set(vec![algorithm(oid::SHA256, None).to_der().map_err(encode_failed)?])
+            .map_err(encode_failed)?,
         encap_content_info: EncapsulatedContentInfo {
             econtent_type: content_type,
             econtent: Some(Any::new(Tag::OctetString, content.to_vec()).map_err(encode_failed)?),
         },
-        certificates: Some(CertificateSet::try_from(certs).map_err(encode_failed)?),
+        certificates: Some(element_set(certs).map_err(encode_failed)?),
         crls: None,
-        signer_infos: SignerInfos::try_from(vec![signer_info]).map_err(encode_failed)?,
+        signer_infos: element_set(vec![signer_info.to_der().map_err(encode_failed)?]).map_err(encode_failed)?,
     };
     content_info(oid::ID_SIGNED_DATA, &signed_data)
 }
@@ -103,8 +106,7 @@ fn signing_time_value(t: UnixTime) -> Result<Any> {
 }
 
 /// Parses and checks a SignedData ContentInfo of our profile whose eContentType must be
-/// `expected`: DER only; one signer; content attached; SHA-256; RSA PKCS#1 v1.5; signed
-/// content-type, message-digest and signing-time; the signer's certificate carried.
+/// `expected`. The checks and their order are `docs/protocol.md` §3.4 (V1 to V4).
 pub fn open(
     provider: &dyn CryptoProvider,
     der: &[u8],
@@ -124,12 +126,14 @@ pub(crate) fn open_with(
     max_len: usize,
     verify: bool,
 ) -> Result<SignedObject> {
+    // V1: DER, within the size limit.
     let ci: ContentInfo = strict::decode(der, max_len, "ContentInfo")?;
+    // V2: the profile.
     if ci.content_type != oid::ID_SIGNED_DATA {
         return Err(reject(Rejection::UnexpectedContentType, format!("{} is not SignedData", ci.content_type)));
     }
     let inner = ci.content.to_der().map_err(encode_failed)?;
-    let sd: SignedData = strict::decode(&inner, max_len, "SignedData")?;
+    let sd: SignedDataRaw = strict::decode(&inner, max_len, "SignedData")?;
     if sd.version != CmsVersion::V3 {
         return Err(reject(Rejection::UnsupportedVersion, "SignedData version must be 3"));
     }
@@ -151,13 +155,20 @@ pub(crate) fn open_with(
     if sd.crls.is_some() {
         return Err(reject(Rejection::ProfileViolation, "CRLs are not carried in this profile"));
     }
-    if !sd.digest_algorithms.iter().any(|a| a.oid == oid::SHA256) {
-        return Err(reject(Rejection::UnsupportedAlgorithm, "digestAlgorithms lacks SHA-256"));
+    // digestAlgorithms names the one signer's one digest: exactly {id-sha256}.
+    let mut digests = sd.digest_algorithms.iter();
+    let (Some(digest_alg), None) = (digests.next(), digests.next()) else {
+        return Err(reject(Rejection::ProfileViolation, "digestAlgorithms must hold exactly one algorithm"));
+    };
+    let digest_alg: AlgorithmIdentifierOwned = strict::decode(&digest_alg.0, max_len, "digestAlgorithms")?;
+    if digest_alg.oid != oid::SHA256 || !params_absent_or_null(&digest_alg) {
+        return Err(reject(Rejection::UnsupportedAlgorithm, format!("digestAlgorithms {}", digest_alg.oid)));
     }
-    let mut signers = sd.signer_infos.0.iter();
+    let mut signers = sd.signer_infos.iter();
     let (Some(si), None) = (signers.next(), signers.next()) else {
         return Err(reject(Rejection::ProfileViolation, "exactly one SignerInfo is required"));
     };
+    let si: SignerInfoRaw = strict::decode(&si.0, max_len, "SignerInfo")?;
     if si.digest_alg.oid != oid::SHA256 || !params_absent_or_null(&si.digest_alg) {
         return Err(reject(Rejection::UnsupportedAlgorithm, format!("digest {}", si.digest_alg.oid)));
     }
@@ -165,36 +176,47 @@ pub(crate) fn open_with(
     if !sig_ok || !params_absent_or_null(&si.signature_algorithm) {
         return Err(reject(Rejection::UnsupportedAlgorithm, format!("signature {}", si.signature_algorithm.oid)));
     }
-    let attrs = si.signed_attrs.as_ref().ok_or_else(|| reject(Rejection::ProfileViolation, "no signed attributes"))?;
-    let ct = single_attribute(attrs, &oid::ATTR_CONTENT_TYPE, "signed")?
+    // No signature covers unsigned attributes: the profile has none.
+    if si.unsigned_attrs.is_some() {
+        return Err(reject(Rejection::ProfileViolation, "unsigned attributes are not allowed"));
+    }
+    // V3: the signed attributes.
+    let attr_set =
+        si.signed_attrs.as_ref().ok_or_else(|| reject(Rejection::ProfileViolation, "no signed attributes"))?;
+    let attrs = attr_set
+        .iter()
+        .map(|a| strict::decode::<Attribute>(&a.0, max_len, "signed attribute"))
+        .collect::<Result<Vec<_>>>()?;
+    let ct = single_attribute(&attrs, &oid::ATTR_CONTENT_TYPE, "signed")?
         .ok_or_else(|| reject(Rejection::ProfileViolation, "no content-type attribute"))?;
     if ct.decode_as::<ObjectIdentifier>().ok() != Some(expected) {
         return Err(reject(Rejection::ContentTypeMismatch, "content-type attribute"));
     }
-    let md = single_attribute(attrs, &oid::ATTR_MESSAGE_DIGEST, "signed")?
+    let md = single_attribute(&attrs, &oid::ATTR_MESSAGE_DIGEST, "signed")?
         .ok_or_else(|| reject(Rejection::ProfileViolation, "no message-digest attribute"))?;
     let md = md.decode_as::<OctetString>().map_err(|_| reject(Rejection::MalformedDer, "message-digest"))?;
     if md.as_bytes() != provider.sha256(&content).as_bytes() {
         return Err(reject(Rejection::DigestMismatch, "message-digest attribute"));
     }
-    let st = single_attribute(attrs, &oid::ATTR_SIGNING_TIME, "signed")?
+    let st = single_attribute(&attrs, &oid::ATTR_SIGNING_TIME, "signed")?
         .ok_or_else(|| reject(Rejection::ProfileViolation, "no signing-time attribute"))?;
-    let st = Time::from_der(&st.to_der().map_err(encode_failed)?)
-        .map_err(|_| reject(Rejection::MalformedDer, "signing-time"))?;
+    let signing_time = signing_time_of(st)?;
+    // V4: the signer's certificate, then the signature.
     let mut certs = Vec::new();
-    for choice in sd.certificates.iter().flat_map(|s| s.0.iter()) {
-        match choice {
-            CertificateChoices::Certificate(c) => certs.push(c.clone()),
-            CertificateChoices::Other(_) => return Err(reject(Rejection::ProfileViolation, "non-X.509 certificate")),
+    for element in sd.certificates.iter().flat_map(|s| s.iter()) {
+        // CertificateChoices: only the plain X.509 certificate (a SEQUENCE) is in the profile.
+        if element.0.first() != Some(&0x30) {
+            return Err(reject(Rejection::ProfileViolation, "non-X.509 certificate"));
         }
+        if certs.len() == MAX_CERTIFICATES {
+            return Err(reject(Rejection::ProfileViolation, format!("more than {MAX_CERTIFICATES} certificates")));
+        }
+        certs.push(element);
     }
-    if certs.len() > MAX_CERTIFICATES {
-        return Err(reject(Rejection::ProfileViolation, format!("{} certificates > {MAX_CERTIFICATES}", certs.len())));
-    }
-    let position = certs.iter().position(|c| identifies(&si.sid, c)).ok_or_else(|| {
+    let position = certs.iter().position(|c| identifies(&si.sid, &c.0)).ok_or_else(|| {
         reject(Rejection::SignerCertificateMissing, "no carried certificate matches the signer identifier")
     })?;
-    let signer = certs.remove(position);
+    let signer_der = certs.remove(position).0.clone();
     let expected_version = match si.sid {
         SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
         SignerIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V3,
@@ -202,21 +224,42 @@ pub(crate) fn open_with(
     if si.version != expected_version {
         return Err(reject(Rejection::UnsupportedVersion, "SignerInfo version does not match its sid"));
     }
+    let signer = certificate(&signer_der)?;
     if verify {
         let spki = signer.tbs_certificate().subject_public_key_info().to_der().map_err(encode_failed)?;
-        let signed_bytes = attrs.to_der().map_err(encode_failed)?;
+        let signed_bytes = attr_set.to_der().map_err(encode_failed)?;
         provider.verify_pkcs1_sha256(&spki, &signed_bytes, si.signature.as_bytes())?;
     }
-    Ok(SignedObject {
-        content,
-        signer,
-        certificates: certs,
-        signing_time: UnixTime::from_x509(&st),
-        digest: provider.sha256(der),
-    })
+    let certificates = certs.iter().map(|c| certificate(&c.0)).collect::<Result<Vec<_>>>()?;
+    Ok(SignedObject { content, signer, signer_der, certificates, signing_time })
 }
 
-fn identifies(sid: &SignerIdentifier, cert: &Certificate) -> bool {
+/// A carried certificate, in DER.
+fn certificate(der: &[u8]) -> Result<Certificate> {
+    strict::decode(der, MAX_CERTIFICATE_LEN, "certificate")
+}
+
+/// Largest certificate accepted inside a SignedData, in bytes.
+pub const MAX_CERTIFICATE_LEN: usize = 16 * 1024;
+
+/// The signing-time value: RFC 5652 §11.3 makes UTCTime mandatory for 1950 to 2049 and
+/// GeneralizedTime for other years; any other form is refused (`profile_violation`).
+fn signing_time_of(value: &Any) -> Result<UnixTime> {
+    let time = Time::from_der(&value.to_der().map_err(encode_failed)?)
+        .map_err(|_| reject(Rejection::MalformedDer, "signing-time"))?;
+    if let Time::GeneralTime(g) = &time {
+        let year = g.to_date_time().year();
+        if (1950..2050).contains(&year) {
+            return Err(reject(Rejection::ProfileViolation, "signing-time before 2050 must be UTCTime"));
+        }
+    }
+    Ok(UnixTime::from_x509(&time))
+}
+
+/// Whether `sid` names the certificate whose DER is `cert` (compared on the parsed fields,
+/// before the certificate is decoded strictly).
+fn identifies(sid: &SignerIdentifier, cert: &[u8]) -> bool {
+    let Ok(cert) = Certificate::from_der(cert) else { return false };
     let tbs = cert.tbs_certificate();
     match sid {
         SignerIdentifier::IssuerAndSerialNumber(isn) => {

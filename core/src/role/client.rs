@@ -13,7 +13,7 @@
 use der::asn1::OctetString;
 use der::{Decode, Encode};
 
-use super::ticket::{Ticket, decode_delivery};
+use super::ticket::{KeyDeliveryContent, Ticket};
 use crate::address::EmailAddress;
 use crate::cms::sealed::{MAX_SEALED_LEN, SealedMessage};
 use crate::cms::{encode_failed, envelope, signed};
@@ -118,11 +118,11 @@ impl Client {
         }
         // C2: signed by the gatekeeper that signed the ticket.
         let signed = signed::open(p, &content, oid::CT_KEY_DELIVERY, MAX_SIGNED_LEN)?;
-        if signed.signer != message.ticket.signer {
+        if signed.signer_der != message.ticket.signer_der {
             return Err(reject(Rejection::WrongGatekeeper, "release signed by another certificate than the ticket"));
         }
         // C3: for this key and this request.
-        let delivery = decode_delivery(&signed.content)?;
+        let delivery = KeyDeliveryContent::decode(&signed.content)?;
         if delivery.key_id != message.ticket.key_id || delivery.request_digest != pending.digest {
             return Err(reject(Rejection::ResponseMismatch, "release names another key or request"));
         }

@@ -14,10 +14,11 @@
 //! ([`Store::append`]) *before* any response exists, and the response's crypto (`&self`
 //! again). A server may run the two crypto steps on many cores around one locked ledger.
 
-use der::Encode;
 use zeroize::Zeroizing;
 
-use super::ticket::{KeyRequestContent, Ticket, check_skew, encode_delivery, encode_ticket_info};
+use super::ticket::{
+    KeyRequestContent, ReleaseRequestContent, Ticket, check_skew, encode_delivery, encode_ticket_info,
+};
 use crate::address::EmailAddress;
 use crate::cms::{envelope, signed};
 use crate::crypto::{CryptoProvider, CryptoRng};
@@ -28,7 +29,7 @@ use crate::ledger::{
 };
 use crate::pki::{Credential, TrustAnchors, ValidatedCertificate};
 use crate::time::UnixTime;
-use crate::wire::{MAX_RECIPIENTS, MAX_SIGNED_LEN, ReleaseRequest, VERSION, oid, strict};
+use crate::wire::{MAX_RECIPIENTS, MAX_SIGNED_LEN, oid};
 
 /// Who may ask for keys: a sender is recognised when every field set in some rule matches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +72,22 @@ pub struct GatekeeperConfig {
     pub max_clock_skew_secs: u64,
 }
 
+/// The ranges of [`GatekeeperConfig`]'s numbers (`docs/protocol.md` §3.4, L3).
+pub mod limits {
+    /// Shortest ticket lifetime, in seconds.
+    pub const TICKET_LIFETIME_SECS_MIN: u64 = 60;
+    /// Longest ticket lifetime: 366 days.
+    pub const TICKET_LIFETIME_SECS_MAX: u64 = 366 * 24 * 3600;
+    /// Largest clock skew accepted: one hour.
+    pub const MAX_CLOCK_SKEW_SECS_MAX: u64 = 3600;
+    /// Most deliveries per address under `same_certificate`.
+    pub const MAX_DELIVERIES_MAX: u32 = 100;
+    /// Shortest and longest certification path (end entity and anchor included).
+    pub const PATH_LEN: core::ops::RangeInclusive<usize> = 2..=8;
+    /// Most sender rules and gateway principals.
+    pub const RULES_MAX: usize = 1000;
+}
+
 impl GatekeeperConfig {
     /// Defaults: policy `once`, 30-day tickets, no retention, 1000 recipients, 5 min skew.
     pub fn new(uri: impl Into<String>, anchors: TrustAnchors) -> Self {
@@ -85,6 +102,69 @@ impl GatekeeperConfig {
             max_recipients: MAX_RECIPIENTS,
             max_clock_skew_secs: 300,
         }
+    }
+
+    /// Checks every field against its range (`invalid_configuration` naming the field), so
+    /// that no request can fail after its record is durable for a reason known at start.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, rule: &str| Err(reject(Rejection::InvalidConfiguration, format!("{field}: {rule}")));
+        if self.uri.is_empty()
+            || self.uri.len() > crate::wire::MAX_URI_LEN
+            || !self.uri.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return bad("uri", "1 to 512 printable ASCII characters");
+        }
+        if self.anchors.ids().is_empty() {
+            return bad("anchors", "at least one trust anchor");
+        }
+        if !limits::PATH_LEN.contains(&self.anchors.limits().max_path_len) {
+            return bad("max_path_len", "2 to 8 certificates");
+        }
+        if self.senders.is_empty() {
+            return bad("senders", "at least one sender rule (nobody could ask for a key)");
+        }
+        if self.senders.len() > limits::RULES_MAX || self.gateways.len() > limits::RULES_MAX {
+            return bad("senders", "at most 1000 sender rules and 1000 gateways");
+        }
+        for rule in &self.senders {
+            if rule.domain.is_none() && rule.issuer.is_none() {
+                return bad("senders", "a rule names a domain, an issuing anchor, or both");
+            }
+            if let Some(d) = &rule.domain
+                && EmailAddress::parse(&format!("x@{d}")).is_err()
+            {
+                return bad("senders.domain", "a domain of LDH labels");
+            }
+        }
+        let anchors = self.anchors.ids();
+        if self
+            .senders
+            .iter()
+            .filter_map(|r| r.issuer)
+            .chain(self.gateways.iter().map(|g| g.issuer))
+            .any(|i| !anchors.contains(&i))
+        {
+            return bad("senders.issuer", "an issuer must be one of the trust anchors");
+        }
+        if !(1..=MAX_RECIPIENTS).contains(&self.max_recipients) {
+            return bad("max_recipients", "1 to 1000");
+        }
+        if self.max_clock_skew_secs > limits::MAX_CLOCK_SKEW_SECS_MAX {
+            return bad("max_clock_skew_secs", "0 to 3600");
+        }
+        if !(limits::TICKET_LIFETIME_SECS_MIN..=limits::TICKET_LIFETIME_SECS_MAX).contains(&self.ticket_lifetime_secs) {
+            return bad("ticket_lifetime_secs", "60 to 31622400 (366 days)");
+        }
+        if self.ticket_lifetime_secs < 2 * self.max_clock_skew_secs {
+            return bad("ticket_lifetime_secs", "at least twice max_clock_skew_secs (the duplicate-request window)");
+        }
+        if self.ledger.retention_secs > self.ticket_lifetime_secs {
+            return bad("retention_secs", "0 to ticket_lifetime_secs (expiry destroys every key)");
+        }
+        if !(1..=limits::MAX_DELIVERIES_MAX).contains(&self.ledger.max_deliveries) {
+            return bad("max_deliveries", "1 to 100");
+        }
+        Ok(())
     }
 }
 
@@ -182,9 +262,10 @@ pub struct Gatekeeper<S: Store<Concrete>> {
     crypto: std::sync::Arc<GatekeeperCrypto>,
     ledger: Ledger<Concrete>,
     store: S,
-    /// Digests of key requests answered within the freshness window, with their request time
-    /// (V14). In memory: after a restart a replay inside the window is answered again.
-    answered: std::collections::BTreeMap<Digest, UnixTime>,
+    /// Key requests answered within the freshness window, by what identifies them (sender
+    /// and nonce), with their request time (V14). In memory: after a restart a replay inside
+    /// the window is answered again.
+    answered: std::collections::BTreeMap<(EmailAddress, crate::ids::Nonce), UnixTime>,
 }
 
 impl<S: Store<Concrete>> Gatekeeper<S> {
@@ -196,22 +277,23 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         storage_key: StorageKey,
         store: S,
     ) -> Result<Self> {
-        if config.max_recipients == 0 || config.max_recipients > MAX_RECIPIENTS {
-            return Err(reject(Rejection::InvalidConfiguration, "max_recipients must be 1..=1000"));
-        }
-        if config.uri.is_empty() || config.uri.len() > crate::wire::MAX_URI_LEN {
-            return Err(reject(Rejection::InvalidConfiguration, "URI length"));
-        }
+        config.validate()?;
         // Clients accept a ticket only from a certificate with the gatekeeper purpose that
         // names the ticket's URI (step C1): refuse a configuration they would refuse.
         if !credential.has_extended_key_usage(&oid::KP_GATEKEEPER) || !credential.uris().contains(&config.uri) {
             return Err(reject(Rejection::InvalidConfiguration, "certificate lacks id-ekg-kp-gatekeeper or the URI"));
         }
-        if config.senders.is_empty() {
-            return Err(reject(Rejection::InvalidConfiguration, "no sender rule: nobody could ask for a key"));
-        }
         let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
         let ledger = Ledger::recover(config.ledger, records.iter())?;
+        // A wrong storage key would fail every release after its record is durable: refuse
+        // to start with one (each live key must unwrap).
+        for (_, state) in ledger.keys() {
+            if let crate::ledger::KeyState::Pending(k) | crate::ledger::KeyState::Retained { key: k, .. } = state {
+                provider.aes256_kw_unwrap(&storage_key.0, &k.handle.0).map_err(|_| {
+                    reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys")
+                })?;
+            }
+        }
         Ok(Gatekeeper {
             crypto: std::sync::Arc::new(GatekeeperCrypto {
                 provider,
@@ -288,13 +370,15 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         issue: IssueRequest<Concrete>,
         now: UnixTime,
     ) -> Result<()> {
-        // V14: key requests are idempotent within the freshness window (docs/model.md, F6).
-        if self.answered.contains_key(&request.digest) {
-            return Err(reject(Rejection::DuplicateRequest, "this signed request was already answered"));
+        // V14: a request is what its sender signed (sender and nonce), whatever the unsigned
+        // fields around it say; it is answered once within the freshness window.
+        let id = request.content.request_id();
+        if self.answered.contains_key(&id) {
+            return Err(reject(Rejection::DuplicateRequest, "this sender's nonce was already answered"));
         }
         let record = self.ledger.decide_issue(issue, now)?;
         self.commit(&[record])?;
-        self.answered.insert(request.digest, request.content.request_time);
+        self.answered.insert(id, request.content.request_time);
         Ok(())
     }
 
@@ -377,7 +461,7 @@ impl GatekeeperCrypto {
         let signed = signed::open(p, der, oid::CT_KEY_REQUEST, MAX_SIGNED_LEN)?;
         // V5-V8: the sender's certificate.
         let sender = self.validate(&signed.signer, &signed.certificates, now)?;
-        // V9, V12 (wire): the request's fields.
+        // The eContent, and V9: every address parses.
         let content = KeyRequestContent::decode(&signed.content)?;
         // V10: the certificate names the request's sender.
         if !sender.addresses.contains(&content.sender) {
@@ -394,14 +478,9 @@ impl GatekeeperCrypto {
         if !recognised {
             return Err(reject(Rejection::SenderNotRecognised, content.sender.to_string()));
         }
-        // V12: the recipient cap.
-        if content.recipients.len() > self.config.max_recipients {
-            return Err(reject(
-                Rejection::TooManyRecipients,
-                format!("{} > {}", content.recipients.len(), self.config.max_recipients),
-            ));
-        }
-        // V13: freshness.
+        // V12: the recipient list.
+        content.check_recipients(self.config.max_recipients)?;
+        // V13: freshness, the request's own time first, then the signing time.
         check_skew(content.request_time, now, self.config.max_clock_skew_secs)?;
         check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
         Ok(VerifiedKeyRequest { der: der.to_vec(), digest: p.sha256(der), content, sender })
@@ -420,13 +499,17 @@ impl GatekeeperCrypto {
         self.provider.fill_random(rng, raw.as_mut_slice());
         let key = OneTimeKey::from_bytes(*raw);
         let handle = self.provider.aes256_kw_wrap(&self.storage_key.0, key.expose())?;
+        // Every time the ticket will carry must encode, before anything is recorded.
+        let expires_at = now.plus_secs(self.config.ticket_lifetime_secs);
+        now.to_generalized()?;
+        expires_at.to_generalized()?;
         let issue = IssueRequest {
             key_id: KeyId(id),
             handle,
             sender: request.content.sender.clone(),
             recipients: request.content.recipients.clone(),
             policy: self.config.policy,
-            expires_at: now.plus_secs(self.config.ticket_lifetime_secs),
+            expires_at,
         };
         Ok((KeyId(id), key, issue))
     }
@@ -471,21 +554,15 @@ impl GatekeeperCrypto {
         let signed = signed::open(p, der, oid::CT_RELEASE_REQUEST, MAX_SIGNED_LEN)?;
         // V5-V8: the requester's certificate.
         let requester = self.validate(&signed.signer, &signed.certificates, now)?;
-        let rr: ReleaseRequest = strict::decode(&signed.content, MAX_SIGNED_LEN, "ReleaseRequest")?;
-        if rr.version != VERSION {
-            return Err(reject(Rejection::UnsupportedVersion, "ReleaseRequest version"));
-        }
-        if rr.nonce.as_bytes().len() != crate::ids::NONCE_LEN {
-            return Err(reject(Rejection::MalformedDer, "nonce must be 16 bytes"));
-        }
-        check_skew(UnixTime::from_generalized(&rr.request_time), now, self.config.max_clock_skew_secs)?;
-        // V20: our own signature on the ticket.
-        let ticket_der = rr.ticket.to_der().map_err(crate::cms::encode_failed)?;
-        // Hashed once: for the lookup and for the ticket.
-        let digest = p.sha256(&ticket_der);
+        let rr = ReleaseRequestContent::decode(&signed.content)?;
+        // V13: freshness.
+        check_skew(rr.request_time, now, self.config.max_clock_skew_secs)?;
+        check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
+        // V20: our own signature on the ticket (hashed once: for the lookup and the ticket).
+        let digest = p.sha256(&rr.ticket_der);
         let known = self.issued_tickets.lock().is_ok_and(|t| t.contains(&digest));
-        let ticket = Ticket::open_with(p, &ticket_der, digest, !known)?;
-        let ours = ticket.signer.to_der().ok().is_some_and(|d| d == self.credential.certificate_der());
+        let ticket = Ticket::open_with(p, &rr.ticket_der, digest, !known)?;
+        let ours = ticket.signer_der == self.credential.certificate_der();
         if !ours || ticket.gatekeeper_uri != self.config.uri {
             return Err(reject(Rejection::WrongGatekeeper, "ticket not signed by this gatekeeper"));
         }

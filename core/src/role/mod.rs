@@ -14,7 +14,7 @@ pub use gatekeeper::{
     VerifiedKeyRequest, VerifiedReleaseRequest,
 };
 pub use sender::{PendingKeyRequest, SendKey, Sender};
-pub use ticket::{KeyRequestContent, Ticket};
+pub use ticket::{KeyDeliveryContent, KeyRequestContent, ReleaseRequestContent, Ticket, TicketContent};
 
 use crate::ledger::ReleasePolicy;
 use crate::wire::ReleasePolicyCode;

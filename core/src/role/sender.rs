@@ -9,7 +9,7 @@
 //!    copy under the one-time key (seed: "the stored copy must be encrypted using some other
 //!    means").
 
-use super::ticket::{KeyRequestContent, Ticket, decode_delivery};
+use super::ticket::{KeyDeliveryContent, KeyRequestContent, Ticket};
 use crate::address::EmailAddress;
 use crate::cms::{envelope, sealed, signed};
 use crate::crypto::{CryptoProvider, CryptoRng};
@@ -89,8 +89,8 @@ impl Sender {
             request_time: now,
         };
         // Refuse locally what the gatekeeper would refuse (empty, duplicate, oversize).
+        content.check_recipients(crate::wire::MAX_RECIPIENTS)?;
         let encoded = content.encode()?;
-        KeyRequestContent::decode(&encoded)?;
         let der = signed::sign(self.provider, &self.credential, oid::CT_KEY_REQUEST, &encoded, now, rng)?;
         Ok(PendingKeyRequest { digest: self.provider.sha256(&der), der, content })
     }
@@ -120,7 +120,7 @@ impl Sender {
         if content_type != oid::CT_KEY_DELIVERY {
             return Err(reject(Rejection::UnexpectedContentType, "grant content"));
         }
-        let delivery = decode_delivery(&content)?;
+        let delivery = KeyDeliveryContent::decode(&content)?;
         if delivery.key_id != ticket.key_id || delivery.request_digest != pending.digest {
             return Err(reject(Rejection::ResponseMismatch, "grant names another key or request"));
         }

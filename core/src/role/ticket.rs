@@ -29,31 +29,43 @@ pub struct KeyRequestContent {
 }
 
 impl KeyRequestContent {
-    /// Decodes and checks a [`KeyRequest`] DER.
+    /// Decodes a [`KeyRequest`] DER (strict DER, version 0, a 16-byte nonce) and parses every
+    /// address (step V9, the sender first, then the recipients in order). The recipient-list
+    /// rules are step V12: [`KeyRequestContent::check_recipients`].
     pub fn decode(der: &[u8]) -> Result<KeyRequestContent> {
         let req: KeyRequest = strict::decode(der, MAX_SIGNED_LEN, "KeyRequest")?;
         if req.version != VERSION {
             return Err(reject(Rejection::UnsupportedVersion, "KeyRequest version"));
         }
-        let sender = EmailAddress::parse(req.sender.as_ref())?;
-        if req.recipients.is_empty() {
-            return Err(Rejection::NoRecipients.into());
-        }
-        if req.recipients.len() > MAX_RECIPIENTS {
-            return Err(reject(Rejection::TooManyRecipients, format!("{} > {MAX_RECIPIENTS}", req.recipients.len())));
-        }
-        let mut recipients = Vec::with_capacity(req.recipients.len());
-        let mut seen = std::collections::BTreeSet::new();
-        for r in &req.recipients {
-            let a = EmailAddress::parse(r.as_ref())?;
-            if !seen.insert(a.clone()) {
-                return Err(reject(Rejection::DuplicateRecipient, a.to_string()));
-            }
-            recipients.push(a);
-        }
         let nonce = Nonce::from_slice(req.nonce.as_bytes())
             .ok_or_else(|| reject(Rejection::MalformedDer, "nonce must be 16 bytes"))?;
+        let sender = EmailAddress::parse(req.sender.as_ref())?;
+        let recipients = req.recipients.iter().map(|r| EmailAddress::parse(r.as_ref())).collect::<Result<Vec<_>>>()?;
         Ok(KeyRequestContent { sender, recipients, nonce, request_time: UnixTime::from_generalized(&req.request_time) })
+    }
+
+    /// Step V12: at least one recipient, at most `max` (itself at most [`MAX_RECIPIENTS`]),
+    /// all distinct after address normalisation; in that order.
+    pub fn check_recipients(&self, max: usize) -> Result<()> {
+        if self.recipients.is_empty() {
+            return Err(Rejection::NoRecipients.into());
+        }
+        let max = max.min(MAX_RECIPIENTS);
+        if self.recipients.len() > max {
+            return Err(reject(Rejection::TooManyRecipients, format!("{} > {max}", self.recipients.len())));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for a in &self.recipients {
+            if !seen.insert(a) {
+                return Err(reject(Rejection::DuplicateRecipient, a.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// What identifies a key request (step V14): the sender and its nonce, both signed.
+    pub fn request_id(&self) -> (EmailAddress, Nonce) {
+        (self.sender.clone(), self.nonce)
     }
 
     /// Encodes as [`KeyRequest`] DER.
@@ -94,6 +106,10 @@ pub struct Ticket {
     pub request: KeyRequestContent,
     /// The gatekeeper's certificate as carried in the ticket.
     pub signer: x509_cert::Certificate,
+    /// The same, DER as carried.
+    pub signer_der: Vec<u8>,
+    /// The other certificates the ticket carries (the gatekeeper's intermediates).
+    pub chain: Vec<x509_cert::Certificate>,
 }
 
 impl Ticket {
@@ -109,47 +125,39 @@ impl Ticket {
     /// false, for a ticket this gatekeeper issued itself, both signatures are known good and
     /// are not verified again; everything else is checked.
     pub(crate) fn open_with(provider: &dyn CryptoProvider, der: &[u8], digest: Digest, verify: bool) -> Result<Ticket> {
-        let SignedObject { content, signer, .. } =
+        let SignedObject { content, signer, signer_der, certificates, .. } =
             signed::open_with(provider, der, oid::CT_TICKET, MAX_SIGNED_LEN, verify)?;
-        let info: TicketInfo = strict::decode(&content, MAX_SIGNED_LEN, "TicketInfo")?;
-        if info.version != VERSION {
-            return Err(reject(Rejection::UnsupportedVersion, "TicketInfo version"));
-        }
-        let key_id = KeyId::from_slice(info.key_id.as_bytes())
-            .ok_or_else(|| reject(Rejection::MalformedDer, "key id must be 16 bytes"))?;
-        let grant_digest = Digest::from_slice(info.grant_digest.as_bytes())
-            .ok_or_else(|| reject(Rejection::MalformedDer, "grant digest must be 32 bytes"))?;
-        let uri: &str = info.gatekeeper.as_ref();
-        if uri.is_empty() || uri.len() > MAX_URI_LEN {
-            return Err(reject(Rejection::MalformedDer, "gatekeeper URI length"));
-        }
-        let request_der = info.request.to_der().map_err(crate::cms::encode_failed)?;
-        let inner = signed::open_with(provider, &request_der, oid::CT_KEY_REQUEST, MAX_SIGNED_LEN, verify)?;
+        let info = TicketContent::decode(&content)?;
+        let inner = signed::open_with(provider, &info.request_der, oid::CT_KEY_REQUEST, MAX_SIGNED_LEN, verify)?;
         let request = KeyRequestContent::decode(&inner.content)?;
+        request.check_recipients(MAX_RECIPIENTS)?;
         Ok(Ticket {
             der: der.to_vec(),
             digest,
-            key_id,
-            gatekeeper_uri: uri.to_owned(),
-            issued_at: UnixTime::from_generalized(&info.issued_at),
-            expires_at: UnixTime::from_generalized(&info.expires_at),
-            policy: info.release_policy.into(),
-            grant_digest,
-            request_der,
+            key_id: info.key_id,
+            gatekeeper_uri: info.gatekeeper_uri,
+            issued_at: info.issued_at,
+            expires_at: info.expires_at,
+            policy: info.policy,
+            grant_digest: info.grant_digest,
+            request_der: info.request_der,
             request,
             signer,
+            signer_der,
+            chain: certificates,
         })
     }
 
     /// Client step C1: the signer is a gatekeeper (id-ekg-kp-gatekeeper) with a valid path
-    /// at `now` whose certificate names the ticket's URI.
+    /// at `now` (through the intermediates the ticket carries) whose certificate names the
+    /// ticket's URI.
     pub fn check_gatekeeper(
         &self,
         provider: &dyn CryptoProvider,
         anchors: &TrustAnchors,
         now: UnixTime,
     ) -> Result<ValidatedCertificate> {
-        let validated = anchors.validate(provider, &self.signer, &[], now)?;
+        let validated = anchors.validate(provider, &self.signer, &self.chain, now)?;
         if !validated.is_gatekeeper {
             return Err(reject(Rejection::WrongGatekeeper, "signer is not a gatekeeper"));
         }
@@ -184,11 +192,112 @@ pub(crate) fn encode_ticket_info(
     info.to_der().map_err(crate::cms::encode_failed)
 }
 
-/// A decoded key delivery.
-pub(crate) struct Delivered {
+/// The fields of a [`TicketInfo`], checked against `docs/ekg.asn1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketContent {
+    /// The key id.
     pub key_id: KeyId,
+    /// The gatekeeper's URI (1 to 512 printable ASCII characters).
+    pub gatekeeper_uri: String,
+    /// The sender's signed key request, DER.
+    pub request_der: Vec<u8>,
+    /// Issue time.
+    pub issued_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// Release policy.
+    pub policy: ReleasePolicy,
+    /// SHA-256 of the grant.
+    pub grant_digest: Digest,
+}
+
+impl TicketContent {
+    /// Decodes a [`TicketInfo`] DER: strict DER, version 0, a 16-byte key id, a URI of 1 to
+    /// 512 printable ASCII characters, a 32-byte grant digest (`malformed_der` otherwise).
+    pub fn decode(der: &[u8]) -> Result<TicketContent> {
+        let info: TicketInfo = strict::decode(der, MAX_SIGNED_LEN, "TicketInfo")?;
+        if info.version != VERSION {
+            return Err(reject(Rejection::UnsupportedVersion, "TicketInfo version"));
+        }
+        let key_id = KeyId::from_slice(info.key_id.as_bytes())
+            .ok_or_else(|| reject(Rejection::MalformedDer, "key id must be 16 bytes"))?;
+        let uri: &str = info.gatekeeper.as_ref();
+        if uri.is_empty() || uri.len() > MAX_URI_LEN || !uri.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(reject(Rejection::MalformedDer, "gatekeeper URI: 1 to 512 printable characters"));
+        }
+        let request_der = info.request.to_der().map_err(crate::cms::encode_failed)?;
+        let grant_digest = Digest::from_slice(info.grant_digest.as_bytes())
+            .ok_or_else(|| reject(Rejection::MalformedDer, "grant digest must be 32 bytes"))?;
+        Ok(TicketContent {
+            key_id,
+            gatekeeper_uri: uri.to_owned(),
+            request_der,
+            issued_at: UnixTime::from_generalized(&info.issued_at),
+            expires_at: UnixTime::from_generalized(&info.expires_at),
+            policy: info.release_policy.into(),
+            grant_digest,
+        })
+    }
+}
+
+/// The fields of a [`ReleaseRequest`](crate::wire::ReleaseRequest), checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseRequestContent {
+    /// The ticket, DER.
+    pub ticket_der: Vec<u8>,
+    /// The requester's nonce.
+    pub nonce: Nonce,
+    /// When the requester made it.
+    pub request_time: UnixTime,
+}
+
+impl ReleaseRequestContent {
+    /// Decodes a ReleaseRequest DER: strict DER, version 0, a 16-byte nonce.
+    pub fn decode(der: &[u8]) -> Result<ReleaseRequestContent> {
+        let rr: wire::ReleaseRequest = strict::decode(der, MAX_SIGNED_LEN, "ReleaseRequest")?;
+        if rr.version != VERSION {
+            return Err(reject(Rejection::UnsupportedVersion, "ReleaseRequest version"));
+        }
+        let nonce = Nonce::from_slice(rr.nonce.as_bytes())
+            .ok_or_else(|| reject(Rejection::MalformedDer, "nonce must be 16 bytes"))?;
+        Ok(ReleaseRequestContent {
+            ticket_der: rr.ticket.to_der().map_err(crate::cms::encode_failed)?,
+            nonce,
+            request_time: UnixTime::from_generalized(&rr.request_time),
+        })
+    }
+}
+
+/// The fields of a [`KeyDelivery`], checked. The key is zeroized on drop.
+#[derive(Clone, Debug)]
+pub struct KeyDeliveryContent {
+    /// The key id.
+    pub key_id: KeyId,
+    /// The key.
     pub key: OneTimeKey,
+    /// SHA-256 of the request answered.
     pub request_digest: Digest,
+    /// The address served.
+    pub delivered_to: EmailAddress,
+}
+
+impl KeyDeliveryContent {
+    /// Decodes a [`KeyDelivery`] DER: strict DER, version 0, a 16-byte key id, a 32-byte key,
+    /// a 32-byte digest (`malformed_der`), and an address (`invalid_address`).
+    pub fn decode(der: &[u8]) -> Result<KeyDeliveryContent> {
+        let d: KeyDelivery = strict::decode(der, wire::MAX_ENVELOPE_LEN, "KeyDelivery")?;
+        if d.version != VERSION {
+            return Err(reject(Rejection::UnsupportedVersion, "KeyDelivery version"));
+        }
+        let key_id = KeyId::from_slice(d.key_id.as_bytes()).ok_or_else(|| reject(Rejection::MalformedDer, "key id"))?;
+        let key: [u8; crate::ids::KEY_LEN] =
+            d.key.0.as_slice().try_into().map_err(|_| reject(Rejection::MalformedDer, "key must be 32 bytes"))?;
+        let key = OneTimeKey::from_bytes(key);
+        let request_digest = Digest::from_slice(d.request_digest.as_bytes())
+            .ok_or_else(|| reject(Rejection::MalformedDer, "request digest"))?;
+        let delivered_to = EmailAddress::parse(d.delivered_to.as_ref())?;
+        Ok(KeyDeliveryContent { key_id, key, request_digest, delivered_to })
+    }
 }
 
 pub(crate) fn encode_delivery(
@@ -205,19 +314,6 @@ pub(crate) fn encode_delivery(
         delivered_to: ia5(delivered_to)?,
     };
     delivery.to_der().map(zeroize::Zeroizing::new).map_err(crate::cms::encode_failed)
-}
-
-pub(crate) fn decode_delivery(der: &[u8]) -> Result<Delivered> {
-    let d: KeyDelivery = strict::decode(der, wire::MAX_ENVELOPE_LEN, "KeyDelivery")?;
-    if d.version != VERSION {
-        return Err(reject(Rejection::UnsupportedVersion, "KeyDelivery version"));
-    }
-    let key_id = KeyId::from_slice(d.key_id.as_bytes()).ok_or_else(|| reject(Rejection::MalformedDer, "key id"))?;
-    let key: [u8; crate::ids::KEY_LEN] =
-        d.key.0.as_slice().try_into().map_err(|_| reject(Rejection::MalformedDer, "key must be 32 bytes"))?;
-    let request_digest = Digest::from_slice(d.request_digest.as_bytes())
-        .ok_or_else(|| reject(Rejection::MalformedDer, "request digest"))?;
-    Ok(Delivered { key_id, key: OneTimeKey::from_bytes(key), request_digest })
 }
 
 pub(crate) fn ia5(s: &str) -> Result<Ia5String> {
