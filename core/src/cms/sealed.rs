@@ -17,7 +17,7 @@ use super::{algorithm, attribute, content_info, encode_failed, gcm, single_attri
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KEY_LEN, KeyId, OneTimeKey};
-use crate::wire::{ContentInfo, MAX_SIGNED_LEN, oid, strict};
+use crate::wire::{ContentInfo, MAX_TICKET_LEN, oid, strict};
 
 /// Largest sealed message accepted by default, in bytes.
 pub const MAX_SEALED_LEN: usize = 64 * 1024 * 1024;
@@ -124,7 +124,7 @@ impl SealedMessage {
             .ok_or_else(|| reject(Rejection::ProfileViolation, "no ticket attached"))?
             .to_der()
             .map_err(encode_failed)?;
-        if ticket.len() > MAX_SIGNED_LEN {
+        if ticket.len() > MAX_TICKET_LEN {
             return Err(reject(Rejection::InputTooLarge, "attached ticket"));
         }
         if digest.as_bytes() != provider.sha256(&ticket).as_bytes() {

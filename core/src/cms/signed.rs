@@ -76,9 +76,7 @@ pub fn sign(
         unsigned_attrs: None,
     };
     let mut certs = vec![signer.certificate_der().to_vec()];
-    for c in signer.chain() {
-        certs.push(c.to_der().map_err(encode_failed)?);
-    }
+    certs.extend(signer.chain_der().iter().cloned());
     let signed_data = SignedDataRaw {
         version: CmsVersion::V3,
         digest_algorithms: element_set(vec![algorithm(oid::SHA256, None).to_der().map_err(encode_failed)?])
@@ -106,7 +104,7 @@ fn signing_time_value(t: UnixTime) -> Result<Any> {
 }
 
 /// Parses and checks a SignedData ContentInfo of our profile whose eContentType must be
-/// `expected`. The checks and their order are `docs/protocol.md` §3.4 (V1 to V4).
+/// `expected`. The checks and their order are `docs/protocol.md` §3.0.3 (V1 to V4).
 pub fn open(
     provider: &dyn CryptoProvider,
     der: &[u8],

@@ -30,6 +30,7 @@ pub struct Credential {
     certificate: Certificate,
     certificate_der: Vec<u8>,
     chain: Vec<Certificate>,
+    chain_der: Vec<Vec<u8>>,
     key: Box<dyn PrivateKey>,
     id: CertId,
 }
@@ -55,6 +56,7 @@ impl Credential {
             certificate,
             certificate_der: certificate_der.to_vec(),
             chain,
+            chain_der: chain_der.to_vec(),
             key,
         })
     }
@@ -93,6 +95,11 @@ impl Credential {
     /// Intermediates, nearest first.
     pub fn chain(&self) -> &[Certificate] {
         &self.chain
+    }
+
+    /// Intermediates as DER, nearest first.
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain_der
     }
 
     /// The private key.

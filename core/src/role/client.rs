@@ -22,7 +22,7 @@ use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KeyId, NONCE_LEN, OneTimeKey};
 use crate::pki::{Credential, TrustAnchors};
 use crate::time::UnixTime;
-use crate::wire::{ContentInfo, MAX_ENVELOPE_LEN, MAX_SIGNED_LEN, ReleaseRequest, VERSION, oid};
+use crate::wire::{ContentInfo, MAX_ENVELOPE_LEN, ReleaseRequest, VERSION, oid};
 
 /// A sealed message whose ticket was verified.
 #[derive(Clone, Debug)]
@@ -117,7 +117,7 @@ impl Client {
             return Err(reject(Rejection::UnexpectedContentType, "release content must be SignedData"));
         }
         // C2: signed by the gatekeeper that signed the ticket.
-        let signed = signed::open(p, &content, oid::CT_KEY_DELIVERY, MAX_SIGNED_LEN)?;
+        let signed = signed::open(p, &content, oid::CT_KEY_DELIVERY, MAX_ENVELOPE_LEN)?;
         if signed.signer_der != message.ticket.signer_der {
             return Err(reject(Rejection::WrongGatekeeper, "release signed by another certificate than the ticket"));
         }

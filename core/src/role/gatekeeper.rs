@@ -29,7 +29,7 @@ use crate::ledger::{
 };
 use crate::pki::{Credential, TrustAnchors, ValidatedCertificate};
 use crate::time::UnixTime;
-use crate::wire::{MAX_RECIPIENTS, MAX_SIGNED_LEN, oid};
+use crate::wire::{MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, oid};
 
 /// Who may ask for keys: a sender is recognised when every field set in some rule matches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -280,8 +280,23 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         config.validate()?;
         // Clients accept a ticket only from a certificate with the gatekeeper purpose that
         // names the ticket's URI (step C1): refuse a configuration they would refuse.
+        // Its certificates ride in every ticket and release: bounded so that both fit their
+        // limits (docs/protocol.md §4.4).
+        let chain_len =
+            credential.chain_der().iter().map(Vec::len).fold(credential.certificate_der().len(), usize::saturating_add);
+        if chain_len > crate::wire::MAX_GATEKEEPER_CERTIFICATES_LEN {
+            return Err(reject(Rejection::InvalidConfiguration, "credential: certificate and chain over 32 KiB"));
+        }
         if !credential.has_extended_key_usage(&oid::KP_GATEKEEPER) || !credential.uris().contains(&config.uri) {
             return Err(reject(Rejection::InvalidConfiguration, "certificate lacks id-ekg-kp-gatekeeper or the URI"));
+        }
+        // C1 validates the ticket's signer as an S/MIME certificate (V7, V8): emailProtection
+        // and an address.
+        if !credential.has_extended_key_usage(&oid::KP_EMAIL_PROTECTION) || credential.addresses().is_empty() {
+            return Err(reject(
+                Rejection::InvalidConfiguration,
+                "credential: certificate lacks emailProtection or an rfc822Name",
+            ));
         }
         let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
         let ledger = Ledger::recover(config.ledger, records.iter())?;
@@ -382,7 +397,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         Ok(())
     }
 
-    /// Steps V1 to V8 and V20 to V24, then the release.
+    /// Steps V1 to V8, V13 and V20 to V24, then the release.
     pub fn handle_release_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Release> {
         let request = self.crypto.verify_release_request(der, now)?;
         self.release(request, now, rng)
@@ -458,7 +473,7 @@ impl GatekeeperCrypto {
     pub fn verify_key_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedKeyRequest> {
         let p = self.provider;
         // V1-V4: DER, profile, digest, signature.
-        let signed = signed::open(p, der, oid::CT_KEY_REQUEST, MAX_SIGNED_LEN)?;
+        let signed = signed::open(p, der, oid::CT_KEY_REQUEST, MAX_KEY_REQUEST_LEN)?;
         // V5-V8: the sender's certificate.
         let sender = self.validate(&signed.signer, &signed.certificates, now)?;
         // The eContent, and V9: every address parses.
@@ -547,11 +562,11 @@ impl GatekeeperCrypto {
         Ok(Issuance { key_id: *key_id, grant, ticket, expires_at })
     }
 
-    /// V1 to V8 and V20 to V22 for a release request.
+    /// V1 to V8, V13 and V20 to V22 for a release request.
     pub fn verify_release_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedReleaseRequest> {
         let p = self.provider;
         // V1-V4: the requester's SignedData.
-        let signed = signed::open(p, der, oid::CT_RELEASE_REQUEST, MAX_SIGNED_LEN)?;
+        let signed = signed::open(p, der, oid::CT_RELEASE_REQUEST, MAX_RELEASE_REQUEST_LEN)?;
         // V5-V8: the requester's certificate.
         let requester = self.validate(&signed.signer, &signed.certificates, now)?;
         let rr = ReleaseRequestContent::decode(&signed.content)?;

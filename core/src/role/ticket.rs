@@ -12,7 +12,8 @@ use crate::ledger::ReleasePolicy;
 use crate::pki::{TrustAnchors, ValidatedCertificate};
 use crate::time::UnixTime;
 use crate::wire::{
-    self, KeyDelivery, KeyRequest, MAX_RECIPIENTS, MAX_SIGNED_LEN, MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
+    self, KeyDelivery, KeyRequest, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, MAX_TICKET_LEN,
+    MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
 };
 
 /// The fields of a key request, checked (step V9, V12 as far as the wire allows).
@@ -33,7 +34,7 @@ impl KeyRequestContent {
     /// address (step V9, the sender first, then the recipients in order). The recipient-list
     /// rules are step V12: [`KeyRequestContent::check_recipients`].
     pub fn decode(der: &[u8]) -> Result<KeyRequestContent> {
-        let req: KeyRequest = strict::decode(der, MAX_SIGNED_LEN, "KeyRequest")?;
+        let req: KeyRequest = strict::decode(der, MAX_KEY_REQUEST_LEN, "KeyRequest")?;
         if req.version != VERSION {
             return Err(reject(Rejection::UnsupportedVersion, "KeyRequest version"));
         }
@@ -126,9 +127,9 @@ impl Ticket {
     /// are not verified again; everything else is checked.
     pub(crate) fn open_with(provider: &dyn CryptoProvider, der: &[u8], digest: Digest, verify: bool) -> Result<Ticket> {
         let SignedObject { content, signer, signer_der, certificates, .. } =
-            signed::open_with(provider, der, oid::CT_TICKET, MAX_SIGNED_LEN, verify)?;
+            signed::open_with(provider, der, oid::CT_TICKET, MAX_TICKET_LEN, verify)?;
         let info = TicketContent::decode(&content)?;
-        let inner = signed::open_with(provider, &info.request_der, oid::CT_KEY_REQUEST, MAX_SIGNED_LEN, verify)?;
+        let inner = signed::open_with(provider, &info.request_der, oid::CT_KEY_REQUEST, MAX_KEY_REQUEST_LEN, verify)?;
         let request = KeyRequestContent::decode(&inner.content)?;
         request.check_recipients(MAX_RECIPIENTS)?;
         Ok(Ticket {
@@ -215,7 +216,7 @@ impl TicketContent {
     /// Decodes a [`TicketInfo`] DER: strict DER, version 0, a 16-byte key id, a URI of 1 to
     /// 512 printable ASCII characters, a 32-byte grant digest (`malformed_der` otherwise).
     pub fn decode(der: &[u8]) -> Result<TicketContent> {
-        let info: TicketInfo = strict::decode(der, MAX_SIGNED_LEN, "TicketInfo")?;
+        let info: TicketInfo = strict::decode(der, MAX_TICKET_LEN, "TicketInfo")?;
         if info.version != VERSION {
             return Err(reject(Rejection::UnsupportedVersion, "TicketInfo version"));
         }
@@ -254,7 +255,7 @@ pub struct ReleaseRequestContent {
 impl ReleaseRequestContent {
     /// Decodes a ReleaseRequest DER: strict DER, version 0, a 16-byte nonce.
     pub fn decode(der: &[u8]) -> Result<ReleaseRequestContent> {
-        let rr: wire::ReleaseRequest = strict::decode(der, MAX_SIGNED_LEN, "ReleaseRequest")?;
+        let rr: wire::ReleaseRequest = strict::decode(der, MAX_RELEASE_REQUEST_LEN, "ReleaseRequest")?;
         if rr.version != VERSION {
             return Err(reject(Rejection::UnsupportedVersion, "ReleaseRequest version"));
         }

@@ -24,10 +24,22 @@ pub use cms::content_info::ContentInfo;
 pub const VERSION: u8 = 0;
 /// Absolute cap on recipients per key request (a gatekeeper may configure a lower one).
 pub const MAX_RECIPIENTS: usize = 1000;
-/// Largest signed key request, release request or ticket accepted, in bytes.
-pub const MAX_SIGNED_LEN: usize = 256 * 1024;
-/// Largest grant or release accepted, in bytes.
+// Size limits, layered so that each object fits in the one that carries it
+// (`docs/protocol.md` §4.4): a ticket is a key request (at most 128 KiB) plus the
+// gatekeeper's layer (its certificates, at most 32 KiB, and a few hundred bytes); a release
+// request is a ticket plus the requester's layer (at most 8 certificates of 16 KiB).
+
+/// Largest signed key request accepted, in bytes (128 KiB).
+pub const MAX_KEY_REQUEST_LEN: usize = 128 * 1024;
+/// Largest ticket accepted, in bytes (256 KiB).
+pub const MAX_TICKET_LEN: usize = 256 * 1024;
+/// Largest signed release request accepted, in bytes (512 KiB).
+pub const MAX_RELEASE_REQUEST_LEN: usize = 512 * 1024;
+/// Largest grant or release accepted, in bytes (64 KiB); the key delivery signed inside a
+/// release is bounded by it too.
 pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
+/// Largest certificate and chain a gatekeeper may sign with, together, in bytes (32 KiB).
+pub const MAX_GATEKEEPER_CERTIFICATES_LEN: usize = 32 * 1024;
 /// Longest gatekeeper URI.
 pub const MAX_URI_LEN: usize = 512;
 

@@ -1,9 +1,11 @@
 //! Strict DER decoding: decode, then require that re-encoding gives the input back.
 //!
-//! `der` already refuses indefinite lengths and non-minimal lengths; the round trip also
-//! refuses what it would silently normalise (an unsorted SET OF, a non-canonical BOOLEAN).
-//! Input that is valid BER but not DER gets `ber_not_der`, so that a client which sent
-//! `openssl cms -stream` output learns why.
+//! `der` already refuses indefinite lengths, non-minimal lengths, non-canonical BOOLEANs and
+//! INTEGERs; the round trip also refuses what it would silently normalise (a SET OF out of
+//! X.690 order). Input that uses an indefinite or non-minimal length or a constructed string
+//! gets `ber_not_der` (so that a client which sent `openssl cms -stream` output learns why),
+//! as does a SET OF out of order; other malformations are `malformed_der`
+//! (`docs/protocol.md` §3.0.1).
 
 use der::{Decode, Encode};
 
