@@ -1,32 +1,59 @@
-//! `ekg check`: the model checker's results matrix, traces, and the Explorer.
+//! `ekg check`: the model checker's results matrix, traces, and the Explorer. The run fails
+//! (exit 1) when any cell differs from the expected table (`model/src/expected.rs`).
 
-use ekg_core::ledger::ReleasePolicy;
+use std::net::SocketAddr;
+
 use ekg_model::ModelConfig;
+use ekg_model::expected::{deviations, full_configurations};
 use ekg_model::report::{self, Outcome, Search};
-use stateright::Model;
 
 type DynError = Box<dyn std::error::Error>;
 
-/// Runs the matrix (or the Explorer).
-pub fn run(full: bool, only: Option<&str>, search: Search, explore: bool, addr: &str) -> Result<(), DynError> {
+/// Longest time limit per configuration: a day.
+pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+/// Most checker threads.
+pub const MAX_THREADS: usize = 256;
+
+/// What `ekg check` was asked.
+pub struct Args<'a> {
+    /// Add the full configurations.
+    pub full: bool,
+    /// Only configurations whose name contains this.
+    pub only: Option<&'a str>,
+    /// How to search.
+    pub search: Search,
+    /// Serve the Explorer at this address instead.
+    pub explore: Option<SocketAddr>,
+}
+
+/// Runs the matrix (or the Explorer). `Ok(false)`: some cell differs from the table.
+pub fn run(args: Args<'_>) -> Result<bool, DynError> {
+    let Args { full, only, search, explore } = args;
+    if !(1..=MAX_THREADS).contains(&search.threads) {
+        return Err(format!("--threads must be 1 to {MAX_THREADS}").into());
+    }
+    if search.timeout.is_some_and(|t| t.as_secs() == 0 || t.as_secs() > MAX_TIMEOUT_SECS) {
+        return Err(format!("--timeout-secs must be 1 to {MAX_TIMEOUT_SECS}").into());
+    }
     let mut configs = ModelConfig::matrix();
-    let fulls = [
-        ModelConfig::full(ReleasePolicy::Once),
-        ModelConfig::full(ReleasePolicy::SameCertificate),
-        ModelConfig::full_draft(ReleasePolicy::Once),
-        ModelConfig::full_draft(ReleasePolicy::SameCertificate),
-    ];
+    let fulls = full_configurations();
     if full {
         configs.extend(fulls.iter().cloned());
     }
     if let Some(filter) = only {
         configs.retain(|c| c.name.contains(filter));
+        if configs.is_empty() {
+            return Err(format!("--only {filter:?} matches no configuration (without --full: the matrix only)").into());
+        }
     }
-    if explore {
+    if let Some(addr) = explore {
+        if !addr.ip().is_loopback() {
+            return Err(format!("--addr {addr}: the Explorer serves on a loopback address only").into());
+        }
         let config = configs.into_iter().next().ok_or("no configuration matches")?;
         println!("Explorer for {} on http://{addr}/ (Ctrl-C to stop)", config.name);
-        let _ = config.into_model().checker().threads(search.threads).serve(addr);
-        return Ok(());
+        ekg_model::explore(config, search.threads, addr);
+        return Ok(true);
     }
     let how = match (search.reduced, search.dfs) {
         (true, _) => "reduced parallel breadth-first",
@@ -47,5 +74,14 @@ pub fn run(full: bool, only: Option<&str>, search: Search, explore: bool, addr: 
     }
     println!("\n{}", report::matrix(&outcomes));
     print!("{}", report::traces(&outcomes));
-    Ok(())
+    let differences: Vec<String> = outcomes.iter().flat_map(deviations).collect();
+    if differences.is_empty() {
+        println!("\nEvery cell is as docs/model.md expects ({} configurations).", outcomes.len());
+        return Ok(true);
+    }
+    eprintln!("\nekg check: {} cell(s) differ from the expected table (model/src/expected.rs):", differences.len());
+    for d in &differences {
+        eprintln!("  {d}");
+    }
+    Ok(false)
 }

@@ -75,15 +75,15 @@ enum Command {
         /// Only configurations whose name contains this.
         #[arg(long)]
         only: Option<String>,
-        /// Checker threads.
+        /// Checker threads (1 to 256).
         #[arg(long, default_value_t = 2)]
         threads: usize,
         /// Serve stateright's Explorer for the first selected configuration instead.
         #[arg(long)]
         explore: bool,
-        /// Explorer address (loopback).
+        /// Explorer address (a loopback IP and port).
         #[arg(long, default_value = "127.0.0.1:3000")]
-        addr: String,
+        addr: std::net::SocketAddr,
         /// Depth-first search (memory: fingerprints only) instead of breadth-first.
         #[arg(long)]
         dfs: bool,
@@ -92,7 +92,8 @@ enum Command {
         /// evaluate `eventually`. The full configuration always uses it.
         #[arg(long)]
         reduced: bool,
-        /// Stop each configuration after this many seconds (marked TRUNCATED).
+        /// Stop each configuration after this many seconds (1 to 86400; marked TRUNCATED, and
+        /// the run then fails: a cut search proves nothing).
         #[arg(long)]
         timeout_secs: Option<u64>,
     },
@@ -137,7 +138,9 @@ fn main() -> ExitCode {
         Command::Check { full, only, threads, explore, addr, dfs, reduced, timeout_secs } => {
             let timeout = timeout_secs.map(std::time::Duration::from_secs);
             let search = ekg_model::report::Search { threads, dfs, timeout, reduced };
-            check::run(full, only.as_deref(), search, explore, &addr).map(|()| ExitCode::SUCCESS)
+            let explore = explore.then_some(addr);
+            check::run(check::Args { full, only: only.as_deref(), search, explore })
+                .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     };
     result.unwrap_or_else(|e| {

@@ -21,12 +21,28 @@ fn load(name: &str) -> Result<(String, Scenario), SimError> {
         return Ok((name.to_owned(), s?));
     }
     let path = Path::new(name);
-    let text = std::fs::read_to_string(path).map_err(|e| SimError::Scenario(format!("{name}: {e}")))?;
+    let text = read_scenario(path).map_err(|e| SimError::Scenario(format!("{name}: {e}")))?;
     Ok((name.to_owned(), Scenario::from_toml(&text)?))
+}
+
+/// Reads a scenario file of at most [`ekg_sim::scenario::MAX_SCENARIO_FILE_LEN`] bytes.
+fn read_scenario(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let max = ekg_sim::scenario::MAX_SCENARIO_FILE_LEN;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    f.take(max + 1).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    if text.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(text)
 }
 
 /// Runs; returns the worst verdict.
 pub fn run(args: Args) -> Result<Verdict, SimError> {
+    if !(1..=64).contains(&args.threads) {
+        return Err(SimError::Scenario("--threads must be 1 to 64".into()));
+    }
     let names: Vec<String> = if args.all {
         ekg_sim::SHIPPED.iter().map(|(n, _)| (*n).to_owned()).collect()
     } else if args.scenarios.is_empty() {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod expected;
 pub mod party;
 pub mod reduction;
 pub mod report;
@@ -351,4 +352,10 @@ fn quiescent_delivered(m: &EkgModel, s: &EkgState) -> bool {
     (0..m.cfg.recipients.len())
         .filter_map(|i| client(s, usize::from(m.cfg.recipient_id(i))))
         .all(|c| c.ticket.is_none() || c.key.is_some())
+}
+
+/// Serves stateright's Explorer for `config` at `addr` (blocks until the process is stopped).
+pub fn explore(config: ModelConfig, threads: usize, addr: std::net::SocketAddr) {
+    use stateright::Model;
+    let _ = config.into_model().checker().threads(threads).serve(addr);
 }

@@ -9,6 +9,10 @@
 //! - `gateway_release_to_other`: a gateway release goes only to the sender organisation's
 //!   gateway;
 //! - `release_after_destruction`: nothing is released once the key was destroyed;
+//! - `key_not_destroyed`: a key whose listed addresses were all served is gone from its
+//!   gatekeeper's store once the retention (and one sweep interval) has passed, and a key is
+//!   gone once its ticket expired (and one sweep interval): checked against the store's
+//!   contents at every sweep, not against the ledger's own flags;
 //! - `unauthorised_holder`: only the sender, the listed recipients and the sender
 //!   organisation's gateway learn a key. The attacker learning a key through a stolen
 //!   recipient key is an *exposure*, counted, not a violation: the protocol cannot tell it
@@ -53,6 +57,14 @@ pub struct MessageFacts<'a> {
     pub recipients: &'a [usize],
 }
 
+/// When a key must be gone: its listed addresses not yet served, when the last was, its expiry.
+#[derive(Debug)]
+struct Due {
+    unserved: BTreeSet<EmailAddress>,
+    all_served_ms: Option<u64>,
+    expires_ms: u64,
+}
+
 /// The observer.
 #[derive(Debug)]
 pub struct Observer {
@@ -61,6 +73,9 @@ pub struct Observer {
     keys: BTreeMap<[u8; 32], usize>,
     first: BTreeMap<(KeyId, EmailAddress), CertId>,
     destroyed: BTreeSet<KeyId>,
+    /// Keys not yet seen gone, with the listed addresses still unserved, the time the last
+    /// was served (ms) and the ticket's expiry (ms).
+    due: BTreeMap<KeyId, Due>,
     knowledge: BTreeSet<(usize, Party)>,
     /// Violations found, as `code: detail`.
     pub violations: Vec<String>,
@@ -79,6 +94,7 @@ impl Observer {
             keys: BTreeMap::new(),
             first: BTreeMap::new(),
             destroyed: BTreeSet::new(),
+            due: BTreeMap::new(),
             knowledge: BTreeSet::new(),
             violations: Vec::new(),
             exposed: BTreeSet::new(),
@@ -91,8 +107,9 @@ impl Observer {
     }
 
     /// A gatekeeper issued `key_id` for message `msg`.
-    pub fn issued(&mut self, key_id: KeyId, msg: usize) {
+    pub fn issued(&mut self, key_id: KeyId, msg: usize, listed: &[EmailAddress], expires_ms: u64) {
         self.checks += 1;
+        self.due.insert(key_id, Due { unserved: listed.iter().cloned().collect(), all_served_ms: None, expires_ms });
         if let Some(other) = self.key_ids.insert(key_id, msg) {
             self.violation("key_id_reused", format!("key id {} for messages {other} and {msg}", hex::encode(key_id.0)));
         }
@@ -119,8 +136,19 @@ impl Observer {
         listed: &[EmailAddress],
         cert: CertId,
         party: Party,
+        at_ms: u64,
     ) {
         self.checks += 1;
+        if let Some(due) = self.due.get_mut(&key_id)
+            && kind != ReleaseKind::Gateway
+        {
+            for a in served {
+                due.unserved.remove(a);
+            }
+            if due.unserved.is_empty() && due.all_served_ms.is_none() {
+                due.all_served_ms = Some(at_ms);
+            }
+        }
         if self.destroyed.contains(&key_id) {
             self.violation("release_after_destruction", format!("message {}", m.id));
         }
@@ -184,6 +212,40 @@ impl Observer {
         self.destroyed.contains(key_id)
     }
 
+    /// At a sweep at `now_ms`: every key past its destruction time (all served plus
+    /// `retention_ms`, or its expiry, each plus one sweep interval `slack_ms`) must be gone
+    /// from the store, as `held` says; keys seen gone are no longer tracked.
+    pub fn check_destruction(
+        &mut self,
+        now_ms: u64,
+        retention_ms: u64,
+        slack_ms: u64,
+        mut held: impl FnMut(&KeyId) -> Option<bool>,
+    ) {
+        let mut gone = Vec::new();
+        let mut late = Vec::new();
+        for (key_id, due) in &self.due {
+            let Some(in_store) = held(key_id) else { continue };
+            if !in_store {
+                gone.push(*key_id);
+                continue;
+            }
+            let served_due = due.all_served_ms.map(|t| t.saturating_add(retention_ms).saturating_add(slack_ms));
+            let expiry_due = due.expires_ms.saturating_add(slack_ms);
+            if served_due.is_some_and(|t| now_ms >= t) || now_ms >= expiry_due {
+                late.push(*key_id);
+            }
+        }
+        self.checks += 1;
+        for k in gone {
+            self.due.remove(&k);
+        }
+        for k in late {
+            self.due.remove(&k);
+            self.violation("key_not_destroyed", format!("key {} still in the store at {now_ms} ms", hex::encode(k.0)));
+        }
+    }
+
     /// A violation found by a gatekeeper's own ledger check.
     pub fn ledger_violation(&mut self, org: &str, detail: String) {
         self.violation("ledger_invariant", format!("{org}: {detail}"));
@@ -205,25 +267,25 @@ mod tests {
         let (k, c1, c2) = (KeyId([1; 16]), CertId([1; 32]), CertId([2; 32]));
 
         let mut o = Observer::new(ReleasePolicy::SameCertificate);
-        o.issued(k, 0);
+        o.issued(k, 0, &listed, 1_000_000);
         o.key_bytes(0, [9; 32]);
-        o.released(&facts, k, ReleaseKind::First, &listed[..1], &listed, c1, Party::Recipient(1));
-        o.released(&facts, k, ReleaseKind::Redelivery, &listed[..1], &listed, c1, Party::Recipient(1));
+        o.released(&facts, k, ReleaseKind::First, &listed[..1], &listed, c1, Party::Recipient(1), 0);
+        o.released(&facts, k, ReleaseKind::Redelivery, &listed[..1], &listed, c1, Party::Recipient(1), 0);
         o.learned(&facts, Party::Recipient(1));
         o.learned(&facts, Party::SenderGateway(0));
         o.learned(&facts, Party::Attacker { victim: 2 });
         assert!(o.violations.is_empty(), "{:?}", o.violations);
         assert_eq!(o.exposed.len(), 1);
 
-        o.issued(k, 1);
+        o.issued(k, 1, &listed, 1_000_000);
         o.key_bytes(1, [9; 32]);
-        o.released(&facts, k, ReleaseKind::First, &listed[..1], &listed, c2, Party::Recipient(1));
-        o.released(&facts, k, ReleaseKind::First, &[addr("x@c.example")], &listed, c2, Party::Recipient(3));
-        o.released(&facts, k, ReleaseKind::Gateway, &[], &listed, c2, Party::RecipientGateway(1));
+        o.released(&facts, k, ReleaseKind::First, &listed[..1], &listed, c2, Party::Recipient(1), 0);
+        o.released(&facts, k, ReleaseKind::First, &[addr("x@c.example")], &listed, c2, Party::Recipient(3), 0);
+        o.released(&facts, k, ReleaseKind::Gateway, &[], &listed, c2, Party::RecipientGateway(1), 0);
         o.learned(&facts, Party::RecipientGateway(1));
         o.learned(&facts, Party::Attacker { victim: 7 });
         o.destroyed(k);
-        o.released(&facts, k, ReleaseKind::Redelivery, &listed[..1], &listed, c1, Party::Recipient(1));
+        o.released(&facts, k, ReleaseKind::Redelivery, &listed[..1], &listed, c1, Party::Recipient(1), 0);
         let codes: Vec<&str> = o.violations.iter().filter_map(|v| v.split(':').next()).collect();
         assert_eq!(
             codes,
@@ -246,9 +308,39 @@ mod tests {
         let listed = [addr("u1@a.example")];
         let (k, c1) = (KeyId([1; 16]), CertId([1; 32]));
         let mut o = Observer::new(ReleasePolicy::Once);
-        o.released(&facts, k, ReleaseKind::First, &listed, &listed, c1, Party::Recipient(1));
+        o.released(&facts, k, ReleaseKind::First, &listed, &listed, c1, Party::Recipient(1), 0);
         assert!(o.violations.is_empty());
-        o.released(&facts, k, ReleaseKind::Redelivery, &listed, &listed, c1, Party::Recipient(1));
+        o.released(&facts, k, ReleaseKind::Redelivery, &listed, &listed, c1, Party::Recipient(1), 0);
         assert_eq!(o.violations.len(), 1);
+    }
+
+    #[test]
+    fn a_key_left_in_the_store_past_its_time_is_caught() {
+        let facts = MessageFacts { id: 0, sender: 0, sender_org: 0, recipients: &[1, 2] };
+        let listed = [addr("u1@a.example"), addr("u2@b.example")];
+        let (k, c1) = (KeyId([1; 16]), CertId([1; 32]));
+        let mut o = Observer::new(ReleasePolicy::Once);
+        o.issued(k, 0, &listed, 100_000);
+        o.released(&facts, k, ReleaseKind::First, &listed[..1], &listed, c1, Party::Recipient(1), 1_000);
+        // One address still owed: no deadline but the expiry.
+        o.check_destruction(50_000, 0, 60_000, |_| Some(true));
+        assert!(o.violations.is_empty());
+        o.released(&facts, k, ReleaseKind::First, &listed[1..], &listed, c1, Party::Recipient(2), 2_000);
+        // All served at 2 s: due at 2 s + retention 0 + one sweep of 60 s.
+        o.check_destruction(61_000, 0, 60_000, |_| Some(true));
+        assert!(o.violations.is_empty());
+        o.check_destruction(62_000, 0, 60_000, |_| Some(true));
+        assert_eq!(o.violations.len(), 1, "{:?}", o.violations);
+        assert!(o.violations[0].starts_with("key_not_destroyed"));
+        // Expiry alone, and a key seen gone is not tracked again.
+        let k2 = KeyId([2; 16]);
+        o.issued(k2, 1, &listed, 10_000);
+        o.check_destruction(5_000, 0, 1_000, |_| Some(false));
+        o.check_destruction(20_000, 0, 1_000, |_| Some(true));
+        assert_eq!(o.violations.len(), 1, "{:?}", o.violations);
+        let k3 = KeyId([3; 16]);
+        o.issued(k3, 2, &listed, 10_000);
+        o.check_destruction(11_000, 0, 1_000, |k| Some(*k == k3));
+        assert_eq!(o.violations.len(), 2, "{:?}", o.violations);
     }
 }

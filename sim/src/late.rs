@@ -108,7 +108,11 @@ struct MsgState {
     sent_ms: Option<u64>,
     given_up: Option<String>,
     sealed: Option<Rc<Vec<u8>>>,
-    body: Rc<Vec<u8>>,
+    /// Where this message's body starts in the body stream (ChaCha20 words): the body is
+    /// made when the message is sealed, never held for the whole run.
+    body_word: u128,
+    /// SHA-256 of the body, once sealed (what a recipient reads must equal it).
+    body_digest: Option<[u8; 32]>,
     key_id: Option<KeyId>,
     listed: Vec<EmailAddress>,
     pairs: Vec<Pair>,
@@ -142,6 +146,8 @@ struct GkSlot {
 
 /// One late-binding run.
 pub struct LateRun<'a> {
+    /// Seed of the message bodies' stream.
+    body_seed: u64,
     sc: &'a Scenario,
     w: &'a World,
     msgs: &'a [Message],
@@ -196,11 +202,9 @@ impl<'a> LateRun<'a> {
                 dirty: false,
             });
         }
-        let mut body_rng = ChaCha20Rng::seed_from_u64(crypto_seed ^ 0x5eed);
         let mut state = Vec::with_capacity(msgs.len());
+        let mut body_word = 0u128;
         for m in msgs {
-            let mut body = vec![0u8; m.size];
-            body_rng.fill_bytes(&mut body);
             let listed =
                 m.recipients.iter().map(|r| w.user(*r).map(|u| u.address.clone())).collect::<Result<Vec<_>, _>>()?;
             state.push(MsgState {
@@ -210,13 +214,16 @@ impl<'a> LateRun<'a> {
                 sent_ms: None,
                 given_up: None,
                 sealed: None,
-                body: Rc::new(body),
+                body_word,
+                body_digest: None,
                 key_id: None,
                 listed,
                 pairs: vec![Pair::Waiting; m.recipients.len()],
                 delivered: vec![false; m.recipients.len()],
                 expires_ms: u64::MAX,
             });
+            // The stream yields whole 32-bit words: a body of n bytes uses ceil(n / 4).
+            body_word += (m.size as u128).div_ceil(4);
         }
         let policy = if sc.gatekeeper.policy == "once" { ReleasePolicy::Once } else { ReleasePolicy::SameCertificate };
         Ok(LateRun {
@@ -227,6 +234,7 @@ impl<'a> LateRun<'a> {
             gks,
             net: ChaCha20Rng::seed_from_u64(net_seed),
             rng: ChaCha20Rng::seed_from_u64(crypto_seed),
+            body_seed: crypto_seed ^ 0x5eed,
             state,
             fetches: Vec::new(),
             obs: Observer::new(policy),
@@ -537,7 +545,9 @@ impl<'a> LateRun<'a> {
         let reply = match result {
             Ok(issuance) => {
                 slot.live.insert(issuance.key_id, self.q.now_ms());
-                self.obs.issued(issuance.key_id, msg);
+                let listed = self.state.get(msg).map(|s| s.listed.clone()).unwrap_or_default();
+                let expires_ms = issuance.expires_at.secs().saturating_sub(self.base.secs()).saturating_mul(1000);
+                self.obs.issued(issuance.key_id, msg, &listed, expires_ms);
                 self.issued += 1;
                 self.rep.add_bytes("grant", issuance.grant.len());
                 self.rep.add_bytes("ticket", issuance.ticket.len());
@@ -577,7 +587,7 @@ impl<'a> LateRun<'a> {
             return Ok("stale answer".into());
         }
         let Some(pending) = s.pending.take() else { return Ok("no request".into()) };
-        let body = Rc::clone(&s.body);
+        let body_word = s.body_word;
         let sender = self.w.user(m.sender)?;
         let version =
             sender.versions.get(self.version_at(m.sender, now_ms)).ok_or_else(|| SimError::Internal("v".into()))?;
@@ -589,7 +599,10 @@ impl<'a> LateRun<'a> {
                 return Ok(e.code().to_owned());
             }
         };
+        let body = body_at(self.body_seed, body_word, m.size);
         let sealed = version.sender.seal(&key, &body, &mut self.rng).map_err(SimError::core)?;
+        let body_digest: [u8; 32] = Sha256::digest(&body).into();
+        drop(body);
         let digest: [u8; 32] = Sha256::digest(key.key.expose()).into();
         let facts = self.facts(msg)?;
         self.obs.key_bytes(msg, digest);
@@ -599,6 +612,7 @@ impl<'a> LateRun<'a> {
         let lifetime_ms = self.sc.gatekeeper.ticket_lifetime_secs * 1000;
         let s = self.st(msg)?;
         s.sealed = Some(Rc::new(sealed));
+        s.body_digest = Some(body_digest);
         s.sent_ms = Some(now_ms);
         s.key_id = Some(key.key_id);
         s.expires_ms = now_ms + lifetime_ms;
@@ -701,7 +715,17 @@ impl<'a> LateRun<'a> {
         let (reply, outcome) = match result {
             Ok(release) => {
                 let cert = cert_of(self.w, who, version)?;
-                self.obs.released(&facts, release.key_id, release.kind, &release.served, &listed, cert, party(who));
+                let at_ms = self.q.now_ms();
+                self.obs.released(
+                    &facts,
+                    release.key_id,
+                    release.kind,
+                    &release.served,
+                    &listed,
+                    cert,
+                    party(who),
+                    at_ms,
+                );
                 self.rep.add_bytes("release", release.der.len());
                 let outcome = format!("{:?}", release.kind);
                 (Ev::ReleaseAtClient { fetch: f, attempt, der: Rc::new(release.der) }, outcome)
@@ -740,7 +764,8 @@ impl<'a> LateRun<'a> {
             Ok(p) => p,
             Err(e) => return self.finish_fetch(f, Err(e.code().to_owned())),
         };
-        let body_ok = self.state.get(msg).is_some_and(|s| s.body.as_slice() == plain.as_slice());
+        let read: [u8; 32] = Sha256::digest(plain.as_slice()).into();
+        let body_ok = self.state.get(msg).is_some_and(|s| s.body_digest == Some(read));
         if !body_ok {
             self.obs.ledger_violation("client", format!("message {msg}: plaintext differs from what was sent"));
         }
@@ -824,6 +849,18 @@ impl<'a> LateRun<'a> {
             }
             held += slot.live.len() as u64;
         }
+        // The destruction oracle reads each gatekeeper's store (a crashed one is skipped).
+        let (retention_ms, slack_ms) = (self.sc.gatekeeper.retention_secs * 1000, self.sc.gatekeeper.tick_secs * 1000);
+        let owner: BTreeMap<KeyId, usize> =
+            self.gks.iter().enumerate().flat_map(|(o, s)| s.live.keys().map(move |k| (*k, o))).collect();
+        let gks = &self.gks;
+        self.obs.check_destruction(self.q.now_ms(), retention_ms, slack_ms, |k| {
+            let org = owner.get(k).copied().or_else(|| {
+                gks.iter().position(|s| s.gk.as_ref().is_some_and(|g| !g.store().records_of(k).is_empty()))
+            })?;
+            let gk = gks.get(org)?.gk.as_ref()?;
+            Some(gk.store().records_of(k).iter().any(|r| matches!(r, ekg_core::ledger::Record::Issued { .. })))
+        });
         self.rep.keys_held.push((self.now_ms() / 1000, held));
         if self.pending_work > 0 || held > 0 {
             self.q.after(self.sc.gatekeeper.tick_secs * 1000, Ev::Tick);
@@ -893,6 +930,16 @@ impl<'a> LateRun<'a> {
         rep.finish(&self.rps);
         Ok((rep, self.trace.finalize().into()))
     }
+}
+
+/// The body of `size` bytes that starts `word` 32-bit words into the body stream of `seed`:
+/// the bytes one sequential stream would have given this message.
+fn body_at(seed: u64, word: u128, size: usize) -> Vec<u8> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    rng.set_word_pos(word);
+    let mut body = vec![0u8; size];
+    rng.fill_bytes(&mut body);
+    body
 }
 
 /// Copies of a sealed message on the wire: one per recipient domain (SMTP sends one copy to

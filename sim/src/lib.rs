@@ -82,6 +82,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("low-certificate-availability", include_str!("../../fixtures/scenarios/low-certificate-availability.toml")),
     ("untrusted-org", include_str!("../../fixtures/scenarios/untrusted-org.toml")),
     ("compromised-recipient", include_str!("../../fixtures/scenarios/compromised-recipient.toml")),
+    ("seed-policy", include_str!("../../fixtures/scenarios/seed-policy.toml")),
 ];
 
 /// A shipped scenario by name.

@@ -233,8 +233,19 @@ pub enum Plant {
 
 /// Bounds that keep a run within memory and time (a typo must not ask for a billion keys).
 const MAX_USERS: usize = 10_000;
+const MAX_ORGS: usize = 100;
 const MAX_MESSAGES: usize = 1_000_000;
 const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// Most bytes of message bodies a run may seal, as messages x the largest size. Each body is
+/// made when its message is sealed and dropped at once (its SHA-256 is kept to check what
+/// recipients read); the sealed copies stay for late fetches, so this bounds the run's memory.
+const MAX_WORKLOAD_BYTES: u128 = 4 * 1024 * 1024 * 1024;
+/// Longest span of any time in a scenario, and of the workload itself: one year.
+const MAX_SPAN_SECS: u64 = 365 * 24 * 3600;
+/// Largest scenario file read, in bytes.
+pub const MAX_SCENARIO_FILE_LEN: u64 = 1024 * 1024;
+/// Most entries in any list of a scenario (weights, outages, crashes, compromises).
+const MAX_LIST: usize = 1000;
 
 fn default_seed() -> u64 {
     1
@@ -272,10 +283,37 @@ impl Scenario {
     /// Refuses what cannot be simulated.
     pub fn check(&self) -> Result<(), SimError> {
         let bad = |m: String| Err(SimError::Scenario(m));
+        // The name becomes a directory under --out: one path component, nothing else.
+        let name_ok = (1..=64).contains(&self.name.len())
+            && !self.name.starts_with('.')
+            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !name_ok {
+            return bad(format!("name {:?}: 1 to 64 of A-Z a-z 0-9 - _ . (not starting with a dot)", self.name));
+        }
         if self.orgs.is_empty() || self.orgs.iter().all(|o| !o.sends) {
             return bad("at least one organisation must send".into());
         }
+        if self.orgs.len() > MAX_ORGS {
+            return bad(format!("at most {MAX_ORGS} organisations"));
+        }
         for o in &self.orgs {
+            // An LDH domain (it is written into certificates as IA5 text).
+            let labels_ok = o.domain.len() <= 200
+                && o.domain.split('.').all(|l| {
+                    (1..=63).contains(&l.len())
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            if !labels_ok {
+                return bad(format!(
+                    "domain {:?}: ASCII letters, digits and hyphens in dot-separated labels",
+                    o.domain
+                ));
+            }
+            if self.orgs.iter().filter(|x| x.domain.eq_ignore_ascii_case(&o.domain)).count() > 1 {
+                return bad(format!("domain {} named twice", o.domain));
+            }
             if o.users == 0 || o.users > MAX_USERS {
                 return bad(format!("{}: 1 to {MAX_USERS} users (each needs an RSA key)", o.domain));
             }
@@ -286,12 +324,59 @@ impl Scenario {
             }
         }
         let total_users: usize = self.orgs.iter().map(|o| o.users).sum();
+        if total_users > MAX_USERS {
+            return bad(format!("{total_users} users in all: at most {MAX_USERS} (each needs an RSA key)"));
+        }
         let w = &self.workload;
-        if w.messages == 0 || w.messages > MAX_MESSAGES || w.rate_per_sec.is_nan() || w.rate_per_sec <= 0.0 {
+        if w.messages == 0 || w.messages > MAX_MESSAGES || !w.rate_per_sec.is_finite() || w.rate_per_sec <= 0.0 {
             return bad(format!("workload needs 1 to {MAX_MESSAGES} messages and a positive rate"));
+        }
+        // The mean span of the workload, messages / rate, within a year.
+        if w.messages as f64 / w.rate_per_sec > MAX_SPAN_SECS as f64 {
+            return bad(format!("workload.rate_per_sec: {} messages must be sent within a year", w.messages));
         }
         if w.sizes.iter().any(|(size, _)| *size > MAX_MESSAGE_SIZE) {
             return bad(format!("message sizes are at most {MAX_MESSAGE_SIZE} bytes"));
+        }
+        let largest = w.sizes.iter().map(|(size, _)| *size as u128).max().unwrap_or(0);
+        if largest * w.messages as u128 > MAX_WORKLOAD_BYTES {
+            return bad("workload: messages x largest size must be at most 4 GiB".into());
+        }
+        for (name, len) in [
+            ("workload.recipients", w.recipients.len()),
+            ("workload.sizes", w.sizes.len()),
+            ("faults.outages", self.faults.outages.len()),
+            ("faults.crashes", self.faults.crashes.len()),
+            ("faults.compromised", self.faults.compromised.len()),
+        ] {
+            if len > MAX_LIST {
+                return bad(format!("{name}: at most {MAX_LIST} entries"));
+            }
+        }
+        let f = &self.faults;
+        let mut spans: Vec<(&str, u64)> = vec![
+            ("faults.until_secs", f.until_secs.unwrap_or(0)),
+            ("faults.reissue_after_secs", f.reissue_after_secs),
+            ("gatekeeper.retention_secs", self.gatekeeper.retention_secs),
+            ("gatekeeper.ticket_lifetime_secs", self.gatekeeper.ticket_lifetime_secs),
+            ("gatekeeper.tick_secs", self.gatekeeper.tick_secs),
+            ("network.latency_ms", self.network.latency_ms / 1000),
+            ("network.cross_org_latency_ms", self.network.cross_org_latency_ms / 1000),
+            ("network.mail_latency_ms", self.network.mail_latency_ms / 1000),
+            ("network.timeout_ms", self.network.timeout_ms / 1000),
+            ("network.max_backoff_ms", self.network.max_backoff_ms / 1000),
+        ];
+        spans.extend(
+            f.outages
+                .iter()
+                .flat_map(|o| [("faults.outages.at_secs", o.at_secs), ("faults.outages.for_secs", o.for_secs)]),
+        );
+        spans.extend(f.crashes.iter().flat_map(|c| {
+            [("faults.crashes.at_secs", c.at_secs), ("faults.crashes.restart_after_secs", c.restart_after_secs)]
+        }));
+        spans.extend(f.compromised.iter().map(|c| ("faults.compromised.at_secs", c.at_secs)));
+        if let Some((name, _)) = spans.iter().find(|(_, v)| *v > MAX_SPAN_SECS) {
+            return bad(format!("{name}: at most a year ({MAX_SPAN_SECS} s)"));
         }
         if !(w.read_delay_mean_secs >= 0.0 && w.read_delay_mean_secs <= 365.0 * 86_400.0) {
             return bad("read_delay_mean_secs must be within 0 to a year".into());

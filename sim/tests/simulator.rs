@@ -82,6 +82,14 @@ fn same_seed_same_trace_and_results() {
     assert_ne!(a.trace_hash, c.trace_hash);
 }
 
+/// The trace hash of one small run, pinned: a change that alters what the simulator does for a
+/// given seed must say so here (with why), as the model's pinned state counts do.
+#[test]
+fn the_trace_of_a_pinned_seed_is_unchanged() {
+    let a = run(&small(11));
+    assert_eq!(a.trace_hash, "90cf60edaf43ffdf01699ca0df92c969c02b0fce3349806a0866940ca19a7bdd");
+}
+
 #[test]
 fn a_leak_to_the_recipient_gateway_is_a_correctness_failure() {
     let mut s = small(21);

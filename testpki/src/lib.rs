@@ -426,6 +426,8 @@ pub struct Misfits {
     pub gateway_other_ca: Issued,
     /// `ski@example.com`, whose certificate has a subject key identifier.
     pub with_ski: Issued,
+    /// keyEncipherment only and no rfc822Name: two faults, V7 before V8.
+    pub encrypt_only_no_email: Issued,
 }
 
 impl Federation {
@@ -465,6 +467,13 @@ impl Federation {
                 .issue(&inter, &EntitySpec::gatekeeper("ekg@example.com", &Org::gatekeeper_uri_for("example.com"))),
             gateway_other_ca: pki.issue(&recipient_org.ca, &EntitySpec::user("gateway@example.com")),
             with_ski: pki.issue(ca, &spec("ski@example.com", &|s| s.subject_key_id = true)),
+            encrypt_only_no_email: pki.issue(
+                ca,
+                &spec("enc-noemail@example.com", &|s| {
+                    s.ku = Ku::EncryptOnly;
+                    s.emails.clear();
+                }),
+            ),
         };
         Federation { sender_org, recipient_org, untrusted_org, misfits }
     }

@@ -1,0 +1,108 @@
+//! The expected verdict of every cell of the results matrix, in one table (`docs/model.md` §3
+//! shows it). `ekg check` compares each run with it and fails naming every cell that differs:
+//! a counterexample the draft is known to have is expected; a new one is a finding, and so is
+//! a known one that disappeared (the check no longer sees what it claims to).
+
+use crate::ModelConfig;
+use crate::report::{COLUMNS, Outcome, Verdict, not_applicable};
+
+/// Per configuration, the columns (short names of [`COLUMNS`]) where a counterexample is
+/// expected. Every other applicable cell must hold (safety, liveness) or be reached
+/// (`sometimes`). The findings are named in `docs/model.md` (F1..F6).
+pub const EXPECTED_COUNTEREXAMPLES: &[(&str, &[&str])] = &[
+    ("once/2r+sgw/unordered", &[]),
+    // F1: under `once` a lost release loses the key for that recipient.
+    ("once/2r+sgw/unordered+loss1", &["quiet", "event"]),
+    ("once/2r+sgw/duplicating", &[]),
+    ("once/2r+sgw/duplicating+loss1", &[]),
+    ("once/2r+sgw/ordered", &[]),
+    ("once/2r+sgw/ordered+loss1", &["quiet", "event"]),
+    // F2: a crash after the durable record and before the answer loses the key under `once`.
+    ("once/2r+sgw/unordered+crash1-durable", &["quiet", "event"]),
+    // F5: volatile storage loses every owed key (no safety loss).
+    ("once/2r+sgw/unordered+crash1-volatile", &["quiet", "event"]),
+    // F4: records written after the response: a release after destruction across a crash.
+    ("once/2r+sgw/unordered+crash1-late-write", &["destr", "quiet", "event"]),
+    ("once/2r+sgw+rgw+attacker/unordered", &[]),
+    ("once/2r+sgw+rgw+attacker/duplicating", &[]),
+    // F3: an active attacker locks a recipient out by replaying its request.
+    ("once/2r+rgw+attacker(replay)/unordered", &["quiet", "event"]),
+    ("same-cert/2r+sgw/unordered", &[]),
+    ("same-cert/2r+sgw/unordered+loss1", &[]),
+    ("same-cert/2r+sgw/duplicating", &[]),
+    ("same-cert/2r+sgw/duplicating+loss1", &[]),
+    ("same-cert/2r+sgw/ordered", &[]),
+    ("same-cert/2r+sgw/ordered+loss1", &[]),
+    ("same-cert/2r+sgw/unordered+crash1-durable", &[]),
+    // F5 under `same_certificate`; and a late write loses the key there too.
+    ("same-cert/2r+sgw/unordered+crash1-volatile", &["quiet", "event"]),
+    ("same-cert/2r+sgw/unordered+crash1-late-write", &["quiet", "event"]),
+    ("same-cert/2r+sgw+rgw+attacker/unordered", &[]),
+    ("same-cert/2r+sgw+rgw+attacker/duplicating", &[]),
+    ("same-cert/2r+rgw+attacker(replay)/unordered", &[]),
+];
+
+/// The full configurations (`ekg check --full`): every safety property holds and both
+/// goals are reached, under both policies, with ekg-core's issuance and with the draft's.
+pub fn full_configurations() -> Vec<ModelConfig> {
+    use ekg_core::ledger::ReleasePolicy::{Once, SameCertificate};
+    vec![
+        ModelConfig::full(Once),
+        ModelConfig::full(SameCertificate),
+        ModelConfig::full_draft(Once),
+        ModelConfig::full_draft(SameCertificate),
+    ]
+}
+
+/// The cells of `outcome` that differ from the table, each as one readable line; a
+/// configuration missing from the table is itself a difference, and so is a search the time
+/// limit cut (its "holds" is not a proof).
+pub fn deviations(outcome: &Outcome) -> Vec<String> {
+    let name = outcome.config.name.as_str();
+    let full = full_configurations().iter().any(|c| c.name == name);
+    let expected: &[&str] = match EXPECTED_COUNTEREXAMPLES.iter().find(|(n, _)| *n == name) {
+        Some((_, ces)) => ces,
+        None if full => &[],
+        None => return vec![format!("{name}: no expected verdicts in model/src/expected.rs")],
+    };
+    let mut out = Vec::new();
+    if outcome.truncated {
+        out.push(format!("{name}: TRUNCATED by the time limit, so nothing it reports is proven"));
+    }
+    for (short, property) in COLUMNS {
+        if not_applicable(&outcome.config, property) {
+            continue;
+        }
+        let Some(verdict) = outcome.verdict(property) else {
+            out.push(format!("{name} / {short}: not checked"));
+            continue;
+        };
+        let ce_expected = expected.contains(short);
+        let ok = match verdict {
+            Verdict::Counterexample(_) => ce_expected,
+            Verdict::Holds | Verdict::NotEvaluated => !ce_expected,
+            Verdict::Reached(_) => true,
+            Verdict::NeverReached => false,
+        };
+        if !ok {
+            let want = if ce_expected { "a counterexample (a known finding)" } else { "holds / reached" };
+            out.push(format!("{name} / {short}: expected {want}, got {}", verdict.cell()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_names_exactly_the_matrix() {
+        let matrix: Vec<String> = ModelConfig::matrix().into_iter().map(|c| c.name).collect();
+        let table: Vec<&str> = EXPECTED_COUNTEREXAMPLES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(matrix, table, "a configuration without expected verdicts, or a stale one");
+        for (_, ces) in EXPECTED_COUNTEREXAMPLES {
+            assert!(ces.iter().all(|c| COLUMNS.iter().any(|(short, _)| short == c)), "{ces:?}");
+        }
+    }
+}
