@@ -41,8 +41,19 @@ impl Out<'_> {
 
 fn write_identity(dir: &Path, name: &str, issued: &Issued) -> Result<(), DynError> {
     fs::write(dir.join(format!("{name}.pem")), issued.cert_pem() + &issued.chain_pem())?;
-    fs::write(dir.join(format!("{name}.key")), issued.key_pem().as_bytes())?;
+    write_secret(&dir.join(format!("{name}.key")), issued.key_pem().as_bytes())?;
     Ok(())
+}
+
+/// Writes a private key readable by its owner only (mode 0600 from creation: never a moment
+/// with wider permissions).
+pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    // An existing file keeps its mode through open: set it.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(bytes)
 }
 
 fn write_org(dir: &Path, org: &Org) -> Result<(), DynError> {
@@ -93,6 +104,11 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
     writeln!(
         out.manifest,
         "# pki/: each organisation's CA, gatekeeper, gateway and users (cert + chain .pem, PKCS#8 .key); pki/anchors.pem"
+    )?;
+    writeln!(
+        out.manifest,
+        "# THESE ARE TEST KEYS: every key follows from the public seed {seed} (ekg-testpki), so anyone can \
+         make them again. Never use them for real mail. Key files are written with mode 0600."
     )?;
 
     // The gatekeeper of example.com.

@@ -33,6 +33,12 @@ fn demo_dir() -> PathBuf {
         .status()
         .expect("run ekg demo");
     assert!(status.success(), "ekg demo failed");
+    // Private keys are the owner's alone, and the manifest says they are test keys.
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("pki/example.com/alice.key");
+    assert_eq!(std::fs::metadata(&key).expect("alice.key").permissions().mode() & 0o777, 0o600);
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.txt")).unwrap_or_default();
+    assert!(manifest.contains("TEST KEYS"), "{manifest}");
     dir
 }
 

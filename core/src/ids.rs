@@ -70,6 +70,17 @@ impl OneTimeKey {
         OneTimeKey(bytes)
     }
 
+    /// From a slice of exactly [`KEY_LEN`] bytes, copied straight into the key (no copy of
+    /// the bytes is left behind).
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let mut key = OneTimeKey([0; KEY_LEN]);
+        if bytes.len() != KEY_LEN {
+            return None;
+        }
+        key.0.copy_from_slice(bytes);
+        Some(key)
+    }
+
     /// The key bytes: handle with care.
     pub fn expose(&self) -> &[u8; KEY_LEN] {
         &self.0

@@ -232,7 +232,7 @@ fn open(
     let s = signed::open(w.provider, &inner, oid::ID_DATA, MAX_LEN).map_err(|e| e.code())?;
     let anchors = anchors.ok_or("untrusted_certificate")?;
     anchors.validate(w.provider, &s.signer, &s.certificates, now).map_err(|e| e.code())?;
-    Ok(s.content)
+    Ok(s.content.to_vec())
 }
 
 fn gateway_credential(w: &World, org: usize) -> Result<&ekg_core::pki::Credential, SimError> {

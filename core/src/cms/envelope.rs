@@ -24,7 +24,7 @@ use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::KEY_LEN;
 use crate::pki::Credential;
-use crate::wire::{ContentInfo, oid, strict};
+use crate::wire::{oid, strict};
 
 /// ```asn1
 /// RSAES-OAEP-params ::= SEQUENCE {
@@ -147,12 +147,11 @@ fn open_with(
     many: bool,
     rng: &mut dyn CryptoRng,
 ) -> Result<(ObjectIdentifier, Zeroizing<Vec<u8>>)> {
-    let ci: ContentInfo = strict::decode(der, max_len, "ContentInfo")?;
-    if ci.content_type != oid::ID_AUTH_ENVELOPED_DATA {
-        return Err(reject(Rejection::UnexpectedContentType, format!("{} is not AuthEnvelopedData", ci.content_type)));
+    let (content_type, inner) = super::raw::content_info_parts(der, max_len, "ContentInfo")?;
+    if content_type != oid::ID_AUTH_ENVELOPED_DATA {
+        return Err(reject(Rejection::UnexpectedContentType, format!("{content_type} is not AuthEnvelopedData")));
     }
-    let inner = ci.content.to_der().map_err(encode_failed)?;
-    let aed: AuthEnvelopedData = strict::decode(&inner, max_len, "AuthEnvelopedData")?;
+    let aed: AuthEnvelopedData = strict::decode(inner, max_len, "AuthEnvelopedData")?;
     if aed.version != CmsVersion::V0 || aed.originator_info.is_some() {
         return Err(reject(Rejection::UnsupportedVersion, "AuthEnvelopedData version 0 without originatorInfo"));
     }

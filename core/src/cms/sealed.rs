@@ -17,7 +17,7 @@ use super::{algorithm, attribute, content_info, encode_failed, gcm, single_attri
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KEY_LEN, KeyId, OneTimeKey};
-use crate::wire::{ContentInfo, MAX_TICKET_LEN, oid, strict};
+use crate::wire::{MAX_TICKET_LEN, oid, strict};
 
 /// Largest sealed message accepted by default, in bytes.
 pub const MAX_SEALED_LEN: usize = 64 * 1024 * 1024;
@@ -77,15 +77,11 @@ impl SealedMessage {
     /// Parses a sealed message and checks that the authenticated ticket digest matches the
     /// attached ticket. The ticket itself is not verified here (see the recipient role).
     pub fn parse(provider: &dyn CryptoProvider, der: &[u8], max_len: usize) -> Result<SealedMessage> {
-        let ci: ContentInfo = strict::decode(der, max_len, "ContentInfo")?;
-        if ci.content_type != oid::ID_AUTH_ENVELOPED_DATA {
-            return Err(reject(
-                Rejection::UnexpectedContentType,
-                format!("{} is not AuthEnvelopedData", ci.content_type),
-            ));
+        let (content_type, inner) = super::raw::content_info_parts(der, max_len, "ContentInfo")?;
+        if content_type != oid::ID_AUTH_ENVELOPED_DATA {
+            return Err(reject(Rejection::UnexpectedContentType, format!("{content_type} is not AuthEnvelopedData")));
         }
-        let inner = ci.content.to_der().map_err(encode_failed)?;
-        let aed: AuthEnvelopedData = strict::decode(&inner, max_len, "AuthEnvelopedData")?;
+        let aed: AuthEnvelopedData = strict::decode(inner, max_len, "AuthEnvelopedData")?;
         if aed.version != CmsVersion::V0 || aed.originator_info.is_some() {
             return Err(reject(Rejection::UnsupportedVersion, "AuthEnvelopedData version 0 without originatorInfo"));
         }

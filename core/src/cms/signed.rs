@@ -2,22 +2,26 @@
 
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
-use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+use cms::signed_data::SignerIdentifier;
 use der::asn1::{ObjectIdentifier, OctetString, UtcTime};
-use der::{Any, Decode, Encode, Tag, Tagged};
+use der::{Any, Decode, Encode, Tag};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::time::Time;
 
-use super::raw::{SignedDataRaw, SignerInfoRaw, element_set};
-use super::{algorithm, attribute, content_info, encode_failed, params_absent_or_null, single_attribute};
+use super::raw::{
+    EContent, EncapsulatedContentInfoRaw, SignedDataRaw, SignerInfoRaw, content_info_parts, element_set,
+    wrap_content_info,
+};
+use super::{algorithm, attribute, encode_failed, params_absent_or_null, single_attribute};
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::pki::Credential;
 use crate::time::UnixTime;
-use crate::wire::{ContentInfo, oid, strict};
+use crate::wire::{oid, strict};
+use zeroize::Zeroizing;
 
 /// Most certificates a SignedData may carry.
 pub const MAX_CERTIFICATES: usize = 8;
@@ -27,8 +31,9 @@ pub const MAX_CERTIFICATES: usize = 8;
 /// [`SignedObject::certificates`] to [`crate::pki::TrustAnchors::validate`].
 #[derive(Clone, Debug)]
 pub struct SignedObject {
-    /// The encapsulated content (DER of one of our structures).
-    pub content: Vec<u8>,
+    /// The encapsulated content (DER of one of our structures); zeroized on drop (in a
+    /// release it is the key delivery).
+    pub content: Zeroizing<Vec<u8>>,
     /// The signer's certificate.
     pub signer: Certificate,
     /// The signer's certificate, as carried (DER).
@@ -49,6 +54,20 @@ pub fn sign(
     signing_time: UnixTime,
     rng: &mut dyn CryptoRng,
 ) -> Result<Vec<u8>> {
+    let mut signed = sign_secret(provider, signer, content_type, content, signing_time, rng)?;
+    Ok(core::mem::take(&mut *signed))
+}
+
+/// As [`sign`], for a secret `content` (a key delivery): every buffer that holds it is
+/// zeroized when dropped, the result included.
+pub fn sign_secret(
+    provider: &dyn CryptoProvider,
+    signer: &Credential,
+    content_type: ObjectIdentifier,
+    content: &[u8],
+    signing_time: UnixTime,
+    rng: &mut dyn CryptoRng,
+) -> Result<Zeroizing<Vec<u8>>> {
     let digest = provider.sha256(content);
     let time = signing_time_value(signing_time)?;
     let attrs = [
@@ -81,15 +100,17 @@ pub fn sign(
         version: CmsVersion::V3,
         digest_algorithms: element_set(vec![algorithm(oid::SHA256, None).to_der().map_err(encode_failed)?])
             .map_err(encode_failed)?,
-        encap_content_info: EncapsulatedContentInfo {
+        encap_content_info: EncapsulatedContentInfoRaw {
             econtent_type: content_type,
-            econtent: Some(Any::new(Tag::OctetString, content.to_vec()).map_err(encode_failed)?),
+            econtent: Some(EContent::octets(content).map_err(encode_failed)?),
         },
         certificates: Some(element_set(certs).map_err(encode_failed)?),
         crls: None,
         signer_infos: element_set(vec![signer_info.to_der().map_err(encode_failed)?]).map_err(encode_failed)?,
     };
-    content_info(oid::ID_SIGNED_DATA, &signed_data)
+    // `to_der` writes into a buffer of exactly the encoded length: wrapped at once.
+    let inner = Zeroizing::new(signed_data.to_der().map_err(encode_failed)?);
+    wrap_content_info(oid::ID_SIGNED_DATA, &inner).map_err(encode_failed)
 }
 
 fn signing_time_value(t: UnixTime) -> Result<Any> {
@@ -124,14 +145,13 @@ pub(crate) fn open_with(
     max_len: usize,
     verify: bool,
 ) -> Result<SignedObject> {
-    // V1: DER, within the size limit.
-    let ci: ContentInfo = strict::decode(der, max_len, "ContentInfo")?;
+    // V1: DER, within the size limit (read in place: nothing inside is copied).
+    let (content_type, inner) = content_info_parts(der, max_len, "ContentInfo")?;
     // V2: the profile.
-    if ci.content_type != oid::ID_SIGNED_DATA {
-        return Err(reject(Rejection::UnexpectedContentType, format!("{} is not SignedData", ci.content_type)));
+    if content_type != oid::ID_SIGNED_DATA {
+        return Err(reject(Rejection::UnexpectedContentType, format!("{content_type} is not SignedData")));
     }
-    let inner = ci.content.to_der().map_err(encode_failed)?;
-    let sd: SignedDataRaw = strict::decode(&inner, max_len, "SignedData")?;
+    let sd: SignedDataRaw = strict::decode(inner, max_len, "SignedData")?;
     if sd.version != CmsVersion::V3 {
         return Err(reject(Rejection::UnsupportedVersion, "SignedData version must be 3"));
     }
@@ -146,10 +166,11 @@ pub(crate) fn open_with(
         .econtent
         .as_ref()
         .ok_or_else(|| reject(Rejection::ProfileViolation, "detached content"))?;
-    if econtent.tag() != Tag::OctetString {
+    let (tag, value) = econtent.0.parts().map_err(|_| reject(Rejection::MalformedDer, "eContent"))?;
+    if tag != Tag::OctetString {
         return Err(reject(Rejection::MalformedDer, "eContent is not an OCTET STRING"));
     }
-    let content = econtent.value().to_vec();
+    let content = Zeroizing::new(value.to_vec());
     if sd.crls.is_some() {
         return Err(reject(Rejection::ProfileViolation, "CRLs are not carried in this profile"));
     }

@@ -614,7 +614,7 @@ impl GatekeeperCrypto {
         let key = p.aes256_kw_unwrap(&self.storage_key.0, &handle.0)?;
         let to = served.first().or(request.requester.addresses.first()).map(|a| a.to_string()).unwrap_or_default();
         let delivery = encode_delivery(&request.ticket.key_id, &key, &request.digest, &to)?;
-        let signed_delivery = signed::sign(p, &self.credential, oid::CT_KEY_DELIVERY, &delivery, now, rng)?;
+        let signed_delivery = signed::sign_secret(p, &self.credential, oid::CT_KEY_DELIVERY, &delivery, now, rng)?;
         let der = envelope::seal_to(p, &request.requester.certificate, oid::ID_SIGNED_DATA, &signed_delivery, rng)?;
         Ok(Release { key_id: request.ticket.key_id, der, kind, served })
     }

@@ -291,9 +291,8 @@ impl KeyDeliveryContent {
             return Err(reject(Rejection::UnsupportedVersion, "KeyDelivery version"));
         }
         let key_id = KeyId::from_slice(d.key_id.as_bytes()).ok_or_else(|| reject(Rejection::MalformedDer, "key id"))?;
-        let key: [u8; crate::ids::KEY_LEN] =
-            d.key.0.as_slice().try_into().map_err(|_| reject(Rejection::MalformedDer, "key must be 32 bytes"))?;
-        let key = OneTimeKey::from_bytes(key);
+        let key =
+            OneTimeKey::from_slice(&d.key.0).ok_or_else(|| reject(Rejection::MalformedDer, "key must be 32 bytes"))?;
         let request_digest = Digest::from_slice(d.request_digest.as_bytes())
             .ok_or_else(|| reject(Rejection::MalformedDer, "request digest"))?;
         let delivered_to = EmailAddress::parse(d.delivered_to.as_ref())?;

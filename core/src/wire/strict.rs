@@ -27,8 +27,9 @@ where
             return Err(reject(rejection, format!("{what}: {e}")));
         }
     };
-    match value.to_der() {
-        Ok(again) if again == bytes => Ok(value),
+    // The re-encoding may hold a secret (a key delivery): zeroized when dropped.
+    match value.to_der().map(zeroize::Zeroizing::new) {
+        Ok(again) if again.as_slice() == bytes => Ok(value),
         Ok(_) => Err(reject(Rejection::BerNotDer, format!("{what}: not in canonical DER form"))),
         Err(e) => Err(reject(Rejection::MalformedDer, format!("{what}: {e}"))),
     }
