@@ -245,9 +245,12 @@ fn threads(c: &mut Criterion) {
                                     let mut rng = ChaCha20Rng::seed_from_u64(seed);
                                     for r in chunk {
                                         let v = crypto.verify_key_request(&r.der, NOW).expect("verify");
-                                        let (id, key, issue) = crypto.draw_key(&v, NOW, &mut rng).expect("draw");
-                                        gk.lock().expect("lock").record_issue(&v, issue, NOW).expect("record");
-                                        black_box(crypto.build_issuance(&v, &id, &key, NOW, &mut rng).expect("build"));
+                                        let committed = {
+                                            let mut gk = gk.lock().expect("lock");
+                                            let decided = gk.decide_issue(v, NOW, &mut rng).expect("decide");
+                                            gk.commit(decided).expect("commit")
+                                        };
+                                        black_box(crypto.build_issuance(committed, &mut rng).expect("build"));
                                     }
                                 });
                             }

@@ -59,6 +59,16 @@ hex_debug!(Nonce, "Nonce");
 hex_debug!(Digest, "Digest");
 hex_debug!(CertId, "CertId");
 
+/// What identifies a key request (V14): the sender's address and its nonce, both covered
+/// by the sender's signature. Two signatures over the same KeyRequest are one request.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId {
+    /// The sender.
+    pub sender: crate::address::EmailAddress,
+    /// Its nonce.
+    pub nonce: Nonce,
+}
+
 /// A one-time AES-256 key: the key the gatekeeper issues and releases (the sealed message's
 /// key-encryption key). Zeroized on drop, redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -79,6 +89,13 @@ impl OneTimeKey {
         }
         key.0.copy_from_slice(bytes);
         Some(key)
+    }
+
+    /// A key whose bytes `fill` writes in place (no copy of them is left behind).
+    pub(crate) fn filled_by(fill: impl FnOnce(&mut [u8])) -> Self {
+        let mut key = OneTimeKey([0; KEY_LEN]);
+        fill(&mut key.0);
+        key
     }
 
     /// The key bytes: handle with care.

@@ -244,7 +244,10 @@ fn every_configuration_field_out_of_range_is_refused_naming_the_field() {
     let cases: Vec<(&str, Edit)> = vec![
         ("ticket_lifetime_secs", Box::new(|c| c.ticket_lifetime_secs = u64::MAX)),
         ("ticket_lifetime_secs", Box::new(|c| c.ticket_lifetime_secs = 0)),
-        ("max_deliveries", Box::new(|c| c.ledger = LedgerConfig { retention_secs: 0, max_deliveries: 0 })),
+        (
+            "max_deliveries",
+            Box::new(|c| c.ledger = LedgerConfig { retention_secs: 0, max_deliveries: 0, request_window_secs: None }),
+        ),
         ("max_clock_skew_secs", Box::new(|c| c.max_clock_skew_secs = u64::MAX)),
         ("max_recipients", Box::new(|c| c.max_recipients = 0)),
         ("max_recipients", Box::new(|c| c.max_recipients = 1001)),

@@ -318,7 +318,8 @@ fn v21_expired_tickets_are_refused_and_their_keys_destroyed() {
     let msg = bob.receive(&sent.sealed, later).expect("receive");
     let pending = bob.request_release(&msg, later, &mut rng(51)).expect("request");
     assert_eq!(code(gk.handle_release_request(&pending.der, later, &mut rng(52))), Some("ticket_expired"));
-    assert_eq!(gk.tick(later).expect("tick"), 1);
+    assert_eq!(gk.poll_timeout(), Some(later));
+    assert_eq!(gk.handle_timeout(later).expect("timeout"), 1);
     assert_eq!(gk.ledger().held_keys(), 0);
     // Nothing of the key is left in the store.
     assert!(gk.store().load().expect("load").iter().all(|r| matches!(r, ekg_core::ledger::Record::Destroyed { .. })));
@@ -408,7 +409,7 @@ fn v24_same_certificate_policy_redelivers_and_refuses_a_second_certificate() {
     assert_eq!(third.kind, ReleaseKind::Redelivery);
     assert_eq!(code(gk.handle_release_request(&pending.der, NOW, &mut rng(97))), Some("redelivery_limit"));
     // Retention ends: destroyed.
-    gk.tick(NOW.plus_secs(3600)).expect("tick");
+    gk.handle_timeout(NOW.plus_secs(3600)).expect("timeout");
     assert_eq!(gk.ledger().held_keys(), 0);
 }
 
@@ -666,14 +667,14 @@ fn v14_a_replayed_key_request_is_refused_and_a_new_request_is_answered() {
     // A retry is a new request (new nonce): answered.
     let retry = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(734)).expect("retry");
     assert!(gk.handle_key_request(&retry.der, NOW.plus_secs(60), &mut rng(735)).is_ok());
-    // Past the window the digest is forgotten, and V13 refuses the stale request instead.
-    gk.tick(NOW.plus_secs(301)).expect("tick");
+    // Past the window V13 refuses the stale request instead.
+    gk.handle_timeout(NOW.plus_secs(301)).expect("timeout");
     assert_eq!(code(gk.handle_key_request(&pending.der, NOW.plus_secs(301), &mut rng(733))), Some("request_time_skew"));
 }
 
-/// Issuance on two threads around one gatekeeper: the crypto half is shared, the serial part
-/// (V14, ledger, durable record) runs under a lock. Every request gets its own key, every
-/// grant opens, the ledger holds them all.
+/// Issuance on two threads around one gatekeeper, through the typed pipeline: verify and
+/// build on the shared crypto half, decide and commit under a lock. Every request gets its
+/// own key, every grant opens, the ledger holds them all.
 #[test]
 fn two_threads_issue_around_one_gatekeeper_state() {
     let gk = gatekeeper(ekg_core::ledger::ReleasePolicy::SameCertificate);
@@ -694,9 +695,12 @@ fn two_threads_issue_around_one_gatekeeper_state() {
                         .iter()
                         .map(|p| {
                             let v = crypto.verify_key_request(&p.der, NOW).unwrap();
-                            let (key_id, key, issue) = crypto.draw_key(&v, NOW, &mut r).unwrap();
-                            gk.lock().unwrap().record_issue(&v, issue, NOW).unwrap();
-                            crypto.build_issuance(&v, &key_id, &key, NOW, &mut r).unwrap()
+                            let committed = {
+                                let mut gk = gk.lock().unwrap();
+                                let decided = gk.decide_issue(v, NOW, &mut r).unwrap();
+                                gk.commit(decided).unwrap()
+                            };
+                            crypto.build_issuance(committed, &mut r).unwrap()
                         })
                         .collect::<Vec<_>>()
                 })
@@ -712,8 +716,7 @@ fn two_threads_issue_around_one_gatekeeper_state() {
     }
     // The serial part still refuses a replay.
     let v = crypto.verify_key_request(&requests[0].der, NOW).unwrap();
-    let (_, _, issue) = crypto.draw_key(&v, NOW, &mut rng(1000)).unwrap();
-    assert_eq!(code(gk.lock().unwrap().record_issue(&v, issue, NOW)), Some("duplicate_request"));
+    assert_eq!(code(gk.lock().unwrap().decide_issue(v, NOW, &mut rng(1000))), Some("duplicate_request"));
 }
 
 /// The gatekeeper caches validated certificate paths, but a cached path is not reused once

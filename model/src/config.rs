@@ -62,9 +62,9 @@ pub struct ModelConfig {
     /// Release requests of others the attacker replays from its own address (it sees the
     /// first request of every fetcher).
     pub attacker_replays: u8,
-    /// Key requests are idempotent as `ekg-core` makes them (step V14: a signed request
-    /// already answered is refused with `duplicate_request`; the answered set is in memory,
-    /// so after a restart a replay is answered again). Off: the draft's behaviour (finding
+    /// Key requests are idempotent as `ekg-core` makes them (step V14, in the shared ledger:
+    /// a request already answered is refused with `duplicate_request`, and the answered
+    /// requests are durable, in the `Issued` records). Off: the draft's behaviour (finding
     /// F6: every delivery of a key request issues a key, bounded by `max_keys`).
     pub idempotent_key_requests: bool,
 }

@@ -14,8 +14,11 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ekg_core::UnixTime;
-use ekg_core::ledger::{IssueRequest, Ledger, LedgerConfig, LedgerTypes, Record, ReleasePolicy, Requester};
+use ekg_core::ledger::{
+    GatewayPrincipal, IssueFacts, KeyDraw, Ledger, LedgerConfig, LedgerTypes, Record, ReleaseFacts, ReleasePolicy,
+    Requester, Store, StoreError,
+};
+use ekg_core::{Error, Rejection, UnixTime};
 use stateright::actor::{Actor, Id, Out, model_timeout};
 
 use crate::config::{ModelConfig, NetworkKind, Storage};
@@ -31,6 +34,21 @@ pub const SENDER_GATEWAY: Addr = 10;
 pub const RECIPIENT_GATEWAY: Addr = 11;
 /// The attacker, `mallory@m.example`: a valid certificate, listed nowhere.
 pub const ATTACKER: Addr = 12;
+/// The sender organisation's CA (`a.example`), the anchor of its users and gateway.
+pub const CA_A: Addr = 100;
+/// The recipient organisation's CA (`b.example`).
+pub const CA_B: Addr = 101;
+/// The attacker's CA (trusted: its certificate is valid).
+pub const CA_M: Addr = 102;
+
+/// The anchor a principal's certificate chains to (symbolic path validation, V5).
+pub fn anchor(addr: Addr) -> Addr {
+    match addr {
+        RECIPIENT_GATEWAY => CA_B,
+        ATTACKER => CA_M,
+        _ => CA_A,
+    }
+}
 
 /// The model's time: no clock runs, so tickets never expire and retention never ends.
 const NOW: UnixTime = UnixTime(1_000);
@@ -55,6 +73,8 @@ impl LedgerTypes for Sym {
     type Address = Addr;
     type CertId = Addr;
     type KeyHandle = KeyName;
+    /// A key request is its signer and attempt (a retry is a new request, a fresh nonce).
+    type RequestId = (Addr, u8);
 }
 
 /// Messages. `attempt` distinguishes a client's retries (fresh nonces in the real protocol);
@@ -140,9 +160,6 @@ pub struct GkState {
     pub outbox: Vec<(Id, Msg)>,
     /// Records waiting to be written (responses already sent; the wrong order).
     pub unwritten: Vec<Record<Sym>>,
-    /// Key requests answered in this boot, as (signer, attempt): `ekg-core`'s V14 cache, in
-    /// memory (used when the configuration makes key requests idempotent).
-    pub answered: BTreeSet<(Addr, u8)>,
     /// Records written so far (mirrors storage).
     pub written: Arc<Vec<Record<Sym>>>,
 }
@@ -157,7 +174,6 @@ impl std::hash::Hash for GkState {
         self.boot.hash(state);
         self.next_seq.hash(state);
         self.outbox.hash(state);
-        self.answered.hash(state);
         self.unwritten.hash(state);
         self.written.hash(state);
     }
@@ -230,13 +246,73 @@ impl Party {
     }
 }
 
-fn ledger_config(cfg: &ModelConfig) -> LedgerConfig {
+/// The ledger of the model's gatekeeper: `ekg-core`'s, configured as the model says.
+pub(crate) fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<Ledger<Sym>, Error> {
     // Retention never ends in the model (no clock): a retained key stays for re-delivery.
     let retention_secs = match cfg.policy {
         ReleasePolicy::Once => 0,
         ReleasePolicy::SameCertificate => u64::MAX / 4,
     };
-    LedgerConfig { retention_secs, max_deliveries: cfg.max_deliveries }
+    // V14 on (ekg-core) or off (the draft's issuance, finding F6).
+    let request_window_secs = cfg.idempotent_key_requests.then_some(u64::MAX / 4);
+    let config = LedgerConfig { retention_secs, max_deliveries: cfg.max_deliveries, request_window_secs };
+    let gateways = vec![GatewayPrincipal { address: SENDER_GATEWAY, issuer: CA_A }];
+    Ok(Ledger::recover(config, records.iter())?.with_gateways(gateways))
+}
+
+/// Fresh key names for the shared issuance path: `(boot, seq)` stands for a random key id and
+/// key. At most `max_keys` a boot (a bound of the model, not of the protocol).
+struct DrawNames<'a> {
+    boot: u8,
+    next_seq: &'a mut u8,
+    max_keys: u8,
+}
+
+impl KeyDraw<Sym> for DrawNames<'_> {
+    type Key = ();
+
+    fn draw(&mut self) -> Result<(KeyName, KeyName, ()), Error> {
+        if *self.next_seq >= self.max_keys {
+            return Err(Error::new(Rejection::CryptoFailure, "the model's bound on keys per boot"));
+        }
+        let key = KeyName { boot: self.boot, seq: *self.next_seq };
+        *self.next_seq += 1;
+        Ok((key, key, ()))
+    }
+}
+
+/// The gatekeeper's store, per the configuration's storage mode: `Durable` writes before the
+/// response exists (the core's contract); `LateWrite` and `Volatile` claim durability they do
+/// not have (the designs the model shows to be wrong): the records wait in `unwritten`, to be
+/// written after the response (`LateWrite`) or never (`Volatile`).
+struct ModelStore<'a> {
+    storage: Storage,
+    written: &'a mut Arc<Vec<Record<Sym>>>,
+    unwritten: &'a mut Vec<Record<Sym>>,
+    wrote: bool,
+}
+
+impl Store<Sym> for ModelStore<'_> {
+    fn append(&mut self, batch: &[Record<Sym>]) -> Result<(), StoreError> {
+        match self.storage {
+            Storage::Durable => {
+                Arc::make_mut(self.written).extend_from_slice(batch);
+                self.wrote = true;
+            }
+            Storage::LateWrite => self.unwritten.extend_from_slice(batch),
+            Storage::Volatile => {
+                // Never written, so their order is never read: kept sorted, so that the
+                // order in which they were decided does not split states.
+                self.unwritten.extend_from_slice(batch);
+                crate::reduction::sort_records(self.unwritten);
+            }
+        }
+        Ok(())
+    }
+
+    fn load(&self) -> Result<Vec<Record<Sym>>, StoreError> {
+        Ok(self.written.iter().chain(self.unwritten.iter()).cloned().collect())
+    }
 }
 
 impl Actor for Party {
@@ -255,16 +331,16 @@ impl Actor for Party {
                     (Storage::Volatile, _) | (_, None) => Arc::new(Vec::new()),
                     (_, Some(s)) => Arc::clone(&s.records),
                 };
-                // The core's own recovery: replay the durable records.
-                let ledger = Ledger::recover(ledger_config(cfg), records.iter())
-                    .unwrap_or_else(|_| Ledger::new(ledger_config(cfg)));
+                // The core's own recovery: replay the durable records. (A record that does not
+                // apply cannot be written by the shared path: `always` property "the ledger
+                // is consistent" would fail on the empty ledger kept here.)
+                let ledger = new_ledger(cfg, &records).unwrap_or_else(|_| Ledger::new(LedgerConfig::default()));
                 o.save(GkStorage { records: Arc::clone(&records), boots });
                 PartyState::Gatekeeper(GkState {
                     ledger,
                     boot: boots,
                     next_seq: 0,
                     outbox: vec![],
-                    answered: BTreeSet::new(),
                     unwritten: vec![],
                     written: records,
                 })
@@ -434,63 +510,72 @@ fn send_release_request(cfg: &ModelConfig, o: &mut Out<Party>, req: Msg) {
     o.send(cfg.gatekeeper_id(), req);
 }
 
-/// The gatekeeper: `ekg-core`'s ledger decides; records are written per the storage mode.
+/// The gatekeeper: `ekg-core`'s serial stage decides (V14, key drawing, V21 to V24) and
+/// commits through the store of the configuration's storage mode. Verification is symbolic:
+/// a request names its signer (V1 to V8), and only the sender is recognised (V10, V11).
 fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: &mut Out<Party>) {
-    let (records, response) = match msg {
+    let refused = |key, signer, attempt| Msg::Refused { key, signer, attempt };
+    let mut store =
+        ModelStore { storage: cfg.storage, written: &mut gk.written, unwritten: &mut gk.unwritten, wrote: false };
+    let (records_empty, response) = match msg {
         Msg::KeyRequest { signer, attempt } => {
-            // V10/V11: only the organisation's sender is recognised (the attacker's own
-            // request is refused). Bound (see docs/model.md): key requests are not
-            // idempotent, so every delivery of a duplicated or replayed request issues a
-            // fresh key; the model issues at most `max_keys` per boot.
-            // V14 (ekg-core): a signed request already answered is refused.
-            let duplicate = cfg.idempotent_key_requests && gk.answered.contains(&(signer, attempt));
-            if signer != SENDER || duplicate || gk.next_seq >= cfg.max_keys {
-                o.send(src, Msg::Refused { key: None, signer, attempt });
+            if signer != SENDER {
+                o.send(src, refused(None, signer, attempt));
                 return;
             }
-            let key = KeyName { boot: gk.boot, seq: gk.next_seq };
-            gk.next_seq += 1;
-            let request = IssueRequest {
-                key_id: key,
-                handle: key,
+            let facts = IssueFacts {
+                request: (signer, attempt),
+                request_time: NOW,
                 sender: SENDER,
                 recipients: cfg.recipients.clone(),
                 policy: cfg.policy,
                 expires_at: FAR,
             };
-            let Ok(record) = gk.ledger.decide_issue(request, NOW) else {
-                o.send(src, Msg::Refused { key: None, signer, attempt });
+            let mut draw = DrawNames { boot: gk.boot, next_seq: &mut gk.next_seq, max_keys: cfg.max_keys };
+            let decided = match gk.ledger.decide_issue(facts, &mut draw, NOW) {
+                Ok(d) => d,
+                Err(_) => {
+                    o.send(src, refused(None, signer, attempt));
+                    return;
+                }
+            };
+            let records_empty = decided.records().is_empty();
+            let Ok(committed) = gk.ledger.commit(&mut store, decided) else {
+                o.send(src, refused(None, signer, attempt));
                 return;
             };
-            if cfg.idempotent_key_requests {
-                gk.answered.insert((signer, attempt));
-            }
-            (vec![record], Msg::Grant { key, to: signer, attempt })
+            (records_empty, Msg::Grant { key: committed.payload().key_id, to: signer, attempt })
         }
         Msg::ReleaseRequest { key, signer, attempt } => {
-            // V22: the requester is what its certificate says; a configured gateway principal
-            // is the sender organisation's gateway only.
-            let requester = Requester { cert: signer, addresses: vec![signer], is_gateway: signer == SENDER_GATEWAY };
-            let Ok(decision) = gk.ledger.decide_release(&key, &requester, NOW) else {
-                o.send(src, Msg::Refused { key: Some(key), signer, attempt });
+            let facts = ReleaseFacts {
+                key_id: key,
+                listed: cfg.recipients.clone(),
+                expires_at: FAR,
+                requester: Requester { cert: signer, addresses: vec![signer], anchor: anchor(signer) },
+            };
+            let decided = match gk.ledger.decide_release(&facts, NOW) {
+                Ok(d) => d,
+                Err(_) => {
+                    o.send(src, refused(Some(key), signer, attempt));
+                    return;
+                }
+            };
+            let destroys = decided.records().iter().any(|r| matches!(r, Record::Destroyed { .. }));
+            let records_empty = decided.records().is_empty();
+            let Ok(committed) = gk.ledger.commit(&mut store, decided) else {
+                o.send(src, refused(Some(key), signer, attempt));
                 return;
             };
-            let destroys = decision.records.iter().any(|r| matches!(r, Record::Destroyed { .. }));
-            (decision.records, Msg::Release { key: decision.handle, to: signer, attempt, destroys })
+            (records_empty, Msg::Release { key: committed.payload().handle, to: signer, attempt, destroys })
         }
         _ => return,
     };
-    for r in &records {
-        // Decided on this very ledger: applying cannot fail.
-        let _ = gk.ledger.apply(r);
-    }
+    let wrote = store.wrote;
     let crash_window = cfg.crashes > 0;
-    let records_empty = records.is_empty();
     match cfg.storage {
         Storage::Durable => {
             // The core's contract: durable before the response exists.
-            if !records.is_empty() {
-                Arc::make_mut(&mut gk.written).extend(records);
+            if wrote {
                 o.save(GkStorage { records: Arc::clone(&gk.written), boots: gk.boot });
             }
             // On a duplicating network a response that needs no record can go at once: a crash
@@ -506,8 +591,7 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
         }
         Storage::LateWrite => {
             o.send(src, response);
-            if !records.is_empty() {
-                gk.unwritten.extend(records);
+            if !records_empty {
                 if crash_window {
                     o.set_timer(Timer::Persist, model_timeout());
                 } else {
@@ -516,15 +600,7 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                 }
             }
         }
-        Storage::Volatile => {
-            // Kept in memory only (lost with the state at a crash): the ledger stays the
-            // recovery of `written` and `unwritten` in every mode (see `GkState`'s `Hash`).
-            // Never written, so their order is never read: kept sorted, so that the order in
-            // which they were decided does not split states.
-            gk.unwritten.extend(records);
-            crate::reduction::sort_records(&mut gk.unwritten);
-            o.send(src, response);
-        }
+        Storage::Volatile => o.send(src, response),
     }
 }
 

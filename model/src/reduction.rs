@@ -172,7 +172,6 @@ pub fn class(s: &EkgState) -> u64 {
                 gk.boot.hash(&mut h);
                 gk.next_seq.hash(&mut h);
                 gk.outbox.hash(&mut h);
-                gk.answered.hash(&mut h);
                 gk.unwritten.hash(&mut h);
                 hash_records(&gk.written, &mut h);
             }
@@ -364,10 +363,15 @@ fn swap_msg(m: &Msg, sw: &impl Fn(Addr) -> Addr) -> Msg {
 
 fn swap_record(r: &Record<Sym>, sw: &impl Fn(Addr) -> Addr) -> Record<Sym> {
     match r.clone() {
-        Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at } => {
+        Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
             let mut recipients: Vec<Addr> = recipients.into_iter().map(sw).collect();
             recipients.sort_unstable();
-            Record::Issued { key_id, handle, sender: sw(sender), recipients, policy, issued_at, expires_at }
+            let request = request.map(|r| ekg_core::ledger::RequestRecord { id: (sw(r.id.0), r.id.1), time: r.time });
+            Record::Issued { key_id, handle, sender: sw(sender), recipients, policy, issued_at, expires_at, request }
+        }
+        Record::Destroyed { key_id, at, expires_at, reason, request } => {
+            let request = request.map(|r| ekg_core::ledger::RequestRecord { id: (sw(r.id.0), r.id.1), time: r.time });
+            Record::Destroyed { key_id, at, expires_at, reason, request }
         }
         Record::Released { key_id, addresses, cert, at } => {
             Record::Released { key_id, addresses: addresses.into_iter().map(sw).collect(), cert: sw(cert), at }
@@ -384,13 +388,12 @@ fn swap_gatekeeper(gk: &GkState, sw: &impl Fn(Addr) -> Addr, sw_id: &impl Fn(Id)
         return None;
     }
     let written: Arc<Vec<Record<Sym>>> = Arc::new(gk.written.iter().map(|r| swap_record(r, sw)).collect());
-    let ledger = Ledger::recover(config, written.iter()).ok()?;
+    let ledger = Ledger::recover(config, written.iter()).ok()?.with_gateways(gk.ledger.gateways().to_vec());
     let mut outbox: Vec<(Id, Msg)> = gk.outbox.iter().map(|(dst, m)| (sw_id(*dst), swap_msg(m, sw))).collect();
     // The outbox order is canonical (sorted) on unordered networks, arrival order on ordered
     // ones; symmetry is only used on the former.
     outbox.sort_by(|x, y| crate::party::batch_order(x).cmp(&crate::party::batch_order(y)));
-    let answered = gk.answered.iter().map(|(signer, attempt)| (sw(*signer), *attempt)).collect();
-    Some(GkState { ledger, boot: gk.boot, next_seq: gk.next_seq, outbox, answered, unwritten: vec![], written })
+    Some(GkState { ledger, boot: gk.boot, next_seq: gk.next_seq, outbox, unwritten: vec![], written })
 }
 
 fn swap_attacker(a: &AttackerState, sw: &impl Fn(Addr) -> Addr) -> AttackerState {

@@ -186,7 +186,10 @@ fn duplicating_networks_keep_every_safety_property() {
 /// every goal is reached, in the pinned number of classes.
 #[test]
 fn full_configuration_is_checked_exhaustively() {
-    for (policy, classes) in [(Once, 56_087), (SameCertificate, 659_783)] {
+    // V14 is durable (the Issued records carry the answered requests): a key request
+    // redelivered after the crash is refused, where the in-memory window of before issued a
+    // second key. 56,087 and 659,783 classes before.
+    for (policy, classes) in [(Once, 24_271), (SameCertificate, 294_911)] {
         let config = ModelConfig::full(policy);
         let outcome = check_with(&config, Search { threads: 2, dfs: false, timeout: None, reduced: true });
         assert!(!outcome.truncated);

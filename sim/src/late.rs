@@ -38,21 +38,61 @@ const MAX_ATTEMPTS: u32 = 64;
 enum Ev {
     Submit(usize),
     SenderRetry(usize, u32),
-    KeyRequestAtGk { org: usize, msg: usize, attempt: u32, der: Rc<Vec<u8>> },
-    IssuanceAtSender { msg: usize, attempt: u32, grant: Rc<Vec<u8>>, ticket: Rc<Vec<u8>> },
-    RefusalAtSender { msg: usize, attempt: u32, code: &'static str },
-    Mail { msg: usize, rcpt: usize },
-    Read { msg: usize, rcpt: usize },
+    KeyRequestAtGk {
+        org: usize,
+        msg: usize,
+        attempt: u32,
+        der: Rc<Vec<u8>>,
+    },
+    IssuanceAtSender {
+        msg: usize,
+        attempt: u32,
+        grant: Rc<Vec<u8>>,
+        ticket: Rc<Vec<u8>>,
+    },
+    RefusalAtSender {
+        msg: usize,
+        attempt: u32,
+        code: &'static str,
+    },
+    Mail {
+        msg: usize,
+        rcpt: usize,
+    },
+    Read {
+        msg: usize,
+        rcpt: usize,
+    },
     FetchStart(usize),
     FetchRetry(usize, u32),
-    ReleaseRequestAtGk { org: usize, fetch: usize, attempt: u32, der: Rc<Vec<u8>> },
-    ReleaseAtClient { fetch: usize, attempt: u32, der: Rc<Vec<u8>> },
-    RefusalAtClient { fetch: usize, attempt: u32, code: &'static str },
-    Tick,
-    Crash { org: usize, restart_after_ms: u64 },
+    ReleaseRequestAtGk {
+        org: usize,
+        fetch: usize,
+        attempt: u32,
+        der: Rc<Vec<u8>>,
+    },
+    ReleaseAtClient {
+        fetch: usize,
+        attempt: u32,
+        der: Rc<Vec<u8>>,
+    },
+    RefusalAtClient {
+        fetch: usize,
+        attempt: u32,
+        code: &'static str,
+    },
+    /// A gatekeeper's sweep, at its `poll_timeout`.
+    Sweep(usize),
+    Crash {
+        org: usize,
+        restart_after_ms: u64,
+    },
     CrashNow(usize),
     Restart(usize),
-    Outage { org: usize, down: bool },
+    Outage {
+        org: usize,
+        down: bool,
+    },
     Compromise(usize),
 }
 
@@ -75,7 +115,7 @@ impl Ev {
             }
             Ev::ReleaseAtClient { fetch, attempt, der } => format!("release {fetch} {attempt} {}", der.len()),
             Ev::RefusalAtClient { fetch, attempt, code } => format!("fetch-refused {fetch} {attempt} {code}"),
-            Ev::Tick => "tick".into(),
+            Ev::Sweep(o) => format!("sweep {o}"),
             Ev::Crash { org, .. } => format!("crash {org}"),
             Ev::CrashNow(o) => format!("crash-now {o}"),
             Ev::Restart(o) => format!("restart {o}"),
@@ -139,9 +179,9 @@ struct GkSlot {
     outage: bool,
     armed: Option<u64>,
     live: BTreeMap<KeyId, u64>,
-    /// The ledger changed since the last sweep (only then are its keys and invariants
-    /// scanned again).
-    dirty: bool,
+    /// When this gatekeeper's next sweep is scheduled (ms), if one is: at its
+    /// `poll_timeout`, never by a fixed tick.
+    sweep_at: Option<u64>,
 }
 
 /// One late-binding run.
@@ -199,7 +239,7 @@ impl<'a> LateRun<'a> {
                 outage: false,
                 armed: None,
                 live: BTreeMap::new(),
-                dirty: false,
+                sweep_at: None,
             });
         }
         let mut state = Vec::with_capacity(msgs.len());
@@ -261,7 +301,7 @@ impl<'a> LateRun<'a> {
     }
 
     fn schedule(&mut self, delay_ms: u64, ev: Ev) {
-        if !matches!(ev, Ev::Tick) {
+        if !matches!(ev, Ev::Sweep(_)) {
             self.pending_work += 1;
         }
         self.q.after(delay_ms, ev);
@@ -326,7 +366,6 @@ impl<'a> LateRun<'a> {
             self.pending_work += 1;
             self.q.at(m.submit_ms, Ev::Submit(m.id));
         }
-        self.q.at(0, Ev::Tick);
         for o in &self.sc.faults.outages {
             if let Some(org) = self.w.orgs.iter().position(|x| x.domain == o.org) {
                 self.pending_work += 2;
@@ -350,7 +389,7 @@ impl<'a> LateRun<'a> {
         let total = self.msgs.len() as u64;
         let mut submitted = 0u64;
         while let Some((_, ev)) = self.q.pop() {
-            if !matches!(ev, Ev::Tick) {
+            if !matches!(ev, Ev::Sweep(_)) {
                 self.pending_work = self.pending_work.saturating_sub(1);
             }
             if matches!(ev, Ev::Submit(_)) {
@@ -454,7 +493,7 @@ impl<'a> LateRun<'a> {
                 }
                 self.finish_fetch(fetch, Err(code.to_owned()))?
             }
-            Ev::Tick => self.tick()?,
+            Ev::Sweep(org) => self.sweep(org)?,
             Ev::Crash { org, restart_after_ms } => {
                 if let Some(slot) = self.gks.get_mut(org) {
                     slot.armed = Some(restart_after_ms);
@@ -469,8 +508,10 @@ impl<'a> LateRun<'a> {
                 let held = gk.ledger().held_keys();
                 if let Some(slot) = self.gks.get_mut(org) {
                     slot.gk = Some(gk);
-                    slot.dirty = true;
                 }
+                // What fell due while it was down is due now.
+                self.reap(org)?;
+                self.arm_sweep(org);
                 format!("recovered {held} keys")
             }
             Ev::Outage { org, down } => {
@@ -541,10 +582,11 @@ impl<'a> LateRun<'a> {
         let slot = self.gks.get_mut(org).ok_or_else(|| SimError::Internal("gk".into()))?;
         let Some(gk) = slot.gk.as_mut() else { return Ok("gatekeeper down".into()) };
         let result = gk.handle_key_request(der, now, &mut self.rng);
-        slot.dirty = true;
         let reply = match result {
             Ok(issuance) => {
                 slot.live.insert(issuance.key_id, self.q.now_ms());
+                self.sample_held();
+                self.arm_sweep(org);
                 let listed = self.state.get(msg).map(|s| s.listed.clone()).unwrap_or_default();
                 let expires_ms = issuance.expires_at.secs().saturating_sub(self.base.secs()).saturating_mul(1000);
                 self.obs.issued(issuance.key_id, msg, &listed, expires_ms);
@@ -709,7 +751,6 @@ impl<'a> LateRun<'a> {
         let slot = self.gks.get_mut(org).ok_or_else(|| SimError::Internal("gk".into()))?;
         let Some(gk) = slot.gk.as_mut() else { return Ok("gatekeeper down".into()) };
         let result = gk.handle_release_request(der, now, &mut self.rng);
-        slot.dirty = true;
         let facts = self.facts(msg)?;
         let listed = self.state.get(msg).map(|s| s.listed.clone()).unwrap_or_default();
         let (reply, outcome) = match result {
@@ -727,6 +768,9 @@ impl<'a> LateRun<'a> {
                     at_ms,
                 );
                 self.rep.add_bytes("release", release.der.len());
+                // The release may have destroyed the key, or started its retention.
+                self.reap(org)?;
+                self.arm_sweep(org);
                 let outcome = format!("{:?}", release.kind);
                 (Ev::ReleaseAtClient { fetch: f, attempt, der: Rc::new(release.der) }, outcome)
             }
@@ -816,56 +860,89 @@ impl<'a> LateRun<'a> {
         Ok(text)
     }
 
-    fn tick(&mut self) -> Result<String, SimError> {
+    /// Schedules `org`'s next sweep at its gatekeeper's `poll_timeout`, if it holds a key
+    /// and no earlier sweep is scheduled (tombstone purges change no metric: not swept for).
+    fn arm_sweep(&mut self, org: usize) {
+        let now_ms = self.now_ms();
+        let base = self.base.secs();
+        let Some(slot) = self.gks.get_mut(org) else { return };
+        let Some(gk) = slot.gk.as_ref() else { return };
+        if slot.live.is_empty() {
+            return;
+        }
+        let Some(due) = gk.poll_timeout() else { return };
+        let due_ms = due.secs().saturating_sub(base).saturating_mul(1000).max(now_ms);
+        if slot.sweep_at.is_none_or(|at| due_ms < at) {
+            slot.sweep_at = Some(due_ms);
+            self.q.at(due_ms, Ev::Sweep(org));
+        }
+    }
+
+    /// `org`'s gatekeeper handles what is due now (destruction at expiry and at the end of
+    /// retention), then the observer checks that every key past its time is gone from its
+    /// store; the next sweep is armed.
+    fn sweep(&mut self, org: usize) -> Result<String, SimError> {
         let now = self.now();
-        let mut held = 0u64;
-        let mut destroyed = 0usize;
-        for (o, slot) in self.gks.iter_mut().enumerate() {
-            if let Some(gk) = slot.gk.as_mut() {
-                self.w.provider.act_as(Role::Gatekeeper);
-                let records = gk.tick(now).map_err(SimError::core)?;
-                if records == 0 && !slot.dirty {
-                    held += slot.live.len() as u64;
-                    continue;
-                }
-                slot.dirty = false;
-                let gone: Vec<KeyId> = slot
-                    .live
-                    .keys()
-                    .filter(|k| !matches!(gk.ledger().state(k), Some(KeyState::Pending(_) | KeyState::Retained { .. })))
-                    .copied()
-                    .collect();
-                for k in gone {
-                    if let Some(at) = slot.live.remove(&k) {
-                        self.lifetimes.push((self.q.now_ms() - at) as f64 / 1000.0);
-                    }
-                    self.obs.destroyed(k);
-                    destroyed += 1;
-                }
-                if let Err(e) = gk.ledger().check_invariants() {
-                    let org = self.w.orgs.get(o).map(|x| x.domain.clone()).unwrap_or_default();
-                    self.obs.ledger_violation(&org, e);
-                }
-            }
-            held += slot.live.len() as u64;
+        let now_ms = self.now_ms();
+        let Some(slot) = self.gks.get_mut(org) else { return Ok("no gatekeeper".into()) };
+        if slot.sweep_at != Some(now_ms) {
+            return Ok("superseded".into());
         }
-        // The destruction oracle reads each gatekeeper's store (a crashed one is skipped).
-        let (retention_ms, slack_ms) = (self.sc.gatekeeper.retention_secs * 1000, self.sc.gatekeeper.tick_secs * 1000);
-        let owner: BTreeMap<KeyId, usize> =
-            self.gks.iter().enumerate().flat_map(|(o, s)| s.live.keys().map(move |k| (*k, o))).collect();
+        slot.sweep_at = None;
+        let Some(gk) = slot.gk.as_mut() else { return Ok("gatekeeper down".into()) };
+        self.w.provider.act_as(Role::Gatekeeper);
+        let records = gk.handle_timeout(now).map_err(SimError::core)?;
+        let destroyed = self.reap(org)?;
+        // The destruction oracle reads this gatekeeper's store.
+        let retention_ms = self.sc.gatekeeper.retention_secs * 1000;
         let gks = &self.gks;
-        self.obs.check_destruction(self.q.now_ms(), retention_ms, slack_ms, |k| {
-            let org = owner.get(k).copied().or_else(|| {
-                gks.iter().position(|s| s.gk.as_ref().is_some_and(|g| !g.store().records_of(k).is_empty()))
-            })?;
-            let gk = gks.get(org)?.gk.as_ref()?;
-            Some(gk.store().records_of(k).iter().any(|r| matches!(r, ekg_core::ledger::Record::Issued { .. })))
+        self.obs.check_destruction(now_ms, retention_ms, 0, |k| {
+            let slot = gks.get(org)?;
+            let gk = slot.gk.as_ref()?;
+            let ours = slot.live.contains_key(k) || !gk.store().records_of(k).is_empty();
+            ours.then(|| gk.store().records_of(k).iter().any(|r| matches!(r, ekg_core::ledger::Record::Issued { .. })))
         });
-        self.rep.keys_held.push((self.now_ms() / 1000, held));
-        if self.pending_work > 0 || held > 0 {
-            self.q.after(self.sc.gatekeeper.tick_secs * 1000, Ev::Tick);
+        self.arm_sweep(org);
+        Ok(format!("{records} records, destroyed {destroyed}"))
+    }
+
+    /// Keys `org`'s ledger no longer holds: their lifetimes are recorded, the observer told,
+    /// the ledger's invariants checked. Returns how many.
+    fn reap(&mut self, org: usize) -> Result<usize, SimError> {
+        let now_ms = self.q.now_ms();
+        let Some(slot) = self.gks.get_mut(org) else { return Ok(0) };
+        let Some(gk) = slot.gk.as_ref() else { return Ok(0) };
+        let gone: Vec<KeyId> = slot
+            .live
+            .keys()
+            .filter(|k| !matches!(gk.ledger().state(k), Some(KeyState::Pending(_) | KeyState::Retained { .. })))
+            .copied()
+            .collect();
+        if let Err(e) = gk.ledger().check_invariants() {
+            let name = self.w.orgs.get(org).map(|x| x.domain.clone()).unwrap_or_default();
+            self.obs.ledger_violation(&name, e);
         }
-        Ok(format!("held {held}, destroyed {destroyed}"))
+        for k in &gone {
+            if let Some(at) = slot.live.remove(k) {
+                self.lifetimes.push((now_ms - at) as f64 / 1000.0);
+            }
+            self.obs.destroyed(*k);
+        }
+        if !gone.is_empty() {
+            self.sample_held();
+        }
+        Ok(gone.len())
+    }
+
+    /// Records the keys held by all gatekeepers now (one sample per change, the last of a
+    /// second kept: memory follows the keys issued, not the run's length).
+    fn sample_held(&mut self) {
+        let held: u64 = self.gks.iter().map(|s| s.live.len() as u64).sum();
+        let at = self.now_ms() / 1000;
+        match self.rep.keys_held.last_mut() {
+            Some(last) if last.0 == at => last.1 = held,
+            _ => self.rep.keys_held.push((at, held)),
+        }
     }
 
     fn finish(

@@ -201,8 +201,6 @@ pub struct GatekeeperSpec {
     pub max_deliveries: u32,
     /// Ticket lifetime, seconds.
     pub ticket_lifetime_secs: u64,
-    /// Expiry sweep interval (also the keys-held sampling interval), seconds.
-    pub tick_secs: u64,
 }
 
 impl Default for GatekeeperSpec {
@@ -212,7 +210,6 @@ impl Default for GatekeeperSpec {
             retention_secs: 600,
             max_deliveries: 8,
             ticket_lifetime_secs: 2 * 24 * 3600,
-            tick_secs: 60,
         }
     }
 }
@@ -359,7 +356,6 @@ impl Scenario {
             ("faults.reissue_after_secs", f.reissue_after_secs),
             ("gatekeeper.retention_secs", self.gatekeeper.retention_secs),
             ("gatekeeper.ticket_lifetime_secs", self.gatekeeper.ticket_lifetime_secs),
-            ("gatekeeper.tick_secs", self.gatekeeper.tick_secs),
             ("network.latency_ms", self.network.latency_ms / 1000),
             ("network.cross_org_latency_ms", self.network.cross_org_latency_ms / 1000),
             ("network.mail_latency_ms", self.network.mail_latency_ms / 1000),
@@ -416,8 +412,8 @@ impl Scenario {
         if !matches!(self.gatekeeper.policy.as_str(), "once" | "same_certificate") {
             return bad(format!("unknown policy {}", self.gatekeeper.policy));
         }
-        if self.gatekeeper.tick_secs == 0 || self.network.timeout_ms == 0 {
-            return bad("tick_secs and timeout_ms must be positive".into());
+        if self.network.timeout_ms == 0 {
+            return bad("timeout_ms must be positive".into());
         }
         if !matches!(self.provider.as_str(), "rustcrypto" | "aws-lc-rs") {
             return bad(format!("unknown provider {}", self.provider));

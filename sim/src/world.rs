@@ -294,7 +294,11 @@ impl World {
         }];
         let g = &scenario.gatekeeper;
         config.policy = if g.policy == "once" { ReleasePolicy::Once } else { ReleasePolicy::SameCertificate };
-        config.ledger = LedgerConfig { retention_secs: g.retention_secs, max_deliveries: g.max_deliveries };
+        config.ledger = LedgerConfig {
+            retention_secs: g.retention_secs,
+            max_deliveries: g.max_deliveries,
+            ..LedgerConfig::default()
+        };
         config.ticket_lifetime_secs = g.ticket_lifetime_secs;
         let mut storage = [0u8; 32];
         storage[..8].copy_from_slice(&(o as u64).to_be_bytes());

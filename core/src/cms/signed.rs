@@ -40,6 +40,8 @@ pub struct SignedObject {
     pub signer_der: Vec<u8>,
     /// The other certificates carried (candidate intermediates).
     pub certificates: Vec<Certificate>,
+    /// The same, DER as carried.
+    pub certificates_der: Vec<Vec<u8>>,
     /// The signed signing-time attribute.
     pub signing_time: UnixTime,
 }
@@ -250,7 +252,8 @@ pub(crate) fn open_with(
         provider.verify_pkcs1_sha256(&spki, &signed_bytes, si.signature.as_bytes())?;
     }
     let certificates = certs.iter().map(|c| certificate(&c.0)).collect::<Result<Vec<_>>>()?;
-    Ok(SignedObject { content, signer, signer_der, certificates, signing_time })
+    let certificates_der = certs.into_iter().map(|c| c.0.clone()).collect();
+    Ok(SignedObject { content, signer, signer_der, certificates, certificates_der, signing_time })
 }
 
 /// A carried certificate, in DER.

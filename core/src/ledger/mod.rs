@@ -14,15 +14,24 @@
 //! store with [`Ledger::recover`]. See `docs/protocol.md`, "Crash-safety contract".
 //!
 //! The ledger is generic over [`LedgerTypes`] (key ids, addresses, certificate ids, key
-//! handles), so that the model checker runs this very code with symbolic values, and a
-//! server runs the expensive crypto on many cores around one serial ledger.
+//! handles, request ids), so that the model checker runs this very code with symbolic
+//! values, and a server runs the expensive crypto on many cores around one serial ledger.
+//!
+//! The typed pipeline ([`pipeline`]): `decide_*` returns a [`Decided`], which only
+//! [`Ledger::commit`] turns into a [`Committed`] (records durable, then applied); a response
+//! is built from a `Committed` only. Timers, quinn-style: [`Ledger::poll_timeout`] says when
+//! the next expiry, end of retention or purge is due, [`Ledger::decide_expiry`] decides them.
 
+mod decide;
+pub mod pipeline;
 mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 
+pub use decide::{IssueFacts, ReleaseFacts};
+pub use pipeline::{Committed, Decided, Drawn, Granted, KeyDraw};
 pub use store::{MemoryStore, Store, StoreError};
 
 use crate::error::{Rejection, Result, reject};
@@ -38,6 +47,8 @@ pub trait LedgerTypes: Clone + Debug + PartialEq + Eq + Hash + PartialOrd + Ord 
     type CertId: Clone + Debug + Eq + Ord + Hash;
     /// The stored key (wrapped under the storage key; a symbol in the model).
     type KeyHandle: Clone + Debug + Eq + Hash;
+    /// What identifies a key request (V14): its sender and nonce, both signed.
+    type RequestId: Clone + Debug + Eq + Ord + Hash;
 }
 
 /// The types a deployment uses.
@@ -49,6 +60,7 @@ impl LedgerTypes for Concrete {
     type Address = crate::address::EmailAddress;
     type CertId = crate::ids::CertId;
     type KeyHandle = crate::ids::WrappedKey;
+    type RequestId = crate::ids::RequestId;
 }
 
 /// How releases to one listed address are counted.
@@ -72,12 +84,35 @@ pub struct LedgerConfig {
     pub retention_secs: u64,
     /// Deliveries per address under [`ReleasePolicy::SameCertificate`] (first included).
     pub max_deliveries: u32,
+    /// V14: a key request whose id was answered is refused while `now` is within this many
+    /// seconds of its request time (the gatekeeper sets it to its clock skew). `None`: the
+    /// draft's issuance, every delivery of a request issues a key (model finding F6).
+    pub request_window_secs: Option<u64>,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig { retention_secs: 0, max_deliveries: 3 }
+        LedgerConfig { retention_secs: 0, max_deliveries: 3, request_window_secs: Some(300) }
     }
+}
+
+/// A gateway of the sender's organisation: its address, and the anchor its certificate's
+/// path must end at (V22: an address alone does not make a gateway).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GatewayPrincipal<T: LedgerTypes> {
+    /// The gateway's address.
+    pub address: T::Address,
+    /// The anchor (this organisation's CA).
+    pub issuer: T::CertId,
+}
+
+/// A key request as the ledger keeps it for V14: its id and its request time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestRecord<T: LedgerTypes> {
+    /// What identifies it.
+    pub id: T::RequestId,
+    /// Its signed request time.
+    pub time: UnixTime,
 }
 
 /// What has happened to one listed address.
@@ -111,6 +146,8 @@ pub struct LiveKey<T: LedgerTypes> {
     pub expires_at: UnixTime,
     /// Every listed address and what it has had.
     pub recipients: BTreeMap<T::Address, Delivery<T::CertId>>,
+    /// The request it answered (V14), if recorded.
+    pub request: Option<RequestRecord<T>>,
 }
 
 /// Why a key was destroyed.
@@ -124,13 +161,22 @@ pub enum DestroyReason {
 
 /// What is left of a destroyed key until its ticket would have expired.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Tombstone {
+pub struct Tombstone<T: LedgerTypes> {
     /// When it was destroyed.
     pub at: UnixTime,
     /// The ticket's expiry; the tombstone is purged after it.
     pub expires_at: UnixTime,
     /// Why.
     pub reason: DestroyReason,
+    /// The request it answered (kept for V14 until the purge).
+    pub request: Option<RequestRecord<T>>,
+}
+
+impl<T: LedgerTypes> Tombstone<T> {
+    /// When the tombstone is purged: at the ticket's expiry, and after its destruction.
+    pub fn purge_at(&self) -> UnixTime {
+        self.expires_at.max(self.at.plus_secs(1))
+    }
 }
 
 /// The state of one key id. A closed set: a key is owed, retained or gone.
@@ -146,7 +192,26 @@ pub enum KeyState<T: LedgerTypes> {
         until: UnixTime,
     },
     /// Destroyed: the key material is gone.
-    Destroyed(Tombstone),
+    Destroyed(Tombstone<T>),
+}
+
+impl<T: LedgerTypes> KeyState<T> {
+    /// When something is next due for this key: its expiry, the end of its retention, or
+    /// the purge of its tombstone.
+    pub fn deadline(&self) -> UnixTime {
+        match self {
+            KeyState::Pending(k) => k.expires_at,
+            KeyState::Retained { key, until } => key.expires_at.min(*until),
+            KeyState::Destroyed(t) => t.purge_at(),
+        }
+    }
+
+    fn request(&self) -> Option<&RequestRecord<T>> {
+        match self {
+            KeyState::Pending(k) | KeyState::Retained { key: k, .. } => k.request.as_ref(),
+            KeyState::Destroyed(t) => t.request.as_ref(),
+        }
+    }
 }
 
 /// A state change. The caller makes it durable before acting on it.
@@ -168,6 +233,8 @@ pub enum Record<T: LedgerTypes> {
         issued_at: UnixTime,
         /// Ticket expiry.
         expires_at: UnixTime,
+        /// The request it answers (V14; `None` in records that predate it).
+        request: Option<RequestRecord<T>>,
     },
     /// The key was released (or re-delivered) to `cert` for `addresses`.
     Released {
@@ -190,6 +257,9 @@ pub enum Record<T: LedgerTypes> {
         expires_at: UnixTime,
         /// Why.
         reason: DestroyReason,
+        /// The request the key answered, kept for V14 until the purge (a store that
+        /// compacts a destroyed key to this record alone loses nothing V14 needs).
+        request: Option<RequestRecord<T>>,
     },
     /// The tombstone was dropped.
     Purged {
@@ -217,8 +287,8 @@ pub struct Requester<T: LedgerTypes> {
     pub cert: T::CertId,
     /// The addresses in that certificate.
     pub addresses: Vec<T::Address>,
-    /// A configured gateway of the sender's organisation (served without counting).
-    pub is_gateway: bool,
+    /// The anchor its certificate's path ends at.
+    pub anchor: T::CertId,
 }
 
 /// What a release serves.
@@ -232,47 +302,39 @@ pub enum ReleaseKind {
     Gateway,
 }
 
-/// A positive release decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReleaseDecision<T: LedgerTypes> {
-    /// Records to make durable, then apply, before responding (may be empty for a gateway).
-    pub records: Vec<Record<T>>,
-    /// The key to deliver.
-    pub handle: T::KeyHandle,
-    /// The listed addresses served (empty for a gateway).
-    pub served: Vec<T::Address>,
-    /// What kind of delivery.
-    pub kind: ReleaseKind,
-}
-
-/// A request to issue a key, verified by the crypto layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssueRequest<T: LedgerTypes> {
-    /// A fresh id.
-    pub key_id: T::KeyId,
-    /// The fresh key, as stored.
-    pub handle: T::KeyHandle,
-    /// The sender.
-    pub sender: T::Address,
-    /// The recipients.
-    pub recipients: Vec<T::Address>,
-    /// Release policy.
-    pub policy: ReleasePolicy,
-    /// Ticket expiry.
-    pub expires_at: UnixTime,
-}
-
 /// The ledger: every key id the gatekeeper knows and its state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Ledger<T: LedgerTypes> {
     config: LedgerConfig,
+    gateways: Vec<GatewayPrincipal<T>>,
     keys: BTreeMap<T::KeyId, KeyState<T>>,
+    /// V14: requests answered, with their request time and key, until their key is purged.
+    requests: BTreeMap<T::RequestId, (UnixTime, T::KeyId)>,
+    /// Every key's next deadline ([`KeyState::deadline`]), in time order.
+    deadlines: BTreeSet<(UnixTime, T::KeyId)>,
 }
 
 impl<T: LedgerTypes> Ledger<T> {
     /// An empty ledger.
     pub fn new(config: LedgerConfig) -> Self {
-        Ledger { config, keys: BTreeMap::new() }
+        Ledger {
+            config,
+            gateways: Vec::new(),
+            keys: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+        }
+    }
+
+    /// This organisation's gateway principals (V22).
+    pub fn with_gateways(mut self, gateways: Vec<GatewayPrincipal<T>>) -> Self {
+        self.gateways = gateways;
+        self
+    }
+
+    /// The gateway principals.
+    pub fn gateways(&self) -> &[GatewayPrincipal<T>] {
+        &self.gateways
     }
 
     /// Rebuilds the ledger from durable records, in the order they were appended.
@@ -307,136 +369,14 @@ impl<T: LedgerTypes> Ledger<T> {
         self.keys.values().filter(|k| !matches!(k, KeyState::Destroyed(_))).count()
     }
 
-    /// Step V23 (issue side): a fresh key id; the recipient list non-empty and distinct.
-    pub fn decide_issue(&self, request: IssueRequest<T>, now: UnixTime) -> Result<Record<T>> {
-        if self.keys.contains_key(&request.key_id) {
-            return Err(reject(Rejection::KeyIdCollision, "key id already known"));
-        }
-        if request.recipients.is_empty() {
-            return Err(Rejection::NoRecipients.into());
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        if !request.recipients.iter().all(|r| seen.insert(r)) {
-            return Err(Rejection::DuplicateRecipient.into());
-        }
-        Ok(Record::Issued {
-            key_id: request.key_id,
-            handle: request.handle,
-            sender: request.sender,
-            recipients: request.recipients,
-            policy: request.policy,
-            issued_at: now,
-            expires_at: request.expires_at,
-        })
-    }
-
-    /// Steps V21 to V24: may `requester` have key `key_id` at `now`?
-    pub fn decide_release(
-        &self,
-        key_id: &T::KeyId,
-        requester: &Requester<T>,
-        now: UnixTime,
-    ) -> Result<ReleaseDecision<T>> {
-        let (key, retained) = match self.keys.get(key_id) {
-            None => return Err(Rejection::KeyUnknown.into()),
-            Some(KeyState::Destroyed(_)) => return Err(Rejection::KeyDestroyed.into()),
-            Some(KeyState::Pending(key)) => (key, None),
-            Some(KeyState::Retained { key, until }) => (key, Some(*until)),
-        };
-        if now >= key.expires_at {
-            return Err(Rejection::TicketExpired.into());
-        }
-        if retained.is_some_and(|until| now >= until) {
-            return Err(reject(Rejection::KeyDestroyed, "retention ended"));
-        }
-        if requester.is_gateway {
-            return Ok(ReleaseDecision {
-                records: vec![],
-                handle: key.handle.clone(),
-                served: vec![],
-                kind: ReleaseKind::Gateway,
-            });
-        }
-        let mut served = Vec::new();
-        let mut first = false;
-        let mut refusal = None;
-        for address in &requester.addresses {
-            let Some(delivery) = key.recipients.get(address) else { continue };
-            let outcome = match (delivery, key.policy) {
-                (Delivery::Owed, _) => Ok(true),
-                (Delivery::Released { .. }, ReleasePolicy::Once) => Err(Rejection::AlreadyReleased),
-                (Delivery::Released { cert, .. }, ReleasePolicy::SameCertificate) if *cert != requester.cert => {
-                    Err(Rejection::ReleasedToOtherCertificate)
-                }
-                (Delivery::Released { deliveries, .. }, ReleasePolicy::SameCertificate) => {
-                    if *deliveries >= self.config.max_deliveries { Err(Rejection::RedeliveryLimit) } else { Ok(false) }
-                }
-            };
-            match outcome {
-                Ok(is_first) => {
-                    first |= is_first;
-                    served.push(address.clone());
-                }
-                Err(r) => refusal = refusal.or(Some(r)),
-            }
-        }
-        if served.is_empty() {
-            return Err(refusal.unwrap_or(Rejection::RecipientNotListed).into());
-        }
-        let mut records = vec![Record::Released {
-            key_id: key_id.clone(),
-            addresses: served.clone(),
-            cert: requester.cert.clone(),
-            at: now,
-        }];
-        let complete = key.recipients.iter().all(|(a, d)| !matches!(d, Delivery::Owed) || served.contains(a));
-        if complete && retained.is_none() && self.config.retention_secs == 0 {
-            records.push(Record::Destroyed {
-                key_id: key_id.clone(),
-                at: now,
-                expires_at: key.expires_at,
-                reason: DestroyReason::AllReleased,
-            });
-        }
-        let kind = if first { ReleaseKind::First } else { ReleaseKind::Redelivery };
-        Ok(ReleaseDecision { records, handle: key.handle.clone(), served, kind })
-    }
-
-    /// Destruction at expiry and at the end of retention, and purging of tombstones.
-    pub fn decide_expiry(&self, now: UnixTime) -> Vec<Record<T>> {
-        let mut records = Vec::new();
-        for (key_id, state) in &self.keys {
-            let key_id = key_id.clone();
-            match state {
-                KeyState::Pending(key) | KeyState::Retained { key, .. } if now >= key.expires_at => {
-                    records.push(Record::Destroyed {
-                        key_id,
-                        at: now,
-                        expires_at: key.expires_at,
-                        reason: DestroyReason::Expired,
-                    });
-                }
-                KeyState::Retained { key, until } if now >= *until => {
-                    records.push(Record::Destroyed {
-                        key_id,
-                        at: now,
-                        expires_at: key.expires_at,
-                        reason: DestroyReason::AllReleased,
-                    });
-                }
-                KeyState::Destroyed(t) if now >= t.expires_at && now > t.at => records.push(Record::Purged { key_id }),
-                _ => {}
-            }
-        }
-        records
-    }
-
     /// Applies a durable record. Fails (`storage_failed`) on a record that does not fit the
     /// state: a corrupt or reordered log.
     pub fn apply(&mut self, record: &Record<T>) -> Result<()> {
         let corrupt = |why: &str| reject(Rejection::StorageFailed, format!("record does not apply: {why}"));
+        let key_id = record.key_id();
+        let before = self.keys.get(key_id).map(KeyState::deadline);
         match record {
-            Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at } => {
+            Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
                 if self.keys.contains_key(key_id) {
                     return Err(corrupt("key id issued twice"));
                 }
@@ -448,6 +388,7 @@ impl<T: LedgerTypes> Ledger<T> {
                     issued_at: *issued_at,
                     expires_at: *expires_at,
                     recipients,
+                    request: request.clone(),
                 };
                 self.keys.insert(key_id.clone(), KeyState::Pending(key));
             }
@@ -476,14 +417,27 @@ impl<T: LedgerTypes> Ledger<T> {
                     *state = KeyState::Retained { key, until: at.plus_secs(retention) };
                 }
             }
-            Record::Destroyed { key_id, at, expires_at, reason } => {
-                self.keys.insert(
-                    key_id.clone(),
-                    KeyState::Destroyed(Tombstone { at: *at, expires_at: *expires_at, reason: *reason }),
-                );
+            Record::Destroyed { key_id, at, expires_at, reason, request } => {
+                // The request the key answered: from the record, or from the live key (a
+                // record of an older store may lack it).
+                let request = request.clone().or_else(|| self.keys.get(key_id).and_then(|s| s.request().cloned()));
+                let tombstone = Tombstone { at: *at, expires_at: *expires_at, reason: *reason, request };
+                self.keys.insert(key_id.clone(), KeyState::Destroyed(tombstone));
             }
             Record::Purged { key_id } => {
-                self.keys.remove(key_id);
+                if let Some(r) = self.keys.remove(key_id).as_ref().and_then(KeyState::request) {
+                    self.requests.remove(&r.id);
+                }
+            }
+        }
+        // Keep the indexes: the key's deadline, and the request it answered.
+        if let Some(t) = before {
+            self.deadlines.remove(&(t, key_id.clone()));
+        }
+        if let Some(state) = self.keys.get(key_id) {
+            self.deadlines.insert((state.deadline(), key_id.clone()));
+            if let Some(r) = state.request() {
+                self.requests.insert(r.id.clone(), (r.time, key_id.clone()));
             }
         }
         Ok(())
@@ -491,7 +445,17 @@ impl<T: LedgerTypes> Ledger<T> {
 
     /// Checks the ledger's own invariants (for tests, the model checker and the simulator).
     pub fn check_invariants(&self) -> core::result::Result<(), String> {
+        if self.deadlines.len() != self.keys.len()
+            || self.keys.iter().any(|(id, s)| !self.deadlines.contains(&(s.deadline(), id.clone())))
+        {
+            return Err("the deadline index differs from the keys".into());
+        }
         for (id, state) in &self.keys {
+            if let Some(r) = state.request()
+                && self.requests.get(&r.id).is_none_or(|(_, k)| k != id)
+            {
+                return Err(format!("{id:?}: its request is not indexed"));
+            }
             match state {
                 KeyState::Pending(k) if !k.recipients.values().any(|d| matches!(d, Delivery::Owed)) => {
                     return Err(format!("{id:?} pending with nothing owed"));

@@ -10,8 +10,9 @@ mod ticket;
 
 pub use client::{Gateway, PendingRelease, ReceivedMessage, Recipient};
 pub use gatekeeper::{
-    Gatekeeper, GatekeeperConfig, GatekeeperCrypto, GatewayPrincipal, Issuance, Release, SenderRule, StorageKey,
-    VerifiedKeyRequest, VerifiedReleaseRequest,
+    DecidedIssuance, DecidedRelease, DrawFromRng, Gatekeeper, GatekeeperConfig, GatekeeperCrypto, GatewayPrincipal,
+    Issuance, IssueWork, Release, ReleaseWork, SenderRule, StorageKey, VerifiedKeyRequest, VerifiedReleaseRequest,
+    limits,
 };
 pub use sender::{PendingKeyRequest, SendKey, Sender};
 pub use ticket::{KeyDeliveryContent, KeyRequestContent, ReleaseRequestContent, Ticket, TicketContent};

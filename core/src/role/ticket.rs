@@ -65,8 +65,8 @@ impl KeyRequestContent {
     }
 
     /// What identifies a key request (step V14): the sender and its nonce, both signed.
-    pub fn request_id(&self) -> (EmailAddress, Nonce) {
-        (self.sender.clone(), self.nonce)
+    pub fn request_id(&self) -> crate::ids::RequestId {
+        crate::ids::RequestId { sender: self.sender.clone(), nonce: self.nonce }
     }
 
     /// Encodes as [`KeyRequest`] DER.

@@ -1,0 +1,198 @@
+//! The gatekeeper's decisions: issue (V14 and a fresh key), release (V21 to V24), and what is
+//! due at a time (expiry, end of retention, purge). Each reads the state and returns a
+//! [`Decided`]; nothing changes until [`Ledger::commit`].
+
+use super::pipeline::{Decided, Drawn, Granted, KeyDraw};
+use super::{
+    Delivery, DestroyReason, KeyState, Ledger, LedgerTypes, Record, ReleaseKind, ReleasePolicy, RequestRecord,
+    Requester,
+};
+use crate::error::{Rejection, Result, reject};
+use crate::time::UnixTime;
+
+/// What verification established about a key request (V1 to V13), for the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueFacts<T: LedgerTypes> {
+    /// What identifies the request (V14).
+    pub request: T::RequestId,
+    /// Its signed request time.
+    pub request_time: UnixTime,
+    /// The sender.
+    pub sender: T::Address,
+    /// The recipients, distinct (V12).
+    pub recipients: Vec<T::Address>,
+    /// The release policy of the ticket.
+    pub policy: ReleasePolicy,
+    /// The ticket's expiry.
+    pub expires_at: UnixTime,
+}
+
+/// What verification established about a release request (V1 to V13, V20), for the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseFacts<T: LedgerTypes> {
+    /// The ticket's key id.
+    pub key_id: T::KeyId,
+    /// The addresses the ticket lists.
+    pub listed: Vec<T::Address>,
+    /// The ticket's expiry.
+    pub expires_at: UnixTime,
+    /// Who asks.
+    pub requester: Requester<T>,
+}
+
+impl<T: LedgerTypes> Ledger<T> {
+    /// V14, then a fresh key from `draw`, then the `Issued` record. A request whose id was
+    /// answered within the window is `duplicate_request` (nothing is drawn); a drawn key id
+    /// the ledger knows is `key_id_collision` (L2).
+    pub fn decide_issue<D: KeyDraw<T>>(
+        &self,
+        facts: IssueFacts<T>,
+        draw: &mut D,
+        now: UnixTime,
+    ) -> Result<Decided<T, Drawn<T, D::Key>>> {
+        let request = match self.config.request_window_secs {
+            Some(window) => {
+                if self.requests.get(&facts.request).is_some_and(|(t, _)| now <= t.plus_secs(window)) {
+                    return Err(reject(Rejection::DuplicateRequest, "this request was already answered"));
+                }
+                Some(RequestRecord { id: facts.request, time: facts.request_time })
+            }
+            None => None,
+        };
+        if facts.recipients.is_empty() {
+            return Err(Rejection::NoRecipients.into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if !facts.recipients.iter().all(|r| seen.insert(r)) {
+            return Err(Rejection::DuplicateRecipient.into());
+        }
+        let (key_id, handle, key) = draw.draw()?;
+        if self.keys.contains_key(&key_id) {
+            return Err(reject(Rejection::KeyIdCollision, "key id already known"));
+        }
+        let record = Record::Issued {
+            key_id: key_id.clone(),
+            handle,
+            sender: facts.sender,
+            recipients: facts.recipients,
+            policy: facts.policy,
+            issued_at: now,
+            expires_at: facts.expires_at,
+            request,
+        };
+        Ok(Decided::new(vec![record], Drawn { key_id, key, expires_at: facts.expires_at }))
+    }
+
+    /// V21 (the ticket's expiry), V22 (a gateway principal, or a listed address), V23 (the
+    /// key known and live), V24 (the policy): may the requester have the key at `now`?
+    pub fn decide_release(&self, facts: &ReleaseFacts<T>, now: UnixTime) -> Result<Decided<T, Granted<T>>> {
+        if now >= facts.expires_at {
+            return Err(Rejection::TicketExpired.into());
+        }
+        let requester = &facts.requester;
+        let is_gateway =
+            self.gateways.iter().any(|g| g.issuer == requester.anchor && requester.addresses.contains(&g.address));
+        if !is_gateway && !requester.addresses.iter().any(|a| facts.listed.contains(a)) {
+            return Err(reject(Rejection::RecipientNotListed, "no address of the certificate is listed"));
+        }
+        let key_id = &facts.key_id;
+        let (key, retained) = match self.keys.get(key_id) {
+            None => return Err(Rejection::KeyUnknown.into()),
+            Some(KeyState::Destroyed(_)) => return Err(Rejection::KeyDestroyed.into()),
+            Some(KeyState::Pending(key)) => (key, None),
+            Some(KeyState::Retained { key, until }) => (key, Some(*until)),
+        };
+        if now >= key.expires_at {
+            return Err(Rejection::TicketExpired.into());
+        }
+        if retained.is_some_and(|until| now >= until) {
+            return Err(reject(Rejection::KeyDestroyed, "retention ended"));
+        }
+        if is_gateway {
+            let granted = Granted { handle: key.handle.clone(), served: vec![], kind: ReleaseKind::Gateway };
+            return Ok(Decided::new(vec![], granted));
+        }
+        let mut served = Vec::new();
+        let mut first = false;
+        let mut refusal = None;
+        for address in &requester.addresses {
+            let Some(delivery) = key.recipients.get(address) else { continue };
+            let outcome = match (delivery, key.policy) {
+                (Delivery::Owed, _) => Ok(true),
+                (Delivery::Released { .. }, ReleasePolicy::Once) => Err(Rejection::AlreadyReleased),
+                (Delivery::Released { cert, .. }, ReleasePolicy::SameCertificate) if *cert != requester.cert => {
+                    Err(Rejection::ReleasedToOtherCertificate)
+                }
+                (Delivery::Released { deliveries, .. }, ReleasePolicy::SameCertificate) => {
+                    if *deliveries >= self.config.max_deliveries { Err(Rejection::RedeliveryLimit) } else { Ok(false) }
+                }
+            };
+            match outcome {
+                Ok(is_first) => {
+                    first |= is_first;
+                    served.push(address.clone());
+                }
+                Err(r) => refusal = refusal.or(Some(r)),
+            }
+        }
+        if served.is_empty() {
+            return Err(refusal.unwrap_or(Rejection::RecipientNotListed).into());
+        }
+        let mut records = vec![Record::Released {
+            key_id: key_id.clone(),
+            addresses: served.clone(),
+            cert: requester.cert.clone(),
+            at: now,
+        }];
+        let complete = key.recipients.iter().all(|(a, d)| !matches!(d, Delivery::Owed) || served.contains(a));
+        if complete && retained.is_none() && self.config.retention_secs == 0 {
+            records.push(Record::Destroyed {
+                key_id: key_id.clone(),
+                at: now,
+                expires_at: key.expires_at,
+                reason: DestroyReason::AllReleased,
+                request: key.request.clone(),
+            });
+        }
+        let kind = if first { ReleaseKind::First } else { ReleaseKind::Redelivery };
+        Ok(Decided::new(records, Granted { handle: key.handle.clone(), served, kind }))
+    }
+
+    /// When the next expiry, end of retention or purge is due (`None`: no key is held).
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// What is due at `now`: destruction at expiry and at the end of retention, purging of
+    /// tombstones. Only the keys whose deadline passed are looked at, in deadline order.
+    pub fn decide_expiry(&self, now: UnixTime) -> Decided<T, ()> {
+        let mut records = Vec::new();
+        for (_, key_id) in self.deadlines.iter().take_while(|(t, _)| *t <= now) {
+            let Some(state) = self.keys.get(key_id) else { continue };
+            let key_id = key_id.clone();
+            match state {
+                KeyState::Pending(key) | KeyState::Retained { key, .. } if now >= key.expires_at => {
+                    records.push(Record::Destroyed {
+                        key_id,
+                        at: now,
+                        expires_at: key.expires_at,
+                        reason: DestroyReason::Expired,
+                        request: key.request.clone(),
+                    });
+                }
+                KeyState::Retained { key, until } if now >= *until => {
+                    records.push(Record::Destroyed {
+                        key_id,
+                        at: now,
+                        expires_at: key.expires_at,
+                        reason: DestroyReason::AllReleased,
+                        request: key.request.clone(),
+                    });
+                }
+                KeyState::Destroyed(t) if now >= t.purge_at() => records.push(Record::Purged { key_id }),
+                _ => {}
+            }
+        }
+        Decided::new(records, ())
+    }
+}

@@ -1,0 +1,129 @@
+//! Stage 4: the responses' crypto, built only from a [`Committed`] decision; and the key
+//! drawing of stage 2.
+
+use super::verify::{CACHE_BOUND, GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
+use super::{Issuance, Release};
+use crate::cms::{envelope, signed};
+use crate::crypto::CryptoRng;
+use crate::error::Result;
+use crate::ids::{KEY_ID_LEN, KeyId, OneTimeKey, WrappedKey};
+use crate::ledger::{Committed, Concrete, Drawn, Granted, KeyDraw};
+use crate::role::ticket::{encode_delivery, encode_ticket_info};
+use crate::time::UnixTime;
+use crate::wire::oid;
+
+/// An issuance decided: the verified request, the drawn key, the time it was decided.
+#[derive(Debug)]
+pub struct IssueWork {
+    request: VerifiedKeyRequest,
+    drawn: Drawn<Concrete, OneTimeKey>,
+    issued_at: UnixTime,
+}
+
+impl IssueWork {
+    pub(super) fn new(request: VerifiedKeyRequest, drawn: Drawn<Concrete, OneTimeKey>, issued_at: UnixTime) -> Self {
+        IssueWork { request, drawn, issued_at }
+    }
+
+    /// The key id drawn.
+    pub fn key_id(&self) -> &KeyId {
+        &self.drawn.key_id
+    }
+
+    /// The ticket's expiry.
+    pub fn expires_at(&self) -> UnixTime {
+        self.drawn.expires_at
+    }
+}
+
+/// A release decided: the verified request and what the ledger granted.
+#[derive(Debug)]
+pub struct ReleaseWork {
+    request: VerifiedReleaseRequest,
+    granted: Granted<Concrete>,
+}
+
+impl ReleaseWork {
+    pub(super) fn new(request: VerifiedReleaseRequest, granted: Granted<Concrete>) -> Self {
+        ReleaseWork { request, granted }
+    }
+
+    /// What the ledger granted (kind, addresses served).
+    pub fn granted(&self) -> &Granted<Concrete> {
+        &self.granted
+    }
+}
+
+/// Draws a fresh key id and key from an RNG and wraps the key under the storage key.
+pub struct DrawFromRng<'a> {
+    crypto: &'a GatekeeperCrypto,
+    rng: &'a mut dyn CryptoRng,
+}
+
+impl KeyDraw<Concrete> for DrawFromRng<'_> {
+    type Key = OneTimeKey;
+
+    fn draw(&mut self) -> Result<(KeyId, WrappedKey, OneTimeKey)> {
+        let p = self.crypto.provider;
+        let mut id = [0u8; KEY_ID_LEN];
+        p.fill_random(self.rng, &mut id);
+        let rng = &mut *self.rng;
+        let key = OneTimeKey::filled_by(|bytes| p.fill_random(rng, bytes));
+        let handle = p.aes256_kw_wrap(self.crypto.storage_key.bytes(), key.expose())?;
+        Ok((KeyId(id), handle, key))
+    }
+}
+
+impl GatekeeperCrypto {
+    /// The key drawing of stage 2, from `rng`.
+    pub fn draw_from<'a>(&'a self, rng: &'a mut dyn CryptoRng) -> DrawFromRng<'a> {
+        DrawFromRng { crypto: self, rng }
+    }
+
+    /// The grant (key encrypted to the sender) and the ticket (signed request, key id, URI,
+    /// times, policy, grant digest), signed once.
+    pub fn build_issuance(&self, committed: Committed<IssueWork>, rng: &mut dyn CryptoRng) -> Result<Issuance> {
+        let IssueWork { request, drawn, issued_at } = committed.into_payload();
+        let p = self.provider;
+        let delivery =
+            encode_delivery(&drawn.key_id, &drawn.key, request.digest(), &request.content().sender.to_string())?;
+        let grant = envelope::seal_to(p, &request.sender().certificate, oid::CT_KEY_DELIVERY, &delivery, rng)?;
+        let info = encode_ticket_info(
+            &drawn.key_id,
+            &self.config().uri,
+            request.der(),
+            issued_at,
+            drawn.expires_at,
+            self.config().policy,
+            &p.sha256(&grant),
+        )?;
+        let ticket = signed::sign(p, &self.credential, oid::CT_TICKET, &info, issued_at, rng)?;
+        if let Ok(mut t) = self.issued_tickets.lock() {
+            if t.len() >= CACHE_BOUND {
+                t.clear();
+            }
+            t.insert(p.sha256(&ticket));
+        }
+        Ok(Issuance { key_id: drawn.key_id, grant, ticket, expires_at: drawn.expires_at })
+    }
+
+    /// The release: the key, unwrapped from storage, in a gatekeeper-signed key delivery,
+    /// encrypted to the requester's certificate.
+    pub fn build_release(
+        &self,
+        committed: Committed<ReleaseWork>,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<Release> {
+        let ReleaseWork { request, granted } = committed.into_payload();
+        let p = self.provider;
+        let key = p.aes256_kw_unwrap(self.storage_key.bytes(), &granted.handle.0)?;
+        let requester = request.requester_certificate();
+        let to = granted.served.first().or(requester.addresses.first()).map(|a| a.to_string()).unwrap_or_default();
+        let key_id = request.ticket().key_id;
+        let delivery = encode_delivery(&key_id, &key, request.digest(), &to)?;
+        let signed_delivery = signed::sign_secret(p, &self.credential, oid::CT_KEY_DELIVERY, &delivery, now, rng)?;
+        let der = envelope::seal_to(p, &requester.certificate, oid::ID_SIGNED_DATA, &signed_delivery, rng)?;
+        Ok(Release { key_id, der, kind: granted.kind, served: granted.served })
+    }
+}

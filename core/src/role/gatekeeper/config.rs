@@ -1,0 +1,168 @@
+//! The gatekeeper's configuration: every field with its range (`docs/protocol.md` §4.4),
+//! checked before anything is recorded.
+
+use zeroize::Zeroizing;
+
+use crate::address::EmailAddress;
+use crate::error::{Rejection, Result, reject};
+use crate::ids::{CertId, KEY_LEN};
+use crate::ledger::{Concrete, LedgerConfig, ReleasePolicy};
+use crate::pki::TrustAnchors;
+use crate::wire::MAX_RECIPIENTS;
+
+/// Who may ask for keys: a sender is recognised when every field set in some rule matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderRule {
+    /// The sender's address is in this domain.
+    pub domain: Option<String>,
+    /// The sender's certificate path ends at this anchor.
+    pub issuer: Option<CertId>,
+}
+
+/// A gateway of this organisation: the certificate's address and the anchor it must chain to.
+pub type GatewayPrincipal = crate::ledger::GatewayPrincipal<Concrete>;
+
+/// Gatekeeper settings.
+#[derive(Clone, Debug)]
+pub struct GatekeeperConfig {
+    /// This gatekeeper's contact URI (written into every ticket; its certificate names it).
+    pub uri: String,
+    /// Trust anchors for senders, recipients and gateways (the federation).
+    pub anchors: TrustAnchors,
+    /// Who may ask for keys.
+    pub senders: Vec<SenderRule>,
+    /// This organisation's gateways.
+    pub gateways: Vec<GatewayPrincipal>,
+    /// Release policy for new tickets.
+    pub policy: ReleasePolicy,
+    /// Retention and re-delivery bounds (the V14 window is `max_clock_skew_secs`).
+    pub ledger: LedgerConfig,
+    /// Ticket lifetime.
+    pub ticket_lifetime_secs: u64,
+    /// Recipient cap (at most [`MAX_RECIPIENTS`]).
+    pub max_recipients: usize,
+    /// Largest accepted distance between a request's time and `now`.
+    pub max_clock_skew_secs: u64,
+}
+
+/// The ranges of [`GatekeeperConfig`]'s numbers (`docs/protocol.md` §3.4, L3).
+pub mod limits {
+    /// Shortest ticket lifetime, in seconds.
+    pub const TICKET_LIFETIME_SECS_MIN: u64 = 60;
+    /// Longest ticket lifetime: 366 days.
+    pub const TICKET_LIFETIME_SECS_MAX: u64 = 366 * 24 * 3600;
+    /// Largest clock skew accepted: one hour.
+    pub const MAX_CLOCK_SKEW_SECS_MAX: u64 = 3600;
+    /// Most deliveries per address under `same_certificate`.
+    pub const MAX_DELIVERIES_MAX: u32 = 100;
+    /// Shortest and longest certification path (end entity and anchor included).
+    pub const PATH_LEN: core::ops::RangeInclusive<usize> = 2..=8;
+    /// Most sender rules and gateway principals.
+    pub const RULES_MAX: usize = 1000;
+}
+
+impl GatekeeperConfig {
+    /// Defaults: policy `once`, 30-day tickets, no retention, 1000 recipients, 5 min skew.
+    pub fn new(uri: impl Into<String>, anchors: TrustAnchors) -> Self {
+        GatekeeperConfig {
+            uri: uri.into(),
+            anchors,
+            senders: Vec::new(),
+            gateways: Vec::new(),
+            policy: ReleasePolicy::Once,
+            ledger: LedgerConfig::default(),
+            ticket_lifetime_secs: 30 * 24 * 3600,
+            max_recipients: MAX_RECIPIENTS,
+            max_clock_skew_secs: 300,
+        }
+    }
+
+    /// Checks every field against its range (`invalid_configuration` naming the field), so
+    /// that no request can fail after its record is durable for a reason known at start.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, rule: &str| Err(reject(Rejection::InvalidConfiguration, format!("{field}: {rule}")));
+        if self.uri.is_empty()
+            || self.uri.len() > crate::wire::MAX_URI_LEN
+            || !self.uri.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return bad("uri", "1 to 512 printable ASCII characters");
+        }
+        if self.anchors.ids().is_empty() {
+            return bad("anchors", "at least one trust anchor");
+        }
+        if !limits::PATH_LEN.contains(&self.anchors.limits().max_path_len) {
+            return bad("max_path_len", "2 to 8 certificates");
+        }
+        if self.senders.is_empty() {
+            return bad("senders", "at least one sender rule (nobody could ask for a key)");
+        }
+        if self.senders.len() > limits::RULES_MAX || self.gateways.len() > limits::RULES_MAX {
+            return bad("senders", "at most 1000 sender rules and 1000 gateways");
+        }
+        for rule in &self.senders {
+            if rule.domain.is_none() && rule.issuer.is_none() {
+                return bad("senders", "a rule names a domain, an issuing anchor, or both");
+            }
+            if let Some(d) = &rule.domain
+                && EmailAddress::parse(&format!("x@{d}")).is_err()
+            {
+                return bad("senders.domain", "a domain of LDH labels");
+            }
+        }
+        let anchors = self.anchors.ids();
+        if self
+            .senders
+            .iter()
+            .filter_map(|r| r.issuer)
+            .chain(self.gateways.iter().map(|g| g.issuer))
+            .any(|i| !anchors.contains(&i))
+        {
+            return bad("senders.issuer", "an issuer must be one of the trust anchors");
+        }
+        if !(1..=MAX_RECIPIENTS).contains(&self.max_recipients) {
+            return bad("max_recipients", "1 to 1000");
+        }
+        if self.max_clock_skew_secs > limits::MAX_CLOCK_SKEW_SECS_MAX {
+            return bad("max_clock_skew_secs", "0 to 3600");
+        }
+        if !(limits::TICKET_LIFETIME_SECS_MIN..=limits::TICKET_LIFETIME_SECS_MAX).contains(&self.ticket_lifetime_secs) {
+            return bad("ticket_lifetime_secs", "60 to 31622400 (366 days)");
+        }
+        if self.ticket_lifetime_secs < 2 * self.max_clock_skew_secs {
+            return bad("ticket_lifetime_secs", "at least twice max_clock_skew_secs (the duplicate-request window)");
+        }
+        if self.ledger.retention_secs > self.ticket_lifetime_secs {
+            return bad("retention_secs", "0 to ticket_lifetime_secs (expiry destroys every key)");
+        }
+        if !(1..=limits::MAX_DELIVERIES_MAX).contains(&self.ledger.max_deliveries) {
+            return bad("max_deliveries", "1 to 100");
+        }
+        Ok(())
+    }
+
+    /// The ledger's settings: retention and re-delivery as configured, and V14's window the
+    /// clock skew (a request older than that is refused by V13 anyway).
+    pub fn ledger_config(&self) -> LedgerConfig {
+        LedgerConfig { request_window_secs: Some(self.max_clock_skew_secs), ..self.ledger }
+    }
+}
+
+/// The symmetric key under which stored keys are wrapped (AES-256 key wrap).
+pub struct StorageKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl StorageKey {
+    /// From raw bytes.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        StorageKey(Zeroizing::new(bytes))
+    }
+
+    pub(super) fn bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("StorageKey(<redacted>)")
+    }
+}

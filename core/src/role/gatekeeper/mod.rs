@@ -1,0 +1,246 @@
+//! The gatekeeper (EKG): issues one-time keys to recognised senders and releases each, once,
+//! to the listed recipients and to its own organisation's gateway.
+//!
+//! # Driving it
+//! A request goes through four typed stages, each consuming the previous one's output:
+//!
+//! 1. **verify** ([`GatekeeperCrypto::verify_key_request`], [`GatekeeperCrypto::verify_release_request`]):
+//!    every check that needs crypto or certificates (V1 to V13, V20). `&self` on the shared
+//!    [`GatekeeperCrypto`]: any number of threads. Yields a [`VerifiedKeyRequest`] or
+//!    [`VerifiedReleaseRequest`], which only verification makes.
+//! 2. **decide** ([`Gatekeeper::decide_issue`], [`Gatekeeper::decide_release`]): the serial
+//!    stage on the ledger: V14, a fresh key and its one expiry (issue); V21 to V24 (release).
+//!    Yields a [`Decided`]: records to make durable, and what the response needs.
+//! 3. **commit** ([`Gatekeeper::commit`]): makes the records durable ([`Store::append`]),
+//!    then applies them. Yields a [`Committed`], which only `commit` makes.
+//! 4. **build** ([`GatekeeperCrypto::build_issuance`], [`GatekeeperCrypto::build_release`]):
+//!    the response's crypto, from a `Committed` only; any thread.
+//!
+//! A response therefore cannot exist without its durable record. Stages 2 and 3 run under
+//! the caller's lock (one at a time); 1 and 4 do not need it. [`Gatekeeper::handle_key_request`]
+//! and [`Gatekeeper::handle_release_request`] run all four in one call.
+//!
+//! Timers, quinn-style: [`Gatekeeper::poll_timeout`] says when the next expiry, end of
+//! retention or purge is due; call [`Gatekeeper::handle_timeout`] at (or after) that time.
+//! `now` must not go backwards.
+
+mod build;
+mod config;
+mod verify;
+
+use std::sync::Arc;
+
+pub use build::{DrawFromRng, IssueWork, ReleaseWork};
+pub use config::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey, limits};
+pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
+
+use crate::address::EmailAddress;
+use crate::crypto::{CryptoProvider, CryptoRng};
+use crate::error::{Rejection, Result, reject};
+use crate::ids::{KeyId, OneTimeKey};
+use crate::ledger::{
+    Committed, Concrete, Decided, IssueFacts, KeyDraw, KeyState, Ledger, ReleaseFacts, ReleaseKind, Store,
+};
+use crate::pki::Credential;
+use crate::time::UnixTime;
+use crate::wire::oid;
+
+/// What the gatekeeper returns to a sender.
+#[derive(Clone, Debug)]
+pub struct Issuance {
+    /// The key id.
+    pub key_id: KeyId,
+    /// The grant: the key encrypted to the sender's certificate.
+    pub grant: Vec<u8>,
+    /// The ticket: the signed request, signed again by the gatekeeper.
+    pub ticket: Vec<u8>,
+    /// Ticket expiry.
+    pub expires_at: UnixTime,
+}
+
+/// What the gatekeeper returns to a recipient or gateway.
+#[derive(Clone, Debug)]
+pub struct Release {
+    /// The key id.
+    pub key_id: KeyId,
+    /// The release: a gatekeeper-signed key delivery, encrypted to the requester.
+    pub der: Vec<u8>,
+    /// First release, re-delivery or gateway.
+    pub kind: ReleaseKind,
+    /// The listed addresses served.
+    pub served: Vec<EmailAddress>,
+}
+
+/// An issuance decided, not yet durable.
+pub type DecidedIssuance = Decided<Concrete, IssueWork>;
+/// A release decided, not yet durable.
+pub type DecidedRelease = Decided<Concrete, ReleaseWork>;
+
+/// The gatekeeper: [`GatekeeperCrypto`] around one serial ledger and its store.
+#[derive(Debug)]
+pub struct Gatekeeper<S: Store<Concrete>> {
+    crypto: Arc<GatekeeperCrypto>,
+    ledger: Ledger<Concrete>,
+    store: S,
+}
+
+impl<S: Store<Concrete>> Gatekeeper<S> {
+    /// A gatekeeper whose ledger is recovered from `store`. Refuses a configuration no
+    /// request could be answered under (`invalid_configuration`, naming the field).
+    pub fn new(
+        provider: &'static dyn CryptoProvider,
+        config: GatekeeperConfig,
+        credential: Credential,
+        storage_key: StorageKey,
+        store: S,
+    ) -> Result<Self> {
+        config.validate()?;
+        check_credential(&config, &credential)?;
+        let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
+        let ledger = Ledger::recover(config.ledger_config(), records.iter())?.with_gateways(config.gateways.clone());
+        // A wrong storage key would fail every release after its record is durable: refuse
+        // to start with one (each live key must unwrap).
+        for (_, state) in ledger.keys() {
+            if let KeyState::Pending(k) | KeyState::Retained { key: k, .. } = state {
+                provider.aes256_kw_unwrap(storage_key.bytes(), &k.handle.0).map_err(|_| {
+                    reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys")
+                })?;
+            }
+        }
+        let crypto = Arc::new(GatekeeperCrypto::new(provider, config, credential, storage_key));
+        Ok(Gatekeeper { crypto, ledger, store })
+    }
+
+    /// The crypto half.
+    pub fn crypto(&self) -> &GatekeeperCrypto {
+        &self.crypto
+    }
+
+    /// The crypto half, shared: threads verify requests and build answers with it while the
+    /// serial stages run under the caller's lock.
+    pub fn shared_crypto(&self) -> Arc<GatekeeperCrypto> {
+        Arc::clone(&self.crypto)
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger<Concrete> {
+        &self.ledger
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives up the store (e.g. to recover a new gatekeeper from it after a simulated crash).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Steps V1 to V14, then issuance: verify, decide, commit, build.
+    pub fn handle_key_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Issuance> {
+        let verified = self.crypto.verify_key_request(der, now)?;
+        let decided = self.decide_issue(verified, now, rng)?;
+        let committed = self.commit(decided)?;
+        self.crypto.build_issuance(committed, rng)
+    }
+
+    /// Steps V1 to V8, V13 and V20 to V24, then the release: verify, decide, commit, build.
+    pub fn handle_release_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Release> {
+        let verified = self.crypto.verify_release_request(der, now)?;
+        let decided = self.decide_release(verified, now)?;
+        let committed = self.commit(decided)?;
+        self.crypto.build_release(committed, now, rng)
+    }
+
+    /// The serial stage of an issuance: V14, a fresh key id and key from `rng` (the key
+    /// wrapped under the storage key), and the ticket's one expiry.
+    pub fn decide_issue(
+        &self,
+        request: VerifiedKeyRequest,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<DecidedIssuance> {
+        let mut draw = self.crypto.draw_from(rng);
+        self.decide_issue_with(request, &mut draw, now)
+    }
+
+    /// As [`Gatekeeper::decide_issue`], drawing the key from `draw` (tests inject a key id).
+    pub fn decide_issue_with<D: KeyDraw<Concrete, Key = OneTimeKey>>(
+        &self,
+        request: VerifiedKeyRequest,
+        draw: &mut D,
+        now: UnixTime,
+    ) -> Result<DecidedIssuance> {
+        let config = self.crypto.config();
+        let expires_at = now.plus_secs(config.ticket_lifetime_secs);
+        // Every time the ticket will carry must encode, before anything is recorded.
+        now.to_generalized()?;
+        expires_at.to_generalized()?;
+        let facts = IssueFacts {
+            request: request.content().request_id(),
+            request_time: request.content().request_time,
+            sender: request.content().sender.clone(),
+            recipients: request.content().recipients.clone(),
+            policy: config.policy,
+            expires_at,
+        };
+        let decided = self.ledger.decide_issue(facts, draw, now)?;
+        Ok(decided.map(|drawn| IssueWork::new(request, drawn, now)))
+    }
+
+    /// The serial stage of a release: V21 to V24 on the ledger.
+    pub fn decide_release(&self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<DecidedRelease> {
+        let facts = ReleaseFacts {
+            key_id: request.ticket().key_id,
+            listed: request.ticket().request.recipients.clone(),
+            expires_at: request.ticket().expires_at,
+            requester: request.requester(),
+        };
+        let decided = self.ledger.decide_release(&facts, now)?;
+        Ok(decided.map(|granted| ReleaseWork::new(request, granted)))
+    }
+
+    /// Makes a decision's records durable, then applies them (nothing is applied if the
+    /// store fails: `storage_failed`).
+    pub fn commit<P>(&mut self, decided: Decided<Concrete, P>) -> Result<Committed<P>> {
+        self.ledger.commit(&mut self.store, decided)
+    }
+
+    /// When [`Gatekeeper::handle_timeout`] next has work: the next expiry, end of retention
+    /// or purge (`None`: nothing is held).
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        self.ledger.poll_timeout()
+    }
+
+    /// Destroys expired keys and keys whose retention ended, purges old tombstones: what is
+    /// due at `now`, made durable. Returns how many records were made.
+    pub fn handle_timeout(&mut self, now: UnixTime) -> Result<usize> {
+        let decided = self.ledger.decide_expiry(now);
+        let made = decided.records().len();
+        self.commit(decided)?;
+        Ok(made)
+    }
+}
+
+/// Clients accept a ticket only from a certificate that passes C1: refuse a credential they
+/// would refuse, or whose certificates would not fit a ticket's limit.
+fn check_credential(config: &GatekeeperConfig, credential: &Credential) -> Result<()> {
+    // Its certificates ride in every ticket and release (docs/protocol.md §4.4).
+    let chain_len =
+        credential.chain_der().iter().map(Vec::len).fold(credential.certificate_der().len(), usize::saturating_add);
+    if chain_len > crate::wire::MAX_GATEKEEPER_CERTIFICATES_LEN {
+        return Err(reject(Rejection::InvalidConfiguration, "credential: certificate and chain over 32 KiB"));
+    }
+    if !credential.has_extended_key_usage(&oid::KP_GATEKEEPER) || !credential.uris().contains(&config.uri) {
+        return Err(reject(Rejection::InvalidConfiguration, "certificate lacks id-ekg-kp-gatekeeper or the URI"));
+    }
+    // C1 validates the ticket's signer as an S/MIME certificate (V7, V8).
+    if !credential.has_extended_key_usage(&oid::KP_EMAIL_PROTECTION) || credential.addresses().is_empty() {
+        return Err(reject(
+            Rejection::InvalidConfiguration,
+            "credential: certificate lacks emailProtection or an rfc822Name",
+        ));
+    }
+    Ok(())
+}
