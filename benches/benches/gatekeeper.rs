@@ -165,8 +165,7 @@ fn gatekeeper(c: &mut Criterion) {
 /// wraps to bob's certificate N times: the cost and size of a recipient info do not depend on
 /// whose certificate it is. Message sizes are printed once per N.
 fn binding(c: &mut Criterion) {
-    use ekg_core::cms::envelope;
-    use ekg_core::wire::oid;
+    use ekg_core::internal::wire::oid;
     for p in providers() {
         let w = World::new(p);
         let sender = w.sender();
@@ -182,7 +181,7 @@ fn binding(c: &mut Criterion) {
                 for c in &certs {
                     w.anchors.validate(p, c, bob.chain(), NOW).expect("valid");
                 }
-                envelope::seal_to_all(p, &certs, oid::ID_DATA, &body, rng).expect("envelope")
+                ekg_sim::smime::seal_to_all(p, &certs, oid::ID_DATA, &body, rng).expect("envelope")
             };
             let to: Vec<EmailAddress> =
                 (0..n).map(|i| EmailAddress::parse(&format!("r{i}@example.org")).expect("address")).collect();

@@ -6,12 +6,12 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ekg_core::crypto::default_provider;
+use ekg_core::internal::wire::dump::dump;
 use ekg_core::ledger::{Concrete, MemoryStore, ReleasePolicy};
 use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::role::{
     Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
 };
-use ekg_core::wire::dump::dump;
 use ekg_core::{EmailAddress, UnixTime};
 use ekg_testpki::{Federation, Issued, Org, pem};
 use rand_chacha::ChaCha20Rng;

@@ -1,15 +1,21 @@
 //! `ekg-core`: the sans-IO core of the Email Key Gatekeeper protocol.
 //!
-//! Crate map (one concern per module):
-//! - [`wire`]: our DER structures (key request, ticket, release request, key delivery), the
-//!   OIDs of the private arc, strict DER decoding and a readable dump.
-//! - [`cms`]: the narrow CMS profile: SignedData, key-transport AuthEnvelopedData (grant,
-//!   release) and the KEK-keyed AuthEnvelopedData of the sealed message.
-//! - [`pki`]: certificates, credentials, trust anchors, path validation, identity rules.
-//! - [`crypto`]: the provider trait and the default RustCrypto provider.
-//! - [`ledger`]: the gatekeeper's crypto-free decision logic (who may get which key, once),
-//!   generic over identities and key handles, plus records and the [`ledger::Store`] trait.
-//! - [`role`]: sender, gatekeeper, recipient and gateway.
+//! # The public surface
+//! - [`role`]: the parties ([`role::Sender`], [`role::Gatekeeper`] with its typed pipeline,
+//!   [`role::Recipient`], [`role::Gateway`]), their configuration, inputs and outputs.
+//! - [`ledger`]: the gatekeeper's crypto-free decisions, generic over [`ledger::LedgerTypes`]
+//!   (so that the model checker runs the same code): [`ledger::Ledger`], its records, the
+//!   [`ledger::Store`] trait and [`ledger::MemoryStore`], the pipeline types
+//!   [`ledger::Decided`] and [`ledger::Committed`].
+//! - [`crypto`]: the [`crypto::CryptoProvider`] trait and the providers.
+//! - [`pki`]: credentials, trust anchors, validated certificates.
+//! - [`error`]: [`Error`], [`Rejection`] (a stable snake_case code per check) and [`Fault`].
+//! - [`limits`]: every size limit of `docs/protocol.md` §4.4.
+//! - [`address`], [`ids`], [`time`]: addresses, identifiers and keys, time.
+//!
+//! The raw ASN.1 structures, the strict DER decoder, the CMS building blocks and the dump are
+//! not part of it: they sit behind [`internal`] (hidden; for the fixtures' generator, the
+//! simulator, benchmarks and fuzzers, as rustls does), with no stability promise.
 //!
 //! Nothing here opens a socket or a file, reads a clock, spawns a thread or draws ambient
 //! randomness: time and RNG are arguments, bytes go in, bytes or a typed [`Error`] come out.
@@ -17,7 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod address;
-pub mod cms;
+mod cms;
 pub mod crypto;
 pub mod error;
 pub mod ids;
@@ -25,9 +31,34 @@ pub mod ledger;
 pub mod pki;
 pub mod role;
 pub mod time;
-pub mod wire;
+mod wire;
 
 pub use address::EmailAddress;
 pub use error::{Error, Fault, Rejection, Result};
-pub use ids::{CertId, Digest, KeyId, Nonce, OneTimeKey, WrappedKey};
+pub use ids::{CertId, Digest, KeyId, Nonce, OneTimeKey, RequestId, WrappedKey};
 pub use time::UnixTime;
+
+/// The size limits of `docs/protocol.md` §4.4, in bytes (counts where said).
+pub mod limits {
+    pub use crate::cms::sealed::MAX_SEALED_LEN;
+    pub use crate::cms::signed::{MAX_CERTIFICATE_LEN, MAX_CERTIFICATES};
+    pub use crate::wire::{
+        MAX_ENVELOPE_LEN, MAX_GATEKEEPER_CERTIFICATES_LEN, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS,
+        MAX_RELEASE_REQUEST_LEN, MAX_TICKET_LEN, MAX_URI_LEN,
+    };
+}
+
+/// Building blocks below the public surface: the CMS profile's pieces, the raw ASN.1 of
+/// `docs/ekg.asn1`, strict DER, OIDs and the readable dump. For the fixtures' generator,
+/// the simulator, benchmarks and fuzzers; no stability promise.
+#[doc(hidden)]
+pub mod internal {
+    /// The CMS profile: SignedData, key-transport envelopes, the sealed message, raw sets.
+    pub mod cms {
+        pub use crate::cms::*;
+    }
+    /// The raw structures of `docs/ekg.asn1`, OIDs, strict DER and the dump.
+    pub mod wire {
+        pub use crate::wire::*;
+    }
+}

@@ -9,11 +9,11 @@ mod common;
 use common::*;
 use der::asn1::{GeneralizedTime, Ia5String, OctetString};
 use der::{DateTime, Encode};
-use ekg_core::cms::signed;
+use ekg_core::internal::cms::signed;
+use ekg_core::internal::wire::{KeyRequest, oid};
 use ekg_core::ledger::{KeyState, MemoryStore, ReleaseKind, ReleasePolicy, Store};
 use ekg_core::pki::{PathLimits, TrustAnchors};
 use ekg_core::role::Recipient;
-use ekg_core::wire::{KeyRequest, oid};
 use ekg_core::{Rejection, UnixTime};
 
 fn sign_request(signer: &ekg_testpki::Issued, sender: &str, recipients: &[&str], time: UnixTime) -> Vec<u8> {
@@ -143,11 +143,13 @@ fn v4_missing_signer_certificate_is_rejected() {
     use cms::signed_data::SignedData;
     use der::{Any, Decode};
     let good = sign_request(&fed().sender_org.users[0].1, "alice@example.com", &["bob@example.org"], NOW);
-    let ci = ekg_core::wire::ContentInfo::from_der(&good).expect("ci");
+    let ci = ekg_core::internal::wire::ContentInfo::from_der(&good).expect("ci");
     let mut sd: SignedData = ci.content.decode_as().expect("sd");
     sd.certificates = None;
-    let ci =
-        ekg_core::wire::ContentInfo { content_type: ci.content_type, content: Any::encode_from(&sd).expect("any") };
+    let ci = ekg_core::internal::wire::ContentInfo {
+        content_type: ci.content_type,
+        content: Any::encode_from(&sd).expect("any"),
+    };
     let mut gk = gatekeeper(ReleasePolicy::Once);
     assert_eq!(issue_code(&mut gk, &ci.to_der().expect("der")), Some("signer_certificate_missing"));
 }
@@ -599,6 +601,9 @@ struct FailingKeyWrap;
 impl ekg_core::crypto::CryptoProvider for FailingKeyWrap {
     fn name(&self) -> &'static str {
         "failing-key-wrap"
+    }
+    fn deterministic(&self) -> bool {
+        true
     }
     fn sha256(&self, data: &[u8]) -> ekg_core::Digest {
         p().sha256(data)

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ekg_core::UnixTime;
-use ekg_core::cms::{envelope, signed};
+use ekg_core::internal::cms::signed;
+use ekg_core::internal::wire::oid;
 use ekg_core::pki::TrustAnchors;
-use ekg_core::wire::oid;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use sha2::{Digest as _, Sha256};
@@ -46,7 +46,7 @@ pub fn run(
     let ops_before = ops(w);
     let mut rng = ChaCha20Rng::seed_from_u64(crypto_seed);
     let mut body_rng = ChaCha20Rng::seed_from_u64(crypto_seed ^ 0x5eed);
-    let mut obs = Observer::new(ekg_core::ledger::ReleasePolicy::Once);
+    let mut obs = Observer::new(ekg_core::ledger::ReleasePolicy::Once, 0);
     let mut rep = SchemeReport { scheme: "early".into(), messages: msgs.len() as u64, ..Default::default() };
     let mut trace = Sha256::new();
     let anchors: Vec<TrustAnchors> = (0..w.orgs.len()).map(|o| w.anchors(o)).collect::<Result<_, _>>()?;
@@ -124,7 +124,7 @@ pub fn run(
         let signed_body = signed::sign(w.provider, &sv.credential, oid::ID_DATA, &body, at(m.submit_ms), &mut rng)
             .map_err(SimError::core)?;
         let refs: Vec<&Certificate> = to.iter().collect();
-        let der = envelope::seal_to_all(w.provider, &refs, oid::ID_SIGNED_DATA, &signed_body, &mut rng)
+        let der = crate::smime::seal_to_all(w.provider, &refs, oid::ID_SIGNED_DATA, &signed_body, &mut rng)
             .map_err(SimError::core)?;
         obs.learned(&facts, Party::Sender(m.sender));
         rep.add_bytes("envelope", der.len() * mail_copies(w, m));
@@ -225,7 +225,7 @@ fn open(
     now: UnixTime,
     rng: &mut ChaCha20Rng,
 ) -> Result<Vec<u8>, &'static str> {
-    let (ct, inner) = envelope::open_as_one_of(w.provider, der, cred, MAX_LEN, rng).map_err(|e| e.code())?;
+    let (ct, inner) = crate::smime::open_as_one_of(w.provider, der, cred, MAX_LEN, rng).map_err(|e| e.code())?;
     if ct != oid::ID_SIGNED_DATA {
         return Err("unexpected_content_type");
     }

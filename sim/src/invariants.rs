@@ -57,12 +57,11 @@ pub struct MessageFacts<'a> {
     pub recipients: &'a [usize],
 }
 
-/// When a key must be gone: its listed addresses not yet served, when the last was, its expiry.
+/// A key not yet seen gone: its listed addresses not yet served, and when the last was.
 #[derive(Debug)]
 struct Due {
     unserved: BTreeSet<EmailAddress>,
     all_served_ms: Option<u64>,
-    expires_ms: u64,
 }
 
 /// The observer.
@@ -76,6 +75,10 @@ pub struct Observer {
     /// Keys not yet seen gone, with the listed addresses still unserved, the time the last
     /// was served (ms) and the ticket's expiry (ms).
     due: BTreeMap<KeyId, Due>,
+    /// When each tracked key must be gone by (ms): its expiry, and once all were served,
+    /// that time plus the retention. Only entries already due are looked at.
+    deadlines: BTreeSet<(u64, KeyId)>,
+    retention_ms: u64,
     knowledge: BTreeSet<(usize, Party)>,
     /// Violations found, as `code: detail`.
     pub violations: Vec<String>,
@@ -87,7 +90,7 @@ pub struct Observer {
 
 impl Observer {
     /// An observer for gatekeepers with `policy`.
-    pub fn new(policy: ReleasePolicy) -> Observer {
+    pub fn new(policy: ReleasePolicy, retention_ms: u64) -> Observer {
         Observer {
             policy,
             key_ids: BTreeMap::new(),
@@ -95,6 +98,8 @@ impl Observer {
             first: BTreeMap::new(),
             destroyed: BTreeSet::new(),
             due: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            retention_ms,
             knowledge: BTreeSet::new(),
             violations: Vec::new(),
             exposed: BTreeSet::new(),
@@ -109,7 +114,8 @@ impl Observer {
     /// A gatekeeper issued `key_id` for message `msg`.
     pub fn issued(&mut self, key_id: KeyId, msg: usize, listed: &[EmailAddress], expires_ms: u64) {
         self.checks += 1;
-        self.due.insert(key_id, Due { unserved: listed.iter().cloned().collect(), all_served_ms: None, expires_ms });
+        self.due.insert(key_id, Due { unserved: listed.iter().cloned().collect(), all_served_ms: None });
+        self.deadlines.insert((expires_ms, key_id));
         if let Some(other) = self.key_ids.insert(key_id, msg) {
             self.violation("key_id_reused", format!("key id {} for messages {other} and {msg}", hex::encode(key_id.0)));
         }
@@ -147,6 +153,7 @@ impl Observer {
             }
             if due.unserved.is_empty() && due.all_served_ms.is_none() {
                 due.all_served_ms = Some(at_ms);
+                self.deadlines.insert((at_ms.saturating_add(self.retention_ms), key_id));
             }
         }
         if self.destroyed.contains(&key_id) {
@@ -212,37 +219,30 @@ impl Observer {
         self.destroyed.contains(key_id)
     }
 
-    /// At a sweep at `now_ms`: every key past its destruction time (all served plus
-    /// `retention_ms`, or its expiry, each plus one sweep interval `slack_ms`) must be gone
-    /// from the store, as `held` says; keys seen gone are no longer tracked.
-    pub fn check_destruction(
-        &mut self,
-        now_ms: u64,
-        retention_ms: u64,
-        slack_ms: u64,
-        mut held: impl FnMut(&KeyId) -> Option<bool>,
-    ) {
-        let mut gone = Vec::new();
-        let mut late = Vec::new();
-        for (key_id, due) in &self.due {
-            let Some(in_store) = held(key_id) else { continue };
-            if !in_store {
-                gone.push(*key_id);
+    /// At a sweep at `now_ms`: every key past its destruction time (all served plus the
+    /// retention, or its expiry) must be gone from its store, as `held` says (`None`: not
+    /// this sweep's gatekeeper, looked at by its own). Keys seen gone are no longer tracked.
+    pub fn check_destruction(&mut self, now_ms: u64, mut held: impl FnMut(&KeyId) -> Option<bool>) {
+        self.checks += 1;
+        let due: Vec<(u64, KeyId)> = self.deadlines.range(..=(now_ms, KeyId([0xff; 16]))).copied().collect();
+        for (at, key_id) in due {
+            if !self.due.contains_key(&key_id) {
+                self.deadlines.remove(&(at, key_id));
                 continue;
             }
-            let served_due = due.all_served_ms.map(|t| t.saturating_add(retention_ms).saturating_add(slack_ms));
-            let expiry_due = due.expires_ms.saturating_add(slack_ms);
-            if served_due.is_some_and(|t| now_ms >= t) || now_ms >= expiry_due {
-                late.push(*key_id);
+            match held(&key_id) {
+                None => {}
+                Some(false) => {
+                    self.deadlines.remove(&(at, key_id));
+                    self.due.remove(&key_id);
+                }
+                Some(true) => {
+                    self.deadlines.remove(&(at, key_id));
+                    self.due.remove(&key_id);
+                    let key = hex::encode(key_id.0);
+                    self.violation("key_not_destroyed", format!("key {key} still in the store at {now_ms} ms"));
+                }
             }
-        }
-        self.checks += 1;
-        for k in gone {
-            self.due.remove(&k);
-        }
-        for k in late {
-            self.due.remove(&k);
-            self.violation("key_not_destroyed", format!("key {} still in the store at {now_ms} ms", hex::encode(k.0)));
         }
     }
 
@@ -266,7 +266,7 @@ mod tests {
         let listed = [addr("u1@a.example"), addr("u2@b.example")];
         let (k, c1, c2) = (KeyId([1; 16]), CertId([1; 32]), CertId([2; 32]));
 
-        let mut o = Observer::new(ReleasePolicy::SameCertificate);
+        let mut o = Observer::new(ReleasePolicy::SameCertificate, 0);
         o.issued(k, 0, &listed, 1_000_000);
         o.key_bytes(0, [9; 32]);
         o.released(&facts, k, ReleaseKind::First, &listed[..1], &listed, c1, Party::Recipient(1), 0);
@@ -307,7 +307,7 @@ mod tests {
         let facts = MessageFacts { id: 0, sender: 0, sender_org: 0, recipients: &[1] };
         let listed = [addr("u1@a.example")];
         let (k, c1) = (KeyId([1; 16]), CertId([1; 32]));
-        let mut o = Observer::new(ReleasePolicy::Once);
+        let mut o = Observer::new(ReleasePolicy::Once, 0);
         o.released(&facts, k, ReleaseKind::First, &listed, &listed, c1, Party::Recipient(1), 0);
         assert!(o.violations.is_empty());
         o.released(&facts, k, ReleaseKind::Redelivery, &listed, &listed, c1, Party::Recipient(1), 0);
@@ -319,28 +319,31 @@ mod tests {
         let facts = MessageFacts { id: 0, sender: 0, sender_org: 0, recipients: &[1, 2] };
         let listed = [addr("u1@a.example"), addr("u2@b.example")];
         let (k, c1) = (KeyId([1; 16]), CertId([1; 32]));
-        let mut o = Observer::new(ReleasePolicy::Once);
+        let mut o = Observer::new(ReleasePolicy::Once, 60_000);
         o.issued(k, 0, &listed, 100_000);
         o.released(&facts, k, ReleaseKind::First, &listed[..1], &listed, c1, Party::Recipient(1), 1_000);
         // One address still owed: no deadline but the expiry.
-        o.check_destruction(50_000, 0, 60_000, |_| Some(true));
+        o.check_destruction(50_000, |_| Some(true));
         assert!(o.violations.is_empty());
         o.released(&facts, k, ReleaseKind::First, &listed[1..], &listed, c1, Party::Recipient(2), 2_000);
-        // All served at 2 s: due at 2 s + retention 0 + one sweep of 60 s.
-        o.check_destruction(61_000, 0, 60_000, |_| Some(true));
+        // All served at 2 s: due at 2 s + the retention of 60 s.
+        o.check_destruction(61_000, |_| Some(true));
         assert!(o.violations.is_empty());
-        o.check_destruction(62_000, 0, 60_000, |_| Some(true));
+        o.check_destruction(62_000, |_| Some(true));
         assert_eq!(o.violations.len(), 1, "{:?}", o.violations);
         assert!(o.violations[0].starts_with("key_not_destroyed"));
         // Expiry alone, and a key seen gone is not tracked again.
         let k2 = KeyId([2; 16]);
         o.issued(k2, 1, &listed, 10_000);
-        o.check_destruction(5_000, 0, 1_000, |_| Some(false));
-        o.check_destruction(20_000, 0, 1_000, |_| Some(true));
+        o.check_destruction(10_000, |_| Some(false));
+        o.check_destruction(20_000, |_| Some(true));
         assert_eq!(o.violations.len(), 1, "{:?}", o.violations);
+        // Another gatekeeper's key waits for its own sweep.
         let k3 = KeyId([3; 16]);
         o.issued(k3, 2, &listed, 10_000);
-        o.check_destruction(11_000, 0, 1_000, |k| Some(*k == k3));
+        o.check_destruction(11_000, |_| None);
+        assert_eq!(o.violations.len(), 1, "{:?}", o.violations);
+        o.check_destruction(11_000, |k| Some(*k == k3));
         assert_eq!(o.violations.len(), 2, "{:?}", o.violations);
     }
 }

@@ -277,7 +277,7 @@ impl<'a> LateRun<'a> {
             body_seed: crypto_seed ^ 0x5eed,
             state,
             fetches: Vec::new(),
-            obs: Observer::new(policy),
+            obs: Observer::new(policy, sc.gatekeeper.retention_secs * 1000),
             rep: SchemeReport { scheme: "late".into(), messages: msgs.len() as u64, ..Default::default() },
             rps: BTreeMap::new(),
             trace: Sha256::new(),
@@ -892,11 +892,14 @@ impl<'a> LateRun<'a> {
         let Some(gk) = slot.gk.as_mut() else { return Ok("gatekeeper down".into()) };
         self.w.provider.act_as(Role::Gatekeeper);
         let records = gk.handle_timeout(now).map_err(SimError::core)?;
+        if let Err(e) = gk.ledger().check_invariants() {
+            let name = self.w.orgs.get(org).map(|x| x.domain.clone()).unwrap_or_default();
+            self.obs.ledger_violation(&name, e);
+        }
         let destroyed = self.reap(org)?;
         // The destruction oracle reads this gatekeeper's store.
-        let retention_ms = self.sc.gatekeeper.retention_secs * 1000;
         let gks = &self.gks;
-        self.obs.check_destruction(now_ms, retention_ms, 0, |k| {
+        self.obs.check_destruction(now_ms, |k| {
             let slot = gks.get(org)?;
             let gk = slot.gk.as_ref()?;
             let ours = slot.live.contains_key(k) || !gk.store().records_of(k).is_empty();
@@ -918,10 +921,6 @@ impl<'a> LateRun<'a> {
             .filter(|k| !matches!(gk.ledger().state(k), Some(KeyState::Pending(_) | KeyState::Retained { .. })))
             .copied()
             .collect();
-        if let Err(e) = gk.ledger().check_invariants() {
-            let name = self.w.orgs.get(org).map(|x| x.domain.clone()).unwrap_or_default();
-            self.obs.ledger_violation(&name, e);
-        }
         for k in &gone {
             if let Some(at) = slot.live.remove(k) {
                 self.lifetimes.push((now_ms - at) as f64 / 1000.0);

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod queue;
 pub mod report;
 pub mod scenario;
+pub mod smime;
 pub mod workload;
 pub mod world;
 
@@ -156,6 +157,9 @@ pub struct RunReport {
     pub command: String,
     /// The crypto provider.
     pub provider: String,
+    /// Whether the provider takes all its randomness from the run's seeded RNGs (then the
+    /// same seed gives the same bytes, not only the same events).
+    pub deterministic_bytes: bool,
     /// Organisations, users and keys made for the PKI.
     pub users: usize,
     /// RSA keys generated.
@@ -232,6 +236,7 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
         seeds,
         command,
         provider: metered.inner_name().to_owned(),
+        deterministic_bytes: metered.deterministic(),
         users: world.users.len(),
         keys_generated: world.keys_generated,
         setup_secs,

@@ -188,6 +188,10 @@ impl CryptoProvider for Metered {
         self.inner.name()
     }
 
+    fn deterministic(&self) -> bool {
+        self.inner.deterministic()
+    }
+
     fn sha256(&self, data: &[u8]) -> Digest {
         self.meter.timed(|| self.inner.sha256(data))
     }

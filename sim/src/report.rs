@@ -16,6 +16,14 @@ pub fn text(r: &RunReport) -> String {
         "{} users, {} RSA keys made in {:.1} s, provider {}, {} messages, {} (message, recipient) pairs",
         r.users, r.keys_generated, r.setup_secs, r.provider, l.messages, l.pairs
     );
+    if !r.deterministic_bytes {
+        let _ = writeln!(
+            s,
+            "provider {} draws some randomness from the OS: the same seed gives the same events and trace \
+             hash, not the same bytes (use provider = \"rustcrypto\" for byte-identical runs)",
+            r.provider
+        );
+    }
     let _ = writeln!(s);
     let _ = writeln!(s, "{:<46} {:>16} {:>16}", "", "late (EKG)", "early (S/MIME)");
     let row = |s: &mut String, name: &str, a: String, b: String| {

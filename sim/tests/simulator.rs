@@ -66,6 +66,8 @@ fn same_seed_same_trace_and_results() {
     let a = run(&small(11));
     let b = run(&small(11));
     assert_eq!(a.trace_hash, b.trace_hash);
+    // Determinism is the provider's property, and the report says which it is.
+    assert_eq!(a.deterministic_bytes, a.provider == "rustcrypto", "{}", a.provider);
     assert_eq!(a.late.pairs_readable, b.late.pairs_readable);
     assert_eq!(a.late.bytes, b.late.bytes);
     assert_eq!(a.early.lost, b.early.lost);

@@ -4,9 +4,9 @@
 //! AES-256-GCM content encryption; KeyTransRecipientInfo version 0, identified by issuer and
 //! serial number, RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 4055, RFC 8017) to the
 //! requester's certificate (the seed's "encrypted with the sender's public email signing
-//! key"). The EKG profile ([`seal_to`], [`open`]) has exactly one recipient. Early binding
-//! ([`seal_to_all`], [`open_as_one_of`]) has one KeyTransRecipientInfo per recipient, as
-//! S/MIME (RFC 8551) does: the sender must hold every recipient's certificate at send time.
+//! key"). The EKG profile ([`seal_to`], [`open`]) has exactly one recipient. The building
+//! blocks [`seal_to_each`] and [`open_any`] take any number of KeyTransRecipientInfos, as
+//! S/MIME (RFC 8551) does: the simulator's early binding (`ekg_sim::smime`) is made of them.
 
 use cms::authenveloped_data::AuthEnvelopedData;
 use cms::cert::IssuerAndSerialNumber;
@@ -71,12 +71,12 @@ pub fn seal_to(
     content: &[u8],
     rng: &mut dyn CryptoRng,
 ) -> Result<Vec<u8>> {
-    seal_to_all(provider, &[recipient], content_type, content, rng)
+    seal_to_each(provider, &[recipient], content_type, content, rng)
 }
 
-/// Early binding: encrypts `content` once, with the content key wrapped to each of
-/// `recipients` (one KeyTransRecipientInfo each, in order). Refuses an empty list.
-pub fn seal_to_all(
+/// Encrypts `content` once, with the content key wrapped to each of `recipients` (one
+/// KeyTransRecipientInfo each, in order). Refuses an empty list.
+pub fn seal_to_each(
     provider: &dyn CryptoProvider,
     recipients: &[&Certificate],
     content_type: ObjectIdentifier,
@@ -127,9 +127,9 @@ pub fn open(
     open_with(provider, der, me, max_len, false, rng)
 }
 
-/// Early binding: decrypts an envelope with any number of recipients, using the
-/// KeyTransRecipientInfo that names `me` (`not_for_this_recipient` when none does).
-pub fn open_as_one_of(
+/// Decrypts an envelope with any number of recipients, using the KeyTransRecipientInfo that
+/// names `me` (`not_for_this_recipient` when none does).
+pub fn open_any(
     provider: &dyn CryptoProvider,
     der: &[u8],
     me: &Credential,

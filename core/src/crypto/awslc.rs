@@ -25,6 +25,11 @@ use crate::ids::{Digest, KEY_LEN, OneTimeKey, WrappedKey};
 pub struct AwsLc;
 
 impl CryptoProvider for AwsLc {
+    /// aws-lc-rs blinds RSA signatures with its own `SystemRandom`: not deterministic.
+    fn deterministic(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "aws-lc-rs"
     }
@@ -161,8 +166,12 @@ impl PrivateKey for AwsLcKey {
 
     fn sign_pkcs1_sha256(&self, message: &[u8], _rng: &mut dyn CryptoRng) -> Result<Vec<u8>> {
         let mut sig = vec![0u8; self.signing.public_modulus_len()];
+        // aws-lc-rs takes no caller RNG for RSA signing: the one place an OS RNG is drawn
+        // (`CryptoProvider::deterministic` says so).
+        #[allow(clippy::disallowed_methods)]
+        let os_rng = SystemRandom::new();
         self.signing
-            .sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
+            .sign(&signature::RSA_PKCS1_SHA256, &os_rng, message, &mut sig)
             .map_err(|_| reject(Rejection::CryptoFailure, "sign"))?;
         Ok(sig)
     }

@@ -31,6 +31,11 @@ pub trait CryptoProvider: Debug + Send + Sync {
     /// A short name (`rustcrypto`, `aws-lc-rs`).
     fn name(&self) -> &'static str;
 
+    /// Whether every random choice the provider makes comes from the caller's RNG, so that
+    /// the same seed gives the same bytes. `false` for a provider that draws from the OS (its
+    /// RSA blinding, say): outputs then differ between runs (their lengths do not).
+    fn deterministic(&self) -> bool;
+
     /// SHA-256.
     fn sha256(&self, data: &[u8]) -> Digest;
 

@@ -24,6 +24,10 @@ fn public_key(spki_der: &[u8]) -> Result<rsa::PublicKey> {
 }
 
 impl CryptoProvider for RustCrypto {
+    fn deterministic(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "rustcrypto"
     }
