@@ -5,6 +5,7 @@
 mod check;
 mod demo;
 mod fixtures;
+mod serve;
 mod simulate;
 
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ enum Command {
         #[arg(long)]
         now: Option<u64>,
     },
+    /// Serve the gatekeeper over HTTP (docs/protocol.md §8, docs/server.md): the HTTP
+    /// binding, a durable SQLite store, metrics; SIGTERM stops it gracefully.
+    Serve(ServeArgs),
     /// Model-check the protocol: the results matrix (configuration x property), with unique
     /// states, time and states/s, and every counterexample as a readable trace.
     Check {
@@ -97,6 +101,32 @@ enum Command {
         #[arg(long)]
         timeout_secs: Option<u64>,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// The configuration file (TOML; docs/server.md).
+    #[arg(long, required_unless_present = "demo")]
+    config: Option<PathBuf>,
+    /// Check the configuration (every field, every file it names), then stop.
+    #[arg(long)]
+    check_config: bool,
+    /// Serve a demo gatekeeper: the test PKI of example.com and example.org, a fresh storage
+    /// key and a new database, written into --dir; prints what to try.
+    #[arg(long, conflicts_with_all = ["config", "check_config"])]
+    demo: bool,
+    /// The demo's directory (default: a new one under the system's temporary directory).
+    #[arg(long, requires = "demo")]
+    dir: Option<PathBuf>,
+    /// Listen on this address instead of the configuration's (demo: 127.0.0.1:8443).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// TLS certificate chain (PEM); with --tls-key.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, PKCS#8); with --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +164,15 @@ fn main() -> ExitCode {
         }
         .map(|passed| if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         .map_err(Into::into),
+        Command::Serve(a) => serve::run(serve::Args {
+            config: a.config,
+            check_config: a.check_config,
+            demo: a.demo,
+            dir: a.dir,
+            listen: a.listen,
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+        }),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
         Command::Check { full, only, threads, explore, addr, dfs, reduced, timeout_secs } => {
             let timeout = timeout_secs.map(std::time::Duration::from_secs);

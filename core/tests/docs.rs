@@ -29,6 +29,7 @@ fn every_ekg_oid_is_in_the_asn1_module() {
         oid::CT_TICKET,
         oid::CT_RELEASE_REQUEST,
         oid::CT_KEY_DELIVERY,
+        oid::CT_ISSUANCE,
         oid::AA_TICKET_DIGEST,
         oid::UA_TICKET,
         oid::KP_GATEKEEPER,

@@ -336,6 +336,8 @@ fn parent_chain(parent: &Authority) -> Vec<Vec<u8>> {
 pub struct Org {
     /// Its mail domain.
     pub domain: String,
+    /// Its gatekeeper's URI.
+    pub uri: String,
     /// Its root CA.
     pub ca: Authority,
     /// Its gatekeeper (address `ekg@DOMAIN`, URI `https://ekg.DOMAIN/`).
@@ -349,9 +351,13 @@ pub struct Org {
 impl Org {
     /// Builds an organisation with the given user local parts.
     pub fn build(pki: &mut Pki, domain: &str, users: &[&str]) -> Org {
+        Org::build_with_uri(pki, domain, users, &Org::gatekeeper_uri_for(domain))
+    }
+
+    /// As [`Org::build`], the gatekeeper's certificate naming `uri` (a demo on loopback).
+    pub fn build_with_uri(pki: &mut Pki, domain: &str, users: &[&str], uri: &str) -> Org {
         let ca = pki.root(domain);
-        let gatekeeper =
-            pki.issue(&ca, &EntitySpec::gatekeeper(&format!("ekg@{domain}"), &Org::gatekeeper_uri_for(domain)));
+        let gatekeeper = pki.issue(&ca, &EntitySpec::gatekeeper(&format!("ekg@{domain}"), uri));
         let gateway = pki.issue(&ca, &EntitySpec::user(&format!("gateway@{domain}")));
         let users = users
             .iter()
@@ -361,7 +367,7 @@ impl Org {
                 (address, issued)
             })
             .collect();
-        Org { domain: domain.to_owned(), ca, gatekeeper, gateway, users }
+        Org { domain: domain.to_owned(), uri: uri.to_owned(), ca, gatekeeper, gateway, users }
     }
 
     /// The gatekeeper URI of a domain.
@@ -371,7 +377,7 @@ impl Org {
 
     /// This organisation's gatekeeper URI.
     pub fn gatekeeper_uri(&self) -> String {
-        Org::gatekeeper_uri_for(&self.domain)
+        self.uri.clone()
     }
 
     /// A user by address.

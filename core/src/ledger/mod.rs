@@ -312,6 +312,8 @@ pub struct Ledger<T: LedgerTypes> {
     requests: BTreeMap<T::RequestId, (UnixTime, T::KeyId)>,
     /// Every key's next deadline ([`KeyState::deadline`]), in time order.
     deadlines: BTreeSet<(UnixTime, T::KeyId)>,
+    /// How many keys are pending or retained (kept by `apply`).
+    held: usize,
 }
 
 impl<T: LedgerTypes> Ledger<T> {
@@ -323,6 +325,7 @@ impl<T: LedgerTypes> Ledger<T> {
             keys: BTreeMap::new(),
             requests: BTreeMap::new(),
             deadlines: BTreeSet::new(),
+            held: 0,
         }
     }
 
@@ -366,7 +369,7 @@ impl<T: LedgerTypes> Ledger<T> {
 
     /// How many keys are still held (pending or retained).
     pub fn held_keys(&self) -> usize {
-        self.keys.values().filter(|k| !matches!(k, KeyState::Destroyed(_))).count()
+        self.held
     }
 
     /// Applies a durable record. Fails (`storage_failed`) on a record that does not fit the
@@ -375,6 +378,7 @@ impl<T: LedgerTypes> Ledger<T> {
         let corrupt = |why: &str| reject(Rejection::StorageFailed, format!("record does not apply: {why}"));
         let key_id = record.key_id();
         let before = self.keys.get(key_id).map(KeyState::deadline);
+        let was_held = self.keys.get(key_id).is_some_and(|s| !matches!(s, KeyState::Destroyed(_)));
         match record {
             Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
                 if self.keys.contains_key(key_id) {
@@ -430,7 +434,9 @@ impl<T: LedgerTypes> Ledger<T> {
                 }
             }
         }
-        // Keep the indexes: the key's deadline, and the request it answered.
+        // Keep the indexes: the key's deadline, the request it answered, the count held.
+        let is_held = self.keys.get(key_id).is_some_and(|s| !matches!(s, KeyState::Destroyed(_)));
+        self.held = self.held + usize::from(is_held) - usize::from(was_held);
         if let Some(t) = before {
             self.deadlines.remove(&(t, key_id.clone()));
         }
@@ -445,6 +451,9 @@ impl<T: LedgerTypes> Ledger<T> {
 
     /// Checks the ledger's own invariants (for tests, the model checker and the simulator).
     pub fn check_invariants(&self) -> core::result::Result<(), String> {
+        if self.held != self.keys.values().filter(|k| !matches!(k, KeyState::Destroyed(_))).count() {
+            return Err("the count of held keys differs from the keys".into());
+        }
         if self.deadlines.len() != self.keys.len()
             || self.keys.iter().any(|(id, s)| !self.deadlines.contains(&(s.deadline(), id.clone())))
         {

@@ -15,7 +15,9 @@ pub use gatekeeper::{
     limits,
 };
 pub use sender::{PendingKeyRequest, SendKey, Sender};
-pub use ticket::{KeyDeliveryContent, KeyRequestContent, ReleaseRequestContent, Ticket, TicketContent};
+pub use ticket::{
+    KeyDeliveryContent, KeyRequestContent, ReleaseRequestContent, Ticket, TicketContent, decode_issuance_response,
+};
 
 use crate::ledger::ReleasePolicy;
 use crate::wire::ReleasePolicyCode;

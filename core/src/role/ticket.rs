@@ -331,3 +331,28 @@ pub(crate) fn check_skew(request_time: UnixTime, now: UnixTime, max_skew_secs: u
     }
     Ok(())
 }
+
+/// Encodes the HTTP answer to a key request: ContentInfo { id-ekg-ct-issuance,
+/// IssuanceResponse { grant, ticket } }.
+pub(crate) fn encode_issuance_response(grant: &[u8], ticket: &[u8]) -> Result<Vec<u8>> {
+    use der::Decode;
+    let response = wire::IssuanceResponse {
+        grant: wire::ContentInfo::from_der(grant).map_err(crate::cms::encode_failed)?,
+        ticket: wire::ContentInfo::from_der(ticket).map_err(crate::cms::encode_failed)?,
+    };
+    let inner = response.to_der().map_err(crate::cms::encode_failed)?;
+    let mut out = crate::cms::raw::wrap_content_info(oid::CT_ISSUANCE, &inner).map_err(crate::cms::encode_failed)?;
+    Ok(core::mem::take(&mut *out))
+}
+
+/// The grant and the ticket of an HTTP answer to a key request (strict DER, at most the
+/// grant's and the ticket's limits together).
+pub fn decode_issuance_response(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let (content_type, inner) =
+        crate::cms::raw::content_info_parts(der, wire::MAX_ENVELOPE_LEN + MAX_TICKET_LEN + 64, "ContentInfo")?;
+    if content_type != oid::CT_ISSUANCE {
+        return Err(reject(Rejection::UnexpectedContentType, format!("{content_type} is not id-ekg-ct-issuance")));
+    }
+    let r: wire::IssuanceResponse = strict::decode(inner, wire::MAX_ENVELOPE_LEN + MAX_TICKET_LEN, "IssuanceResponse")?;
+    Ok((r.grant.to_der().map_err(crate::cms::encode_failed)?, r.ticket.to_der().map_err(crate::cms::encode_failed)?))
+}

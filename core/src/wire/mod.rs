@@ -150,6 +150,21 @@ pub struct KeyDelivery {
     pub delivered_to: Ia5String,
 }
 
+/// ```asn1
+/// IssuanceResponse ::= SEQUENCE {
+///   grant   ContentInfo,   -- AuthEnvelopedData { KeyDelivery }, to the sender
+///   ticket  ContentInfo }  -- SignedData(gatekeeper) { TicketInfo }
+/// ```
+/// The body of the HTTP answer to a key request, as the content of a ContentInfo of type
+/// `id-ekg-ct-issuance` (`docs/protocol.md` §8).
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct IssuanceResponse {
+    /// The grant.
+    pub grant: ContentInfo,
+    /// The ticket.
+    pub ticket: ContentInfo,
+}
+
 /// An OCTET STRING whose contents are zeroized on drop and never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretOctets(pub Zeroizing<Vec<u8>>);

@@ -156,6 +156,16 @@ impl StorageKey {
         StorageKey(Zeroizing::new(bytes))
     }
 
+    /// From a slice of exactly 32 bytes, copied straight into the zeroizing key.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        if bytes.len() != KEY_LEN {
+            return None;
+        }
+        key.copy_from_slice(bytes);
+        Some(StorageKey(key))
+    }
+
     pub(super) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }

@@ -58,6 +58,14 @@ pub struct Issuance {
     pub expires_at: UnixTime,
 }
 
+impl Issuance {
+    /// The HTTP answer to the key request: a ContentInfo of type `id-ekg-ct-issuance`
+    /// holding the grant and the ticket (`docs/protocol.md` §8).
+    pub fn to_response_der(&self) -> Result<Vec<u8>> {
+        crate::role::ticket::encode_issuance_response(&self.grant, &self.ticket)
+    }
+}
+
 /// What the gatekeeper returns to a recipient or gateway.
 #[derive(Clone, Debug)]
 pub struct Release {

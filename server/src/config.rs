@@ -1,0 +1,458 @@
+//! The server's configuration file (TOML), every field checked at start with an error that
+//! names the field and the rule (`docs/server.md`, "Configuration"). Relative paths are
+//! relative to the configuration file's directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ekg_core::crypto::CryptoProvider;
+use ekg_core::ledger::{LedgerConfig, ReleasePolicy};
+use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
+use ekg_core::role::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey};
+use ekg_core::{EmailAddress, ids::KEY_LEN};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// Largest configuration file, and largest PEM or key file it names.
+pub const MAX_FILE_LEN: u64 = 1024 * 1024;
+/// Most trust anchor files.
+pub const MAX_ANCHOR_FILES: usize = 100;
+/// Most worker threads.
+pub const MAX_WORKERS: usize = 256;
+/// Most concurrent connections.
+pub const MAX_CONNECTIONS: usize = 100_000;
+/// Longest timeout of any kind, seconds.
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+
+/// A field that does not hold: which, and the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field (`gatekeeper.storage_key`).
+    pub field: String,
+    /// What it must be.
+    pub rule: String,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "configuration: {}: {}", self.field, self.rule)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad<T>(field: &str, rule: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError { field: field.to_owned(), rule: rule.into() })
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[gatekeeper]`.
+    pub gatekeeper: GatekeeperSection,
+    /// `[[sender]]`: who may ask for keys.
+    #[serde(default, rename = "sender")]
+    pub senders: Vec<SenderSection>,
+    /// `[[gateway]]`: this organisation's gateways.
+    #[serde(default, rename = "gateway")]
+    pub gateways: Vec<GatewaySection>,
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+/// `[gatekeeper]`: the protocol's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatekeeperSection {
+    /// The gatekeeper's URI (its certificate names it; every ticket carries it).
+    pub uri: String,
+    /// PEM: the gatekeeper's certificate, then its intermediates, if any.
+    pub certificate: PathBuf,
+    /// PEM PKCS#8: its private key (mode 0600 or stricter).
+    pub key: PathBuf,
+    /// The storage key: 64 hex digits (mode 0600 or stricter).
+    pub storage_key: PathBuf,
+    /// PEM files of the trust anchors (the federation's CAs).
+    pub anchors: Vec<PathBuf>,
+    /// `once` or `same_certificate`.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// Seconds a key is kept after its last recipient.
+    #[serde(default)]
+    pub retention_secs: u64,
+    /// Deliveries per address under `same_certificate`.
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: u32,
+    /// Ticket lifetime.
+    #[serde(default = "default_lifetime")]
+    pub ticket_lifetime_secs: u64,
+    /// Recipient cap.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Largest distance between a request's time and the clock.
+    #[serde(default = "default_skew")]
+    pub max_clock_skew_secs: u64,
+    /// Most certificates from end entity to anchor.
+    #[serde(default = "default_path_len")]
+    pub max_path_len: usize,
+    /// `aws-lc-rs` (default) or `rustcrypto`.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+}
+
+/// `[[sender]]`: a sender rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderSection {
+    /// The sender's domain.
+    pub domain: Option<String>,
+    /// PEM of the anchor the sender's certificate must chain to (one of `anchors`).
+    pub issuer: Option<PathBuf>,
+}
+
+/// `[[gateway]]`: a gateway principal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Its address.
+    pub address: String,
+    /// PEM of the anchor its certificate must chain to.
+    pub issuer: PathBuf,
+}
+
+/// `[server]`: the network service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM PKCS#8 key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// `sqlite:PATH` (or a plain path), or `memory`.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Threads for verification and response building (0: one per core).
+    #[serde(default)]
+    pub workers: usize,
+    /// Seconds to read a request's headers.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds to read a request's body.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// Most concurrent connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds in-flight requests get to finish at shutdown.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+    /// The test-only management endpoint (loopback only; `docs/conformance.md`).
+    #[serde(default)]
+    pub test_mode: bool,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plain_http: false,
+            database: default_database(),
+            workers: 0,
+            header_timeout_secs: default_header_timeout(),
+            body_timeout_secs: default_body_timeout(),
+            max_connections: default_max_connections(),
+            shutdown_grace_secs: default_grace(),
+            test_mode: false,
+        }
+    }
+}
+
+fn default_policy() -> String {
+    "once".into()
+}
+fn default_max_deliveries() -> u32 {
+    3
+}
+fn default_lifetime() -> u64 {
+    30 * 24 * 3600
+}
+fn default_max_recipients() -> usize {
+    1000
+}
+fn default_skew() -> u64 {
+    300
+}
+fn default_path_len() -> usize {
+    4
+}
+fn default_provider() -> String {
+    "aws-lc-rs".into()
+}
+fn default_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+fn default_database() -> String {
+    "sqlite:ekg.db".into()
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_body_timeout() -> u64 {
+    30
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_grace() -> u64 {
+    30
+}
+
+/// Where records are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// Memory only.
+    Memory,
+}
+
+/// TLS files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Key, PEM.
+    pub key: PathBuf,
+}
+
+/// A configuration that holds: everything the server needs, loaded and checked.
+#[derive(Debug)]
+pub struct Settings {
+    /// The crypto provider.
+    pub provider: &'static dyn CryptoProvider,
+    /// The gatekeeper's configuration.
+    pub gatekeeper: GatekeeperConfig,
+    /// Its credential.
+    pub credential: Credential,
+    /// The storage key.
+    pub storage_key: StorageKey,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// TLS, if any.
+    pub tls: Option<TlsFiles>,
+    /// The store.
+    pub database: Database,
+    /// Worker threads.
+    pub workers: usize,
+    /// Header read timeout.
+    pub header_timeout: std::time::Duration,
+    /// Body read timeout.
+    pub body_timeout: std::time::Duration,
+    /// Most concurrent connections.
+    pub max_connections: usize,
+    /// Shutdown grace.
+    pub shutdown_grace: std::time::Duration,
+    /// The test-only management endpoint.
+    pub test_mode: bool,
+}
+
+/// Reads a file of at most [`MAX_FILE_LEN`] bytes.
+pub fn read_bounded(path: &Path, field: &str) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    f.take(MAX_FILE_LEN + 1).read_to_end(&mut out).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
+    if out.len() as u64 > MAX_FILE_LEN {
+        return bad(field, format!("{}: larger than {MAX_FILE_LEN} bytes", path.display()));
+    }
+    Ok(out)
+}
+
+/// Reads a secret file that must be readable by its owner only.
+fn read_secret(path: &Path, field: &str) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return bad(field, format!("{} is readable by group or others: chmod 600 it", path.display()));
+    }
+    read_bounded(path, field).map(Zeroizing::new)
+}
+
+fn text(bytes: &[u8], field: &str) -> Result<String, ConfigError> {
+    String::from_utf8(bytes.to_vec()).or_else(|_| bad(field, "not UTF-8 text"))
+}
+
+impl FileConfig {
+    /// Parses the file at `path` (at most 1 MiB).
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let bytes = read_bounded(path, "config")?;
+        let s = text(&bytes, "config")?;
+        toml::from_str(&s).or_else(|e| bad("config", e.to_string()))
+    }
+
+    /// Checks every field and loads what they name; `dir` is the base of relative paths.
+    pub fn settings(&self, dir: &Path) -> Result<Settings, ConfigError> {
+        let g = &self.gatekeeper;
+        let at = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+        let provider: &'static dyn CryptoProvider = match g.provider.as_str() {
+            "aws-lc-rs" => &ekg_core::crypto::AwsLc,
+            "rustcrypto" => &ekg_core::crypto::RustCrypto,
+            _ => return bad("gatekeeper.provider", "aws-lc-rs or rustcrypto"),
+        };
+        let policy = match g.policy.as_str() {
+            "once" => ReleasePolicy::Once,
+            "same_certificate" => ReleasePolicy::SameCertificate,
+            _ => return bad("gatekeeper.policy", "once or same_certificate"),
+        };
+        if g.anchors.is_empty() || g.anchors.len() > MAX_ANCHOR_FILES {
+            return bad("gatekeeper.anchors", format!("1 to {MAX_ANCHOR_FILES} PEM files"));
+        }
+        let mut anchor_pem = String::new();
+        for a in &g.anchors {
+            anchor_pem.push_str(&text(&read_bounded(&at(a), "gatekeeper.anchors")?, "gatekeeper.anchors")?);
+        }
+        let limits = PathLimits { max_path_len: g.max_path_len };
+        let anchors = TrustAnchors::from_pem(provider, &anchor_pem, limits)
+            .or_else(|e| bad("gatekeeper.anchors", e.detail().to_owned()))?;
+        let anchor_id = |field: &str, p: &Path| -> Result<ekg_core::CertId, ConfigError> {
+            let pem = text(&read_bounded(&at(p), field)?, field)?;
+            let (_, der) = der::pem::decode_vec(pem.as_bytes()).or_else(|e| bad(field, format!("PEM: {e}")))?;
+            let id = provider_cert_id(provider, &der);
+            if !anchors.ids().contains(&id) {
+                return bad(field, format!("{} is not one of gatekeeper.anchors", p.display()));
+            }
+            Ok(id)
+        };
+        let mut senders = Vec::new();
+        for s in &self.senders {
+            let issuer = s.issuer.as_deref().map(|p| anchor_id("sender.issuer", p)).transpose()?;
+            senders.push(SenderRule { domain: s.domain.clone(), issuer });
+        }
+        let mut gateways = Vec::new();
+        for gw in &self.gateways {
+            let address = EmailAddress::parse(&gw.address).or_else(|_| bad("gateway.address", "an address"))?;
+            gateways.push(GatewayPrincipal { address, issuer: anchor_id("gateway.issuer", &gw.issuer)? });
+        }
+        let mut config = GatekeeperConfig::new(g.uri.clone(), anchors);
+        config.senders = senders;
+        config.gateways = gateways;
+        config.policy = policy;
+        config.ledger = LedgerConfig {
+            retention_secs: g.retention_secs,
+            max_deliveries: g.max_deliveries,
+            ..LedgerConfig::default()
+        };
+        config.ticket_lifetime_secs = g.ticket_lifetime_secs;
+        config.max_recipients = g.max_recipients;
+        config.max_clock_skew_secs = g.max_clock_skew_secs;
+        // The core's own ranges, with the field in their message.
+        config.validate().or_else(|e| {
+            let detail = e.detail().to_owned();
+            let (field, rule) = detail.split_once(": ").unwrap_or(("gatekeeper", detail.as_str()));
+            bad(&format!("gatekeeper.{field}"), rule)
+        })?;
+        let cert_pem = text(&read_bounded(&at(&g.certificate), "gatekeeper.certificate")?, "gatekeeper.certificate")?;
+        let key_pem = read_secret(&at(&g.key), "gatekeeper.key")?;
+        let key_pem = Zeroizing::new(text(&key_pem, "gatekeeper.key")?);
+        let (first, chain) = split_first_pem(&cert_pem);
+        let credential = Credential::from_pem(provider, &first, &chain, &key_pem)
+            .or_else(|e| bad("gatekeeper.certificate", e.detail().to_owned()))?;
+        let storage_key = storage_key(&read_secret(&at(&g.storage_key), "gatekeeper.storage_key")?)?;
+
+        let s = &self.server;
+        let listen: SocketAddr = s.listen.parse().or_else(|_| bad("server.listen", "an IP address and port"))?;
+        let tls = match (&s.tls_cert, &s.tls_key) {
+            (Some(c), Some(k)) => Some(TlsFiles { cert: at(c), key: at(k) }),
+            (None, None) => None,
+            _ => return bad("server.tls_cert", "tls_cert and tls_key go together"),
+        };
+        if tls.is_none() && !listen.ip().is_loopback() && !s.allow_plain_http {
+            return bad(
+                "server.listen",
+                "plain HTTP only on a loopback address (set tls_cert and tls_key, or allow_plain_http = true)",
+            );
+        }
+        if s.test_mode && !listen.ip().is_loopback() {
+            return bad("server.test_mode", "the management endpoint listens on a loopback address only");
+        }
+        let database = if s.database == "memory" {
+            Database::Memory
+        } else if let Some(rest) = s.database.strip_prefix("sqlite:") {
+            Database::Sqlite(at(Path::new(rest)))
+        } else if s.database.contains("://") {
+            return bad("server.database", "sqlite:PATH, a path, or memory");
+        } else {
+            Database::Sqlite(at(Path::new(&s.database)))
+        };
+        if s.workers > MAX_WORKERS {
+            return bad("server.workers", format!("0 (one per core) to {MAX_WORKERS}"));
+        }
+        let workers =
+            if s.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { s.workers };
+        if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
+            return bad("server.max_connections", format!("1 to {MAX_CONNECTIONS}"));
+        }
+        for (field, v) in [
+            ("server.header_timeout_secs", s.header_timeout_secs),
+            ("server.body_timeout_secs", s.body_timeout_secs),
+            ("server.shutdown_grace_secs", s.shutdown_grace_secs),
+        ] {
+            if !(1..=MAX_TIMEOUT_SECS).contains(&v) {
+                return bad(field, format!("1 to {MAX_TIMEOUT_SECS} seconds"));
+            }
+        }
+        Ok(Settings {
+            provider,
+            gatekeeper: config,
+            credential,
+            storage_key,
+            listen,
+            tls,
+            database,
+            workers,
+            header_timeout: std::time::Duration::from_secs(s.header_timeout_secs),
+            body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
+            max_connections: s.max_connections,
+            shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
+            test_mode: s.test_mode,
+        })
+    }
+}
+
+/// The first PEM block (the certificate) and the rest (its chain).
+fn split_first_pem(pem: &str) -> (String, String) {
+    const END: &str = "-----END CERTIFICATE-----";
+    match pem.find(END) {
+        Some(i) => {
+            let cut = i + END.len();
+            (pem[..cut].to_owned(), pem[cut..].to_owned())
+        }
+        None => (pem.to_owned(), String::new()),
+    }
+}
+
+/// 64 hex digits (surrounding white space ignored).
+fn storage_key(bytes: &[u8]) -> Result<StorageKey, ConfigError> {
+    let text = std::str::from_utf8(bytes).or_else(|_| bad("gatekeeper.storage_key", "64 hex digits"))?;
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    hex::decode_to_slice(text.trim(), key.as_mut_slice())
+        .or_else(|_| bad("gatekeeper.storage_key", "64 hex digits"))?;
+    StorageKey::from_slice(key.as_slice()).map_or_else(|| bad("gatekeeper.storage_key", "64 hex digits"), Ok)
+}
+
+/// Reads and checks the configuration at `path`.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let file = FileConfig::read(path)?;
+    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    file.settings(&dir)
+}

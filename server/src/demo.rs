@@ -1,0 +1,107 @@
+//! A gatekeeper with one command (`ekg serve --demo`), in the manner of Pebble's test mode:
+//! the deterministic test PKI of two organisations (example.com runs the gatekeeper; its
+//! certificate names the URI the demo listens on), a fresh storage key, a temporary
+//! database, and a configuration file, all written into one directory.
+//!
+//! These are TEST KEYS: every key follows from a public seed (`ekg-testpki`).
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use ekg_testpki::{Issued, Org, Pki, pem};
+
+/// The seed of the demo PKI.
+pub const SEED: u64 = 2026;
+
+/// What the demo wrote.
+#[derive(Debug, Clone)]
+pub struct DemoFiles {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `pki/`: `DOMAIN/NAME.pem` (certificate and chain), `DOMAIN/NAME.key` (PKCS#8, 0600),
+    /// `DOMAIN/ca.pem`, and `anchors.pem`.
+    pub pki: PathBuf,
+    /// The server's configuration.
+    pub config: PathBuf,
+    /// The gatekeeper's URI (`http://ADDR/`).
+    pub uri: String,
+}
+
+/// Writes a private key readable by its owner only (0600 from creation).
+pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(bytes)
+}
+
+fn write_identity(dir: &Path, name: &str, issued: &Issued) -> std::io::Result<()> {
+    fs::write(dir.join(format!("{name}.pem")), issued.cert_pem() + &issued.chain_pem())?;
+    write_secret(&dir.join(format!("{name}.key")), issued.key_pem().as_bytes())
+}
+
+fn write_org(dir: &Path, org: &Org) -> std::io::Result<()> {
+    let d = dir.join(&org.domain);
+    fs::create_dir_all(&d)?;
+    fs::write(d.join("ca.pem"), org.ca.issued.cert_pem())?;
+    write_identity(&d, "gatekeeper", &org.gatekeeper)?;
+    write_identity(&d, "gateway", &org.gateway)?;
+    for (address, issued) in &org.users {
+        let local = address.split('@').next().unwrap_or(address);
+        write_identity(&d, local, issued)?;
+    }
+    Ok(())
+}
+
+/// Writes the demo's PKI, storage key and configuration into `dir` for a gatekeeper that
+/// will listen on `listen` (plain HTTP, loopback). `storage_key` is 32 fresh bytes.
+pub fn write(dir: &Path, listen: SocketAddr, storage_key: &[u8; 32], extra_server: &str) -> std::io::Result<DemoFiles> {
+    let uri = format!("http://{listen}/");
+    let mut pki = Pki::new(SEED);
+    let sender = Org::build_with_uri(&mut pki, "example.com", &["alice", "carol"], &uri);
+    let recipient = Org::build(&mut pki, "example.org", &["bob", "dave"]);
+    let dir_pki = dir.join("pki");
+    fs::create_dir_all(&dir_pki)?;
+    write_org(&dir_pki, &sender)?;
+    write_org(&dir_pki, &recipient)?;
+    let anchors: String = [&sender, &recipient].iter().map(|o| pem("CERTIFICATE", &o.ca.issued.cert_der)).collect();
+    fs::write(dir_pki.join("anchors.pem"), anchors)?;
+    write_secret(&dir.join("storage.key"), format!("{}\n", hex::encode(storage_key)).as_bytes())?;
+    let config = dir.join("ekg.toml");
+    let text = format!(
+        r#"# ekg serve --demo: example.com's gatekeeper. TEST KEYS (seed {SEED}): never use them for real mail.
+[gatekeeper]
+uri = "{uri}"
+certificate = "pki/example.com/gatekeeper.pem"
+key = "pki/example.com/gatekeeper.key"
+storage_key = "storage.key"
+anchors = ["pki/example.com/ca.pem", "pki/example.org/ca.pem"]
+policy = "once"
+retention_secs = 0
+ticket_lifetime_secs = 604800
+
+[[sender]]
+domain = "example.com"
+issuer = "pki/example.com/ca.pem"
+
+[[gateway]]
+address = "gateway@example.com"
+issuer = "pki/example.com/ca.pem"
+
+[server]
+listen = "{listen}"
+database = "sqlite:ekg.db"
+{extra_server}"#
+    );
+    fs::write(&config, text)?;
+    Ok(DemoFiles { dir: dir.to_path_buf(), pki: dir_pki, config, uri })
+}
+
+/// 32 fresh bytes from the operating system, for a storage key.
+pub fn fresh_storage_key() -> std::io::Result<zeroize::Zeroizing<[u8; 32]>> {
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(key.as_mut_slice()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(key)
+}

@@ -1,0 +1,171 @@
+//! Requests to answers: routing, media types, body limits (413 before a body is read whole),
+//! body timeouts (408), and problem+json refusals (`docs/protocol.md` §8).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ekg_core::limits::{MAX_KEY_REQUEST_LEN, MAX_RELEASE_REQUEST_LEN};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::binding::{self, Problem, http_codes};
+use crate::service::{Service, now};
+
+/// The answer type.
+pub type Answer = Response<Full<Bytes>>;
+
+/// The routes of one gatekeeper.
+pub struct Routes {
+    service: Arc<Service>,
+    key_request: String,
+    release_request: String,
+    body_timeout: Duration,
+}
+
+impl core::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Routes({}, {})", self.key_request, self.release_request)
+    }
+}
+
+enum Endpoint {
+    KeyRequest,
+    ReleaseRequest,
+}
+
+impl Routes {
+    /// The routes of `service` (its URI's path gives the endpoints' base).
+    pub fn new(service: Arc<Service>, body_timeout: Duration) -> Routes {
+        let base = binding::base_path(service.uri());
+        Routes {
+            key_request: format!("{base}{}", binding::KEY_REQUEST),
+            release_request: format!("{base}{}", binding::RELEASE_REQUEST),
+            service,
+            body_timeout,
+        }
+    }
+
+    /// Answers one request (never fails: every refusal is a problem body).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Answer, Infallible> {
+        let path = req.uri().path().to_owned();
+        let (label, answer) = if path == self.key_request {
+            ("key_request", self.protocol(req, Endpoint::KeyRequest).await)
+        } else if path == self.release_request {
+            ("release_request", self.protocol(req, Endpoint::ReleaseRequest).await)
+        } else if path == binding::HEALTHZ {
+            ("healthz", self.healthz(req.method()))
+        } else if path == binding::METRICS {
+            ("metrics", self.metrics(req.method()))
+        } else {
+            ("other", problem(&Problem::new(404, http_codes::NOT_FOUND, format!("no resource at {path}"))))
+        };
+        self.service.metrics.answered(label, answer.status().as_u16());
+        Ok(answer)
+    }
+
+    fn healthz(&self, method: &Method) -> Answer {
+        if method != Method::GET {
+            return not_allowed("GET");
+        }
+        if self.service.healthy() {
+            text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
+        } else {
+            problem(&Problem::new(503, http_codes::UNAVAILABLE, "the store failed its last write"))
+        }
+    }
+
+    fn metrics(&self, method: &Method) -> Answer {
+        if method != Method::GET {
+            return not_allowed("GET");
+        }
+        text(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            self.service.metrics.encode(),
+        )
+    }
+
+    async fn protocol(&self, req: Request<Incoming>, endpoint: Endpoint) -> Answer {
+        if req.method() != Method::POST {
+            return not_allowed("POST");
+        }
+        let (limit, name) = match endpoint {
+            Endpoint::KeyRequest => (MAX_KEY_REQUEST_LEN, "key_request"),
+            Endpoint::ReleaseRequest => (MAX_RELEASE_REQUEST_LEN, "release_request"),
+        };
+        let body = match read_body(req, limit, self.body_timeout).await {
+            Ok(b) => b,
+            Err(answer) => return answer,
+        };
+        let started = Instant::now();
+        let now = now();
+        let result = match endpoint {
+            Endpoint::KeyRequest => self.service.key_request(body, now).await,
+            Endpoint::ReleaseRequest => self.service.release_request(body, now).await,
+        };
+        let labels = crate::metrics::EndpointLabels { endpoint: name.into() };
+        self.service.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(der) => {
+                let mut r = Response::new(Full::new(Bytes::from(der)));
+                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(binding::MEDIA_CMS));
+                r
+            }
+            Err(e) => {
+                let codes = crate::metrics::CodeLabels { code: e.code().into() };
+                self.service.metrics.refusals.get_or_create(&codes).inc();
+                problem(&Problem::of(&e))
+            }
+        }
+    }
+}
+
+/// Reads a protocol body: `application/cms` (else 415), at most `limit` bytes (413 at once
+/// on a larger Content-Length, or as soon as more arrives), within `timeout` (408).
+pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<Vec<u8>, Answer> {
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !binding::is_cms(content_type) {
+        let detail = format!("the body must be {} (got {content_type:?})", binding::MEDIA_CMS);
+        return Err(problem(&Problem::new(415, http_codes::UNSUPPORTED_MEDIA_TYPE, detail)));
+    }
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || problem(&Problem::new(413, "input_too_large", format!("at most {limit} bytes")));
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), limit);
+    match tokio::time::timeout(timeout, body.collect()).await {
+        Err(_) => Err(problem(&Problem::new(408, http_codes::REQUEST_TIMEOUT, "the body did not arrive in time"))),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(problem(&Problem::new(400, "malformed_der", format!("reading the body: {e}")))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+    }
+}
+
+/// A problem+json answer (with `Retry-After` on 503).
+pub fn problem(p: &Problem) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(p.to_json())));
+    *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(binding::MEDIA_PROBLEM));
+    if p.status == 503 {
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(binding::RETRY_AFTER_SECS));
+    }
+    r
+}
+
+fn not_allowed(allow: &'static str) -> Answer {
+    let mut r = problem(&Problem::new(405, http_codes::METHOD_NOT_ALLOWED, format!("use {allow}")));
+    r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}

@@ -1,0 +1,205 @@
+//! `ekg-server`: the Email Key Gatekeeper as a network service.
+//!
+//! - [`binding`]: the HTTP binding (paths, media types, statuses, problem bodies).
+//! - [`config`]: the TOML configuration, checked field by field.
+//! - [`store`]: the durable store (SQLite, one schema for every database store).
+//! - [`service`]: `ekg-core`'s typed pipeline on threads around one serial ledger.
+//! - [`http`]: requests to answers; [`listener`]: connections, TLS, graceful stop.
+//! - [`metrics`]: Prometheus metrics.
+//!
+//! [`run`] serves until told to stop; [`start`] does it on a thread of its own (tests, the
+//! demo); `ekg serve` is the command line around both.
+
+#![forbid(unsafe_code)]
+
+pub mod binding;
+pub mod config;
+pub mod demo;
+pub mod http;
+mod listener;
+pub mod metrics;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ekg_core::role::Gatekeeper;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::Settings;
+
+use crate::config::{Database, TlsFiles};
+use crate::store::{AnyStore, SqliteStore};
+
+/// Why the server could not start or stopped.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The configuration does not hold.
+    Config(config::ConfigError),
+    /// The gatekeeper refused its configuration or store (a rejection code).
+    Core(ekg_core::Error),
+    /// A socket or file.
+    Io(String),
+}
+
+impl core::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ServeError::Config(e) => write!(f, "{e}"),
+            ServeError::Core(e) => write!(f, "{}: {}", e.code(), e.detail()),
+            ServeError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<config::ConfigError> for ServeError {
+    fn from(e: config::ConfigError) -> Self {
+        ServeError::Config(e)
+    }
+}
+
+/// Opens the configured store.
+pub fn open_store(database: &Database) -> Result<AnyStore, ServeError> {
+    match database {
+        Database::Memory => Ok(AnyStore::Memory(ekg_core::ledger::MemoryStore::new())),
+        Database::Sqlite(path) => SqliteStore::open(path)
+            .map(AnyStore::Sqlite)
+            .map_err(|e| ServeError::Core(ekg_core::Error::new(ekg_core::Rejection::StorageFailed, e.0))),
+    }
+}
+
+/// The rustls acceptor of the configured certificate and key.
+fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let bad = |field: &str, e: String| ServeError::Config(config::ConfigError { field: field.into(), rule: e });
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad("server.tls_cert", format!("{}: {e}", files.cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| bad("server.tls_key", format!("{}: {e}", files.key.display())))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| bad("server.tls_cert", e.to_string()))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `settings` until `stop` resolves, then stops gracefully (no new connections,
+/// in-flight requests finish, the store is closed). `bound` learns the listening address.
+pub async fn run(
+    settings: Settings,
+    stop: impl std::future::Future<Output = ()>,
+    bound: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let tls = settings.tls.as_ref().map(tls_acceptor).transpose()?;
+    let store = open_store(&settings.database)?;
+    let gatekeeper =
+        Gatekeeper::new(settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, store)
+            .map_err(ServeError::Core)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let service = Arc::new(service::Service::new(gatekeeper, settings.workers, metrics));
+    let listener =
+        TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;
+    let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    bound(addr);
+    let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout));
+    let (stop_timer, timer_stopped) = tokio::sync::oneshot::channel::<()>();
+    let timer = tokio::spawn(Arc::clone(&service).run_timer(async move {
+        let _ = timer_stopped.await;
+    }));
+    let listen = listener::Listen {
+        listener,
+        tls,
+        header_timeout: settings.header_timeout,
+        max_connections: settings.max_connections,
+        grace: settings.shutdown_grace,
+    };
+    listener::serve(listen, routes, stop).await;
+    let _ = stop_timer.send(());
+    let _ = timer.await;
+    // The last reference to the gatekeeper (and its store) goes with the service.
+    drop(service);
+    Ok(())
+}
+
+/// A server on a thread of its own (tests, the demo).
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Running {
+    /// Stops gracefully and waits for it.
+    pub fn stop(mut self) -> Result<(), ServeError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), ServeError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(ServeError::Io("the server thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Starts serving `settings` on a new thread; returns once it listens.
+pub fn start(settings: Settings) -> Result<Running, ServeError> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
+    let workers = settings.workers;
+    let thread = std::thread::Builder::new()
+        .name("ekg-server".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers.clamp(1, 4))
+                .enable_all()
+                .build()
+                .map_err(|e| ServeError::Io(e.to_string()))?;
+            let tx2 = tx.clone();
+            let r = runtime.block_on(run(
+                settings,
+                async move {
+                    let _ = stopped.await;
+                },
+                move |addr| {
+                    let _ = tx2.send(Ok(addr));
+                },
+            ));
+            if let Err(e) = &r {
+                let _ = tx.send(Err(e.to_string()));
+            }
+            r
+        })
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    match rx.recv() {
+        Ok(Ok(addr)) => Ok(Running { addr, stop: Some(stop), thread: Some(thread) }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(ServeError::Io(e))
+        }
+        Err(_) => match thread.join() {
+            Ok(Err(e)) => Err(e),
+            _ => Err(ServeError::Io("the server stopped before it listened".into())),
+        },
+    }
+}
