@@ -135,7 +135,8 @@ fn demo_banner(f: &ekg_server::demo::DemoFiles) -> String {
 ekg serve --demo: example.com's gatekeeper at {uri}, policy once.
   configuration: {config}
   PKI (TEST KEYS from a public seed: never for real mail): {pki}
-    example.com: alice, carol, gateway, gatekeeper; example.org: bob, dave, gateway;
+    example.com: alice, carol, gateway, gatekeeper; example.org: bob, bob2 (bob's second
+    certificate), dave, gateway;
     DOMAIN/NAME.pem (certificate), DOMAIN/NAME.key (PKCS#8, 0600), anchors.pem
   database: {db}
 

@@ -264,6 +264,8 @@ pub struct Settings {
     pub shutdown_grace: std::time::Duration,
     /// The test-only management endpoint.
     pub test_mode: bool,
+    /// The service's clock (the wall clock; tests move it forward).
+    pub clock: std::sync::Arc<crate::service::Clock>,
 }
 
 /// Reads a file of at most [`MAX_FILE_LEN`] bytes.
@@ -425,6 +427,7 @@ impl FileConfig {
             max_connections: s.max_connections,
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
             test_mode: s.test_mode,
+            clock: std::sync::Arc::default(),
         })
     }
 }

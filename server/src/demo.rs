@@ -62,10 +62,14 @@ pub fn write(dir: &Path, listen: SocketAddr, storage_key: &[u8; 32], extra_serve
     let mut pki = Pki::new(SEED);
     let sender = Org::build_with_uri(&mut pki, "example.com", &["alice", "carol"], &uri);
     let recipient = Org::build(&mut pki, "example.org", &["bob", "dave"]);
+    // A second certificate for bob (another device): under same_certificate only the first
+    // one served may fetch again.
+    let bob2 = pki.issue(&recipient.ca, &ekg_testpki::EntitySpec::user("bob@example.org"));
     let dir_pki = dir.join("pki");
     fs::create_dir_all(&dir_pki)?;
     write_org(&dir_pki, &sender)?;
     write_org(&dir_pki, &recipient)?;
+    write_identity(&dir_pki.join("example.org"), "bob2", &bob2)?;
     let anchors: String = [&sender, &recipient].iter().map(|o| pem("CERTIFICATE", &o.ca.issued.cert_der)).collect();
     fs::write(dir_pki.join("anchors.pem"), anchors)?;
     write_secret(&dir.join("storage.key"), format!("{}\n", hex::encode(storage_key)).as_bytes())?;

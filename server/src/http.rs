@@ -13,7 +13,7 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTE
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::binding::{self, Problem, http_codes};
-use crate::service::{Service, now};
+use crate::service::Service;
 
 /// The answer type.
 pub type Answer = Response<Full<Bytes>>;
@@ -102,7 +102,7 @@ impl Routes {
             Err(answer) => return answer,
         };
         let started = Instant::now();
-        let now = now();
+        let now = self.service.clock.now();
         let result = match endpoint {
             Endpoint::KeyRequest => self.service.key_request(body, now).await,
             Endpoint::ReleaseRequest => self.service.release_request(body, now).await,

@@ -104,7 +104,7 @@ pub async fn run(
         Gatekeeper::new(settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, store)
             .map_err(ServeError::Core)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let service = Arc::new(service::Service::new(gatekeeper, settings.workers, metrics));
+    let service = Arc::new(service::Service::new(gatekeeper, settings.workers, metrics, settings.clock));
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
@@ -134,6 +134,8 @@ pub async fn run(
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its clock (tests move it forward).
+    pub clock: Arc<service::Clock>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
 }
@@ -167,6 +169,7 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
     let workers = settings.workers;
+    let clock = Arc::clone(&settings.clock);
     let thread = std::thread::Builder::new()
         .name("ekg-server".into())
         .spawn(move || {
@@ -192,7 +195,7 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
         })
         .map_err(|e| ServeError::Io(e.to_string()))?;
     match rx.recv() {
-        Ok(Ok(addr)) => Ok(Running { addr, stop: Some(stop), thread: Some(thread) }),
+        Ok(Ok(addr)) => Ok(Running { addr, clock, stop: Some(stop), thread: Some(thread) }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(ServeError::Io(e))

@@ -34,6 +34,8 @@ pub struct Service {
     /// The ledger's next deadline, as last seen: the timer task sleeps until it.
     deadline: watch::Sender<Option<UnixTime>>,
     store_ok: AtomicBool,
+    /// The clock.
+    pub clock: Arc<Clock>,
 }
 
 impl core::fmt::Debug for Service {
@@ -43,9 +45,31 @@ impl core::fmt::Debug for Service {
 }
 
 /// The wall clock, as the core takes it.
-pub fn now() -> UnixTime {
+pub fn wall_clock() -> UnixTime {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     UnixTime(secs)
+}
+
+/// The service's clock: the wall clock plus an offset that only tests and the conformance
+/// management endpoint move (`ekg serve --test-mode`); zero otherwise.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_secs: std::sync::atomic::AtomicU64,
+    moved: tokio::sync::Notify,
+}
+
+impl Clock {
+    /// Now, as the gatekeeper sees it.
+    pub fn now(&self) -> UnixTime {
+        wall_clock().plus_secs(self.offset_secs.load(Ordering::Relaxed))
+    }
+
+    /// Moves the clock forward by `secs` (never backwards: the core needs a monotonic `now`).
+    pub fn advance(&self, secs: u64) {
+        self.offset_secs.fetch_add(secs, Ordering::Relaxed);
+        // The timer task sleeps by the wall clock: wake it to look again.
+        self.moved.notify_waiters();
+    }
 }
 
 /// A fresh RNG for one request, seeded from the operating system.
@@ -65,7 +89,7 @@ fn poisoned() -> Error {
 
 impl Service {
     /// A service around `gatekeeper`, with `workers` threads for verification and building.
-    pub fn new(gatekeeper: Gatekeeper<AnyStore>, workers: usize, metrics: Arc<Metrics>) -> Service {
+    pub fn new(gatekeeper: Gatekeeper<AnyStore>, workers: usize, metrics: Arc<Metrics>, clock: Arc<Clock>) -> Service {
         let crypto = gatekeeper.shared_crypto();
         metrics.keys_held.set(i64::try_from(gatekeeper.ledger().held_keys()).unwrap_or(i64::MAX));
         let (deadline, _) = watch::channel(gatekeeper.poll_timeout());
@@ -76,6 +100,7 @@ impl Service {
             metrics,
             deadline,
             store_ok: AtomicBool::new(true),
+            clock,
         }
     }
 
@@ -181,7 +206,7 @@ impl Service {
         let mut deadline = self.deadline.subscribe();
         loop {
             let next = *deadline.borrow_and_update();
-            let wait = next.map_or(60, |t| t.secs().saturating_sub(now().secs()).min(60));
+            let wait = next.map_or(60, |t| t.secs().saturating_sub(self.clock.now().secs()).min(60));
             tokio::select! {
                 () = &mut stop => return,
                 changed = deadline.changed() => {
@@ -190,10 +215,12 @@ impl Service {
                     }
                     continue;
                 }
+                () = self.clock.moved.notified() => {}
                 () = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
             }
-            if next.is_some_and(|t| t <= now()) {
-                let _ = self.serially(move |gk| gk.handle_timeout(now())).await;
+            let now = self.clock.now();
+            if next.is_some_and(|t| t <= now) {
+                let _ = self.serially(move |gk| gk.handle_timeout(now)).await;
             }
         }
     }

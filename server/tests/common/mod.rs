@@ -1,0 +1,142 @@
+//! A server on loopback with the demo PKI, and clients that reach it over real HTTP.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ekg_core::crypto::{AwsLc, CryptoProvider};
+use ekg_core::pki::{Credential, PathLimits, TrustAnchors};
+use ekg_core::role::{Gateway, Recipient, Sender};
+use ekg_core::{EmailAddress, UnixTime};
+use ekg_server::demo::DemoFiles;
+use ekg_server::{Running, Settings};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+pub fn p() -> &'static dyn CryptoProvider {
+    &AwsLc
+}
+
+pub fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// A fresh directory under the target's temporary directory.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("server-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The demo's files in `dir` (gatekeeper URI on 127.0.0.1:0; the server binds any port).
+pub fn demo(dir: &Path, extra_server: &str) -> DemoFiles {
+    ekg_server::demo::write(dir, "127.0.0.1:0".parse().unwrap(), &[7; 32], extra_server).unwrap()
+}
+
+/// The demo's settings, with short timeouts for the tests.
+pub fn settings(files: &DemoFiles) -> Settings {
+    let mut s = ekg_server::config::load(&files.config).expect("config");
+    s.header_timeout = Duration::from_secs(1);
+    s.body_timeout = Duration::from_secs(1);
+    s.shutdown_grace = Duration::from_secs(5);
+    s
+}
+
+pub fn start(files: &DemoFiles) -> Running {
+    ekg_server::start(settings(files)).expect("server")
+}
+
+pub fn url(server: &Running, path: &str) -> String {
+    format!("http://{}/{}", server.addr, path.trim_start_matches('/'))
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// POSTs a CMS body; (status, content type, body).
+pub fn post(server: &Running, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut r = agent().post(url(server, path)).header("Content-Type", "application/cms").send(body).expect("POST");
+    let status = r.status().as_u16();
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (status, ct, r.body_mut().with_config().limit(16 << 20).read_to_vec().expect("body"))
+}
+
+pub fn get(server: &Running, path: &str) -> (u16, String) {
+    let mut r = agent().get(url(server, path)).call().expect("GET");
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// The problem code of a refusal body.
+pub fn code(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    v["code"].as_str().unwrap_or("").to_owned()
+}
+
+pub fn credential(files: &DemoFiles, domain: &str, name: &str) -> Credential {
+    let read = |ext: &str| std::fs::read_to_string(files.pki.join(domain).join(format!("{name}.{ext}"))).unwrap();
+    let pem = read("pem");
+    let cut = pem.find("-----END CERTIFICATE-----").map(|i| i + 25).unwrap();
+    Credential::from_pem(p(), &pem[..cut], &pem[cut..], &read("key")).expect("credential")
+}
+
+pub fn anchors(files: &DemoFiles) -> TrustAnchors {
+    let pem = std::fs::read_to_string(files.pki.join("anchors.pem")).unwrap();
+    TrustAnchors::from_pem(p(), &pem, PathLimits::default()).unwrap()
+}
+
+pub fn sender(files: &DemoFiles, name: &str) -> Sender {
+    Sender::new(p(), credential(files, "example.com", name), anchors(files), files.uri.clone()).unwrap()
+}
+
+pub fn recipient(files: &DemoFiles, domain: &str, name: &str) -> Recipient {
+    Recipient::new(p(), credential(files, domain, name), anchors(files))
+}
+
+pub fn gateway(files: &DemoFiles, domain: &str) -> Gateway {
+    Gateway::new(p(), credential(files, domain, "gateway"), anchors(files))
+}
+
+pub fn addr(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+/// The server's time (its clock may have been moved forward).
+pub fn now(server: &Running) -> UnixTime {
+    server.clock.now()
+}
+
+/// alice seals a message for `to` through the server: (sealed message, plaintext).
+pub fn send(server: &Running, files: &DemoFiles, to: &[&str], seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let alice = sender(files, "alice");
+    let mut r = rng(seed);
+    let to: Vec<_> = to.iter().map(|a| addr(a)).collect();
+    let now = now(server);
+    let pending = alice.request_key(&to, now, &mut r).unwrap();
+    let (status, ct, body) = post(server, "key-request", &pending.der);
+    assert_eq!((status, ct.as_str()), (200, "application/cms"), "{}", String::from_utf8_lossy(&body));
+    let (grant, ticket) = ekg_core::role::decode_issuance_response(&body).expect("issuance response");
+    let key = alice.accept_grant(&pending, &grant, &ticket, now, &mut r).expect("grant");
+    let plaintext = format!("Subject: over HTTP {seed}\r\n\r\nhello\r\n").into_bytes();
+    (alice.seal(&key, &plaintext, &mut r).unwrap(), plaintext)
+}
+
+/// `who` asks for the key of `sealed`: Ok(plaintext) or Err((status, code)).
+pub fn fetch(server: &Running, who: &Recipient, sealed: &[u8], seed: u64) -> Result<Vec<u8>, (u16, String)> {
+    let mut r = rng(seed);
+    let now = now(server);
+    let msg = who.receive(sealed, now).expect("receive");
+    let pending = who.request_release(&msg, now, &mut r).unwrap();
+    let (status, _, body) = post(server, "release-request", &pending.der);
+    if status != 200 {
+        return Err((status, code(&body)));
+    }
+    let key = who.accept_release(&msg, &pending, &body, &mut r).expect("release");
+    Ok(who.open(&msg, &key).unwrap().to_vec())
+}
