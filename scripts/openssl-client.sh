@@ -7,6 +7,7 @@
 #   scripts/openssl-client.sh PKI_DIR GATEKEEPER_URL [WORK_DIR]
 #
 # PKI_DIR is an `ekg serve --demo` pki/ directory; GATEKEEPER_URL its gatekeeper URI.
+# For an https:// URL whose certificate no system anchor signs, set EKG_CACERT=FILE (PEM).
 # Exit 0 when every step did what the protocol says, 1 otherwise (with the step).
 set -euo pipefail
 PKI=${1:?PKI_DIR}
@@ -17,6 +18,8 @@ cd "$WORK"
 URL=${URL%/}/
 fail() { echo "openssl-client: FAIL: $*" >&2; exit 1; }
 step() { echo "openssl-client: $*"; }
+CURL=(curl -sS)
+if [ -n "${EKG_CACERT:-}" ]; then CURL+=(--cacert "$EKG_CACERT"); fi
 
 # DER: one TLV from a tag (hex) and the value read from stdin.
 tlv() {
@@ -39,7 +42,7 @@ now_gt() { date -u +%Y%m%d%H%M%SZ; }
 
 # POST a DER file; the body to $3, the status on stdout.
 post() {
-  curl -sS -o "$3" -w '%{http_code}' -H 'Content-Type: application/cms' --data-binary @"$2" "$URL$1"
+  "${CURL[@]}" -o "$3" -w '%{http_code}' -H 'Content-Type: application/cms' --data-binary @"$2" "$URL$1"
 }
 
 # The elements at a depth of an asn1parse listing: "offset total_length" per line.
@@ -129,7 +132,7 @@ status=$(release bob example.org gone.json)
 [ "$status" = 410 ] && grep -q '"code":"key_destroyed"' gone.json || fail "after the last release: HTTP $status $(cat gone.json)"
 
 step "6. a request that is not application/cms: 415"
-status=$(curl -sS -o bad.json -w '%{http_code}' -H 'Content-Type: text/plain' --data-binary @rr-bob.der "${URL}release-request")
+status=$("${CURL[@]}" -o bad.json -w '%{http_code}' -H 'Content-Type: text/plain' --data-binary @rr-bob.der "${URL}release-request")
 [ "$status" = 415 ] || fail "wrong media type: HTTP $status"
 
 echo "openssl-client: ok (key id $key_id)"

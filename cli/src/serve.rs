@@ -48,7 +48,11 @@ fn apply(settings: &mut Settings, args: &Args) -> Result<(), DynError> {
         settings.listen = l;
     }
     match (&args.tls_cert, &args.tls_key) {
-        (Some(c), Some(k)) => settings.tls = Some(TlsFiles { cert: c.clone(), key: k.clone() }),
+        (Some(c), Some(k)) => {
+            let files = TlsFiles { cert: c.clone(), key: k.clone() };
+            ekg_server::tls::acceptor(&files)?;
+            settings.tls = Some(files);
+        }
         (None, None) => {}
         _ => return Err("--tls-cert and --tls-key go together".into()),
     }

@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,43 +35,6 @@ struct Got {
     key: [u8; 32],
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-fn spawn(config: &std::path::Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_ekg"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ekg serve");
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let up = agent().get(format!("http://{addr}/healthz")).call().is_ok_and(|r| r.status() == 200);
-        if up {
-            return Server { child, addr };
-        }
-        assert!(Instant::now() < deadline, "the server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn post_to(addr: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let mut r =
-        agent().post(format!("http://{addr}/{path}")).header("Content-Type", "application/cms").send(body).ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.body_mut().read_to_vec().ok()?))
-}
-
 const FETCHERS: [(&str, &str, &str); 3] =
     [("example.org", "bob", "bob"), ("example.org", "bob2", "bob"), ("example.com", "carol", "carol")];
 
@@ -90,7 +52,7 @@ fn sigkill_at_random_moments_never_releases_twice_or_loses_an_owed_key() {
     std::fs::write(&files.config, text).unwrap();
     let port = free_port();
     let server_addr = format!("127.0.0.1:{port}");
-    let server = Arc::new(Mutex::new(spawn(&files.config, port)));
+    let server = Arc::new(Mutex::new(spawn_serve(env!("CARGO_BIN_EXE_ekg"), &files.config, port)));
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let got: Arc<Mutex<Vec<Got>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -155,7 +117,7 @@ fn sigkill_at_random_moments_never_releases_twice_or_loses_an_owed_key() {
             let mut s = server.lock().unwrap();
             s.child.kill().expect("SIGKILL");
             s.child.wait().unwrap();
-            *s = spawn(&files.config, port);
+            *s = spawn_serve(env!("CARGO_BIN_EXE_ekg"), &files.config, port);
         }
         stop.store(true, Ordering::Relaxed);
     });

@@ -281,7 +281,7 @@ pub fn read_bounded(path: &Path, field: &str) -> Result<Vec<u8>, ConfigError> {
 }
 
 /// Reads a secret file that must be readable by its owner only.
-fn read_secret(path: &Path, field: &str) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+pub fn read_secret(path: &Path, field: &str) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
     if meta.permissions().mode() & 0o077 != 0 {
@@ -321,7 +321,12 @@ impl FileConfig {
         }
         let mut anchor_pem = String::new();
         for a in &g.anchors {
-            anchor_pem.push_str(&text(&read_bounded(&at(a), "gatekeeper.anchors")?, "gatekeeper.anchors")?);
+            let pem = text(&read_bounded(&at(a), "gatekeeper.anchors")?, "gatekeeper.anchors")?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return bad("gatekeeper.anchors", format!("{}: no CERTIFICATE block", a.display()));
+            }
+            anchor_pem.push_str(&pem);
+            anchor_pem.push('\n');
         }
         let limits = PathLimits { max_path_len: g.max_path_len };
         let anchors = TrustAnchors::from_pem(provider, &anchor_pem, limits)
@@ -378,6 +383,9 @@ impl FileConfig {
             (None, None) => None,
             _ => return bad("server.tls_cert", "tls_cert and tls_key go together"),
         };
+        if let Some(files) = &tls {
+            crate::tls::acceptor(files)?;
+        }
         if tls.is_none() && !listen.ip().is_loopback() && !s.allow_plain_http {
             return bad(
                 "server.listen",

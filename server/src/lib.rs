@@ -4,7 +4,7 @@
 //! - [`config`]: the TOML configuration, checked field by field.
 //! - [`store`]: the durable store (SQLite, one schema for every database store).
 //! - [`service`]: `ekg-core`'s typed pipeline on threads around one serial ledger.
-//! - [`http`]: requests to answers; [`listener`]: connections, TLS, graceful stop.
+//! - [`http`]: requests to answers; `listener`: connections, graceful stop; [`tls`]: TLS.
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! [`run`] serves until told to stop; [`start`] does it on a thread of its own (tests, the
@@ -20,17 +20,17 @@ mod listener;
 pub mod metrics;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ekg_core::role::Gatekeeper;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 pub use config::Settings;
 
-use crate::config::{Database, TlsFiles};
+use crate::config::Database;
 use crate::store::{AnyStore, SqliteStore};
 
 /// Why the server could not start or stopped.
@@ -72,25 +72,6 @@ pub fn open_store(database: &Database) -> Result<AnyStore, ServeError> {
     }
 }
 
-/// The rustls acceptor of the configured certificate and key.
-fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    use tokio_rustls::rustls;
-    let bad = |field: &str, e: String| ServeError::Config(config::ConfigError { field: field.into(), rule: e });
-    let certs = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| bad("server.tls_cert", format!("{}: {e}", files.cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| bad("server.tls_key", format!("{}: {e}", files.key.display())))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map_err(|e| bad("server.tls_cert", e.to_string()))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
 /// Serves `settings` until `stop` resolves, then stops gracefully (no new connections,
 /// in-flight requests finish, the store is closed). `bound` learns the listening address.
 pub async fn run(
@@ -98,7 +79,7 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
     bound: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let tls = settings.tls.as_ref().map(tls_acceptor).transpose()?;
+    let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
     let store = open_store(&settings.database)?;
     let gatekeeper =
         Gatekeeper::new(settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, store)

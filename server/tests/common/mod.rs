@@ -140,3 +140,47 @@ pub fn fetch(server: &Running, who: &Recipient, sealed: &[u8], seed: u64) -> Res
     let key = who.accept_release(&msg, &pending, &body, &mut r).expect("release");
     Ok(who.open(&msg, &key).unwrap().to_vec())
 }
+
+/// `ekg serve` as a child process (the command-line tests).
+pub struct ServeProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+/// Starts `bin serve --config CONFIG --listen 127.0.0.1:PORT` and waits (at most 30 s) until
+/// `/healthz` answers.
+pub fn spawn_serve(bin: &str, config: &Path, port: u16) -> ServeProcess {
+    use std::process::{Command, Stdio};
+    let child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ekg serve");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if agent().get(format!("http://{addr}/healthz")).call().is_ok_and(|r| r.status() == 200) {
+            return ServeProcess { child, addr };
+        }
+        assert!(std::time::Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// POSTs a CMS body to `http://ADDR/PATH`: (status, body), or None if the server did not answer.
+pub fn post_to(addr: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let mut r =
+        agent().post(format!("http://{addr}/{path}")).header("Content-Type", "application/cms").send(body).ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.body_mut().read_to_vec().ok()?))
+}

@@ -1,0 +1,103 @@
+//! Every configuration field that does not hold is refused at start, naming the field and
+//! the rule (`docs/server.md`, "Configuration"); nothing is served from a bad configuration.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+
+/// (what to replace in the demo's ekg.toml, with what, the field named, part of the rule).
+const CASES: &[(&str, &str, &str, &str)] = &[
+    ("policy = \"once\"", "policy = \"twice\"", "gatekeeper.policy", "once or same_certificate"),
+    ("[gatekeeper]", "[gatekeeper]\nprovider = \"openssl\"", "gatekeeper.provider", "aws-lc-rs or rustcrypto"),
+    ("[gatekeeper]", "[gatekeeper]\nmax_recipients = 0", "gatekeeper.max_recipients", ""),
+    ("[gatekeeper]", "[gatekeeper]\nmax_deliveries = 0", "gatekeeper.max_deliveries", ""),
+    ("ticket_lifetime_secs = 604800", "ticket_lifetime_secs = 0", "gatekeeper.ticket_lifetime_secs", ""),
+    ("[gatekeeper]", "[gatekeeper]\nmax_path_len = 0", "gatekeeper.max_path_len", "2 to 8 certificates"),
+    ("[gatekeeper]", "[gatekeeper]\ncolour = \"blue\"", "config", "unknown field"),
+    ("storage_key = \"storage.key\"", "storage_key = \"missing.key\"", "gatekeeper.storage_key", "missing.key"),
+    ("key = \"pki/example.com/gatekeeper.key\"", "key = \"pki/example.com/alice.key\"", "gatekeeper.certificate", ""),
+    ("anchors = [", "anchors = [\"ekg.toml\", ", "gatekeeper.anchors", "ekg.toml: no CERTIFICATE block"),
+    ("address = \"gateway@example.com\"", "address = \"not an address\"", "gateway.address", "an address"),
+    (
+        "issuer = \"pki/example.com/ca.pem\"\n\n[[gateway]]",
+        "issuer = \"pki/example.com/gatekeeper.pem\"\n\n[[gateway]]",
+        "sender.issuer",
+        "not one of gatekeeper.anchors",
+    ),
+    ("listen = \"127.0.0.1:0\"", "listen = \"localhost\"", "server.listen", "an IP address and port"),
+    ("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:8443\"", "server.listen", "plain HTTP only on a loopback"),
+    ("database = \"sqlite:ekg.db\"", "database = \"postgres://x\"", "server.database", "sqlite:PATH"),
+    ("[server]", "[server]\nworkers = 100000", "server.workers", "0 (one per core) to 256"),
+    ("[server]", "[server]\nmax_connections = 0", "server.max_connections", "1 to 100000"),
+    ("[server]", "[server]\nheader_timeout_secs = 0", "server.header_timeout_secs", "1 to 3600 seconds"),
+    ("[server]", "[server]\nbody_timeout_secs = 100000", "server.body_timeout_secs", "1 to 3600 seconds"),
+    ("[server]", "[server]\nshutdown_grace_secs = 0", "server.shutdown_grace_secs", "1 to 3600 seconds"),
+    ("[server]", "[server]\ntls_cert = \"x.pem\"", "server.tls_cert", "go together"),
+];
+
+#[test]
+fn each_bad_field_is_named_with_its_rule() {
+    let dir = fresh_dir("config");
+    let files = demo(&dir, "");
+    let good = std::fs::read_to_string(&files.config).unwrap();
+    assert!(ekg_server::config::load(&files.config).is_ok());
+    for (from, to, field, rule) in CASES {
+        assert!(good.contains(from), "{from} is not in the demo's configuration");
+        std::fs::write(&files.config, good.replacen(from, to, 1)).unwrap();
+        let Err(e) = ekg_server::config::load(&files.config) else { panic!("{to}: accepted") };
+        assert_eq!(e.field, *field, "{to}: {e}");
+        assert!(e.rule.contains(rule), "{to}: {e}");
+    }
+    std::fs::write(&files.config, &good).unwrap();
+
+    // The management endpoint is for loopback only.
+    let text = good
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"192.0.2.1:80\"\nallow_plain_http = true\ntest_mode = true");
+    std::fs::write(&files.config, text).unwrap();
+    assert_eq!(ekg_server::config::load(&files.config).unwrap_err().field, "server.test_mode");
+    std::fs::write(&files.config, &good).unwrap();
+}
+
+#[test]
+fn secrets_readable_by_others_and_oversized_files_are_refused() {
+    let dir = fresh_dir("config-secrets");
+    let files = demo(&dir, "");
+    for (file, field) in
+        [("storage.key", "gatekeeper.storage_key"), ("pki/example.com/gatekeeper.key", "gatekeeper.key")]
+    {
+        let path = dir.join(file);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = ekg_server::config::load(&files.config).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.rule.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // A storage key that is not 64 hex digits.
+    let key = dir.join("storage.key");
+    let good = std::fs::read(&key).unwrap();
+    std::fs::write(&key, "00ff").unwrap();
+    assert_eq!(ekg_server::config::load(&files.config).unwrap_err().field, "gatekeeper.storage_key");
+    std::fs::write(&key, &good).unwrap();
+    // A configuration file over 1 MiB is not read past its bound.
+    let text = std::fs::read_to_string(&files.config).unwrap();
+    let big = format!("{text}\n# {}\n", "x".repeat(ekg_server::config::MAX_FILE_LEN as usize));
+    std::fs::write(&files.config, big).unwrap();
+    let e = ekg_server::config::load(&files.config).unwrap_err();
+    assert!(e.rule.contains("larger than 1048576 bytes"), "{e}");
+}
+
+#[test]
+fn the_store_of_another_storage_key_is_refused_at_start() {
+    let dir = fresh_dir("config-storage-key");
+    let files = demo(&dir, "");
+    let server = start(&files);
+    send(&server, &files, &["bob@example.org"], 1);
+    server.stop().unwrap();
+    std::fs::write(dir.join("storage.key"), hex::encode([9u8; 32])).unwrap();
+    let e = ekg_server::start(settings(&files)).unwrap_err();
+    assert!(e.to_string().contains("storage_key: does not unwrap the stored keys"), "{e}");
+}
