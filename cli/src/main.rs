@@ -5,6 +5,7 @@
 mod check;
 mod demo;
 mod fixtures;
+mod load;
 mod serve;
 mod simulate;
 
@@ -68,6 +69,10 @@ enum Command {
     /// Serve the gatekeeper over HTTP (docs/protocol.md §8, docs/server.md): the HTTP
     /// binding, a durable SQLite store, metrics; SIGTERM stops it gracefully.
     Serve(ServeArgs),
+    /// Drive a gatekeeper with pre-signed key requests, then release requests for what it
+    /// issued, from concurrent clients; report throughput and p50/p99/max latency per
+    /// operation (docs/performance.md). Exit 1 if any request failed.
+    Load(LoadArgs),
     /// Model-check the protocol: the results matrix (configuration x property), with unique
     /// states, time and states/s, and every counterexample as a readable trace.
     Check {
@@ -129,6 +134,39 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    /// The gatekeeper's base URL (plain HTTP), e.g. http://127.0.0.1:8443/.
+    #[arg(long, required_unless_present = "in_process", conflicts_with = "in_process")]
+    target: Option<String>,
+    /// Instead: serve this configuration in this process, without HTTP, on a fresh temporary
+    /// database (the figure the HTTP one is compared with).
+    #[arg(long)]
+    in_process: Option<PathBuf>,
+    /// The PKI directory: DOMAIN/NAME.pem, DOMAIN/NAME.key, anchors.pem (an `ekg serve
+    /// --demo` directory's pki/).
+    #[arg(long)]
+    pki: PathBuf,
+    /// The sender, DOMAIN/NAME.
+    #[arg(long, default_value = "example.com/alice")]
+    sender: String,
+    /// The recipient, DOMAIN/NAME.
+    #[arg(long, default_value = "example.org/bob")]
+    recipient: String,
+    /// The gatekeeper URI its tickets name (default: --target, or the configuration's).
+    #[arg(long)]
+    uri: Option<String>,
+    /// Concurrent clients (1 to 256).
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Seconds per operation, at most (1 to 120).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Requests per operation, at most (1 to 100000), all signed before the clock starts.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+}
+
 #[derive(Subcommand, Debug)]
 enum FixturesAction {
     /// Write every vector file, schema and PEM of the PKI.
@@ -172,6 +210,17 @@ fn main() -> ExitCode {
             listen: a.listen,
             tls_cert: a.tls_cert,
             tls_key: a.tls_key,
+        }),
+        Command::Load(a) => load::run(load::Args {
+            target: a.target,
+            in_process: a.in_process,
+            pki: a.pki,
+            sender: a.sender,
+            recipient: a.recipient,
+            uri: a.uri,
+            concurrency: a.concurrency,
+            duration: a.duration,
+            requests: a.requests,
         }),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
         Command::Check { full, only, threads, explore, addr, dfs, reduced, timeout_secs } => {

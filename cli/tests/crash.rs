@@ -1,11 +1,12 @@
 //! Crash test: `ekg serve` on a fresh SQLite database, driven by concurrent clients doing
 //! issuances and releases over loopback HTTP, killed with SIGKILL at random moments and
-//! restarted. At the end, from the clients' side and from the database: no address released
-//! to a second certificate, no key id or key issued twice, deliveries within the policy, and
-//! every key still owed delivered after the last restart.
+//! restarted. At the end, from the clients' side and from the database: no key id or key
+//! issued twice; under `once` no address released twice; under `same_certificate` no address
+//! served to a second certificate, deliveries within the policy, and every key still owed
+//! delivered after the last restart.
 //!
-//! `EKG_CRASH_KILLS` sets the number of kills (20 in CI; `docs/server.md` reports a run of
-//! 500). Bounded in count and time; loopback only.
+//! `EKG_CRASH_KILLS` sets the number of kills per policy (20 in CI; `docs/server.md` reports
+//! a run of 500). Bounded in count and time; loopback only.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -14,11 +15,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
 use ekg_core::KeyId;
+use ekg_server::demo::DemoFiles;
+
+const EKG: &str = env!("CARGO_BIN_EXE_ekg");
 
 /// A key issued and seen by its sender.
 struct Sent {
@@ -28,40 +32,92 @@ struct Sent {
 }
 
 /// One successful release, as its recipient saw it.
-#[derive(Debug, Clone)]
 struct Got {
     key_id: KeyId,
     who: &'static str,
     key: [u8; 32],
 }
 
+/// (domain, certificate, address): bob has two certificates.
 const FETCHERS: [(&str, &str, &str); 3] =
     [("example.org", "bob", "bob"), ("example.org", "bob2", "bob"), ("example.com", "carol", "carol")];
 
-#[test]
-fn sigkill_at_random_moments_never_releases_twice_or_loses_an_owed_key() {
-    let kills: usize = std::env::var("EKG_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let dir = fresh_dir("crash");
+fn address_of(who: &str) -> &'static str {
+    FETCHERS.iter().find(|f| f.1 == who).map(|f| f.2).unwrap()
+}
+
+/// What the clients saw while the server was being killed; the server is up again.
+struct Run {
+    dir: std::path::PathBuf,
+    files: DemoFiles,
+    server: ServeProcess,
+    sent: Vec<Sent>,
+    got: Vec<Got>,
+    requests: u64,
+    kills: usize,
+    elapsed: Duration,
+}
+
+impl Run {
+    /// Asks for the key of `s` as `who` on the restarted server: (status, code, key if 200).
+    fn fetch(&self, s: &Sent, who: &str) -> (u16, String, Option<[u8; 32]>) {
+        let (domain, name, _) = FETCHERS.iter().find(|f| f.1 == who).unwrap();
+        let r = recipient(&self.files, domain, name);
+        let now = ekg_server::service::wall_clock();
+        let msg = r.receive(&s.sealed, now).unwrap();
+        let pending = r.request_release(&msg, now, &mut rng(7)).unwrap();
+        let (status, body) = post_to(&self.server.addr, "release-request", &pending.der).expect("the server answers");
+        let key = (status == 200).then(|| *r.accept_release(&msg, &pending, &body, &mut rng(8)).unwrap().expose());
+        (status, code(&body), key)
+    }
+
+    /// The certificates each (key, address) was seen released to.
+    fn certificates(&self) -> BTreeMap<(KeyId, &'static str), BTreeSet<&'static str>> {
+        let mut certs: BTreeMap<(KeyId, &str), BTreeSet<&str>> = BTreeMap::new();
+        for g in &self.got {
+            certs.entry((g.key_id, address_of(g.who))).or_default().insert(g.who);
+        }
+        certs
+    }
+
+    /// The store, after the server is stopped: (rows over `max` deliveries, live keys).
+    fn stop_and_read_store(mut self, max: u32) -> (i64, u64) {
+        self.server.child.kill().unwrap();
+        self.server.child.wait().unwrap();
+        let store = ekg_server::store::SqliteStore::open(&self.dir.join("ekg.db")).unwrap();
+        let over: i64 = store
+            .connection()
+            .query_row("SELECT COUNT(*) FROM ekg_recipients WHERE deliveries > ?1", [max], |r| r.get(0))
+            .unwrap();
+        (over, store.counts().unwrap().0)
+    }
+}
+
+fn kills() -> usize {
+    std::env::var("EKG_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
+}
+
+/// Starts the server with `policy` and `retention` (seconds), drives it with two senders and two fetchers while
+/// killing it `kills` times at random moments (50 to 450 ms apart), restarts it a last time.
+fn drive(name: &str, policy: &str, retention: u64, kills: usize) -> Run {
+    let dir = fresh_dir(name);
     let files = demo(&dir, "");
-    // Policy same_certificate with a day's retention: a release lost in a crash is delivered
-    // again to the same certificate, never to another one.
-    let text = std::fs::read_to_string(&files.config).unwrap();
-    let text = text
-        .replace("policy = \"once\"", "policy = \"same_certificate\"\nmax_deliveries = 100")
-        .replace("retention_secs = 0", "retention_secs = 86400");
+    let text = std::fs::read_to_string(&files.config)
+        .unwrap()
+        .replace("policy = \"once\"", policy)
+        .replace("retention_secs = 0", &format!("retention_secs = {retention}"));
     std::fs::write(&files.config, text).unwrap();
     let port = free_port();
-    let server_addr = format!("127.0.0.1:{port}");
-    let server = Arc::new(Mutex::new(spawn_serve(env!("CARGO_BIN_EXE_ekg"), &files.config, port)));
-    let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
-    let got: Arc<Mutex<Vec<Got>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let requests = Arc::new(AtomicU64::new(0));
+    let at = format!("127.0.0.1:{port}");
+    let server = Mutex::new(spawn_serve(EKG, &files.config, port));
+    let sent: Mutex<Vec<Sent>> = Mutex::default();
+    let got: Mutex<Vec<Got>> = Mutex::default();
+    let stop = AtomicBool::new(false);
+    let requests = AtomicU64::new(0);
     let started = Instant::now();
     std::thread::scope(|s| {
-        // Two senders and two fetchers.
         for t in 0..4u64 {
-            let (files, sent, got, stop, requests, at) = (&files, &sent, &got, &stop, &requests, &server_addr);
+            let (files, sent, got, stop, requests, at) = (&files, &sent, &got, &stop, &requests, &at);
             s.spawn(move || {
                 let alice = sender(files, "alice");
                 let recipients: Vec<_> = FETCHERS.iter().map(|(d, n, _)| recipient(files, d, n)).collect();
@@ -72,9 +128,8 @@ fn sigkill_at_random_moments_never_releases_twice_or_loses_an_owed_key() {
                     let mut r = rng(seed);
                     let now = ekg_server::service::wall_clock();
                     if t < 2 {
-                        let pending = alice
-                            .request_key(&[addr("bob@example.org"), addr("carol@example.com")], now, &mut r)
-                            .unwrap();
+                        let to = [addr("bob@example.org"), addr("carol@example.com")];
+                        let pending = alice.request_key(&to, now, &mut r).unwrap();
                         requests.fetch_add(1, Ordering::Relaxed);
                         if let Some((200, body)) = post_to(at, "key-request", &pending.der) {
                             let (grant, ticket) = ekg_core::role::decode_issuance_response(&body).unwrap();
@@ -82,34 +137,29 @@ fn sigkill_at_random_moments_never_releases_twice_or_loses_an_owed_key() {
                             let sealed = alice.seal(&key, b"crash test", &mut r).unwrap();
                             sent.lock().unwrap().push(Sent { key_id: key.key_id, key: *key.key.expose(), sealed });
                         }
-                    } else {
-                        let pick = {
-                            let sent = sent.lock().unwrap();
-                            if sent.is_empty() {
-                                None
-                            } else {
-                                let k = (seed as usize * 7919) % sent.len();
-                                Some((sent[k].key_id, sent[k].sealed.clone()))
-                            }
-                        };
-                        let Some((key_id, sealed)) = pick else {
-                            std::thread::sleep(Duration::from_millis(5));
-                            continue;
-                        };
-                        let w = (seed as usize) % FETCHERS.len();
-                        let who = &recipients[w];
-                        let msg = who.receive(&sealed, now).unwrap();
-                        let pending = who.request_release(&msg, now, &mut r).unwrap();
-                        requests.fetch_add(1, Ordering::Relaxed);
-                        if let Some((200, body)) = post_to(at, "release-request", &pending.der) {
-                            let key = who.accept_release(&msg, &pending, &body, &mut r).expect("release");
-                            got.lock().unwrap().push(Got { key_id, who: FETCHERS[w].1, key: *key.expose() });
-                        }
+                        continue;
+                    }
+                    let pick = {
+                        let sent = sent.lock().unwrap();
+                        let k = (seed as usize).wrapping_mul(7919) % sent.len().max(1);
+                        sent.get(k).map(|s| (s.key_id, s.sealed.clone()))
+                    };
+                    let Some((key_id, sealed)) = pick else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let w = (seed as usize) % FETCHERS.len();
+                    let who = &recipients[w];
+                    let msg = who.receive(&sealed, now).unwrap();
+                    let pending = who.request_release(&msg, now, &mut r).unwrap();
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    if let Some((200, body)) = post_to(at, "release-request", &pending.der) {
+                        let key = who.accept_release(&msg, &pending, &body, &mut r).expect("release");
+                        got.lock().unwrap().push(Got { key_id, who: FETCHERS[w].1, key: *key.expose() });
                     }
                 }
             });
         }
-        // The killer.
         let mut pause = rng(99);
         for _ in 0..kills {
             let wait = 50 + rand_core::Rng::next_u64(&mut pause) % 400;
@@ -117,88 +167,122 @@ fn sigkill_at_random_moments_never_releases_twice_or_loses_an_owed_key() {
             let mut s = server.lock().unwrap();
             s.child.kill().expect("SIGKILL");
             s.child.wait().unwrap();
-            *s = spawn_serve(env!("CARGO_BIN_EXE_ekg"), &files.config, port);
+            *s = spawn_serve(EKG, &files.config, port);
         }
         stop.store(true, Ordering::Relaxed);
     });
-    let sent = std::mem::take(&mut *sent.lock().unwrap());
-    let got = std::mem::take(&mut *got.lock().unwrap());
-
-    // No key id and no key issued twice.
-    let ids: BTreeSet<_> = sent.iter().map(|s| s.key_id).collect();
-    let keys: BTreeSet<_> = sent.iter().map(|s| s.key).collect();
-    assert_eq!((ids.len(), keys.len()), (sent.len(), sent.len()), "a key id or key issued twice");
-    // Every release carried the sender's key; per address, one certificate only.
-    let by_id: BTreeMap<_, _> = sent.iter().map(|s| (s.key_id, s)).collect();
-    let mut certs: BTreeMap<(KeyId, &str), BTreeSet<&str>> = BTreeMap::new();
-    for g in &got {
-        if let Some(s) = by_id.get(&g.key_id) {
-            assert_eq!(s.key, g.key, "a release carried another key");
-        }
-        let address = FETCHERS.iter().find(|f| f.1 == g.who).map(|f| f.2).unwrap();
-        certs.entry((g.key_id, address)).or_default().insert(g.who);
+    let run = Run {
+        dir,
+        files,
+        server: server.into_inner().unwrap(),
+        sent: sent.into_inner().unwrap(),
+        got: got.into_inner().unwrap(),
+        requests: requests.into_inner(),
+        kills,
+        elapsed: started.elapsed(),
+    };
+    // Under either policy: no key id and no key issued twice; every release carried the
+    // sender's key.
+    let ids: BTreeSet<_> = run.sent.iter().map(|s| s.key_id).collect();
+    let keys: BTreeSet<_> = run.sent.iter().map(|s| s.key).collect();
+    assert_eq!((ids.len(), keys.len()), (run.sent.len(), run.sent.len()), "a key id or key issued twice");
+    let by_id: BTreeMap<_, _> = run.sent.iter().map(|s| (s.key_id, s)).collect();
+    for g in &run.got {
+        assert_eq!(by_id.get(&g.key_id).map(|s| s.key), Some(g.key), "a release carried another key");
     }
+    assert!(!run.sent.is_empty() && !run.got.is_empty(), "the clients did no work");
+    run
+}
+
+#[test]
+fn under_same_certificate_no_second_certificate_and_every_owed_key_delivered() {
+    let run = drive("crash-same", "policy = \"same_certificate\"\nmax_deliveries = 100", 86400, kills());
+    let certs = run.certificates();
     for ((key, address), who) in &certs {
         assert_eq!(who.len(), 1, "{address} of {key} was released to two certificates: {who:?}");
     }
-    // After the last restart, every key still owed is delivered: each listed address, to
-    // its first-served certificate. When no client saw a release for bob's address, the
-    // gatekeeper may still have committed one whose response the crash lost: then bob's
-    // first certificate is refused `released_to_other_certificate` and the other one served.
-    let server = Arc::try_unwrap(server).ok().unwrap().into_inner().unwrap();
-    let mut owed_delivered = 0;
-    let mut lost_responses = 0;
-    for s in &sent {
+    // After the last restart, every key still owed is delivered: each listed address, to its
+    // first-served certificate. When no client saw a release for bob's address, the server
+    // may still have committed one whose response the crash lost: then bob's first
+    // certificate is refused `released_to_other_certificate` and the other one served.
+    let (mut owed, mut lost_responses) = (0, 0);
+    for s in &run.sent {
         for address in ["bob", "carol"] {
-            let seen = certs.get(&(s.key_id, address)).and_then(|w| w.iter().next().copied());
-            let candidates: Vec<&str> = match seen {
-                Some(who) => vec![who],
+            let candidates: Vec<&str> = match certs.get(&(s.key_id, address)) {
+                Some(who) => who.iter().copied().collect(),
                 None => FETCHERS.iter().filter(|f| f.2 == address).map(|f| f.1).collect(),
             };
             let mut served = None;
             for (i, who) in candidates.iter().enumerate() {
-                let (domain, name, _) = FETCHERS.iter().find(|f| f.1 == *who).unwrap();
-                let r = recipient(&files, domain, name);
-                let now = ekg_server::service::wall_clock();
-                let msg = r.receive(&s.sealed, now).unwrap();
-                let pending = r.request_release(&msg, now, &mut rng(7)).unwrap();
-                let (status, body) =
-                    post_to(&server.addr, "release-request", &pending.der).expect("the server answers");
-                if status == 409 && common::code(&body) == "released_to_other_certificate" && i + 1 < candidates.len() {
+                let (status, code, key) = run.fetch(s, who);
+                if code == "released_to_other_certificate" && i + 1 < candidates.len() {
                     continue;
                 }
-                assert_eq!(status, 200, "{address} of {} to {who}: {}", s.key_id, String::from_utf8_lossy(&body));
-                assert_eq!(*r.accept_release(&msg, &pending, &body, &mut rng(8)).unwrap().expose(), s.key);
+                assert_eq!(status, 200, "{address} of {} to {who}: {code}", s.key_id);
+                assert_eq!(key, Some(s.key));
                 served = Some(i);
                 break;
             }
-            if served.is_some_and(|i| i > 0) {
-                lost_responses += 1;
-            }
             assert!(served.is_some(), "{address} of {} was owed and not delivered", s.key_id);
-            owed_delivered += 1;
+            lost_responses += usize::from(served.is_some_and(|i| i > 0));
+            owed += 1;
         }
     }
-    let mut server = server;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    // The database agrees: no recipient row has two certificates or more deliveries than
-    // allowed, every key row holds a key or is a tombstone.
-    let store = ekg_server::store::SqliteStore::open(&dir.join("ekg.db")).unwrap();
-    let over: i64 = store
-        .connection()
-        .query_row("SELECT COUNT(*) FROM ekg_recipients WHERE deliveries > 100", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(over, 0);
-    let (live, _) = store.counts().unwrap();
-    assert!(live as usize >= sent.len(), "a key the sender holds is gone from the store");
+    let (sent, got, requests, kills, elapsed) = (run.sent.len(), run.got.len(), run.requests, run.kills, run.elapsed);
+    let (over, live) = run.stop_and_read_store(100);
+    assert_eq!(over, 0, "a recipient was delivered more than max_deliveries times");
+    assert!(live as usize >= sent, "a key the sender holds is gone from the store");
     println!(
-        "crash test: {kills} kills in {:.1} s, {} requests, {} keys issued and seen, {} releases seen, {} owed keys delivered after the last restart ({} to the certificate whose release response a crash lost)",
-        started.elapsed().as_secs_f64(),
-        requests.load(Ordering::Relaxed),
-        sent.len(),
-        got.len(),
-        owed_delivered,
-        lost_responses
+        "crash test (same_certificate): {kills} kills in {:.1} s, {requests} requests, {sent} keys issued and seen, \
+         {got} releases seen, {owed} owed deliveries made after the last restart ({lost_responses} to the \
+         certificate whose release response a crash lost)",
+        elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn under_once_no_address_is_released_twice() {
+    let run = drive("crash-once", "policy = \"once\"", 86400, kills());
+    let mut seen: BTreeMap<(KeyId, &str), usize> = BTreeMap::new();
+    for g in &run.got {
+        *seen.entry((g.key_id, address_of(g.who))).or_default() += 1;
+    }
+    for ((key, address), n) in &seen {
+        assert_eq!(*n, 1, "{address} of {key} was released {n} times under once");
+    }
+    // After the last restart: an address seen released is refused; one not seen is either
+    // released now (200, the right key) or refused because a crash lost the response of its
+    // committed release; then, either way, refused.
+    let (mut released_now, mut lost_responses) = (0, 0);
+    for s in &run.sent {
+        for (address, who) in [("bob", "bob2"), ("carol", "carol")] {
+            let (status, code, key) = run.fetch(s, who);
+            if seen.contains_key(&(s.key_id, address)) {
+                assert_eq!((status, code.as_str()), (409, "already_released"), "{address} of {}", s.key_id);
+                continue;
+            }
+            match status {
+                200 => {
+                    assert_eq!(key, Some(s.key));
+                    released_now += 1;
+                }
+                409 if code == "already_released" => lost_responses += 1,
+                _ => panic!("{address} of {}: {status} {code}", s.key_id),
+            }
+            // Again, for bob with his other certificate.
+            let again = if address == "bob" { "bob" } else { who };
+            let (status, code, _) = run.fetch(s, again);
+            assert_eq!((status, code.as_str()), (409, "already_released"), "{address} of {} again", s.key_id);
+        }
+    }
+    let (sent, got, requests, kills, elapsed) = (run.sent.len(), run.got.len(), run.requests, run.kills, run.elapsed);
+    let (over, live) = run.stop_and_read_store(1);
+    assert_eq!(over, 0, "a recipient row records two deliveries under once");
+    assert!(live as usize >= sent, "a key the sender holds is gone from the store");
+    println!(
+        "crash test (once): {kills} kills in {:.1} s, {requests} requests, {sent} keys issued and seen, {got} \
+         releases seen, {released_now} releases made after the last restart, {lost_responses} refused because a \
+         crash lost the response of the committed release",
+        elapsed.as_secs_f64()
     );
 }

@@ -78,16 +78,52 @@ fn sigterm_answers_the_request_in_flight_then_exits_zero() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
-    let out = server.child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let mut server = server;
+    let status = server.child.wait().unwrap();
+    let mut stdout = String::new();
+    server.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert!(status.success(), "{stdout}");
     assert!(stdout.contains("ekg serve: stopped"), "{stdout}");
 
     // The key it issued is in the store, which opens again.
     let server = spawn_serve(EKG, &files.config, free_port());
     let metrics = agent().get(format!("http://{}/metrics", server.addr)).call().unwrap().into_body().read_to_string();
     assert!(metrics.unwrap().contains("ekg_keys_held 1"), "the issued key is not held after the restart");
-    let mut child = server.child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
+}
+
+#[test]
+fn load_reports_each_operation_and_fails_when_nothing_succeeds() {
+    let dir = fresh_dir("cli-load");
+    let files = demo(&dir, "");
+    let server = spawn_serve(EKG, &files.config, free_port());
+    let target = format!("http://{}/", server.addr);
+    let load = |sender: &str| {
+        Command::new(EKG)
+            .args(["load", "--target", &target, "--uri", &files.uri, "--requests", "20", "--duration", "30"])
+            .args(["--sender", sender, "--pki"])
+            .arg(&files.pki)
+            .output()
+            .unwrap()
+    };
+    let out = load("example.com/alice");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for row in ["issuance         20       20", "release          20       20", "rsa-sign"] {
+        assert!(stdout.contains(row), "{row} missing: {stdout}");
+    }
+    // dave of example.org is no sender of this gatekeeper: every key request is refused,
+    // nothing is released, and the command says so.
+    let out = load("example.org/dave");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("issuance: 20 x 403 sender_not_recognised"), "{stdout}");
+    // Bounds are checked before any work.
+    let out = Command::new(EKG)
+        .args(["load", "--target", &target, "--concurrency", "0", "--pki"])
+        .arg(&files.pki)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--concurrency: 1 to 256"));
+    drop(server);
 }

@@ -84,8 +84,7 @@ fn expiry_destroys_keys_at_their_time() {
     // A week and a second later (the demo's ticket lifetime is a week).
     server.clock.advance(7 * 24 * 3600 + 1);
     let bob = recipient(&files, "example.org", "bob");
-    // bob's client would refuse an expired ticket's certificate path? No: only the
-    // gatekeeper knows expiry. Its answer:
+    // Only the gatekeeper knows the ticket's expiry; its answer:
     let msg = bob.receive(&sealed, now(&server)).unwrap();
     let pending = bob.request_release(&msg, now(&server), &mut rng(31)).unwrap();
     let (status, _, body) = post(&server, "release-request", &pending.der);

@@ -95,6 +95,12 @@ fn the_schema_migrates_once_and_a_newer_one_is_refused() {
     let path = dir.join("ekg.db");
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), ekg_server::store::schema::VERSION);
+    // The database and its WAL are the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["ekg.db", "ekg.db-wal"] {
+        let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
     let rows: i64 = store.connection().query_row("SELECT COUNT(*) FROM ekg_schema", [], |r| r.get(0)).unwrap();

@@ -33,7 +33,18 @@ fn err(e: impl core::fmt::Display) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, migrated to [`schema::VERSION`].
     /// Refuses a database written by a newer schema.
+    /// A new database file is created readable by its owner only (0600); SQLite gives its
+    /// WAL and shared-memory files the same mode.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        }
         let conn = Connection::open(path).map_err(err)?;
         SqliteStore::with(conn)
     }

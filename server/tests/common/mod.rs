@@ -149,6 +149,14 @@ pub struct ServeProcess {
     pub addr: String,
 }
 
+impl Drop for ServeProcess {
+    /// A failing test does not leave its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `bin serve --config CONFIG --listen 127.0.0.1:PORT` and waits (at most 30 s) until
 /// `/healthz` answers.
 pub fn spawn_serve(bin: &str, config: &Path, port: u16) -> ServeProcess {
@@ -163,9 +171,17 @@ pub fn spawn_serve(bin: &str, config: &Path, port: u16) -> ServeProcess {
         .expect("ekg serve");
     let addr = format!("127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut child = child;
     loop {
         if agent().get(format!("http://{addr}/healthz")).call().is_ok_and(|r| r.status() == 200) {
             return ServeProcess { child, addr };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("ekg serve exited with {status}: {err}");
         }
         assert!(std::time::Instant::now() < deadline, "the server did not come up");
         std::thread::sleep(Duration::from_millis(20));
