@@ -3,9 +3,13 @@
 #![forbid(unsafe_code)]
 
 mod check;
+mod client;
 mod demo;
 mod fixtures;
 mod load;
+mod mail;
+mod read;
+mod send;
 mod serve;
 mod simulate;
 
@@ -73,6 +77,13 @@ enum Command {
     /// issued, from concurrent clients; report throughput and p50/p99/max latency per
     /// operation (docs/performance.md). Exit 1 if any request failed.
     Load(LoadArgs),
+    /// Seal an email message (RFC 5322, from a file or standard input) for its recipients
+    /// through the sender's gatekeeper: the sealed RFC 8551 message on standard output
+    /// (docs/mail.md).
+    Send(SendArgs),
+    /// Open a sealed email message: ask the ticket's gatekeeper for the key, check the
+    /// release, decrypt; the original message on standard output (docs/mail.md).
+    Read(ReadArgs),
     /// Model-check the protocol: the results matrix (configuration x property), with unique
     /// states, time and states/s, and every counterexample as a readable trace.
     Check {
@@ -167,6 +178,71 @@ struct LoadArgs {
     requests: usize,
 }
 
+#[derive(clap::Args, Debug)]
+struct IdentityFlags {
+    /// Your identity: a PEM file with your certificate, its chain and your PKCS#8 key (or
+    /// the certificates only, with --key), or a PKCS#12 file (.p12, .pfx). Files holding a
+    /// key must be chmod 600.
+    #[arg(long)]
+    identity: PathBuf,
+    /// Your PKCS#8 key (PEM), when --identity holds certificates only.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// A file whose first line is the PKCS#12 passphrase (chmod 600); without it the
+    /// passphrase is asked on the terminal. Never on the command line.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// The client configuration (TOML: anchors, gatekeepers by domain, TLS roots).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Trust anchors (PEM), instead of the configuration's.
+    #[arg(long)]
+    anchors: Vec<PathBuf>,
+}
+
+impl IdentityFlags {
+    fn identity(&self) -> client::identity::IdentityArgs {
+        client::identity::IdentityArgs {
+            identity: self.identity.clone(),
+            key: self.key.clone(),
+            passphrase_file: self.passphrase_file.clone(),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct SendArgs {
+    #[command(flatten)]
+    who: IdentityFlags,
+    /// A recipient (repeat it); default: the message's To, Cc and Bcc.
+    #[arg(long)]
+    to: Vec<String>,
+    /// The gatekeeper URI; default: the configuration's for your domain.
+    #[arg(long)]
+    gatekeeper: Option<String>,
+    /// The message (default: standard input).
+    #[arg(long, default_value = "-")]
+    input: PathBuf,
+    /// The sealed message (default: standard output).
+    #[arg(long, default_value = "-")]
+    output: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct ReadArgs {
+    #[command(flatten)]
+    who: IdentityFlags,
+    /// Read as the sender organisation's gateway (its certificate, not a listed recipient's).
+    #[arg(long)]
+    gateway: bool,
+    /// The sealed message (default: standard input).
+    #[arg(long, default_value = "-")]
+    input: PathBuf,
+    /// The message (default: standard output; a file is written chmod 600).
+    #[arg(long, default_value = "-")]
+    output: PathBuf,
+}
+
 #[derive(Subcommand, Debug)]
 enum FixturesAction {
     /// Write every vector file, schema and PEM of the PKI.
@@ -222,6 +298,27 @@ fn main() -> ExitCode {
             duration: a.duration,
             requests: a.requests,
         }),
+        Command::Send(a) => send::run(&send::Args {
+            identity: a.who.identity(),
+            to: a.to,
+            gatekeeper: a.gatekeeper,
+            config: a.who.config,
+            anchors: a.who.anchors,
+            input: a.input,
+            output: a.output,
+        })
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(Into::into),
+        Command::Read(a) => read::run(&read::Args {
+            identity: a.who.identity(),
+            gateway: a.gateway,
+            config: a.who.config,
+            anchors: a.who.anchors,
+            input: a.input,
+            output: a.output,
+        })
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(Into::into),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
         Command::Check { full, only, threads, explore, addr, dfs, reduced, timeout_secs } => {
             let timeout = timeout_secs.map(std::time::Duration::from_secs);

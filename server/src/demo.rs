@@ -26,6 +26,8 @@ pub struct DemoFiles {
     pub pki: PathBuf,
     /// The server's configuration.
     pub config: PathBuf,
+    /// The clients' configuration (`ekg send`, `ekg read`).
+    pub client: PathBuf,
     /// The gatekeeper's URI (`http://ADDR/`).
     pub uri: String,
 }
@@ -100,7 +102,18 @@ database = "sqlite:ekg.db"
 {extra_server}"#
     );
     fs::write(&config, text)?;
-    Ok(DemoFiles { dir: dir.to_path_buf(), pki: dir_pki, config, uri })
+    // The clients' configuration (ekg send, ekg read; docs/mail.md).
+    let client = dir.join("client.toml");
+    let text = format!(
+        r#"# ekg send / ekg read with the demo's PKI. TEST KEYS (seed {SEED}).
+anchors = ["pki/anchors.pem"]
+
+[gatekeepers]
+"example.com" = "{uri}"
+"#
+    );
+    fs::write(&client, text)?;
+    Ok(DemoFiles { dir: dir.to_path_buf(), pki: dir_pki, config, client, uri })
 }
 
 /// 32 fresh bytes from the operating system, for a storage key.

@@ -35,6 +35,12 @@ pub fn demo(dir: &Path, extra_server: &str) -> DemoFiles {
     ekg_server::demo::write(dir, "127.0.0.1:0".parse().unwrap(), &[7; 32], extra_server).unwrap()
 }
 
+/// The demo's files for a gatekeeper that will listen on 127.0.0.1:`port` (its certificate
+/// and tickets name that URI, so clients that follow the ticket reach it).
+pub fn demo_at(dir: &Path, port: u16) -> DemoFiles {
+    ekg_server::demo::write(dir, std::net::SocketAddr::from(([127, 0, 0, 1], port)), &[7; 32], "").unwrap()
+}
+
 /// The demo's settings, with short timeouts for the tests.
 pub fn settings(files: &DemoFiles) -> Settings {
     let mut s = ekg_server::config::load(&files.config).expect("config");

@@ -1,0 +1,261 @@
+//! What `ekg send`, `ekg read` and `ekg inspect` share: the client configuration (trust
+//! anchors, gatekeepers by domain, extra TLS roots), identities ([`identity`]), and the HTTP
+//! binding's client side (`docs/protocol.md` §8): POST the DER, take the `200` body, or turn
+//! the problem body into one line with its code.
+
+pub mod identity;
+pub mod pkcs12;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ekg_core::crypto::{AwsLc, CryptoProvider};
+use ekg_core::pki::{PathLimits, TrustAnchors};
+use ekg_server::binding::{self, ClientAction, Problem};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::Deserialize;
+
+/// The provider the client commands use.
+pub fn provider() -> &'static dyn CryptoProvider {
+    &AwsLc
+}
+
+/// A client command's failure: a stable code and one line for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    /// The code (a rejection code, a gatekeeper's problem code, or the client's own).
+    pub code: String,
+    /// The line.
+    pub detail: String,
+}
+
+impl core::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<ekg_core::Error> for ClientError {
+    fn from(e: ekg_core::Error) -> Self {
+        ClientError { code: e.code().to_owned(), detail: e.detail().to_owned() }
+    }
+}
+
+impl From<crate::mail::MailError> for ClientError {
+    fn from(e: crate::mail::MailError) -> Self {
+        ClientError { code: e.code.to_owned(), detail: e.detail }
+    }
+}
+
+/// A [`ClientError`] with `code`.
+pub fn fail<T>(code: &str, detail: impl Into<String>) -> Result<T, ClientError> {
+    Err(ClientError { code: code.to_owned(), detail: detail.into() })
+}
+
+/// Largest client configuration file, and largest PEM file it names.
+pub const MAX_CONFIG_LEN: u64 = 1024 * 1024;
+
+/// Reads at most `limit` bytes of `path` (`-` is standard input); more is `input_too_large`.
+pub fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ClientError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let result = if path == Path::new("-") {
+        std::io::stdin().lock().take(cap).read_to_end(&mut out)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(cap).read_to_end(&mut out))
+    };
+    result.or_else(|e| fail("io_error", format!("{}: {e}", path.display())))?;
+    if out.len() > limit {
+        return fail("input_too_large", format!("{}: larger than {limit} bytes", path.display()));
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` whole to `path` (`-`: standard output), or nothing: a file is written
+/// under a temporary name (0600) and renamed.
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| ClientError { code: "io_error".into(), detail: format!("{}: {e}", path.display()) };
+    if path == Path::new("-") {
+        let mut out = std::io::stdout().lock();
+        return out.write_all(bytes).and_then(|()| out.flush()).map_err(io);
+    }
+    let tmp = path.with_extension(format!("ekg-{}.tmp", std::process::id()));
+    let written = ekg_server::demo::write_secret(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
+}
+
+/// The client configuration file (TOML; `docs/mail.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// PEM files of the trust anchors (the federation's CAs).
+    #[serde(default)]
+    pub anchors: Vec<PathBuf>,
+    /// PEM files of extra roots for `https` gatekeepers (besides the public web roots).
+    #[serde(default)]
+    pub tls_roots: Vec<PathBuf>,
+    /// The gatekeeper URI of each sender domain.
+    #[serde(default)]
+    pub gatekeepers: std::collections::BTreeMap<String, String>,
+    /// The directory relative paths start from (the file's).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+impl ClientConfig {
+    /// Reads `path`, or the empty configuration.
+    pub fn load(path: Option<&Path>) -> Result<ClientConfig, ClientError> {
+        let Some(path) = path else { return Ok(ClientConfig::default()) };
+        let bytes = read_input(path, MAX_CONFIG_LEN as usize)?;
+        let text = String::from_utf8(bytes).or_else(|_| fail("invalid_configuration", "not UTF-8"))?;
+        let mut c: ClientConfig =
+            toml::from_str(&text).or_else(|e| fail("invalid_configuration", format!("{}: {e}", path.display())))?;
+        c.dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(c)
+    }
+
+    fn at(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+    }
+
+    /// The trust anchors: `--anchors` files if given, else the configuration's.
+    pub fn anchors(&self, flag: &[PathBuf]) -> Result<TrustAnchors, ClientError> {
+        let files: Vec<PathBuf> =
+            if flag.is_empty() { self.anchors.iter().map(|p| self.at(p)).collect() } else { flag.to_vec() };
+        if files.is_empty() {
+            return fail("invalid_configuration", "no trust anchors: give --anchors FILE or a --config with anchors");
+        }
+        let mut pem = String::new();
+        for f in &files {
+            let bytes = read_input(f, MAX_CONFIG_LEN as usize)?;
+            pem.push_str(&String::from_utf8_lossy(&bytes));
+            pem.push('\n');
+        }
+        Ok(TrustAnchors::from_pem(provider(), &pem, PathLimits::default())?)
+    }
+
+    /// The gatekeeper URI for a sender in `domain`.
+    pub fn gatekeeper_for(&self, domain: &str) -> Option<&str> {
+        self.gatekeepers.iter().find(|(d, _)| d.eq_ignore_ascii_case(domain)).map(|(_, u)| u.as_str())
+    }
+
+    /// The HTTP client: public web roots and the configured extra roots, TLS by aws-lc-rs.
+    pub fn http(&self) -> Result<GatekeeperClient, ClientError> {
+        let mut extra = Vec::new();
+        for f in &self.tls_roots {
+            let bytes = read_input(&self.at(f), MAX_CONFIG_LEN as usize)?;
+            for item in ureq::tls::parse_pem(&bytes) {
+                if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+                    extra.push(c.to_owned());
+                }
+            }
+        }
+        Ok(GatekeeperClient::new(extra))
+    }
+}
+
+/// An RNG seeded from the operating system (every protocol random value comes from it).
+pub fn os_rng() -> Result<ChaCha20Rng, ClientError> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut_slice()).or_else(|e| fail("crypto_failure", format!("OS RNG: {e}")))?;
+    Ok(ChaCha20Rng::from_seed(*seed))
+}
+
+/// The wall clock.
+pub fn now() -> ekg_core::UnixTime {
+    ekg_server::service::wall_clock()
+}
+
+/// The client side of the HTTP binding.
+pub struct GatekeeperClient {
+    agent: ureq::Agent,
+}
+
+/// Most times a `503` is retried, and the longest `Retry-After` honoured.
+const RETRIES: u32 = 2;
+const MAX_RETRY_AFTER_SECS: u64 = 10;
+/// Largest answer read.
+const MAX_ANSWER_LEN: u64 = 1024 * 1024;
+
+impl GatekeeperClient {
+    /// A client trusting the public web roots and `extra_roots`.
+    pub fn new(extra_roots: Vec<ureq::tls::Certificate<'static>>) -> GatekeeperClient {
+        let crypto = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let roots = if extra_roots.is_empty() {
+            ureq::tls::RootCerts::WebPki
+        } else {
+            ureq::tls::RootCerts::new_with_certs(&extra_roots)
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(roots)
+            .unversioned_rustls_crypto_provider(crypto)
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .tls_config(tls)
+            .build()
+            .into();
+        GatekeeperClient { agent }
+    }
+
+    /// POSTs `der` to `{uri}{endpoint}`; the `200` body, or the refusal as a [`ClientError`]
+    /// (`503` is retried after its `Retry-After`, twice at most).
+    pub fn post(&self, uri: &str, endpoint: &str, der: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let url = binding::endpoint(uri, endpoint);
+        for attempt in 0..=RETRIES {
+            let sent = self.agent.post(&url).header("Content-Type", binding::MEDIA_CMS).send(der);
+            let mut answer = match sent {
+                Ok(a) => a,
+                Err(e) => return fail("gatekeeper_unreachable", format!("{url}: {e}")),
+            };
+            let status = answer.status().as_u16();
+            let retry_after = answer
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(u64::from(binding::RETRY_AFTER_SECS));
+            let body = answer
+                .body_mut()
+                .with_config()
+                .limit(MAX_ANSWER_LEN)
+                .read_to_vec()
+                .or_else(|e| fail("gatekeeper_unreachable", format!("{url}: reading the answer: {e}")))?;
+            match binding::client_action(status) {
+                ClientAction::Accept => return Ok(body),
+                ClientAction::RetryLater if attempt < RETRIES => {
+                    std::thread::sleep(Duration::from_secs(retry_after.min(MAX_RETRY_AFTER_SECS)));
+                }
+                _ => {
+                    let problem: Option<Problem> = serde_json::from_slice(&body).ok();
+                    return Err(match problem {
+                        Some(p) => ClientError {
+                            code: p.code.clone(),
+                            detail: if p.detail.is_empty() {
+                                format!("the gatekeeper refused ({status} {})", p.title)
+                            } else {
+                                format!("the gatekeeper refused ({status} {}): {}", p.title, p.detail)
+                            },
+                        },
+                        None => ClientError {
+                            code: "gatekeeper_error".into(),
+                            detail: format!("{url} answered {status} without a problem body"),
+                        },
+                    });
+                }
+            }
+        }
+        fail("gatekeeper_unavailable", format!("{url}: still 503 after {RETRIES} retries"))
+    }
+}
