@@ -13,7 +13,8 @@ use ekg_core::role::{
     Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
 };
 use ekg_core::{EmailAddress, UnixTime};
-use ekg_testpki::{Federation, Issued, Org, pem};
+use ekg_server::demo::{write_org, write_secret};
+use ekg_testpki::{Federation, Issued, pem};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -37,36 +38,6 @@ impl Out<'_> {
         writeln!(self.manifest, "{name}  {what}")?;
         Ok(())
     }
-}
-
-fn write_identity(dir: &Path, name: &str, issued: &Issued) -> Result<(), DynError> {
-    fs::write(dir.join(format!("{name}.pem")), issued.cert_pem() + &issued.chain_pem())?;
-    write_secret(&dir.join(format!("{name}.key")), issued.key_pem().as_bytes())?;
-    Ok(())
-}
-
-/// Writes a private key readable by its owner only (mode 0600 from creation: never a moment
-/// with wider permissions).
-pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    // An existing file keeps its mode through open: set it.
-    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    f.write_all(bytes)
-}
-
-fn write_org(dir: &Path, org: &Org) -> Result<(), DynError> {
-    let d = dir.join(&org.domain);
-    fs::create_dir_all(&d)?;
-    fs::write(d.join("ca.pem"), org.ca.issued.cert_pem())?;
-    write_identity(&d, "gatekeeper", &org.gatekeeper)?;
-    write_identity(&d, "gateway", &org.gateway)?;
-    for (address, issued) in &org.users {
-        let local = address.split('@').next().unwrap_or(address);
-        write_identity(&d, local, issued)?;
-    }
-    Ok(())
 }
 
 fn credential(i: &Issued) -> Result<Credential, DynError> {
@@ -155,6 +126,15 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
         "AuthEnvelopedData(KEKRI key id) { message }, ticket digest authenticated, ticket attached",
         &sealed,
     )?;
+    out.file(
+        "04-sealed-message.eml",
+        "the same as an RFC 8551 S/MIME message (docs/protocol.md section 9)",
+        &crate::mail::wrap(message, &sealed)?,
+    )?;
+    // The one-time key itself, so that `openssl cms -decrypt -secretkey` needs no digging.
+    // A test key: it follows from the public seed like every key here.
+    write_secret(&dir.join("one-time-key.hex"), hex::encode(send_key.key.expose()).as_bytes())?;
+    writeln!(out.manifest, "one-time-key.hex  the message's one-time key (TEST KEY, from the seed; 0600)")?;
 
     // 4. The sender organisation's gateway fetches the key to inspect outbound mail.
     let gateway = Gateway::new(provider, credential(&org.gateway)?, anchors.clone());
@@ -204,7 +184,34 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
         step += 2;
     }
     println!("keys still held by the gatekeeper: {}", gk.ledger().held_keys());
+    out.file("OPENSSL.sh", "every artifact opened with openssl alone: sh OPENSSL.sh", OPENSSL_SH.as_bytes())?;
     fs::write(dir.join("MANIFEST.txt"), &out.manifest)?;
     println!("wrote {} (see MANIFEST.txt)", dir.display());
     Ok(())
 }
+
+/// The commands that open every artifact with `openssl` alone (run in the demo's directory).
+const OPENSSL_SH: &str = r#"#!/bin/sh
+# Every artifact of `ekg demo` opened with openssl alone (OpenSSL >= 3.0.22; run it here).
+set -eu
+v() { openssl cms -verify -inform DER -in "$1" -CAfile pki/anchors.pem -binary -out "$2"; }
+d() { openssl cms -decrypt -inform DER -in "$1" -recip "pki/$2.pem" -inkey "pki/$2.key" -binary -out "$3"; }
+# 1. alice's key request, and 2. the gatekeeper's ticket: signatures and content.
+v 01-key-request.der 01-key-request.content
+v 02-ticket.der 02-ticket.content
+# 3. The grant opens with alice's key: a KeyDelivery { keyId, key, requestDigest, deliveredTo }.
+d 03-grant.der example.com/alice 03-grant.content
+# 4. The sealed message opens with the one-time key, as DER and as an S/MIME .eml.
+openssl cms -decrypt -inform DER -in 04-sealed-message.der -secretkey "$(cat one-time-key.hex)"   -secretkeyid "$(cat key-id.hex)" -binary -out 04-message.txt
+openssl cms -decrypt -inform SMIME -in 04-sealed-message.eml -secretkey "$(cat one-time-key.hex)"   -secretkeyid "$(cat key-id.hex)" -binary -out 04-message-from-eml.txt
+cmp 04-message.txt message.txt
+cmp 04-message-from-eml.txt message.txt
+# 5. to 10. Each release request is signed by its requester; each release opens with the
+# requester's key and holds a KeyDelivery signed by the gatekeeper.
+for r in 05-gateway-request 07-release-request-bob 09-release-request-carol; do v "$r.der" "$r.content"; done
+d 06-gateway-release.der example.com/gateway 06-gateway-release.signed
+d 08-release-bob.der example.org/bob 08-release-bob.signed
+d 10-release-carol.der example.com/carol 10-release-carol.signed
+for r in 06-gateway-release 08-release-bob 10-release-carol; do v "$r.signed" "$r.content"; done
+echo "OPENSSL.sh: every artifact verified or opened"
+"#;

@@ -160,15 +160,18 @@ pub fn unwrap(eml: &[u8]) -> Result<Vec<u8>, MailError> {
         return err("not_an_ekg_message", format!("smime-type is {shown}, not authEnveloped-data"));
     }
     let raw = eml.get(part.offset_body as usize..part.offset_end as usize).unwrap_or_default();
-    match part.encoding {
-        mail_parser::Encoding::Base64 => {
+    // The declared encoding, from the header itself: mail-parser's own field falls back to
+    // "none" when its lenient decoder gives up, which would pass the encoded text as DER.
+    let cte = part.content_transfer_encoding().map(str::trim).unwrap_or("binary").to_ascii_lowercase();
+    match cte.as_str() {
+        "base64" => {
             let text: Vec<u8> = raw.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
             base64::engine::general_purpose::STANDARD
                 .decode(&text)
                 .or_else(|e| err("malformed_mime", format!("the smime.p7m body is not valid base64: {e}")))
         }
-        mail_parser::Encoding::None => Ok(raw.to_vec()),
-        _ => err("malformed_mime", "the smime.p7m body must be base64 (or binary)"),
+        "binary" | "7bit" | "8bit" => Ok(raw.to_vec()),
+        other => err("malformed_mime", format!("the smime.p7m body must be base64 (or binary), not {other}")),
     }
 }
 
@@ -208,7 +211,10 @@ mod tests {
     fn bad_bodies_and_plain_messages_are_refused_with_their_codes() {
         assert_eq!(unwrap(MESSAGE).unwrap_err().code, "not_an_ekg_message");
         let outer = String::from_utf8(wrap(MESSAGE, &[1, 2, 3, 4, 5]).unwrap()).unwrap();
-        let cut = outer.trim_end().trim_end_matches('=').to_owned() + "A\r\n";
+        // A character outside the alphabet, and a length that is not a multiple of 4.
+        let bad = outer.trim_end().to_owned() + "!\r\n";
+        assert_eq!(unwrap(bad.as_bytes()).unwrap_err().code, "malformed_mime");
+        let cut = outer.trim_end().trim_end_matches('=').to_owned() + "\r\n";
         assert_eq!(unwrap(cut.as_bytes()).unwrap_err().code, "malformed_mime");
         let signed = outer.replace("authEnveloped-data", "signed-data");
         assert_eq!(unwrap(signed.as_bytes()).unwrap_err().code, "not_an_ekg_message");

@@ -6,6 +6,7 @@ mod check;
 mod client;
 mod demo;
 mod fixtures;
+mod inspect;
 mod load;
 mod mail;
 mod read;
@@ -84,6 +85,19 @@ enum Command {
     /// Open a sealed email message: ask the ticket's gatekeeper for the key, check the
     /// release, decrypt; the original message on standard output (docs/mail.md).
     Read(ReadArgs),
+    /// Show what an EKG artifact is and says (DER, PEM or a sealed .eml): signer, sender,
+    /// recipients, key id, gatekeeper, times, policy, and which checks pass. Exit 1 if one
+    /// fails. Never shows a key.
+    Inspect {
+        /// The artifact (`-`: standard input).
+        file: PathBuf,
+        /// Client configuration (its anchors check certificate paths).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Trust anchors (PEM): check certificate paths against them.
+        #[arg(long)]
+        anchors: Vec<PathBuf>,
+    },
     /// Model-check the protocol: the results matrix (configuration x property), with unique
     /// states, time and states/s, and every counterexample as a readable trace.
     Check {
@@ -319,6 +333,9 @@ fn main() -> ExitCode {
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(Into::into),
+        Command::Inspect { file, config, anchors } => inspect::run(&inspect::Args { file, config, anchors })
+            .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            .map_err(Into::into),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
         Command::Check { full, only, threads, explore, addr, dfs, reduced, timeout_secs } => {
             let timeout = timeout_secs.map(std::time::Duration::from_secs);

@@ -149,8 +149,16 @@ Try it (another terminal):
   curl -s {uri}metrics | head
   # the whole protocol with openssl and curl only (alice -> bob, carol):
   scripts/openssl-client.sh {pki} {uri}
+  # sealed email (client configuration: {client});
+  # `ekg` is target/release/ekg after `cargo build --release --locked -p ekg`:
+  printf 'From: alice@example.com\\r\\nTo: bob@example.org\\r\\nSubject: hi\\r\\n\\r\\nhello\\r\\n' |
+    ekg send --config {client} --identity {pki}/example.com/alice.pem > sealed.eml
+  ekg read --config {client} --identity {pki}/example.org/bob.pem < sealed.eml
+  # load: throughput and latency per operation
+  ekg load --target {uri} --pki {pki}
 ",
         uri = f.uri,
+        client = f.client.display(),
         config = f.config.display(),
         db = f.dir.join("ekg.db").display(),
     )

@@ -297,3 +297,41 @@ fn a_pkcs12_identity_made_by_openssl_reads_with_its_passphrase_only() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.stdout, multipart());
 }
+
+#[test]
+fn inspect_shows_what_a_sealed_message_says_and_which_checks_pass() {
+    let w = world("mail-inspect");
+    let sealed = w.send(&multipart());
+    let path = w.dir.join("sealed.eml");
+    std::fs::write(&path, &sealed).unwrap();
+    let inspect =
+        |file: &Path| Command::new(EKG).arg("inspect").arg(file).arg("--config").arg(&w.files.client).output().unwrap();
+    let out = inspect(&path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for needle in [
+        "sealed message (AuthEnvelopedData, RFC 5083)",
+        "recipients     bob@example.org, carol@example.com",
+        "sender         alice@example.com",
+        "policy         once",
+        "ok       ticket: a gatekeeper's certificate naming its URI (C1)",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    assert!(!text.contains("FAILED"), "{text}");
+    // The ticket's signature flipped: the report says which check failed, exit 1.
+    let body: String = String::from_utf8_lossy(&sealed).split_once("\r\n\r\n").unwrap().1.split_whitespace().collect();
+    let mut der = base64::engine::general_purpose::STANDARD.decode(&body).unwrap();
+    let n = der.len();
+    der[n - 3] ^= 1;
+    let bad = w.dir.join("bad.der");
+    std::fs::write(&bad, &der).unwrap();
+    let out = inspect(&bad);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED"), "{text}");
+    // Not an artifact at all.
+    let junk = w.dir.join("junk.txt");
+    std::fs::write(&junk, "hello").unwrap();
+    refused(&inspect(&junk), "not_an_ekg_artifact");
+}

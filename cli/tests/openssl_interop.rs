@@ -24,8 +24,8 @@ fn run_openssl(args: &[&str]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn demo_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("openssl-interop-{}", std::process::id()));
+fn demo_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("openssl-interop-{name}-{}", std::process::id()));
     let status = Command::new(env!("CARGO_BIN_EXE_ekg"))
         .args(["demo", "--out"])
         .arg(&dir)
@@ -144,10 +144,22 @@ fn hex(b: &[u8]) -> String {
 }
 
 #[test]
+fn the_demo_s_openssl_script_opens_every_artifact() {
+    let dir = demo_dir("script");
+    let out = Command::new("sh").arg("OPENSSL.sh").current_dir(&dir).output().expect("sh");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OPENSSL.sh: every artifact verified or opened"), "{text}");
+    for f in ["04-message.txt", "04-message-from-eml.txt", "08-release-bob.content", "03-grant.content"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+}
+
+#[test]
 fn openssl_verifies_and_decrypts_every_artifact_and_refuses_tampered_copies() {
     let (ok, _) = run_openssl(&["version"]);
     assert!(ok, "openssl is not installed: .ci/run installs it");
-    let ctx = Ctx { dir: demo_dir() };
+    let ctx = Ctx { dir: demo_dir("artifacts") };
 
     // Signed objects, outer layers.
     for name in

@@ -39,12 +39,14 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
-fn write_identity(dir: &Path, name: &str, issued: &Issued) -> std::io::Result<()> {
+/// Writes `NAME.pem` (certificate and chain) and `NAME.key` (PKCS#8, 0600).
+pub fn write_identity(dir: &Path, name: &str, issued: &Issued) -> std::io::Result<()> {
     fs::write(dir.join(format!("{name}.pem")), issued.cert_pem() + &issued.chain_pem())?;
     write_secret(&dir.join(format!("{name}.key")), issued.key_pem().as_bytes())
 }
 
-fn write_org(dir: &Path, org: &Org) -> std::io::Result<()> {
+/// Writes an organisation's CA, gatekeeper, gateway and users under `dir/DOMAIN/`.
+pub fn write_org(dir: &Path, org: &Org) -> std::io::Result<()> {
     let d = dir.join(&org.domain);
     fs::create_dir_all(&d)?;
     fs::write(d.join("ca.pem"), org.ca.issued.cert_pem())?;

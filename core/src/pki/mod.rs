@@ -185,6 +185,17 @@ fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
     certs.iter().map(|c| c.to_der().map_err(config)).collect()
 }
 
+/// A certificate's rfc822Name addresses (subjectAltName), without validating it (for
+/// display: `ekg inspect`).
+pub fn certificate_addresses(cert: &Certificate) -> Vec<EmailAddress> {
+    validate::addresses(cert)
+}
+
+/// A certificate's uniformResourceIdentifier names (subjectAltName), without validating it.
+pub fn certificate_uris(cert: &Certificate) -> Vec<String> {
+    validate::uris(cert)
+}
+
 /// SHA-256 of a certificate's DER.
 pub fn provider_cert_id(provider: &dyn CryptoProvider, certificate_der: &[u8]) -> CertId {
     CertId(provider.sha256(certificate_der).0)
