@@ -24,6 +24,7 @@
 
 mod decide;
 pub mod pipeline;
+mod shared;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,7 @@ use std::hash::Hash;
 
 pub use decide::{IssueFacts, ReleaseFacts};
 pub use pipeline::{Committed, Decided, Drawn, Granted, KeyDraw};
+pub use shared::{SharedMemoryStore, SharedStore};
 pub use store::{MemoryStore, Store, StoreError};
 
 use crate::error::{Rejection, Result, reject};

@@ -19,6 +19,11 @@ pub trait Store<T: LedgerTypes> {
     fn append(&mut self, batch: &[Record<T>]) -> Result<(), StoreError>;
     /// The records to replay on recovery.
     fn load(&self) -> Result<Vec<Record<T>>, StoreError>;
+    /// The store as several gatekeepers share it, if it is one ([`super::SharedStore`]):
+    /// then the gatekeeper keeps no state between decisions and commits conditionally.
+    fn shared(&mut self) -> Option<&mut dyn super::SharedStore<T>> {
+        None
+    }
 }
 
 /// An in-memory store: durable for as long as the value lives (clone it to model a crash

@@ -372,3 +372,33 @@ proptest! {
         }
     }
 }
+
+/// Two gatekeepers on one shared store: both read the key, the first commit wins, the
+/// second is refused without writing, and after reading again it decides `already_released`.
+#[test]
+fn on_a_shared_store_the_second_of_two_racing_releases_reads_again_and_is_refused() {
+    let cfg = LedgerConfig { retention_secs: 3600, ..LedgerConfig::default() };
+    let mut store = SharedMemoryStore::<Sym>::new();
+    let mut a = Ledger::new(cfg);
+    let d = a.decide_issue(facts(1, vec!["bob"], ReleasePolicy::Once), &mut Fixed(1), T0).unwrap();
+    assert!(a.commit_if_unchanged(&mut store, d).unwrap().is_some());
+    let mut other = store.clone();
+    let (mut a, mut b) = (Ledger::new(cfg), Ledger::new(cfg));
+    a.refresh(&1, &store.load_key(&1).unwrap()).unwrap();
+    b.refresh(&1, &other.load_key(&1).unwrap()).unwrap();
+    let bob = who(7, &["bob"]);
+    let da = decide_release(&a, 1, &bob, T0).unwrap();
+    let db = decide_release(&b, 1, &bob, T0).unwrap();
+    assert!(a.commit_if_unchanged(&mut store, da).unwrap().is_some(), "the first commit wins");
+    assert!(b.commit_if_unchanged(&mut other, db).unwrap().is_none(), "the second is refused");
+    b.clear();
+    b.refresh(&1, &other.load_key(&1).unwrap()).unwrap();
+    assert_eq!(decide_release(&b, 1, &bob, T0).err().map(|e| e.rejection()), Some(Rejection::AlreadyReleased));
+    assert_eq!(store.appends(), 2, "the issue and one release, nothing more");
+    // A second issue of request 1 elsewhere: the store knows the request, the commit fails.
+    let mut c = Ledger::new(cfg);
+    let d = c.decide_issue(facts(1, vec!["bob"], ReleasePolicy::Once), &mut Fixed(2), T0).unwrap();
+    assert!(c.commit_if_unchanged(&mut other, d).unwrap().is_none(), "the request was answered");
+    // An unconditional append is refused outright.
+    assert!(Store::append(&mut store, &[]).is_err());
+}

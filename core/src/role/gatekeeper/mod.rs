@@ -39,7 +39,7 @@ use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{KeyId, OneTimeKey};
 use crate::ledger::{
-    Committed, Concrete, Decided, IssueFacts, KeyDraw, KeyState, Ledger, ReleaseFacts, ReleaseKind, Store,
+    Committed, Concrete, Decided, IssueFacts, KeyDraw, KeyState, Ledger, ReleaseFacts, ReleaseKind, SharedStore, Store,
 };
 use crate::pki::Credential;
 use crate::time::UnixTime;
@@ -104,16 +104,29 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     ) -> Result<Self> {
         config.validate()?;
         check_credential(&config, &credential)?;
-        let records = store.load().map_err(|e| reject(Rejection::StorageFailed, e.0))?;
-        let ledger = Ledger::recover(config.ledger_config(), records.iter())?.with_gateways(config.gateways.clone());
-        // A wrong storage key would fail every release after its record is durable: refuse
-        // to start with one (each live key must unwrap).
-        for (_, state) in ledger.keys() {
-            if let KeyState::Pending(k) | KeyState::Retained { key: k, .. } = state {
-                provider.aes256_kw_unwrap(storage_key.bytes(), &k.handle.0).map_err(|_| {
-                    reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys")
-                })?;
+        let mut store = store;
+        let mut handles = Vec::new();
+        let ledger = if let Some(shared) = store.shared() {
+            // Nothing is recovered into memory: each decision reads what it needs.
+            handles.extend(shared.live_handle().map_err(storage_failed)?);
+            Ledger::new(config.ledger_config()).with_gateways(config.gateways.clone())
+        } else {
+            let records = store.load().map_err(storage_failed)?;
+            let ledger =
+                Ledger::recover(config.ledger_config(), records.iter())?.with_gateways(config.gateways.clone());
+            for (_, state) in ledger.keys() {
+                if let KeyState::Pending(k) | KeyState::Retained { key: k, .. } = state {
+                    handles.push(k.handle.clone());
+                }
             }
+            ledger
+        };
+        // A wrong storage key would fail every release after its record is durable: refuse
+        // to start with one (each live key must unwrap; one, on a shared store).
+        for handle in &handles {
+            provider
+                .aes256_kw_unwrap(storage_key.bytes(), &handle.0)
+                .map_err(|_| reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys"))?;
         }
         let crypto = Arc::new(GatekeeperCrypto::new(provider, config, credential, storage_key));
         Ok(Gatekeeper { crypto, ledger, store })
@@ -148,16 +161,14 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// Steps V1 to V14, then issuance: verify, decide, commit, build.
     pub fn handle_key_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Issuance> {
         let verified = self.crypto.verify_key_request(der, now)?;
-        let decided = self.decide_issue(verified, now, rng)?;
-        let committed = self.commit(decided)?;
+        let committed = self.issue(verified, now, rng)?;
         self.crypto.build_issuance(committed, rng)
     }
 
     /// Steps V1 to V8, V13 and V20 to V24, then the release: verify, decide, commit, build.
     pub fn handle_release_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Release> {
         let verified = self.crypto.verify_release_request(der, now)?;
-        let decided = self.decide_release(verified, now)?;
-        let committed = self.commit(decided)?;
+        let committed = self.release(verified, now)?;
         self.crypto.build_release(committed, now, rng)
     }
 
@@ -216,19 +227,138 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     }
 
     /// When [`Gatekeeper::handle_timeout`] next has work: the next expiry, end of retention
-    /// or purge (`None`: nothing is held).
+    /// or purge (`None`: nothing is held). On a shared store other gatekeepers add deadlines:
+    /// ask [`Gatekeeper::next_deadline`] instead.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
         self.ledger.poll_timeout()
     }
 
+    /// Whether the store is shared by several gatekeepers (nothing is kept in memory).
+    pub fn is_shared(&mut self) -> bool {
+        self.store.shared().is_some()
+    }
+
+    /// The next deadline, from the ledger, or from a shared store.
+    pub fn next_deadline(&mut self) -> Result<Option<UnixTime>> {
+        match self.store.shared() {
+            Some(shared) => shared.next_deadline().map_err(storage_failed),
+            None => Ok(self.ledger.poll_timeout()),
+        }
+    }
+
+    /// How many keys are held (pending or retained), from the ledger or a shared store.
+    pub fn held_keys(&mut self) -> Result<u64> {
+        match self.store.shared() {
+            Some(shared) => shared.held_keys().map_err(storage_failed),
+            None => Ok(u64::try_from(self.ledger.held_keys()).unwrap_or(u64::MAX)),
+        }
+    }
+
     /// Destroys expired keys and keys whose retention ended, purges old tombstones: what is
-    /// due at `now`, made durable. Returns how many records were made.
+    /// due at `now`, made durable. Returns how many records were made. On a shared store,
+    /// at most [`SWEEP_LIMIT`] keys per call, each read, decided and committed on its own (a
+    /// key another gatekeeper changed meanwhile is left to the next sweep).
     pub fn handle_timeout(&mut self, now: UnixTime) -> Result<usize> {
-        let decided = self.ledger.decide_expiry(now);
-        let made = decided.records().len();
-        self.commit(decided)?;
+        let Some(shared) = self.store.shared() else {
+            let decided = self.ledger.decide_expiry(now);
+            let made = decided.records().len();
+            self.commit(decided)?;
+            return Ok(made);
+        };
+        let due = shared.due(now, SWEEP_LIMIT).map_err(storage_failed)?;
+        let mut made = 0;
+        for key_id in due {
+            self.ledger.clear();
+            let shared = shared_of(&mut self.store)?;
+            let records = shared.load_key(&key_id).map_err(storage_failed)?;
+            self.ledger.refresh(&key_id, &records)?;
+            let decided = self.ledger.decide_expiry(now);
+            let n = decided.records().len();
+            let shared = shared_of(&mut self.store)?;
+            if self.ledger.commit_if_unchanged(shared, decided)?.is_some() {
+                made += n;
+            }
+        }
+        self.ledger.clear();
         Ok(made)
     }
+
+    /// The serial stages of an issuance: [`Gatekeeper::decide_issue`], then commit. On a
+    /// shared store: read the key that answered this request (V14) if any, decide, commit if
+    /// nothing changed meanwhile; else read and decide again, at most [`SHARED_ATTEMPTS`]
+    /// times (then `storage_failed`: the client retries later).
+    pub fn issue(
+        &mut self,
+        request: VerifiedKeyRequest,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<Committed<IssueWork>> {
+        if !self.is_shared() {
+            let decided = self.decide_issue(request, now, rng)?;
+            return self.commit(decided);
+        }
+        let id = request.content().request_id();
+        for _ in 0..SHARED_ATTEMPTS {
+            self.ledger.clear();
+            let shared = shared_of(&mut self.store)?;
+            if let Some(key_id) = shared.key_of_request(&id).map_err(storage_failed)? {
+                let records = shared.load_key(&key_id).map_err(storage_failed)?;
+                self.ledger.refresh(&key_id, &records)?;
+            }
+            let decided = self.decide_issue(request.clone(), now, rng)?;
+            let shared = shared_of(&mut self.store)?;
+            let committed = self.ledger.commit_if_unchanged(shared, decided)?;
+            self.ledger.clear();
+            if let Some(committed) = committed {
+                return Ok(committed);
+            }
+        }
+        Err(contended())
+    }
+
+    /// The serial stages of a release: [`Gatekeeper::decide_release`], then commit. On a
+    /// shared store: read the key's state, decide, commit if the key is unchanged; else read
+    /// and decide again, at most [`SHARED_ATTEMPTS`] times.
+    pub fn release(&mut self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<Committed<ReleaseWork>> {
+        if !self.is_shared() {
+            let decided = self.decide_release(request, now)?;
+            return self.commit(decided);
+        }
+        let key_id = request.ticket().key_id;
+        for _ in 0..SHARED_ATTEMPTS {
+            self.ledger.clear();
+            let shared = shared_of(&mut self.store)?;
+            let records = shared.load_key(&key_id).map_err(storage_failed)?;
+            self.ledger.refresh(&key_id, &records)?;
+            let decided = self.decide_release(request.clone(), now)?;
+            let shared = shared_of(&mut self.store)?;
+            let committed = self.ledger.commit_if_unchanged(shared, decided)?;
+            self.ledger.clear();
+            if let Some(committed) = committed {
+                return Ok(committed);
+            }
+        }
+        Err(contended())
+    }
+}
+
+fn shared_of<S: Store<Concrete>>(store: &mut S) -> Result<&mut dyn SharedStore<Concrete>> {
+    store.shared().ok_or_else(|| reject(Rejection::StorageFailed, "the store is not shared"))
+}
+
+/// Reads and decisions per request on a shared store before giving up: each retry means
+/// another gatekeeper committed a change to the same key meanwhile.
+pub const SHARED_ATTEMPTS: usize = 16;
+
+/// Keys swept per [`Gatekeeper::handle_timeout`] on a shared store.
+pub const SWEEP_LIMIT: usize = 256;
+
+fn storage_failed(e: crate::ledger::StoreError) -> crate::Error {
+    reject(Rejection::StorageFailed, e.0)
+}
+
+fn contended() -> crate::Error {
+    reject(Rejection::StorageFailed, "other gatekeepers kept changing this key: try again")
 }
 
 /// Clients accept a ticket only from a certificate that passes C1: refuse a credential they
