@@ -161,7 +161,8 @@ struct ServeArgs {
 
 #[derive(clap::Args, Debug)]
 struct LoadArgs {
-    /// The gatekeeper's base URL (plain HTTP), e.g. http://127.0.0.1:8443/.
+    /// The gatekeeper's base URL (plain HTTP), e.g. http://127.0.0.1:8443/; or several
+    /// instances' URLs, comma-separated (at most 16), called in turn.
     #[arg(long, required_unless_present = "in_process", conflicts_with = "in_process")]
     target: Option<String>,
     /// Instead: serve this configuration in this process, without HTTP, on a fresh temporary

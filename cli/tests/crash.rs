@@ -5,6 +5,11 @@
 //! served to a second certificate, deliveries within the policy, and every key still owed
 //! delivered after the last restart.
 //!
+//! The same run on a cluster: three `ekg serve` instances on one PostgreSQL database (a
+//! throwaway cluster that `scripts/test` starts, `EKG_TEST_POSTGRES`), the clients spread
+//! over all three and one instance at a time killed and restarted; the same checks, from the
+//! clients and from the database.
+//!
 //! `EKG_CRASH_KILLS` sets the number of kills per policy (20 in CI; `docs/server.md` reports
 //! a run of 500). Bounded in count and time; loopback only.
 
@@ -48,9 +53,10 @@ fn address_of(who: &str) -> &'static str {
 
 /// What the clients saw while the server was being killed; the server is up again.
 struct Run {
-    dir: std::path::PathBuf,
+    store: Store,
     files: DemoFiles,
-    server: ServeProcess,
+    /// The instances, up again (one without a cluster).
+    servers: Vec<ServeProcess>,
     sent: Vec<Sent>,
     got: Vec<Got>,
     requests: u64,
@@ -66,7 +72,8 @@ impl Run {
         let now = ekg_server::service::wall_clock();
         let msg = r.receive(&s.sealed, now).unwrap();
         let pending = r.request_release(&msg, now, &mut rng(7)).unwrap();
-        let (status, body) = post_to(&self.server.addr, "release-request", &pending.der).expect("the server answers");
+        let at = &self.servers[s.key_id.as_bytes()[0] as usize % self.servers.len()].addr;
+        let (status, body) = post_to(at, "release-request", &pending.der).expect("the server answers");
         let key = (status == 200).then(|| *r.accept_release(&msg, &pending, &body, &mut rng(8)).unwrap().expose());
         (status, code(&body), key)
     }
@@ -80,17 +87,34 @@ impl Run {
         certs
     }
 
-    /// The store, after the server is stopped: (rows over `max` deliveries, live keys).
+    /// The store, after every instance is stopped: (rows over `max` deliveries, live keys).
     fn stop_and_read_store(mut self, max: u32) -> (i64, u64) {
-        self.server.child.kill().unwrap();
-        self.server.child.wait().unwrap();
-        let store = ekg_server::store::SqliteStore::open(&self.dir.join("ekg.db")).unwrap();
-        let over: i64 = store
-            .connection()
-            .query_row("SELECT COUNT(*) FROM ekg_recipients WHERE deliveries > ?1", [max], |r| r.get(0))
-            .unwrap();
-        (over, store.counts().unwrap().0)
+        for server in &mut self.servers {
+            server.child.kill().unwrap();
+            server.child.wait().unwrap();
+        }
+        let over = format!("SELECT COUNT(*) FROM ekg_recipients WHERE deliveries > {max}");
+        match &self.store {
+            Store::Sqlite(dir) => {
+                let store = ekg_server::store::SqliteStore::open(&dir.join("ekg.db")).unwrap();
+                let over: i64 = store.connection().query_row(&over, [], |r| r.get(0)).unwrap();
+                (over, store.counts().unwrap().0)
+            }
+            Store::Postgres(url) => {
+                let mut db = ekg_server::store::PostgresStore::connect(url, max).unwrap();
+                let live = db.count("SELECT COUNT(*) FROM ekg_keys WHERE handle IS NOT NULL").unwrap();
+                (db.count(&over).unwrap(), u64::try_from(live).unwrap())
+            }
+        }
     }
+}
+
+/// Where the instances keep their records.
+enum Store {
+    /// One instance on SQLite in this directory.
+    Sqlite(std::path::PathBuf),
+    /// Three instances on this PostgreSQL database.
+    Postgres(String),
 }
 
 fn kills() -> usize {
@@ -99,17 +123,24 @@ fn kills() -> usize {
 
 /// Starts the server with `policy` and `retention` (seconds), drives it with two senders and two fetchers while
 /// killing it `kills` times at random moments (50 to 450 ms apart), restarts it a last time.
-fn drive(name: &str, policy: &str, retention: u64, kills: usize) -> Run {
+/// With `cluster` (a PostgreSQL URL), three instances share it and each kill hits one of them.
+fn drive(name: &str, policy: &str, retention: u64, kills: usize, cluster: Option<String>) -> Run {
     let dir = fresh_dir(name);
     let files = demo(&dir, "");
-    let text = std::fs::read_to_string(&files.config)
+    let mut text = std::fs::read_to_string(&files.config)
         .unwrap()
         .replace("policy = \"once\"", policy)
         .replace("retention_secs = 0", &format!("retention_secs = {retention}"));
+    if let Some(url) = &cluster {
+        text = text.replace("database = \"sqlite:ekg.db\"", &format!("database = \"{url}\""));
+        assert!(text.contains(url.as_str()), "the demo configuration names its database");
+    }
     std::fs::write(&files.config, text).unwrap();
-    let port = free_port();
-    let at = format!("127.0.0.1:{port}");
-    let server = Mutex::new(spawn_serve(EKG, &files.config, port));
+    let instances = if cluster.is_some() { 3 } else { 1 };
+    let ports: Vec<u16> = (0..instances).map(|_| free_port()).collect();
+    let ats: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let servers: Vec<Mutex<ServeProcess>> =
+        ports.iter().map(|p| Mutex::new(spawn_serve(EKG, &files.config, *p))).collect();
     let sent: Mutex<Vec<Sent>> = Mutex::default();
     let got: Mutex<Vec<Got>> = Mutex::default();
     let stop = AtomicBool::new(false);
@@ -117,7 +148,7 @@ fn drive(name: &str, policy: &str, retention: u64, kills: usize) -> Run {
     let started = Instant::now();
     std::thread::scope(|s| {
         for t in 0..4u64 {
-            let (files, sent, got, stop, requests, at) = (&files, &sent, &got, &stop, &requests, &at);
+            let (files, sent, got, stop, requests, ats) = (&files, &sent, &got, &stop, &requests, &ats);
             s.spawn(move || {
                 let alice = sender(files, "alice");
                 let recipients: Vec<_> = FETCHERS.iter().map(|(d, n, _)| recipient(files, d, n)).collect();
@@ -127,6 +158,7 @@ fn drive(name: &str, policy: &str, retention: u64, kills: usize) -> Run {
                     let seed = t * 1_000_000 + i;
                     let mut r = rng(seed);
                     let now = ekg_server::service::wall_clock();
+                    let at = &ats[(seed as usize / 3) % ats.len()];
                     if t < 2 {
                         let to = [addr("bob@example.org"), addr("carol@example.com")];
                         let pending = alice.request_key(&to, now, &mut r).unwrap();
@@ -164,17 +196,21 @@ fn drive(name: &str, policy: &str, retention: u64, kills: usize) -> Run {
         for _ in 0..kills {
             let wait = 50 + rand_core::Rng::next_u64(&mut pause) % 400;
             std::thread::sleep(Duration::from_millis(wait));
-            let mut s = server.lock().unwrap();
+            let victim = (wait as usize) % servers.len();
+            let mut s = servers[victim].lock().unwrap();
             s.child.kill().expect("SIGKILL");
             s.child.wait().unwrap();
-            *s = spawn_serve(EKG, &files.config, port);
+            *s = spawn_serve(EKG, &files.config, ports[victim]);
         }
         stop.store(true, Ordering::Relaxed);
     });
     let run = Run {
-        dir,
+        store: match cluster {
+            Some(url) => Store::Postgres(url),
+            None => Store::Sqlite(dir),
+        },
         files,
-        server: server.into_inner().unwrap(),
+        servers: servers.into_iter().map(|s| s.into_inner().unwrap()).collect(),
         sent: sent.into_inner().unwrap(),
         got: got.into_inner().unwrap(),
         requests: requests.into_inner(),
@@ -194,9 +230,36 @@ fn drive(name: &str, policy: &str, retention: u64, kills: usize) -> Run {
     run
 }
 
+const SAME_CERTIFICATE: &str = "policy = \"same_certificate\"\nmax_deliveries = 100";
+
 #[test]
 fn under_same_certificate_no_second_certificate_and_every_owed_key_delivered() {
-    let run = drive("crash-same", "policy = \"same_certificate\"\nmax_deliveries = 100", 86400, kills());
+    check_same_certificate(
+        "crash test (same_certificate)",
+        drive("crash-same", SAME_CERTIFICATE, 86400, kills(), None),
+    );
+}
+
+#[test]
+fn three_instances_on_postgres_under_same_certificate() {
+    let Some(url) = fresh_database("crash_same") else { return };
+    let run = drive("cluster-same", SAME_CERTIFICATE, 86400, kills(), Some(url));
+    check_same_certificate("cluster crash test, 3 instances on PostgreSQL (same_certificate)", run);
+}
+
+#[test]
+fn under_once_no_address_is_released_twice() {
+    check_once("crash test (once)", drive("crash-once", "policy = \"once\"", 86400, kills(), None));
+}
+
+#[test]
+fn three_instances_on_postgres_under_once() {
+    let Some(url) = fresh_database("crash_once") else { return };
+    let run = drive("cluster-once", "policy = \"once\"", 86400, kills(), Some(url));
+    check_once("cluster crash test, 3 instances on PostgreSQL (once)", run);
+}
+
+fn check_same_certificate(title: &str, run: Run) {
     let certs = run.certificates();
     for ((key, address), who) in &certs {
         assert_eq!(who.len(), 1, "{address} of {key} was released to two certificates: {who:?}");
@@ -233,16 +296,14 @@ fn under_same_certificate_no_second_certificate_and_every_owed_key_delivered() {
     assert_eq!(over, 0, "a recipient was delivered more than max_deliveries times");
     assert!(live as usize >= sent, "a key the sender holds is gone from the store");
     println!(
-        "crash test (same_certificate): {kills} kills in {:.1} s, {requests} requests, {sent} keys issued and seen, \
+        "{title}: {kills} kills in {:.1} s, {requests} requests, {sent} keys issued and seen, \
          {got} releases seen, {owed} owed deliveries made after the last restart ({lost_responses} to the \
          certificate whose release response a crash lost)",
         elapsed.as_secs_f64()
     );
 }
 
-#[test]
-fn under_once_no_address_is_released_twice() {
-    let run = drive("crash-once", "policy = \"once\"", 86400, kills());
+fn check_once(title: &str, run: Run) {
     let mut seen: BTreeMap<(KeyId, &str), usize> = BTreeMap::new();
     for g in &run.got {
         *seen.entry((g.key_id, address_of(g.who))).or_default() += 1;
@@ -280,7 +341,7 @@ fn under_once_no_address_is_released_twice() {
     assert_eq!(over, 0, "a recipient row records two deliveries under once");
     assert!(live as usize >= sent, "a key the sender holds is gone from the store");
     println!(
-        "crash test (once): {kills} kills in {:.1} s, {requests} requests, {sent} keys issued and seen, {got} \
+        "{title}: {kills} kills in {:.1} s, {requests} requests, {sent} keys issued and seen, {got} \
          releases seen, {released_now} releases made after the last restart, {lost_responses} refused because a \
          crash lost the response of the committed release",
         elapsed.as_secs_f64()

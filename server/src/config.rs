@@ -136,7 +136,7 @@ pub struct ServerSection {
     /// Serve plain HTTP on a non-loopback address.
     #[serde(default)]
     pub allow_plain_http: bool,
-    /// `sqlite:PATH` (or a plain path), or `memory`.
+    /// `sqlite:PATH` (or a plain path), `postgres://...` (several instances), or `memory`.
     #[serde(default = "default_database")]
     pub database: String,
     /// Threads for verification and response building (0: one per core).
@@ -224,6 +224,8 @@ pub enum Database {
     Sqlite(PathBuf),
     /// Memory only.
     Memory,
+    /// PostgreSQL (`postgres://` or `postgresql://` URL), shared by several instances.
+    Postgres(String),
 }
 
 /// TLS files.
@@ -395,12 +397,17 @@ impl FileConfig {
         if s.test_mode && !listen.ip().is_loopback() {
             return bad("server.test_mode", "the management endpoint listens on a loopback address only");
         }
+        if s.database.len() > 4096 {
+            return bad("server.database", "at most 4 KiB");
+        }
         let database = if s.database == "memory" {
             Database::Memory
         } else if let Some(rest) = s.database.strip_prefix("sqlite:") {
             Database::Sqlite(at(Path::new(rest)))
+        } else if s.database.starts_with("postgres://") || s.database.starts_with("postgresql://") {
+            Database::Postgres(s.database.clone())
         } else if s.database.contains("://") {
-            return bad("server.database", "sqlite:PATH, a path, or memory");
+            return bad("server.database", "sqlite:PATH, a path, postgres://..., or memory");
         } else {
             Database::Sqlite(at(Path::new(&s.database)))
         };

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 pub use config::Settings;
 
 use crate::config::Database;
-use crate::store::{AnyStore, SqliteStore};
+use crate::store::{AnyStore, PostgresStore, SqliteStore};
 
 /// Why the server could not start or stopped.
 #[derive(Debug)]
@@ -62,13 +62,18 @@ impl From<config::ConfigError> for ServeError {
     }
 }
 
-/// Opens the configured store.
-pub fn open_store(database: &Database) -> Result<AnyStore, ServeError> {
+/// Opens the configured store (blocking: call it off the async threads). `max_deliveries`
+/// is the configuration's, which the PostgreSQL store enforces in its release statement.
+pub fn open_store(database: &Database, max_deliveries: u32) -> Result<AnyStore, ServeError> {
+    let failed = |e: ekg_core::ledger::StoreError| {
+        ServeError::Core(ekg_core::Error::new(ekg_core::Rejection::StorageFailed, e.0))
+    };
     match database {
         Database::Memory => Ok(AnyStore::Memory(ekg_core::ledger::MemoryStore::new())),
-        Database::Sqlite(path) => SqliteStore::open(path)
-            .map(AnyStore::Sqlite)
-            .map_err(|e| ServeError::Core(ekg_core::Error::new(ekg_core::Rejection::StorageFailed, e.0))),
+        Database::Sqlite(path) => SqliteStore::open(path).map(AnyStore::Sqlite).map_err(failed),
+        Database::Postgres(url) => {
+            PostgresStore::connect(url, max_deliveries).map(|s| AnyStore::Postgres(Box::new(s))).map_err(failed)
+        }
     }
 }
 
@@ -80,12 +85,22 @@ pub async fn run(
     bound: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
-    let store = open_store(&settings.database)?;
-    let gatekeeper =
-        Gatekeeper::new(settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, store)
-            .map_err(ServeError::Core)?;
+    // Opening a store and recovering from it block (a database client, a disk): not on the
+    // async threads.
+    let (provider, config, credential, storage_key, database) =
+        (settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, settings.database);
+    let gatekeeper = tokio::task::spawn_blocking(move || {
+        let store = open_store(&database, config.ledger.max_deliveries)?;
+        Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)
+    })
+    .await
+    .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;
     let metrics = Arc::new(metrics::Metrics::new());
-    let service = Arc::new(service::Service::new(gatekeeper, settings.workers, metrics, settings.clock));
+    let (workers, clock) = (settings.workers, settings.clock);
+    let service = tokio::task::spawn_blocking(move || service::Service::new(gatekeeper, workers, metrics, clock))
+        .await
+        .map_err(|e| ServeError::Io(format!("starting: {e}")))?;
+    let service = Arc::new(service);
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;

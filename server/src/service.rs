@@ -7,7 +7,9 @@
 //!   exists;
 //! - the key is in memory only inside the one request that needs it (`OneTimeKey` and the
 //!   built bodies zeroize themselves; the store holds it wrapped);
-//! - a timer task sleeps until the ledger's `poll_timeout` and handles what is due.
+//! - a timer task sleeps until the ledger's `poll_timeout` and handles what is due; on a
+//!   store shared with other instances (PostgreSQL), where they add deadlines too, it sweeps
+//!   every [`SHARED_SWEEP_SECS`] instead.
 //!
 //! No protocol decision is made here: every `if` about tickets or addresses is the core's.
 
@@ -34,9 +36,14 @@ pub struct Service {
     /// The ledger's next deadline, as last seen: the timer task sleeps until it.
     deadline: watch::Sender<Option<UnixTime>>,
     store_ok: AtomicBool,
+    /// Whether the store is shared: nothing about keys is kept in this process.
+    shared: bool,
     /// The clock.
     pub clock: Arc<Clock>,
 }
+
+/// How often an instance on a shared store sweeps for what is due.
+pub const SHARED_SWEEP_SECS: u64 = 1;
 
 impl core::fmt::Debug for Service {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -89,9 +96,18 @@ fn poisoned() -> Error {
 
 impl Service {
     /// A service around `gatekeeper`, with `workers` threads for verification and building.
-    pub fn new(gatekeeper: Gatekeeper<AnyStore>, workers: usize, metrics: Arc<Metrics>, clock: Arc<Clock>) -> Service {
+    /// Blocking on a shared store (it counts the keys held): call it off the async threads.
+    pub fn new(
+        mut gatekeeper: Gatekeeper<AnyStore>,
+        workers: usize,
+        metrics: Arc<Metrics>,
+        clock: Arc<Clock>,
+    ) -> Service {
         let crypto = gatekeeper.shared_crypto();
-        metrics.keys_held.set(i64::try_from(gatekeeper.ledger().held_keys()).unwrap_or(i64::MAX));
+        let shared = gatekeeper.is_shared();
+        if let Ok(held) = gatekeeper.held_keys() {
+            metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
+        }
         let (deadline, _) = watch::channel(gatekeeper.poll_timeout());
         Service {
             crypto,
@@ -100,6 +116,7 @@ impl Service {
             metrics,
             deadline,
             store_ok: AtomicBool::new(true),
+            shared,
             clock,
         }
     }
@@ -137,15 +154,20 @@ impl Service {
         f: impl FnOnce(&mut Gatekeeper<AnyStore>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let serial = Arc::clone(&self.serial);
+        let shared = self.shared;
         let result = tokio::task::spawn_blocking(move || {
             let mut gk = serial.lock().map_err(|_| poisoned())?;
             let r = f(&mut gk);
-            Ok::<_, Error>((r, gk.ledger().held_keys(), gk.poll_timeout()))
+            // On a shared store the count is the database's: the sweep reads it.
+            let held = if shared { None } else { gk.held_keys().ok() };
+            Ok::<_, Error>((r, held, gk.poll_timeout()))
         })
         .await
         .map_err(joined)??;
         let (r, held, next) = result;
-        self.metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
+        if let Some(held) = held {
+            self.metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
+        }
         self.store_ok.store(!matches!(&r, Err(e) if e.rejection() == Rejection::StorageFailed), Ordering::Relaxed);
         self.deadline.send_if_modified(|d| {
             let changed = *d != next;
@@ -163,8 +185,7 @@ impl Service {
         let committed = self
             .serially(move |gk| {
                 let mut rng = request_rng()?;
-                let decided = gk.decide_issue(verified, now, &mut rng)?;
-                gk.commit(decided)
+                gk.issue(verified, now, &mut rng)
             })
             .await?;
         let crypto = Arc::clone(&self.crypto);
@@ -182,7 +203,7 @@ impl Service {
     pub async fn release_request(&self, der: Vec<u8>, now: UnixTime) -> Result<Vec<u8>, Error> {
         let crypto = Arc::clone(&self.crypto);
         let verified = self.on_worker(move || crypto.verify_release_request(&der, now)).await?;
-        let committed = self.serially(move |gk| gk.commit(gk.decide_release(verified, now)?)).await?;
+        let committed = self.serially(move |gk| gk.release(verified, now)).await?;
         let crypto = Arc::clone(&self.crypto);
         let release = self
             .on_worker(move || {
@@ -207,6 +228,7 @@ impl Service {
         loop {
             let next = *deadline.borrow_and_update();
             let wait = next.map_or(60, |t| t.secs().saturating_sub(self.clock.now().secs()).min(60));
+            let wait = if self.shared { SHARED_SWEEP_SECS } else { wait };
             tokio::select! {
                 () = &mut stop => return,
                 changed = deadline.changed() => {
@@ -219,7 +241,11 @@ impl Service {
                 () = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
             }
             let now = self.clock.now();
-            if next.is_some_and(|t| t <= now) {
+            if self.shared {
+                if let Ok(held) = self.serially(move |gk| gk.handle_timeout(now).and_then(|_| gk.held_keys())).await {
+                    self.metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
+                }
+            } else if next.is_some_and(|t| t <= now) {
                 let _ = self.serially(move |gk| gk.handle_timeout(now)).await;
             }
         }

@@ -30,7 +30,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ),
     ("listen = \"127.0.0.1:0\"", "listen = \"localhost\"", "server.listen", "an IP address and port"),
     ("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:8443\"", "server.listen", "plain HTTP only on a loopback"),
-    ("database = \"sqlite:ekg.db\"", "database = \"postgres://x\"", "server.database", "sqlite:PATH"),
+    ("database = \"sqlite:ekg.db\"", "database = \"mysql://x\"", "server.database", "postgres://"),
     ("[server]", "[server]\nworkers = 100000", "server.workers", "0 (one per core) to 256"),
     ("[server]", "[server]\nmax_connections = 0", "server.max_connections", "1 to 100000"),
     ("[server]", "[server]\nheader_timeout_secs = 0", "server.header_timeout_secs", "1 to 3600 seconds"),
@@ -52,6 +52,10 @@ fn each_bad_field_is_named_with_its_rule() {
         assert_eq!(e.field, *field, "{to}: {e}");
         assert!(e.rule.contains(rule), "{to}: {e}");
     }
+    let long = good.replacen("database = \"sqlite:ekg.db\"", &format!("database = \"sqlite:{}\"", "d".repeat(5000)), 1);
+    std::fs::write(&files.config, long).unwrap();
+    let e = ekg_server::config::load(&files.config).expect_err("a 5000-byte database");
+    assert_eq!((e.field.as_str(), e.rule.as_str()), ("server.database", "at most 4 KiB"));
     std::fs::write(&files.config, &good).unwrap();
 
     // The management endpoint is for loopback only.

@@ -101,10 +101,13 @@ fn the_schema_migrates_once_and_a_newer_one_is_refused() {
         let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file}");
     }
+    // One gatekeeper per SQLite file: a second one is refused while the first has it open.
+    let e = SqliteStore::open(&path).expect_err("a second instance on one SQLite file");
+    assert!(e.0.contains("another gatekeeper has this database open"), "{}", e.0);
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
     let rows: i64 = store.connection().query_row("SELECT COUNT(*) FROM ekg_schema", [], |r| r.get(0)).unwrap();
-    assert_eq!(rows, 1, "each migration is applied once");
+    assert_eq!(rows, ekg_server::store::schema::MIGRATIONS.len() as i64, "each migration is applied once");
     store.connection().execute("INSERT INTO ekg_schema (version) VALUES (99)", []).unwrap();
     drop(store);
     let e = SqliteStore::open(&path).expect_err("a newer schema");

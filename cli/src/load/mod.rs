@@ -36,7 +36,8 @@ pub const MAX_REQUESTS: usize = 100_000;
 
 /// What `ekg load` was asked.
 pub struct Args {
-    /// The gatekeeper's base URL (`http://127.0.0.1:8443/`).
+    /// The gatekeeper's base URL (`http://127.0.0.1:8443/`), or several instances' URLs,
+    /// comma-separated (called in turn).
     pub target: Option<String>,
     /// Or: this configuration, served in this process on a fresh database.
     pub in_process: Option<PathBuf>,
@@ -223,7 +224,7 @@ fn in_process(config: &Path, scratch: &Path) -> Result<(target::InProcess, Strin
     let mut settings = ekg_server::config::load(config)?;
     settings.database = ekg_server::config::Database::Sqlite(scratch.join("ekg.db"));
     let uri = settings.gatekeeper.uri.clone();
-    let store = ekg_server::open_store(&settings.database)?;
+    let store = ekg_server::open_store(&settings.database, settings.gatekeeper.ledger.max_deliveries)?;
     let gatekeeper = ekg_core::role::Gatekeeper::new(
         settings.provider,
         settings.gatekeeper,
@@ -251,7 +252,8 @@ fn run_in(args: &Args, scratch: &Path) -> Result<ExitCode, DynError> {
     let (target, uri, label): (Box<dyn Target>, String, String) = match (&args.target, &args.in_process) {
         (Some(url), None) => {
             let t = target::Http::new(url, args.concurrency)?;
-            (Box::new(t), args.uri.clone().unwrap_or_else(|| url.clone()), format!("{url} over HTTP"))
+            let first = url.split(',').next().unwrap_or_default().to_owned();
+            (Box::new(t), args.uri.clone().unwrap_or(first), format!("{url} over HTTP"))
         }
         (None, Some(config)) => {
             std::fs::create_dir_all(scratch)?;

@@ -14,22 +14,36 @@ pub trait Target: Sync {
     fn call(&self, operation: &str, der: &[u8]) -> (Outcome, Vec<u8>);
 }
 
-/// A gatekeeper over HTTP (plain HTTP: `ekg load` runs beside the server).
+/// A gatekeeper over HTTP (plain HTTP: `ekg load` runs beside the server), or several
+/// instances of one, called in turn.
 pub struct Http {
-    base: String,
+    bases: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
     agent: ureq::Agent,
 }
 
+/// Most instances one `--target` names.
+pub const MAX_TARGETS: usize = 16;
+
 impl Http {
-    /// The gatekeeper whose base URL is `url` (`http://HOST:PORT/PATH/`).
-    pub fn new(url: &str, concurrency: usize) -> Result<Http, String> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(format!("--target {url}: an http:// URL (ekg load speaks plain HTTP to a server beside it)"));
-        };
-        if rest.is_empty() {
-            return Err(format!("--target {url}: no host"));
+    /// The gatekeeper whose base URL is `urls` (`http://HOST:PORT/PATH/`), or the instances
+    /// whose base URLs it lists, comma-separated.
+    pub fn new(urls: &str, concurrency: usize) -> Result<Http, String> {
+        let mut bases = Vec::new();
+        for url in urls.split(',') {
+            let Some(rest) = url.strip_prefix("http://") else {
+                return Err(format!(
+                    "--target {url}: an http:// URL (ekg load speaks plain HTTP to a server beside it)"
+                ));
+            };
+            if rest.is_empty() {
+                return Err(format!("--target {url}: no host"));
+            }
+            bases.push(if url.ends_with('/') { url.to_owned() } else { format!("{url}/") });
         }
-        let base = if url.ends_with('/') { url.to_owned() } else { format!("{url}/") };
+        if bases.len() > MAX_TARGETS {
+            return Err(format!("--target: at most {MAX_TARGETS} URLs"));
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -37,14 +51,15 @@ impl Http {
             .max_idle_connections_per_host(concurrency)
             .build()
             .into();
-        Ok(Http { base, agent })
+        Ok(Http { bases, next: std::sync::atomic::AtomicUsize::new(0), agent })
     }
 }
 
 impl Target for Http {
     fn call(&self, operation: &str, der: &[u8]) -> (Outcome, Vec<u8>) {
-        let sent =
-            self.agent.post(format!("{}{operation}", self.base)).header("Content-Type", "application/cms").send(der);
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.bases.len();
+        let base = self.bases.get(i).map_or("", String::as_str);
+        let sent = self.agent.post(format!("{base}{operation}")).header("Content-Type", "application/cms").send(der);
         let mut r = match sent {
             Ok(r) => r,
             Err(e) => return (Outcome { status: 0, code: format!("transport: {e}") }, Vec::new()),

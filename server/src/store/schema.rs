@@ -11,11 +11,18 @@
 //! - `ekg_requests`: the answered key requests (V14), by (sender, nonce): the primary key
 //!   is what makes a request answered once, even across instances.
 //! - `ekg_schema`: the migrations applied.
+//!
+//! Migration 2 adds what several gatekeepers sharing one database need (the PostgreSQL
+//! store keeps them; the SQLite store, one process only, leaves their defaults):
+//! - `ekg_keys.version`: raised by every change to the key; a change is written only if the
+//!   version is still the one read before deciding (`UPDATE ... WHERE version = $seen`);
+//! - `ekg_keys.deadline`: the key's next expiry, end of retention or purge, for the sweep.
 
 /// The migrations, in order: `(version, statements)`.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE ekg_keys (
     key_id BYTEA PRIMARY KEY,
     handle BYTEA,
@@ -44,10 +51,19 @@ CREATE TABLE ekg_requests (
 );
 CREATE INDEX ekg_requests_key ON ekg_requests (key_id);
 ",
-)];
+    ),
+    (
+        2,
+        "
+ALTER TABLE ekg_keys ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE ekg_keys ADD COLUMN deadline BIGINT;
+CREATE INDEX ekg_keys_deadline ON ekg_keys (deadline);
+",
+    ),
+];
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// `ekg_schema`, made before any migration.
 pub const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS ekg_schema (version BIGINT NOT NULL)";

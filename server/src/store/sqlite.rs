@@ -8,16 +8,19 @@
 
 use std::path::Path;
 
-use ekg_core::ids::{CertId, KeyId, Nonce, RequestId, WrappedKey};
-use ekg_core::ledger::{Concrete, DestroyReason, Record, ReleasePolicy, RequestRecord, Store, StoreError};
-use ekg_core::{EmailAddress, UnixTime};
+use ekg_core::ids::KeyId;
+use ekg_core::ledger::{Concrete, Record, RequestRecord, Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::rows::{self, KeyRow, RecipientRow, RequestRow, policy_code, reason_code, secs};
 use super::schema;
 
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Connection,
+    /// An exclusive lock on the database file for as long as the store is open: the ledger
+    /// lives in this process's memory, so a second gatekeeper on the same file is refused.
+    _lock: Option<std::fs::File>,
 }
 
 impl core::fmt::Debug for SqliteStore {
@@ -45,23 +48,35 @@ impl SqliteStore {
                 .open(path)
                 .map_err(|e| err(format!("{}: {e}", path.display())))?;
         }
+        let lock = std::fs::File::open(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(err(format!(
+                    "{}: another gatekeeper has this database open (the SQLite store serves one instance; \
+                     several instances share a PostgreSQL database)",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(format!("{}: lock: {e}", path.display()))),
+        }
         let conn = Connection::open(path).map_err(err)?;
-        SqliteStore::with(conn)
+        SqliteStore::with(conn, Some(lock))
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
-        SqliteStore::with(Connection::open_in_memory().map_err(err)?)
+        SqliteStore::with(Connection::open_in_memory().map_err(err)?, None)
     }
 
-    fn with(mut conn: Connection) -> Result<SqliteStore, StoreError> {
+    fn with(mut conn: Connection, lock: Option<std::fs::File>) -> Result<SqliteStore, StoreError> {
         // WAL: readers never block the writer; FULL: every commit is fsynced.
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore { conn, _lock: lock })
     }
 
     /// The schema version of the database.
@@ -103,28 +118,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit().map_err(err)?;
     }
     Ok(())
-}
-
-fn secs(t: UnixTime) -> Result<i64, StoreError> {
-    i64::try_from(t.secs()).map_err(|_| StoreError("time out of range".into()))
-}
-
-fn time(v: i64) -> UnixTime {
-    UnixTime(u64::try_from(v).unwrap_or(0))
-}
-
-fn policy_code(p: ReleasePolicy) -> i64 {
-    match p {
-        ReleasePolicy::Once => 0,
-        ReleasePolicy::SameCertificate => 1,
-    }
-}
-
-fn reason_code(r: DestroyReason) -> i64 {
-    match r {
-        DestroyReason::AllReleased => 0,
-        DestroyReason::Expired => 1,
-    }
 }
 
 impl Store<Concrete> for SqliteStore {
@@ -230,100 +223,57 @@ impl Store<Concrete> for SqliteStore {
             .query_map([], |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, Option<Vec<u8>>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
                 ))
             })
             .map_err(err)?;
         for row in rows {
-            let (id, handle, sender, policy, issued_at, expires_at, destroyed_at, reason) = row.map_err(err)?;
-            let key_id = KeyId::from_slice(&id).ok_or_else(|| StoreError("a key id is not 16 bytes".into()))?;
+            let (id, handle, sender, policy, issued_at, expires_at, destroyed_at, destroy_reason) = row.map_err(err)?;
+            let key_id = rows::key_id(&id)?;
+            let key = KeyRow { key_id, handle, sender, policy, issued_at, expires_at, destroyed_at, destroy_reason };
+            let recipients = self.recipients_of(&key_id)?;
             let request = self.request_of(&key_id)?;
-            match (handle, destroyed_at) {
-                (Some(handle), None) => {
-                    let handle =
-                        WrappedKey(handle.try_into().map_err(|_| StoreError("a stored key is not 40 bytes".into()))?);
-                    let recipients = self.recipients_of(&key_id)?;
-                    out.push(Record::Issued {
-                        key_id,
-                        handle,
-                        sender: address(&sender)?,
-                        recipients: recipients.iter().map(|r| r.0.clone()).collect(),
-                        policy: if policy == 1 { ReleasePolicy::SameCertificate } else { ReleasePolicy::Once },
-                        issued_at: time(issued_at),
-                        expires_at: time(expires_at),
-                        request,
-                    });
-                    // Releases in the order they were first made, each delivery once.
-                    let mut released: Vec<_> = recipients.into_iter().filter(|r| r.1.is_some()).collect();
-                    released.sort_by_key(|r| (r.2, r.3));
-                    for (address, cert, at, _, deliveries) in released {
-                        let Some(cert) = cert else { continue };
-                        for _ in 0..deliveries {
-                            out.push(Record::Released { key_id, addresses: vec![address.clone()], cert, at: time(at) });
-                        }
-                    }
-                }
-                (_, Some(at)) => out.push(Record::Destroyed {
-                    key_id,
-                    at: time(at),
-                    expires_at: time(expires_at),
-                    reason: if reason == Some(1) { DestroyReason::Expired } else { DestroyReason::AllReleased },
-                    request,
-                }),
-                (None, None) => return Err(StoreError(format!("key {key_id} has neither a key nor a tombstone"))),
-            }
+            out.extend(rows::key_records(key, recipients, request)?);
         }
         Ok(out)
     }
 }
-
-type RecipientRow = (EmailAddress, Option<CertId>, i64, i64, u32);
 
 impl SqliteStore {
     fn recipients_of(&self, key_id: &KeyId) -> Result<Vec<RecipientRow>, StoreError> {
         let mut q = self
             .conn
             .prepare_cached(
-                "SELECT address, cert, COALESCE(released_at, 0), position, deliveries FROM ekg_recipients \
-                 WHERE key_id = ?1 ORDER BY position",
+                "SELECT address, cert, released_at, position, deliveries FROM ekg_recipients WHERE key_id = ?1",
             )
             .map_err(err)?;
         let rows = q
             .query_map(params![key_id.as_bytes()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
+                Ok(RecipientRow {
+                    address: r.get(0)?,
+                    cert: r.get(1)?,
+                    released_at: r.get(2)?,
+                    position: r.get(3)?,
+                    deliveries: r.get(4)?,
+                })
             })
             .map_err(err)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (a, cert, at, position, deliveries) = row.map_err(err)?;
-            let cert = match cert {
-                Some(c) => {
-                    Some(CertId(c.try_into().map_err(|_| StoreError("a certificate id is not 32 bytes".into()))?))
-                }
-                None => None,
-            };
-            out.push((address(&a)?, cert, at, position, u32::try_from(deliveries).unwrap_or(0)));
-        }
-        Ok(out)
+        rows.collect::<Result<_, _>>().map_err(err)
     }
 
-    fn request_of(&self, key_id: &KeyId) -> Result<Option<RequestRecord<Concrete>>, StoreError> {
-        let row: Option<(String, Vec<u8>, i64)> = self
-            .conn
+    fn request_of(&self, key_id: &KeyId) -> Result<Option<RequestRow>, StoreError> {
+        self.conn
             .prepare_cached("SELECT sender, nonce, request_time FROM ekg_requests WHERE key_id = ?1")
             .map_err(err)?
             .query_row(params![key_id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()
-            .map_err(err)?;
-        let Some((sender, nonce, t)) = row else { return Ok(None) };
-        let nonce = Nonce::from_slice(&nonce).ok_or_else(|| StoreError("a nonce is not 16 bytes".into()))?;
-        Ok(Some(RequestRecord { id: RequestId { sender: address(&sender)?, nonce }, time: time(t) }))
+            .map_err(err)
     }
 }
 
@@ -338,8 +288,4 @@ fn insert_request(
     )
     .map_err(err)?;
     Ok(())
-}
-
-fn address(s: &str) -> Result<EmailAddress, StoreError> {
-    EmailAddress::parse(s).map_err(|e| StoreError(format!("stored address {s:?}: {e}")))
 }

@@ -206,3 +206,21 @@ pub fn post_to(addr: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
     let status = r.status().as_u16();
     Some((status, r.body_mut().read_to_vec().ok()?))
 }
+
+/// A fresh database on the test cluster, named after the test; `None` if there is no cluster.
+pub fn fresh_database(name: &str) -> Option<String> {
+    let Ok(base) = std::env::var("EKG_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("EKG_REQUIRE_POSTGRES").is_none(),
+            "EKG_REQUIRE_POSTGRES is set but EKG_TEST_POSTGRES is not"
+        );
+        eprintln!("skipped: EKG_TEST_POSTGRES is not set (scripts/test starts a PostgreSQL cluster)");
+        return None;
+    };
+    let db = format!("ekg_{name}_{}", std::process::id());
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls).expect("the test cluster");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    let cut = base.rfind('/').expect("a database in the URL");
+    Some(format!("{}/{db}", &base[..cut]))
+}
