@@ -56,6 +56,10 @@ pub struct Metrics {
     pub latency: Family<EndpointLabels, Histogram>,
     /// Keys pending or retained.
     pub keys_held: Gauge,
+    /// Statements sent to a shared (PostgreSQL) store, `BEGIN` and `COMMIT` included.
+    pub store_round_trips: Counter,
+    /// Decisions read again because another instance changed the key first.
+    pub store_races_lost: Counter,
 }
 
 impl core::fmt::Debug for Metrics {
@@ -83,13 +87,35 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.0001, 2.0, 17))
         });
         let keys_held = Gauge::default();
+        let store_round_trips = Counter::default();
+        let store_races_lost = Counter::default();
         registry.register("requests", "Requests answered, by endpoint and HTTP status", requests.clone());
         registry.register("issuances", "Keys issued", issuances.clone());
         registry.register("releases", "Keys released, by kind (first, redelivery, gateway)", releases.clone());
         registry.register("refusals", "Requests refused, by rejection code", refusals.clone());
         registry.register("request_duration_seconds", "Time to answer a request, by endpoint", latency.clone());
         registry.register("keys_held", "Keys the gatekeeper holds (pending or retained)", keys_held.clone());
-        Metrics { registry: Mutex::new(registry), requests, issuances, releases, refusals, latency, keys_held }
+        registry.register(
+            "store_round_trips",
+            "Statements sent to a shared (PostgreSQL) store, BEGIN and COMMIT included",
+            store_round_trips.clone(),
+        );
+        registry.register(
+            "store_races_lost",
+            "Decisions read and made again because another instance changed the key first",
+            store_races_lost.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            issuances,
+            releases,
+            refusals,
+            latency,
+            keys_held,
+            store_round_trips,
+            store_races_lost,
+        }
     }
 
     /// The OpenMetrics text.

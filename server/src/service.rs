@@ -38,6 +38,9 @@ pub struct Service {
     store_ok: AtomicBool,
     /// Whether the store is shared: nothing about keys is kept in this process.
     shared: bool,
+    /// The store's round trips and lost races, as last counted into the metrics.
+    seen_trips: std::sync::atomic::AtomicU64,
+    seen_races: std::sync::atomic::AtomicU64,
     /// The clock.
     pub clock: Arc<Clock>,
 }
@@ -117,6 +120,8 @@ impl Service {
             deadline,
             store_ok: AtomicBool::new(true),
             shared,
+            seen_trips: std::sync::atomic::AtomicU64::new(0),
+            seen_races: std::sync::atomic::AtomicU64::new(0),
             clock,
         }
     }
@@ -160,11 +165,20 @@ impl Service {
             let r = f(&mut gk);
             // On a shared store the count is the database's: the sweep reads it.
             let held = if shared { None } else { gk.held_keys().ok() };
-            Ok::<_, Error>((r, held, gk.poll_timeout()))
+            let trips = match gk.store() {
+                AnyStore::Postgres(s) => s.round_trips(),
+                AnyStore::Sqlite(_) | AnyStore::Memory(_) => 0,
+            };
+            Ok::<_, Error>((r, held, gk.poll_timeout(), (trips, gk.races_lost())))
         })
         .await
         .map_err(joined)??;
-        let (r, held, next) = result;
+        let (r, held, next, (trips, races)) = result;
+        // Totals read under the lock only grow: count what is new.
+        let seen_trips = self.seen_trips.fetch_max(trips, Ordering::Relaxed);
+        self.metrics.store_round_trips.inc_by(trips.saturating_sub(seen_trips));
+        let seen_races = self.seen_races.fetch_max(races, Ordering::Relaxed);
+        self.metrics.store_races_lost.inc_by(races.saturating_sub(seen_races));
         if let Some(held) = held {
             self.metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
         }

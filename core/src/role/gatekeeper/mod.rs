@@ -90,6 +90,8 @@ pub struct Gatekeeper<S: Store<Concrete>> {
     crypto: Arc<GatekeeperCrypto>,
     ledger: Ledger<Concrete>,
     store: S,
+    /// Decisions made again on a shared store because another gatekeeper was first.
+    races_lost: u64,
 }
 
 impl<S: Store<Concrete>> Gatekeeper<S> {
@@ -129,7 +131,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
                 .map_err(|_| reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys"))?;
         }
         let crypto = Arc::new(GatekeeperCrypto::new(provider, config, credential, storage_key));
-        Ok(Gatekeeper { crypto, ledger, store })
+        Ok(Gatekeeper { crypto, ledger, store, races_lost: 0 })
     }
 
     /// The crypto half.
@@ -233,6 +235,12 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         self.ledger.poll_timeout()
     }
 
+    /// Decisions read and made again on a shared store because another gatekeeper changed
+    /// the key first (a metric of contention).
+    pub fn races_lost(&self) -> u64 {
+        self.races_lost
+    }
+
     /// Whether the store is shared by several gatekeepers (nothing is kept in memory).
     pub fn is_shared(&mut self) -> bool {
         self.store.shared().is_some()
@@ -312,6 +320,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
             if let Some(committed) = committed {
                 return Ok(committed);
             }
+            self.races_lost += 1;
         }
         Err(contended())
     }
@@ -337,6 +346,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
             if let Some(committed) = committed {
                 return Ok(committed);
             }
+            self.races_lost += 1;
         }
         Err(contended())
     }
