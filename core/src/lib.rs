@@ -2,10 +2,12 @@
 //!
 //! # The public surface
 //! - [`role`]: the parties ([`role::Sender`], [`role::Gatekeeper`] with its typed pipeline,
-//!   [`role::Recipient`], [`role::Gateway`]), their configuration, inputs and outputs.
+//!   [`role::Recipient`], [`role::Gateway`] and their one [`role::Fetcher`] interface), their
+//!   configuration, inputs and outputs.
 //! - [`ledger`]: the gatekeeper's crypto-free decisions, generic over [`ledger::LedgerTypes`]
 //!   (so that the model checker runs the same code): [`ledger::Ledger`], its records, the
-//!   [`ledger::Store`] trait and [`ledger::MemoryStore`], the pipeline types
+//!   [`ledger::Store`] trait and [`ledger::MemoryStore`], the [`ledger::SharedStore`] trait of
+//!   a store several gatekeepers share and [`ledger::SharedMemoryStore`], the pipeline types
 //!   [`ledger::Decided`] and [`ledger::Committed`].
 //! - [`crypto`]: the [`crypto::CryptoProvider`] trait and the providers.
 //! - [`pki`]: credentials, trust anchors, validated certificates.

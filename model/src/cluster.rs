@@ -24,7 +24,7 @@ use ekg_core::ledger::{
 use ekg_core::{Error, Rejection, UnixTime};
 use stateright::{Model, Property};
 
-use crate::party::{Addr, CA_A, CA_B, KeyName, SENDER, Sym};
+use crate::symbols::{Addr, CA_A, CA_B, KeyName, SENDER, Sym};
 
 /// bob, listed.
 pub const BOB: Addr = 2;

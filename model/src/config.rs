@@ -3,7 +3,7 @@
 use ekg_core::ledger::ReleasePolicy;
 use stateright::actor::Id;
 
-use crate::party::{Addr, RECIPIENT_GATEWAY, SENDER_GATEWAY};
+use crate::symbols::{Addr, RECIPIENT_GATEWAY, SENDER_GATEWAY};
 
 /// The network between parties.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -246,7 +246,7 @@ impl ModelConfig {
     /// Addresses allowed to learn the key: the sender, the listed recipients, the sender's
     /// gateway.
     pub fn authorised(&self, addr: Addr) -> bool {
-        addr == crate::party::SENDER || addr == SENDER_GATEWAY || self.recipients.contains(&addr)
+        addr == crate::symbols::SENDER || addr == SENDER_GATEWAY || self.recipients.contains(&addr)
     }
 
     /// Whether `addr` is the recipient organisation's gateway.

@@ -14,6 +14,7 @@ pub mod reduction;
 pub mod report;
 pub mod search;
 pub mod sorted;
+pub mod symbols;
 
 use sorted::{Counts, SortedSet};
 
@@ -22,8 +23,9 @@ use stateright::Expectation;
 use stateright::actor::{ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network};
 
 pub use config::{ModelConfig, NetworkKind, Storage};
-use party::{ATTACKER, Addr, KeyName, Msg, Party, PartyState, RECIPIENT_GATEWAY};
+use party::{Msg, Party, PartyState};
 pub use reduction::representative;
+use symbols::{ATTACKER, Addr, KeyName, RECIPIENT_GATEWAY, SENDER, SENDER_GATEWAY};
 
 /// Ghost history: what the world has seen, independent of any actor's (crashable) memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -97,7 +99,7 @@ impl ModelConfig {
             actors.push(Party::Fetcher { addr: *r, cfg: self.clone() });
         }
         if self.sender_gateway {
-            actors.push(Party::Fetcher { addr: party::SENDER_GATEWAY, cfg: self.clone() });
+            actors.push(Party::Fetcher { addr: SENDER_GATEWAY, cfg: self.clone() });
         }
         if self.recipient_gateway {
             actors.push(Party::Fetcher { addr: RECIPIENT_GATEWAY, cfg: self.clone() });
@@ -169,7 +171,7 @@ fn record_out(cfg: &ModelConfig, h: &History, env: Envelope<&Msg>) -> Option<His
             if h.destroyed.contains(key) {
                 h.released_after_destruction = true;
             }
-            if *to != party::SENDER_GATEWAY {
+            if *to != SENDER_GATEWAY {
                 h.released.bump((*key, *to));
             }
             h.exposed.insert((*key, *to));
@@ -275,14 +277,14 @@ fn retries_wait_for_their_round_trip(cfg: &ModelConfig, s: &EkgState) -> bool {
     };
     let addr_of = |index: usize| -> Option<Addr> {
         if index == 1 {
-            return Some(party::SENDER);
+            return Some(SENDER);
         }
         let i = index.checked_sub(2)?;
         if let Some(r) = cfg.recipients.get(i) {
             return Some(*r);
         }
         if cfg.sender_gateway_id().is_some_and(|id| usize::from(id) == index) {
-            return Some(party::SENDER_GATEWAY);
+            return Some(SENDER_GATEWAY);
         }
         if cfg.recipient_gateway_id().is_some_and(|id| usize::from(id) == index) {
             return Some(RECIPIENT_GATEWAY);

@@ -14,7 +14,8 @@ use ekg_core::ledger::{Ledger, Record};
 use stateright::actor::{Envelope, Id, Network};
 
 use crate::config::{ModelConfig, R2, R3};
-use crate::party::{Addr, AttackerState, GkState, Msg, PartyState, Sym};
+use crate::party::{AttackerState, GkState, Msg, PartyState};
+use crate::symbols::{Addr, KeyName, Sym};
 use crate::{EkgState, History};
 
 /// The representative without symmetry:
@@ -283,7 +284,7 @@ fn canonicalise(s: &mut EkgState) {
     }
 }
 
-type RecordOrder = (crate::party::KeyName, u8, Vec<Addr>, Addr);
+type RecordOrder = (KeyName, u8, Vec<Addr>, Addr);
 
 fn record_order(r: &Record<Sym>) -> RecordOrder {
     match r {

@@ -6,9 +6,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use ekg_core::ledger::ReleasePolicy::{Once, SameCertificate};
-use ekg_model::party::{KeyName, Msg, Timer};
+use ekg_model::party::{Msg, Timer};
 use ekg_model::property::*;
 use ekg_model::report::{Search, Verdict, check_with};
+use ekg_model::symbols::KeyName;
 use ekg_model::{ModelConfig, NetworkKind, Storage};
 use stateright::actor::{ActorModelAction, Envelope, Id};
 use stateright::{Checker, Model};

@@ -20,14 +20,15 @@ use rand_core::{Rng, SeedableRng};
 use sha2::{Digest as _, Sha256};
 use x509_cert::Certificate;
 
-use crate::SimError;
+use crate::error::SimError;
 use crate::invariants::{MessageFacts, Observer, Party};
-use crate::late::{mail_copies, ops};
 use crate::metered::Role;
 use crate::metrics::{SchemeReport, Stats};
 use crate::scenario::Scenario;
 use crate::workload::Message;
+use crate::workload::mail_copies;
 use crate::world::World;
+use crate::world::ops;
 
 /// Largest early-binding envelope accepted by recipients.
 const MAX_LEN: usize = 64 * 1024 * 1024;

@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::RunReport;
+use crate::error::SimError;
 use crate::metrics::SchemeReport;
-use crate::{RunReport, SimError};
 
 /// The readable comparison of the two schemes.
 pub fn text(r: &RunReport) -> String {

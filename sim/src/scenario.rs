@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::SimError;
+use crate::error::SimError;
 
 /// A whole scenario: organisations, workload, network, faults and gatekeeper settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -2,6 +2,8 @@
 //! early-binding certificate lookups, drawn once from the workload seed so that both schemes
 //! see exactly the same mail.
 
+use std::collections::BTreeSet;
+
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -95,4 +97,11 @@ fn pick(rng: &mut ChaCha20Rng, count: usize, mut own: Vec<usize>, mut other: Vec
         }
     }
     out
+}
+
+/// Copies of a sealed message on the wire: one per recipient domain (SMTP sends one copy to
+/// each destination domain).
+pub fn mail_copies(w: &World, m: &Message) -> usize {
+    let orgs: BTreeSet<usize> = m.recipients.iter().filter_map(|r| w.users.get(*r).map(|u| u.org)).collect();
+    orgs.len().max(1)
 }

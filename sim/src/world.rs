@@ -20,9 +20,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use zeroize::Zeroizing;
 
-use crate::SimError;
 use crate::draw::{Draw, derive_seed};
-use crate::metered::Metered;
+use crate::error::SimError;
+use crate::metered::{Metered, Role};
 use crate::scenario::Scenario;
 
 /// One organisation.
@@ -358,4 +358,9 @@ fn make_keys(seeds: &[u64], threads: usize) -> Vec<Zeroizing<Vec<u8>>> {
         }
     });
     out.into_iter().flatten().collect()
+}
+
+/// Crypto operations counted so far, per role.
+pub(crate) fn ops(w: &World) -> BTreeMap<Role, crate::metered::OpCounts> {
+    Role::ALL.iter().map(|r| (*r, w.provider.counts(*r))).collect()
 }

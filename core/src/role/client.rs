@@ -218,3 +218,70 @@ impl Gateway {
         message.sealed.open(self.0.provider, key)
     }
 }
+
+/// The four steps a [`Recipient`] and a [`Gateway`] share, for code that drives either one
+/// (the simulator's fetchers, a conformance shim): receive, ask, accept, open.
+pub trait Fetcher {
+    /// Parses a sealed message and verifies its ticket (and, for a recipient, the binding).
+    fn receive(&self, sealed: &[u8], now: UnixTime) -> Result<ReceivedMessage>;
+    /// Signs the ticket into a release request.
+    fn request(&self, message: &ReceivedMessage, now: UnixTime, rng: &mut dyn CryptoRng) -> Result<PendingRelease>;
+    /// Checks and opens the gatekeeper's answer: the key.
+    fn accept(
+        &self,
+        message: &ReceivedMessage,
+        pending: &PendingRelease,
+        release: &[u8],
+        rng: &mut dyn CryptoRng,
+    ) -> Result<OneTimeKey>;
+    /// Decrypts the message.
+    fn open(&self, message: &ReceivedMessage, key: &OneTimeKey) -> Result<zeroize::Zeroizing<Vec<u8>>>;
+}
+
+impl Fetcher for Recipient {
+    fn receive(&self, sealed: &[u8], now: UnixTime) -> Result<ReceivedMessage> {
+        Recipient::receive(self, sealed, now)
+    }
+
+    fn request(&self, message: &ReceivedMessage, now: UnixTime, rng: &mut dyn CryptoRng) -> Result<PendingRelease> {
+        self.request_release(message, now, rng)
+    }
+
+    fn accept(
+        &self,
+        message: &ReceivedMessage,
+        pending: &PendingRelease,
+        release: &[u8],
+        rng: &mut dyn CryptoRng,
+    ) -> Result<OneTimeKey> {
+        self.accept_release(message, pending, release, rng)
+    }
+
+    fn open(&self, message: &ReceivedMessage, key: &OneTimeKey) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Recipient::open(self, message, key)
+    }
+}
+
+impl Fetcher for Gateway {
+    fn receive(&self, sealed: &[u8], now: UnixTime) -> Result<ReceivedMessage> {
+        Gateway::receive(self, sealed, now)
+    }
+
+    fn request(&self, message: &ReceivedMessage, now: UnixTime, rng: &mut dyn CryptoRng) -> Result<PendingRelease> {
+        self.request_key(message, now, rng)
+    }
+
+    fn accept(
+        &self,
+        message: &ReceivedMessage,
+        pending: &PendingRelease,
+        release: &[u8],
+        rng: &mut dyn CryptoRng,
+    ) -> Result<OneTimeKey> {
+        self.accept_key(message, pending, release, rng)
+    }
+
+    fn open(&self, message: &ReceivedMessage, key: &OneTimeKey) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Gateway::open(self, message, key)
+    }
+}

@@ -8,7 +8,7 @@ mod gatekeeper;
 mod sender;
 mod ticket;
 
-pub use client::{Gateway, PendingRelease, ReceivedMessage, Recipient};
+pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient};
 pub use gatekeeper::{
     DecidedIssuance, DecidedRelease, DrawFromRng, Gatekeeper, GatekeeperConfig, GatekeeperCrypto, GatewayPrincipal,
     Issuance, IssueWork, Release, ReleaseWork, SenderRule, StorageKey, VerifiedKeyRequest, VerifiedReleaseRequest,

@@ -1,0 +1,109 @@
+//! The gatekeepers: availability, crashes and restarts, sweeps at `poll_timeout`, and the
+//! keys they hold.
+
+use super::*;
+
+impl LateRun<'_> {
+    pub(super) fn gk_up(&self, org: usize) -> bool {
+        self.gks.get(org).is_some_and(|s| s.gk.is_some() && !s.outage)
+    }
+
+    pub(super) fn count_request(&mut self) {
+        *self.rps.entry(self.now_ms() / 1000).or_default() += 1;
+    }
+
+    pub(super) fn crash(&mut self, org: usize) -> Result<String, SimError> {
+        let volatile = self.sc.plant == Plant::VolatileStore;
+        let Some(slot) = self.gks.get_mut(org) else { return Ok("no gatekeeper".into()) };
+        let Some(restart_after) = slot.armed.take() else { return Ok("already crashed".into()) };
+        if let Some(gk) = slot.gk.take() {
+            slot.store = Some(if volatile { MemoryStore::new() } else { gk.into_store() });
+        }
+        self.schedule(restart_after, Ev::Restart(org));
+        Ok("crashed".into())
+    }
+
+    /// Schedules `org`'s next sweep at its gatekeeper's `poll_timeout`, if it holds a key
+    /// and no earlier sweep is scheduled (tombstone purges change no metric: not swept for).
+    pub(super) fn arm_sweep(&mut self, org: usize) {
+        let now_ms = self.now_ms();
+        let base = self.base.secs();
+        let Some(slot) = self.gks.get_mut(org) else { return };
+        let Some(gk) = slot.gk.as_ref() else { return };
+        if slot.live.is_empty() {
+            return;
+        }
+        let Some(due) = gk.poll_timeout() else { return };
+        let due_ms = due.secs().saturating_sub(base).saturating_mul(1000).max(now_ms);
+        if slot.sweep_at.is_none_or(|at| due_ms < at) {
+            slot.sweep_at = Some(due_ms);
+            self.q.at(due_ms, Ev::Sweep(org));
+        }
+    }
+
+    /// `org`'s gatekeeper handles what is due now (destruction at expiry and at the end of
+    /// retention), then the observer checks that every key past its time is gone from its
+    /// store; the next sweep is armed.
+    pub(super) fn sweep(&mut self, org: usize) -> Result<String, SimError> {
+        let now = self.now();
+        let now_ms = self.now_ms();
+        let Some(slot) = self.gks.get_mut(org) else { return Ok("no gatekeeper".into()) };
+        if slot.sweep_at != Some(now_ms) {
+            return Ok("superseded".into());
+        }
+        slot.sweep_at = None;
+        let Some(gk) = slot.gk.as_mut() else { return Ok("gatekeeper down".into()) };
+        self.w.provider.act_as(Role::Gatekeeper);
+        let records = gk.handle_timeout(now).map_err(SimError::core)?;
+        if let Err(e) = gk.ledger().check_invariants() {
+            let name = self.w.orgs.get(org).map(|x| x.domain.clone()).unwrap_or_default();
+            self.obs.ledger_violation(&name, e);
+        }
+        let destroyed = self.reap(org)?;
+        // The destruction oracle reads this gatekeeper's store.
+        let gks = &self.gks;
+        self.obs.check_destruction(now_ms, |k| {
+            let slot = gks.get(org)?;
+            let gk = slot.gk.as_ref()?;
+            let ours = slot.live.contains_key(k) || !gk.store().records_of(k).is_empty();
+            ours.then(|| gk.store().records_of(k).iter().any(|r| matches!(r, ekg_core::ledger::Record::Issued { .. })))
+        });
+        self.arm_sweep(org);
+        Ok(format!("{records} records, destroyed {destroyed}"))
+    }
+
+    /// Keys `org`'s ledger no longer holds: their lifetimes are recorded, the observer told,
+    /// the ledger's invariants checked. Returns how many.
+    pub(super) fn reap(&mut self, org: usize) -> Result<usize, SimError> {
+        let now_ms = self.q.now_ms();
+        let Some(slot) = self.gks.get_mut(org) else { return Ok(0) };
+        let Some(gk) = slot.gk.as_ref() else { return Ok(0) };
+        let gone: Vec<KeyId> = slot
+            .live
+            .keys()
+            .filter(|k| !matches!(gk.ledger().state(k), Some(KeyState::Pending(_) | KeyState::Retained { .. })))
+            .copied()
+            .collect();
+        for k in &gone {
+            if let Some(at) = slot.live.remove(k) {
+                self.lifetimes.push((now_ms - at) as f64 / 1000.0);
+            }
+            self.obs.destroyed(*k);
+        }
+        if !gone.is_empty() {
+            self.sample_held();
+        }
+        Ok(gone.len())
+    }
+
+    /// Records the keys held by all gatekeepers now (one sample per change, the last of a
+    /// second kept: memory follows the keys issued, not the run's length).
+    pub(super) fn sample_held(&mut self) {
+        let held: u64 = self.gks.iter().map(|s| s.live.len() as u64).sum();
+        let at = self.now_ms() / 1000;
+        match self.rep.keys_held.last_mut() {
+            Some(last) if last.0 == at => last.1 = held,
+            _ => self.rep.keys_held.push((at, held)),
+        }
+    }
+}
