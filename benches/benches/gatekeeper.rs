@@ -62,6 +62,53 @@ impl World {
     }
 }
 
+/// The RSA and key-wrap operations an issuance and a release must make, on the same keys.
+struct Inherent {
+    p: &'static dyn CryptoProvider,
+    gatekeeper: Box<dyn ekg_core::crypto::PrivateKey>,
+    alice_spki: Vec<u8>,
+    bob_spki: Vec<u8>,
+    signed: Vec<u8>,
+    alice_sig: Vec<u8>,
+    bob_sig: Vec<u8>,
+    stored: Vec<u8>,
+}
+
+impl Inherent {
+    fn new(w: &World) -> Inherent {
+        let p = w.p;
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let load = |i: &Issued| p.load_private_key(&i.key_pkcs8).expect("key");
+        let alice = load(w.fed.sender_org.user("alice@example.com"));
+        let bob = load(w.fed.recipient_org.user("bob@example.org"));
+        // About the size of the signed attributes a request's signature covers.
+        let signed = vec![0x31; 120];
+        Inherent {
+            p,
+            gatekeeper: load(&w.fed.sender_org.gatekeeper),
+            alice_spki: alice.public_key_spki().to_vec(),
+            bob_spki: bob.public_key_spki().to_vec(),
+            alice_sig: alice.sign_pkcs1_sha256(&signed, &mut rng).expect("sign"),
+            bob_sig: bob.sign_pkcs1_sha256(&signed, &mut rng).expect("sign"),
+            stored: p.aes256_kw_wrap(&[3; 32], &[9; 32]).expect("wrap").0.to_vec(),
+            signed,
+        }
+    }
+
+    fn issuance(&self, rng: &mut ChaCha20Rng) -> usize {
+        self.p.verify_pkcs1_sha256(&self.alice_spki, black_box(&self.signed), &self.alice_sig).expect("verify");
+        let wrapped = self.p.oaep_sha256_encrypt(&self.alice_spki, &[9; 32], rng).expect("oaep");
+        wrapped.len() + self.gatekeeper.sign_pkcs1_sha256(black_box(&self.signed), rng).expect("sign").len()
+    }
+
+    fn release(&self, rng: &mut ChaCha20Rng) -> usize {
+        self.p.verify_pkcs1_sha256(&self.bob_spki, black_box(&self.signed), &self.bob_sig).expect("verify");
+        let key = self.p.aes256_kw_unwrap(&[3; 32], black_box(&self.stored)).expect("unwrap");
+        let wrapped = self.p.oaep_sha256_encrypt(&self.bob_spki, key.expose(), rng).expect("oaep");
+        wrapped.len() + self.gatekeeper.sign_pkcs1_sha256(black_box(&self.signed), rng).expect("sign").len()
+    }
+}
+
 /// The configuration's ceiling on deliveries per recipient: the release benchmark moves to a
 /// fresh key before it is reached.
 const MAX_DELIVERIES: u32 = 100;
@@ -109,6 +156,14 @@ fn gatekeeper(c: &mut Criterion) {
         let mut gk = w.gatekeeper();
         let mut gk_rng = ChaCha20Rng::seed_from_u64(9);
         let mut g = c.benchmark_group(format!("gatekeeper/{}", p.name()));
+        // What an issuance and a release cannot avoid, in the same group so that the ratios
+        // (inherent / operation, `scripts/inherent-ratio.sh`) come from one run: an issuance
+        // verifies the sender's signature, wraps the key to the sender (OAEP) and signs the
+        // ticket; a release verifies the recipient's signature, unwraps the stored key (AES
+        // key wrap), wraps it to the recipient and signs the release.
+        let inherent = Inherent::new(&w);
+        g.bench_function("issuance_inherent", |b| b.iter(|| inherent.issuance(&mut gk_rng)));
+        g.bench_function("release_inherent", |b| b.iter(|| inherent.release(&mut gk_rng)));
         // Issuance: request bytes in, grant and ticket bytes out, verification included. A
         // fresh request per iteration (V14 refuses a repeat), made outside the timing.
         g.bench_function("issuance", |b| {

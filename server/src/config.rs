@@ -411,6 +411,14 @@ impl FileConfig {
         } else {
             Database::Sqlite(at(Path::new(&s.database)))
         };
+        // Memory is one process's and nothing durable: never reachable from elsewhere, so it
+        // cannot be one of several instances behind one name.
+        if database == Database::Memory && !listen.ip().is_loopback() {
+            return bad(
+                "server.database",
+                "memory only on a loopback address (one process, nothing durable; several instances share postgres://)",
+            );
+        }
         if s.workers > MAX_WORKERS {
             return bad("server.workers", format!("0 (one per core) to {MAX_WORKERS}"));
         }

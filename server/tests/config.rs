@@ -56,6 +56,16 @@ fn each_bad_field_is_named_with_its_rule() {
     std::fs::write(&files.config, long).unwrap();
     let e = ekg_server::config::load(&files.config).expect_err("a 5000-byte database");
     assert_eq!((e.field.as_str(), e.rule.as_str()), ("server.database", "at most 4 KiB"));
+    // Memory only on loopback: never one of several instances behind one name.
+    let public_memory = good.replacen("database = \"sqlite:ekg.db\"", "database = \"memory\"", 1).replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"192.0.2.1:80\"\nallow_plain_http = true",
+        1,
+    );
+    std::fs::write(&files.config, public_memory).unwrap();
+    let e = ekg_server::config::load(&files.config).expect_err("memory on a public address");
+    assert_eq!(e.field, "server.database");
+    assert!(e.rule.starts_with("memory only on a loopback address"), "{e}");
     std::fs::write(&files.config, &good).unwrap();
 
     // The management endpoint is for loopback only.

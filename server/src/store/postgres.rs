@@ -69,6 +69,9 @@ struct Statements {
     held: Statement,
 }
 
+/// Versions remembered at most (a decision needs one or two).
+const MAX_SEEN: usize = 64;
+
 fn err(e: impl core::fmt::Display) -> StoreError {
     StoreError(format!("postgres: {e}"))
 }
@@ -356,6 +359,11 @@ fn key_from_rows(key_id: KeyId, rows: &[JoinRow]) -> Result<(i64, Vec<Record<Con
 
 impl SharedStore<Concrete> for PostgresStore {
     fn load_key(&mut self, key_id: &KeyId) -> Result<Vec<Record<Concrete>>, StoreError> {
+        // A decision reads one key; versions of reads that led to no write (a refusal) are
+        // dropped here so that a flood of refused requests cannot grow the map.
+        if self.seen.len() >= MAX_SEEN {
+            self.seen.clear();
+        }
         let conn = self.conn()?;
         let rows = conn.client.query(&conn.st.load_key, &[&key_id.as_bytes()]).map_err(err)?;
         self.round_trips += 1;
