@@ -152,3 +152,80 @@ fn a_released_key_is_destroyed_and_its_tombstone_refuses_at_every_instance() {
     assert_eq!(db.count("SELECT COUNT(*) FROM ekg_keys WHERE handle IS NOT NULL").unwrap(), 0, "the key is gone");
     assert_eq!(db.count("SELECT COUNT(*) FROM ekg_keys WHERE handle IS NULL").unwrap(), 1, "its tombstone stays");
 }
+
+#[test]
+fn a_dropped_database_connection_is_a_503_then_the_instance_reconnects_and_nothing_is_lost() {
+    let Some(url) = fresh_database("reconnect") else { return };
+    let (files, servers) = three("pg-reconnect", &url, "policy = \"once\"");
+    let server = &servers[0];
+    let (sealed, plaintext) = send(server, &files, &["bob@example.org"], 700);
+    // The database administrator kills every connection to this database.
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = postgres::Client::connect(&std::env::var("EKG_TEST_POSTGRES").unwrap(), postgres::NoTls).unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed >= 3, "each instance had a connection: {killed}");
+    // bob asks: either the instance noticed the broken connection first (a 503, nothing was
+    // written, the same request may be sent again), or it reconnected before; then released.
+    let bob = recipient(&files, "example.org", "bob");
+    let now = now(server);
+    let msg = bob.receive(&sealed, now).unwrap();
+    let pending = bob.request_release(&msg, now, &mut rng(701)).unwrap();
+    let mut statuses = Vec::new();
+    let body = loop {
+        let (status, _, body) = post(server, "release-request", &pending.der);
+        statuses.push(status);
+        if status == 200 {
+            break body;
+        }
+        assert_eq!((status, code(&body).as_str()), (503, "storage_failed"), "{statuses:?}");
+        assert!(statuses.len() < 3, "no reconnection: {statuses:?}");
+    };
+    let key = bob.accept_release(&msg, &pending, &body, &mut rng(702)).unwrap();
+    assert_eq!(bob.open(&msg, &key).unwrap().to_vec(), plaintext);
+    // The other instances reconnect too (a request or their sweep meets the broken
+    // connection first: one 503 at most), and know the key was released.
+    let mut other = Vec::new();
+    for seed in 703..706 {
+        other.push(fetch(&servers[1], &bob, &sealed, seed));
+        if other.last() != Some(&Err((503, "storage_failed".into()))) {
+            break;
+        }
+    }
+    assert_eq!(other.last(), Some(&Err((409, "already_released".into()))), "{other:?}");
+    let healthy = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        get(&servers[2], "/healthz").0 == 200
+    });
+    assert!(healthy, "the third instance stays unhealthy");
+    eprintln!("postgres reconnect: statuses {statuses:?}, the other instance {other:?}");
+}
+
+#[test]
+fn an_instance_with_another_storage_key_records_no_release_it_cannot_deliver() {
+    let Some(url) = fresh_database("storagekey") else { return };
+    let (files, servers) = three("pg-storagekey", &url, "policy = \"once\"");
+    // A fourth instance, misconfigured with another storage key, started while the database
+    // holds no key (so the check at start has nothing to try).
+    let mut s = settings(&files);
+    s.database = Database::Postgres(url.clone());
+    s.storage_key = ekg_core::role::StorageKey::from_bytes([8; 32]);
+    let wrong = ekg_server::start(s).expect("an empty database has no key to check");
+    let (sealed, plaintext) = send(&servers[0], &files, &["bob@example.org"], 800);
+    // It refuses before recording anything: bob's only release is not used up.
+    let bob = recipient(&files, "example.org", "bob");
+    assert_eq!(fetch(&wrong, &bob, &sealed, 801), Err((500, "invalid_configuration".into())));
+    assert_eq!(fetch(&servers[1], &bob, &sealed, 802).unwrap(), plaintext, "the release was not used up");
+    // Restarted now, with a key in the database, it is refused at start.
+    drop(wrong);
+    let mut s = settings(&files);
+    s.database = Database::Postgres(url);
+    s.storage_key = ekg_core::role::StorageKey::from_bytes([8; 32]);
+    let e = ekg_server::start(s).expect_err("a live key that does not unwrap");
+    assert!(e.to_string().contains("storage_key"), "{e}");
+}

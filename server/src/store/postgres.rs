@@ -69,6 +69,11 @@ struct Statements {
     held: Statement,
 }
 
+/// Session settings unless the URL gives `options`: a statement waits at most 5 s for a row
+/// lock and runs at most 10 s; a transaction idle for 15 s is ended by the server.
+pub const SESSION_TIMEOUTS: &str =
+    "-c lock_timeout=5000 -c statement_timeout=10000 -c idle_in_transaction_session_timeout=15000";
+
 /// Versions remembered at most (a decision needs one or two).
 const MAX_SEEN: usize = 64;
 
@@ -131,6 +136,15 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(5));
         }
+        // An instance that stalls inside a transaction (paused, cut off) must not hold a key's
+        // row lock for long, nor may a statement wait on one for long: every other instance
+        // serialises on that lock. A timeout is an error (`storage_failed`, 503, nothing
+        // written), not a lost race. The URL's own `options` win.
+        if config.get_options().is_none() {
+            config.options(SESSION_TIMEOUTS);
+        }
+        config.keepalives_idle(std::time::Duration::from_secs(30));
+        config.tcp_user_timeout(std::time::Duration::from_secs(20));
         config.application_name("ekg-serve");
         let mut store = PostgresStore {
             config,
@@ -293,11 +307,13 @@ fn write_batch(
 
 impl Drop for PostgresStore {
     /// The client runs its own small runtime, which may not be dropped on an async thread
-    /// (where a server drops its last reference): close it on a thread of its own.
+    /// (where a server drops its last reference): close it on a thread of its own, not
+    /// waited for.
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             if tokio::runtime::Handle::try_current().is_ok() {
-                let _ = std::thread::spawn(move || drop(conn)).join();
+                // Detached: a database that no longer answers must not hold up shutdown.
+                drop(std::thread::spawn(move || drop(conn)));
             } else {
                 drop(conn);
             }

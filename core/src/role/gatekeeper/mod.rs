@@ -219,6 +219,13 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
             requester: request.requester(),
         };
         let decided = self.ledger.decide_release(&facts, now)?;
+        // The stored key must unwrap under this gatekeeper's storage key before a release is
+        // recorded: an instance configured with another storage key (on a shared store)
+        // would otherwise use up a release it cannot deliver.
+        self.crypto
+            .provider
+            .aes256_kw_unwrap(self.crypto.storage_key.bytes(), &decided.payload().handle.0)
+            .map_err(|_| reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap this key"))?;
         Ok(decided.map(|granted| ReleaseWork::new(request, granted)))
     }
 
@@ -274,21 +281,31 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
             return Ok(made);
         };
         let due = shared.due(now, SWEEP_LIMIT).map_err(storage_failed)?;
-        let mut made = 0;
+        let (mut made, mut failed) = (0, None);
         for key_id in due {
-            self.ledger.clear();
-            let shared = shared_of(&mut self.store)?;
-            let records = shared.load_key(&key_id).map_err(storage_failed)?;
-            self.ledger.refresh(&key_id, &records)?;
-            let decided = self.ledger.decide_expiry(now);
-            let n = decided.records().len();
-            let shared = shared_of(&mut self.store)?;
-            if self.ledger.commit_if_unchanged(shared, decided)?.is_some() {
-                made += n;
+            // One key that cannot be read or written does not stop the others' destruction.
+            match self.sweep_one(&key_id, now) {
+                Ok(n) => made += n,
+                Err(e) => failed = failed.or(Some(e)),
             }
         }
         self.ledger.clear();
-        Ok(made)
+        match failed {
+            Some(e) if made == 0 => Err(e),
+            _ => Ok(made),
+        }
+    }
+
+    /// Reads one due key from a shared store, decides what is due, commits it if unchanged.
+    fn sweep_one(&mut self, key_id: &KeyId, now: UnixTime) -> Result<usize> {
+        self.ledger.clear();
+        let shared = shared_of(&mut self.store)?;
+        let records = shared.load_key(key_id).map_err(storage_failed)?;
+        self.ledger.refresh(key_id, &records)?;
+        let decided = self.ledger.decide_expiry(now);
+        let n = decided.records().len();
+        let shared = shared_of(&mut self.store)?;
+        Ok(if self.ledger.commit_if_unchanged(shared, decided)?.is_some() { n } else { 0 })
     }
 
     /// The serial stages of an issuance: [`Gatekeeper::decide_issue`], then commit. On a
