@@ -10,7 +10,7 @@
 # For an https:// URL whose certificate no system anchor signs, set EKG_CACERT=FILE (PEM).
 # Exit 0 when every step did what the protocol says, 1 otherwise (with the step).
 set -euo pipefail
-PKI=${1:?PKI_DIR}
+PKI=$(cd "${1:?PKI_DIR}" && pwd)
 URL=${2:?GATEKEEPER_URL}
 WORK=${3:-$(mktemp -d)}
 mkdir -p "$WORK"

@@ -72,7 +72,8 @@ enum Command {
         now: Option<u64>,
     },
     /// Serve the gatekeeper over HTTP (docs/protocol.md §8, docs/server.md): the HTTP
-    /// binding, a durable SQLite store, metrics; SIGTERM stops it gracefully.
+    /// binding, a durable SQLite store or a PostgreSQL one shared by several instances,
+    /// metrics; SIGTERM stops it gracefully.
     Serve(ServeArgs),
     /// Drive a gatekeeper with pre-signed key requests, then release requests for what it
     /// issued, from concurrent clients; report throughput and p50/p99/max latency per
@@ -154,7 +155,7 @@ struct ServeArgs {
     /// TLS certificate chain (PEM); with --tls-key.
     #[arg(long)]
     tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM, PKCS#8); with --tls-cert.
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1), readable by its owner only; with --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
 }

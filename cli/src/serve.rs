@@ -69,11 +69,14 @@ fn apply(settings: &mut Settings, args: &Args) -> Result<(), DynError> {
 fn summary(s: &Settings) -> String {
     let scheme = if s.tls.is_some() { "https" } else { "http" };
     format!(
-        "gatekeeper {} ({} sender rules, {} gateways, policy {:?}), listening on {scheme}://{}, store {:?}, {} workers",
+        "gatekeeper {} ({} sender rules, {} gateways, policy {}), listening on {scheme}://{}, store {}, {} workers",
         s.gatekeeper.uri,
         s.gatekeeper.senders.len(),
         s.gatekeeper.gateways.len(),
-        s.gatekeeper.policy,
+        match s.gatekeeper.policy {
+            ekg_core::ledger::ReleasePolicy::Once => "once",
+            ekg_core::ledger::ReleasePolicy::SameCertificate => "same_certificate",
+        },
         s.listen,
         s.database,
         s.workers

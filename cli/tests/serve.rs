@@ -22,7 +22,7 @@ fn check_config_reports_the_configuration_or_the_field_that_does_not_hold() {
     let ok = Command::new(EKG).args(["serve", "--check-config", "--config"]).arg(&files.config).output().unwrap();
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{out}{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(out.contains("configuration ok") && out.contains("policy Once"), "{out}");
+    assert!(out.contains("configuration ok") && out.contains("policy once"), "{out}");
 
     let text = std::fs::read_to_string(&files.config).unwrap().replace("policy = \"once\"", "policy = \"twice\"");
     std::fs::write(&files.config, text).unwrap();

@@ -217,8 +217,8 @@ fn default_grace() -> u64 {
     30
 }
 
-/// Where records are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where records are kept. `Debug` and `Display` never show a PostgreSQL password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     /// A SQLite file.
     Sqlite(PathBuf),
@@ -226,6 +226,38 @@ pub enum Database {
     Memory,
     /// PostgreSQL (`postgres://` or `postgresql://` URL), shared by several instances.
     Postgres(String),
+}
+
+impl Database {
+    /// A PostgreSQL URL with its password, if any, replaced by `***`.
+    fn redacted(url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        }
+    }
+}
+
+impl core::fmt::Display for Database {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Database::Memory => f.write_str("memory"),
+            Database::Postgres(url) => f.write_str(&Database::redacted(url)),
+        }
+    }
+}
+
+impl core::fmt::Debug for Database {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Database({self})")
+    }
 }
 
 /// TLS files.
@@ -481,4 +513,19 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     let file = FileConfig::read(path)?;
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     file.settings(&dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Database;
+
+    #[test]
+    fn a_postgres_password_is_never_shown() {
+        let db = Database::Postgres("postgres://ekg:s3cret@db.internal:5432/ekg?connect_timeout=3".into());
+        for shown in [db.to_string(), format!("{db:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("postgres://ekg:***@db.internal:5432/ekg?connect_timeout=3"), "{shown}");
+        }
+        assert_eq!(Database::Postgres("postgres://ekg@h/d".into()).to_string(), "postgres://ekg@h/d");
+    }
 }

@@ -81,6 +81,22 @@ fn err(e: impl core::fmt::Display) -> StoreError {
     StoreError(format!("postgres: {e}"))
 }
 
+/// A client error with what the server or the operating system said (`db error` alone does
+/// not tell an operator that the database does not exist).
+fn pg(e: postgres::Error) -> StoreError {
+    err(pg_detail(&e))
+}
+
+fn pg_detail(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({}, SQLSTATE {})", db.message(), db.severity(), db.code().code());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 impl Statements {
     fn prepare(c: &mut Client) -> Result<Statements, postgres::Error> {
         Ok(Statements {
@@ -165,13 +181,13 @@ impl PostgresStore {
     /// The schema version of the database.
     pub fn schema_version(&mut self) -> Result<i64, StoreError> {
         let c = &mut self.conn()?.client;
-        c.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM ekg_schema", &[]).map(|r| r.get(0)).map_err(err)
+        c.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM ekg_schema", &[]).map(|r| r.get(0)).map_err(pg)
     }
 
     /// Runs a read-only query returning one BIGINT (tests and checks).
     pub fn count(&mut self, sql: &str) -> Result<i64, StoreError> {
         let c = &mut self.conn()?.client;
-        c.query_one(sql, &[]).map(|r| r.get(0)).map_err(err)
+        c.query_one(sql, &[]).map(|r| r.get(0)).map_err(pg)
     }
 
     /// The connection, made (and the statements prepared) if there is none or it broke.
@@ -180,9 +196,10 @@ impl PostgresStore {
             self.conn = None;
         }
         if self.conn.is_none() {
-            let mut client = self.config.connect(NoTls).map_err(err)?;
+            let hosts = format!("{:?} port {:?}", self.config.get_hosts(), self.config.get_ports());
+            let mut client = self.config.connect(NoTls).map_err(|e| err(format!("{hosts}: {}", pg_detail(&e))))?;
             migrate(&mut client)?;
-            let st = Statements::prepare(&mut client).map_err(err)?;
+            let st = Statements::prepare(&mut client).map_err(pg)?;
             self.conn = Some(Conn { client, st });
         }
         self.conn.as_mut().ok_or_else(|| err("no connection"))
@@ -215,7 +232,7 @@ fn write_batch(
 ) -> Result<bool, StoreError> {
     let st = &conn.st;
     *trips += 2;
-    let mut tx = conn.client.transaction().map_err(err)?;
+    let mut tx = conn.client.transaction().map_err(pg)?;
     let issued = |id: &KeyId| batch.iter().any(|r| matches!(r, Record::Issued { key_id, .. } if key_id == id));
     let deadline_of = |id: &KeyId| deadlines.iter().find(|(k, _)| k == id).and_then(|(_, d)| *d).map(secs).transpose();
     // First the conditions on keys that exist: each unchanged since read, or nothing.
@@ -226,7 +243,7 @@ fn write_batch(
             Some(t) => tx.execute(&st.cas_key, &[&key_id.as_bytes(), version, &secs(*t)?]),
             None => tx.execute(&st.cas_delete, &[&key_id.as_bytes(), version]),
         }
-        .map_err(err)?;
+        .map_err(pg)?;
         if n != 1 {
             return Ok(false);
         }
@@ -250,13 +267,13 @@ fn write_batch(
                             &deadline,
                         ],
                     )
-                    .map_err(err)?;
+                    .map_err(pg)?;
                 if n != 1 {
                     return Ok(false);
                 }
                 let positions: Vec<i64> = (0..recipients.len()).map(|i| i64::try_from(i).unwrap_or(i64::MAX)).collect();
                 let addresses: Vec<String> = recipients.iter().map(ToString::to_string).collect();
-                tx.execute(&st.insert_recipients, &[&id, &positions, &addresses]).map_err(err)?;
+                tx.execute(&st.insert_recipients, &[&id, &positions, &addresses]).map_err(pg)?;
                 if let Some(r) = request {
                     *trips += 1;
                     let n = tx
@@ -264,7 +281,7 @@ fn write_batch(
                             &st.insert_request,
                             &[&r.id.sender.to_string(), &r.id.nonce.as_bytes(), &secs(r.time)?, &id],
                         )
-                        .map_err(err)?;
+                        .map_err(pg)?;
                     if n != 1 {
                         return Ok(false);
                     }
@@ -278,7 +295,7 @@ fn write_batch(
                             &st.release,
                             &[&cert.as_bytes(), &secs(*at)?, &key_id.as_bytes(), &address.to_string(), &max],
                         )
-                        .map_err(err)?;
+                        .map_err(pg)?;
                     if n != 1 {
                         return Ok(false);
                     }
@@ -288,21 +305,21 @@ fn write_batch(
                 // The request row (V14) stays from the issuance until the purge.
                 let id = key_id.as_bytes();
                 *trips += 2;
-                tx.execute(&st.destroy_recipients, &[&id]).map_err(err)?;
+                tx.execute(&st.destroy_recipients, &[&id]).map_err(pg)?;
                 let n = tx
                     .execute(&st.destroy_key, &[&id, &secs(*at)?, &reason_code(*reason), &secs(*expires_at)?])
-                    .map_err(err)?;
+                    .map_err(pg)?;
                 if n != 1 {
                     return Ok(false);
                 }
             }
             Record::Purged { key_id } => {
                 *trips += 1;
-                tx.execute(&st.purge_requests, &[&key_id.as_bytes()]).map_err(err)?;
+                tx.execute(&st.purge_requests, &[&key_id.as_bytes()]).map_err(pg)?;
             }
         }
     }
-    tx.commit().map_err(err).map(|()| true)
+    tx.commit().map_err(pg).map(|()| true)
 }
 
 impl Drop for PostgresStore {
@@ -322,20 +339,20 @@ impl Drop for PostgresStore {
 }
 
 fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let mut tx = client.transaction().map_err(err)?;
+    let mut tx = client.transaction().map_err(pg)?;
     // One migrating instance at a time; the others wait, then find the work done.
-    tx.execute("SELECT pg_advisory_xact_lock(7236916)", &[]).map_err(err)?;
-    tx.batch_execute(schema::SCHEMA_TABLE).map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock(7236916)", &[]).map_err(pg)?;
+    tx.batch_execute(schema::SCHEMA_TABLE).map_err(pg)?;
     let have: i64 =
-        tx.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM ekg_schema", &[]).map(|r| r.get(0)).map_err(err)?;
+        tx.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM ekg_schema", &[]).map(|r| r.get(0)).map_err(pg)?;
     if have > schema::VERSION {
         return Err(StoreError(format!("database schema {have} is newer than this build's {}", schema::VERSION)));
     }
     for (v, ddl) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > have) {
-        tx.batch_execute(ddl).map_err(err)?;
-        tx.execute("INSERT INTO ekg_schema (version) VALUES ($1)", &[v]).map_err(err)?;
+        tx.batch_execute(ddl).map_err(pg)?;
+        tx.execute("INSERT INTO ekg_schema (version) VALUES ($1)", &[v]).map_err(pg)?;
     }
-    tx.commit().map_err(err)
+    tx.commit().map_err(pg)
 }
 
 /// One row of `load_key`'s join.
@@ -381,7 +398,7 @@ impl SharedStore<Concrete> for PostgresStore {
             self.seen.clear();
         }
         let conn = self.conn()?;
-        let rows = conn.client.query(&conn.st.load_key, &[&key_id.as_bytes()]).map_err(err)?;
+        let rows = conn.client.query(&conn.st.load_key, &[&key_id.as_bytes()]).map_err(pg)?;
         self.round_trips += 1;
         let (version, records) = key_from_rows(*key_id, &rows)?;
         self.seen.insert(*key_id, version);
@@ -393,10 +410,10 @@ impl SharedStore<Concrete> for PostgresStore {
         let row = conn
             .client
             .query_opt(&conn.st.key_of_request, &[&id.sender.to_string(), &id.nonce.as_bytes()])
-            .map_err(err)?;
+            .map_err(pg)?;
         self.round_trips += 1;
         match row {
-            Some(r) => rows::key_id(&r.try_get::<_, Vec<u8>>(0).map_err(err)?).map(Some),
+            Some(r) => rows::key_id(&r.try_get::<_, Vec<u8>>(0).map_err(pg)?).map(Some),
             None => Ok(None),
         }
     }
@@ -412,25 +429,25 @@ impl SharedStore<Concrete> for PostgresStore {
     fn due(&mut self, now: UnixTime, limit: usize) -> Result<Vec<KeyId>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let conn = self.conn()?;
-        let rows = conn.client.query(&conn.st.due, &[&secs(now)?, &limit]).map_err(err)?;
+        let rows = conn.client.query(&conn.st.due, &[&secs(now)?, &limit]).map_err(pg)?;
         self.round_trips += 1;
-        rows.iter().map(|r| rows::key_id(&r.try_get::<_, Vec<u8>>(0).map_err(err)?)).collect()
+        rows.iter().map(|r| rows::key_id(&r.try_get::<_, Vec<u8>>(0).map_err(pg)?)).collect()
     }
 
     fn next_deadline(&mut self) -> Result<Option<UnixTime>, StoreError> {
         let conn = self.conn()?;
-        let row = conn.client.query_one(&conn.st.next_deadline, &[]).map_err(err)?;
+        let row = conn.client.query_one(&conn.st.next_deadline, &[]).map_err(pg)?;
         self.round_trips += 1;
-        Ok(row.try_get::<_, Option<i64>>(0).map_err(err)?.map(rows::time))
+        Ok(row.try_get::<_, Option<i64>>(0).map_err(pg)?.map(rows::time))
     }
 
     fn live_handle(&mut self) -> Result<Option<WrappedKey>, StoreError> {
         let conn = self.conn()?;
-        let row = conn.client.query_opt(&conn.st.live_handle, &[]).map_err(err)?;
+        let row = conn.client.query_opt(&conn.st.live_handle, &[]).map_err(pg)?;
         self.round_trips += 1;
         match row {
             Some(r) => {
-                let h: Vec<u8> = r.try_get(0).map_err(err)?;
+                let h: Vec<u8> = r.try_get(0).map_err(pg)?;
                 Ok(Some(WrappedKey(h.try_into().map_err(|_| err("a stored key is not 40 bytes"))?)))
             }
             None => Ok(None),
@@ -439,9 +456,9 @@ impl SharedStore<Concrete> for PostgresStore {
 
     fn held_keys(&mut self) -> Result<u64, StoreError> {
         let conn = self.conn()?;
-        let row = conn.client.query_one(&conn.st.held, &[]).map_err(err)?;
+        let row = conn.client.query_one(&conn.st.held, &[]).map_err(pg)?;
         self.round_trips += 1;
-        Ok(u64::try_from(row.try_get::<_, i64>(0).map_err(err)?).unwrap_or(0))
+        Ok(u64::try_from(row.try_get::<_, i64>(0).map_err(pg)?).unwrap_or(0))
     }
 }
 
