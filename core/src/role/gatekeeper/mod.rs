@@ -323,23 +323,14 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
             return self.commit(decided);
         }
         let id = request.content().request_id();
-        for _ in 0..SHARED_ATTEMPTS {
-            self.ledger.clear();
-            let shared = shared_of(&mut self.store)?;
+        self.until_committed(|gk| {
+            let shared = shared_of(&mut gk.store)?;
             if let Some(key_id) = shared.key_of_request(&id).map_err(storage_failed)? {
                 let records = shared.load_key(&key_id).map_err(storage_failed)?;
-                self.ledger.refresh(&key_id, &records)?;
+                gk.ledger.refresh(&key_id, &records)?;
             }
-            let decided = self.decide_issue(request.clone(), now, rng)?;
-            let shared = shared_of(&mut self.store)?;
-            let committed = self.ledger.commit_if_unchanged(shared, decided)?;
-            self.ledger.clear();
-            if let Some(committed) = committed {
-                return Ok(committed);
-            }
-            self.races_lost += 1;
-        }
-        Err(contended())
+            gk.decide_issue(request.clone(), now, rng)
+        })
     }
 
     /// The serial stages of a release: [`Gatekeeper::decide_release`], then commit. On a
@@ -351,16 +342,29 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
             return self.commit(decided);
         }
         let key_id = request.ticket().key_id;
+        self.until_committed(|gk| {
+            let records = shared_of(&mut gk.store)?.load_key(&key_id).map_err(storage_failed)?;
+            gk.ledger.refresh(&key_id, &records)?;
+            gk.decide_release(request.clone(), now)
+        })
+    }
+
+    /// On a shared store: from an empty scratch ledger, `read_and_decide` reads what it needs
+    /// and decides; the decision is committed if nothing it read changed meanwhile, else read
+    /// and decided again, at most [`SHARED_ATTEMPTS`] times.
+    fn until_committed<P>(
+        &mut self,
+        mut read_and_decide: impl FnMut(&mut Self) -> Result<Decided<Concrete, P>>,
+    ) -> Result<Committed<P>> {
         for _ in 0..SHARED_ATTEMPTS {
             self.ledger.clear();
-            let shared = shared_of(&mut self.store)?;
-            let records = shared.load_key(&key_id).map_err(storage_failed)?;
-            self.ledger.refresh(&key_id, &records)?;
-            let decided = self.decide_release(request.clone(), now)?;
-            let shared = shared_of(&mut self.store)?;
-            let committed = self.ledger.commit_if_unchanged(shared, decided)?;
+            let decided = read_and_decide(self);
+            let committed = match decided {
+                Ok(decided) => self.ledger.commit_if_unchanged(shared_of(&mut self.store)?, decided),
+                Err(e) => Err(e),
+            };
             self.ledger.clear();
-            if let Some(committed) = committed {
+            if let Some(committed) = committed? {
                 return Ok(committed);
             }
             self.races_lost += 1;
