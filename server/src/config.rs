@@ -154,9 +154,6 @@ pub struct ServerSection {
     /// Seconds in-flight requests get to finish at shutdown.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
-    /// The test-only management endpoint (loopback only; `docs/conformance.md`).
-    #[serde(default)]
-    pub test_mode: bool,
 }
 
 impl Default for ServerSection {
@@ -172,7 +169,6 @@ impl Default for ServerSection {
             body_timeout_secs: default_body_timeout(),
             max_connections: default_max_connections(),
             shutdown_grace_secs: default_grace(),
-            test_mode: false,
         }
     }
 }
@@ -296,8 +292,6 @@ pub struct Settings {
     pub max_connections: usize,
     /// Shutdown grace.
     pub shutdown_grace: std::time::Duration,
-    /// The test-only management endpoint.
-    pub test_mode: bool,
     /// The service's clock (the wall clock; tests move it forward).
     pub clock: std::sync::Arc<crate::service::Clock>,
 }
@@ -426,9 +420,6 @@ impl FileConfig {
                 "plain HTTP only on a loopback address (set tls_cert and tls_key, or allow_plain_http = true)",
             );
         }
-        if s.test_mode && !listen.ip().is_loopback() {
-            return bad("server.test_mode", "the management endpoint listens on a loopback address only");
-        }
         if s.database.len() > 4096 {
             return bad("server.database", "at most 4 KiB");
         }
@@ -481,7 +472,6 @@ impl FileConfig {
             body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
             max_connections: s.max_connections,
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
-            test_mode: s.test_mode,
             clock: std::sync::Arc::default(),
         })
     }

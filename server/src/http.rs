@@ -18,6 +18,14 @@ use crate::service::Service;
 /// The answer type.
 pub type Answer = Response<Full<Bytes>>;
 
+/// What answers the requests of a connection (the routes of a gatekeeper, or the test mode's
+/// management endpoint in front of them).
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, Infallible>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The routes of one gatekeeper.
 pub struct Routes {
     service: Arc<Service>,
@@ -41,12 +49,22 @@ impl Routes {
     /// The routes of `service` (its URI's path gives the endpoints' base).
     pub fn new(service: Arc<Service>, body_timeout: Duration) -> Routes {
         let base = binding::base_path(service.uri());
+        Routes::at(service, &base, body_timeout)
+    }
+
+    /// The routes of `service` below `base` (`/`: the test mode, whatever URI is loaded).
+    pub fn at(service: Arc<Service>, base: &str, body_timeout: Duration) -> Routes {
         Routes {
             key_request: format!("{base}{}", binding::KEY_REQUEST),
             release_request: format!("{base}{}", binding::RELEASE_REQUEST),
             service,
             body_timeout,
         }
+    }
+
+    /// As a connection [`Handler`].
+    pub fn handler(self: Arc<Self>) -> Handler {
+        Arc::new(move |req| Box::pin(Arc::clone(&self).handle(req)))
     }
 
     /// Answers one request (never fails: every refusal is a problem body).
@@ -124,6 +142,9 @@ impl Routes {
     }
 }
 
+/// The largest oversized body read and discarded before its 413, bytes.
+pub const MAX_DRAIN_LEN: u64 = 1024 * 1024;
+
 /// Reads a protocol body: `application/cms` (else 415), at most `limit` bytes (413 at once
 /// on a larger Content-Length, or as soon as more arrives), within `timeout` (408).
 pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<Vec<u8>, Answer> {
@@ -134,7 +155,15 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
     }
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let too_large = || problem(&Problem::new(413, "input_too_large", format!("at most {limit} bytes")));
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        // Refused before it is read whole. A body of at most MAX_DRAIN_LEN is read and thrown
+        // away first (at most a second): closing on unread bytes resets the connection, and
+        // the client could lose the 413 with it.
+        if n <= MAX_DRAIN_LEN {
+            let mut body = req.into_body();
+            let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+            let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+        }
         return Err(too_large());
     }
     let body = Limited::new(req.into_body(), limit);

@@ -20,6 +20,7 @@ mod listener;
 pub mod metrics;
 pub mod service;
 pub mod store;
+pub mod testmode;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -117,7 +118,7 @@ pub async fn run(
         max_connections: settings.max_connections,
         grace: settings.shutdown_grace,
     };
-    listener::serve(listen, routes, stop).await;
+    listener::serve(listen, routes.handler(), stop).await;
     let _ = stop_timer.send(());
     let _ = timer.await;
     // The last reference to the gatekeeper (and its store) goes with the service.
@@ -162,10 +163,24 @@ impl Drop for Running {
 
 /// Starts serving `settings` on a new thread; returns once it listens.
 pub fn start(settings: Settings) -> Result<Running, ServeError> {
+    let (workers, clock) = (settings.workers, Arc::clone(&settings.clock));
+    spawn(workers, clock, move |stop, bound| run(settings, stop, bound))
+}
+
+/// Runs the server future that `serve` makes on a new thread with its own runtime; returns
+/// once it listens.
+pub(crate) fn spawn<F, Fut>(workers: usize, clock: Arc<service::Clock>, serve: F) -> Result<Running, ServeError>
+where
+    F: FnOnce(
+            std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+            Box<dyn FnOnce(SocketAddr) + Send>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = Result<(), ServeError>>,
+{
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
-    let workers = settings.workers;
-    let clock = Arc::clone(&settings.clock);
     let thread = std::thread::Builder::new()
         .name("ekg-server".into())
         .spawn(move || {
@@ -175,14 +190,13 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
                 .build()
                 .map_err(|e| ServeError::Io(e.to_string()))?;
             let tx2 = tx.clone();
-            let r = runtime.block_on(run(
-                settings,
-                async move {
+            let r = runtime.block_on(serve(
+                Box::pin(async move {
                     let _ = stopped.await;
-                },
-                move |addr| {
+                }),
+                Box::new(move |addr| {
                     let _ = tx2.send(Ok(addr));
-                },
+                }),
             ));
             if let Err(e) = &r {
                 let _ = tx.send(Err(e.to_string()));

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::http::Routes;
+use crate::http::Handler;
 
 /// How connections are served.
 pub struct Listen {
@@ -30,7 +30,7 @@ pub struct Listen {
 }
 
 /// Serves until `stop` resolves, then stops gracefully.
-pub async fn serve(listen: Listen, routes: Arc<Routes>, stop: impl std::future::Future<Output = ()>) {
+pub async fn serve(listen: Listen, handler: Handler, stop: impl std::future::Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(listen.max_connections));
     tokio::pin!(stop);
@@ -51,13 +51,13 @@ pub async fn serve(listen: Listen, routes: Arc<Routes>, stop: impl std::future::
             },
         };
         let _ = stream.set_nodelay(true);
-        let routes = Arc::clone(&routes);
+        let handler = Arc::clone(&handler);
         let builder = {
             let mut b = http1::Builder::new();
             b.timer(TokioTimer::new()).header_read_timeout(listen.header_timeout).keep_alive(true);
             b
         };
-        let service = service_fn(move |req| Arc::clone(&routes).handle(req));
+        let service = service_fn(move |req| handler(req));
         match &listen.tls {
             None => {
                 let conn = builder.serve_connection(TokioIo::new(stream), service);

@@ -65,13 +65,25 @@ pub fn wall_clock() -> UnixTime {
 #[derive(Debug, Default)]
 pub struct Clock {
     offset_secs: std::sync::atomic::AtomicU64,
+    /// A fixed time set by the management endpoint (0: none).
+    pinned_secs: std::sync::atomic::AtomicU64,
     moved: tokio::sync::Notify,
 }
 
 impl Clock {
     /// Now, as the gatekeeper sees it.
     pub fn now(&self) -> UnixTime {
-        wall_clock().plus_secs(self.offset_secs.load(Ordering::Relaxed))
+        let pinned = self.pinned_secs.load(Ordering::Relaxed);
+        let base = if pinned == 0 { wall_clock() } else { UnixTime(pinned) };
+        base.plus_secs(self.offset_secs.load(Ordering::Relaxed))
+    }
+
+    /// Stops the clock at `now` (the conformance management endpoint only: each loaded state
+    /// brings a new gatekeeper, so the clock may go back between states).
+    pub fn pin(&self, now: UnixTime) {
+        self.offset_secs.store(0, Ordering::Relaxed);
+        self.pinned_secs.store(now.secs().max(1), Ordering::Relaxed);
+        self.moved.notify_waiters();
     }
 
     /// Moves the clock forward by `secs` (never backwards: the core needs a monotonic `now`).
@@ -124,6 +136,13 @@ impl Service {
             seen_races: std::sync::atomic::AtomicU64::new(0),
             clock,
         }
+    }
+
+    /// Runs `f` on the gatekeeper under its lock, on this thread (the management endpoint:
+    /// a tick, a restart).
+    pub fn with_gatekeeper<T>(&self, f: impl FnOnce(&mut Gatekeeper<AnyStore>) -> T) -> Result<T, Error> {
+        let mut gk = self.serial.lock().map_err(|_| poisoned())?;
+        Ok(f(&mut gk))
     }
 
     /// The gatekeeper's URI.

@@ -1,0 +1,100 @@
+//! The management endpoint of `ekg serve --test-mode` (`docs/conformance.md` §2): its
+//! answers when there is no state, when a state is malformed, unsupported or refused, and
+//! that a loaded state, its clock, a restart and a failing store behave as documented.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use ekg_server::testmode::{self, TestSettings};
+use serde_json::{Value, json};
+
+fn start() -> ekg_server::Running {
+    testmode::start(TestSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        pki: ekg_fixtures::Pki::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/v1")).unwrap(),
+        provider: &ekg_core::crypto::AwsLc,
+        workers: 2,
+        body_timeout: Duration::from_secs(5),
+    })
+    .unwrap()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+fn post(base: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let mut r = agent().post(format!("{base}{path}")).header("Content-Type", content_type).send(body).unwrap();
+    let status = r.status().as_u16();
+    let bytes = r.body_mut().read_to_vec().unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn manage(base: &str, action: &str, body: &Value) -> (u16, Value) {
+    post(base, &format!("/ekg-test/v1/{action}"), "application/json", body.to_string().as_bytes())
+}
+
+#[test]
+fn the_management_endpoint_answers_as_documented() {
+    let server = start();
+    let base = format!("http://{}", server.addr);
+    let now = "2026-06-01T00:00:00Z";
+
+    // Nothing loaded yet.
+    let (s, p) = post(&base, "/key-request", "application/cms", b"\x30\x00");
+    assert_eq!((s, p["code"].as_str()), (409, Some("no_state")));
+    assert_eq!(manage(&base, "restart", &json!({})).1["code"], "no_state");
+    let r = agent().get(format!("{base}/ekg-test/v1/state")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+
+    // Malformed states.
+    let (s, p) = post(&base, "/ekg-test/v1/state", "application/json", b"{not json");
+    assert_eq!((s, p["code"].as_str()), (400, Some("malformed_state")));
+    let config = ekg_fixtures::default_config("once");
+    let (s, p) = manage(&base, "state", &json!({"config": config}));
+    assert_eq!((s, p["code"].as_str()), (400, Some("malformed_state")), "no now: {p}");
+    let mut unknown = config.clone();
+    unknown["gatekeeper"] = json!("nobody@example.com");
+    let (s, p) = manage(&base, "state", &json!({"config": unknown, "now": now}));
+    assert_eq!((s, p["code"].as_str()), (400, Some("malformed_state")), "{p}");
+
+    // An injection the reference does not have: unsupported (the runner skips).
+    let (s, p) = manage(&base, "state", &json!({"config": config, "now": now, "inject": {"clockJumps": 1}}));
+    assert_eq!((s, p["code"].as_str()), (422, Some("unsupported")));
+
+    // A configuration the gatekeeper refuses: its code and status (§8.2).
+    let mut bad = config.clone();
+    bad["maxDeliveries"] = json!(0);
+    let (s, p) = manage(&base, "state", &json!({"config": bad, "now": now}));
+    assert_eq!((s, p["code"].as_str()), (500, Some("invalid_configuration")), "{p}");
+    // ...and leaves no gatekeeper behind.
+    assert_eq!(post(&base, "/key-request", "application/cms", b"\x30\x00").1["code"], "no_state");
+
+    // A good state: the clock is the state's, and the protocol answers on / whatever the URI.
+    assert_eq!(manage(&base, "state", &json!({"config": config, "now": now})).0, 204);
+    assert_eq!(server.clock.now().to_rfc3339(), now);
+    assert_eq!(post(&base, "/key-request", "application/cms", b"\x30\x00").1["code"], "malformed_der");
+    assert_eq!(manage(&base, "clock", &json!({"now": "2026-06-01T01:00:00Z"})).0, 204);
+    assert_eq!(server.clock.now().to_rfc3339(), "2026-06-01T01:00:00Z");
+    assert_eq!(manage(&base, "tick", &json!({"now": "2026-06-01T02:00:00Z"})).0, 204);
+    assert_eq!(manage(&base, "restart", &json!({})).0, 204);
+    assert_eq!(manage(&base, "store", &json!({"fails": true})).0, 204);
+    assert_eq!(manage(&base, "store", &json!({})).1["code"], "malformed_state");
+    assert_eq!(manage(&base, "nothing", &json!({})).0, 404);
+    server.stop().unwrap();
+}
+
+#[test]
+fn the_test_mode_listens_on_loopback_only() {
+    let e = testmode::start(TestSettings {
+        listen: "192.0.2.1:0".parse().unwrap(),
+        pki: ekg_fixtures::Pki::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/v1")).unwrap(),
+        provider: &ekg_core::crypto::AwsLc,
+        workers: 1,
+        body_timeout: Duration::from_secs(5),
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("loopback"), "{e}");
+}
