@@ -4,6 +4,7 @@
 
 mod check;
 mod client;
+mod conformance;
 mod demo;
 mod fixtures;
 mod inspect;
@@ -99,6 +100,13 @@ enum Command {
         #[arg(long)]
         anchors: Vec<PathBuf>,
     },
+    /// Black-box conformance (docs/conformance.md): `server` tests a running gatekeeper over
+    /// HTTP, `client` tests a client implementation through its shim, `shim` is ours. Exit 1
+    /// on any unexpected result.
+    Conformance {
+        #[command(subcommand)]
+        action: conformance::Action,
+    },
     /// Model-check the protocol: the results matrix (configuration x property), with unique
     /// states, time and states/s, and every counterexample as a readable trace.
     Check {
@@ -137,8 +145,17 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// The configuration file (TOML; docs/server.md).
-    #[arg(long, required_unless_present = "demo")]
+    #[arg(long, required_unless_present_any = ["demo", "test_mode"])]
     config: Option<PathBuf>,
+    /// Serve the reference gatekeeper for `ekg conformance server`: no configuration, each
+    /// case's state loaded through the management endpoint (docs/conformance.md §2), memory
+    /// only, loopback only (default 127.0.0.1:8443).
+    #[arg(long, conflicts_with_all = ["config", "check_config", "demo", "tls_cert", "tls_key"])]
+    test_mode: bool,
+    /// The vectors whose PKI the test mode's states name (default: the built-in copy of
+    /// fixtures/v1's PKI).
+    #[arg(long, requires = "test_mode")]
+    vectors: Option<PathBuf>,
     /// Check the configuration (every field, every file it names), then stop.
     #[arg(long)]
     check_config: bool,
@@ -302,7 +319,10 @@ fn main() -> ExitCode {
             listen: a.listen,
             tls_cert: a.tls_cert,
             tls_key: a.tls_key,
+            test_mode: a.test_mode,
+            vectors: a.vectors,
         }),
+        Command::Conformance { action } => conformance::run(action).map_err(Into::into),
         Command::Load(a) => load::run(load::Args {
             target: a.target,
             in_process: a.in_process,

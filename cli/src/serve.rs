@@ -25,12 +25,19 @@ pub struct Args {
     pub tls_cert: Option<PathBuf>,
     /// TLS key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// The conformance test mode.
+    pub test_mode: bool,
+    /// The test mode's vectors directory.
+    pub vectors: Option<PathBuf>,
 }
 
 /// Runs `ekg serve`.
 pub fn run(args: Args) -> Result<ExitCode, DynError> {
     if args.demo {
         return demo(&args);
+    }
+    if args.test_mode {
+        return test_mode(&args);
     }
     let path = args.config.as_deref().ok_or("ekg serve needs --config FILE (or --demo)")?;
     let mut settings = config::load(path)?;
@@ -117,6 +124,32 @@ async fn stop_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
+}
+
+/// `ekg serve --test-mode`: the reference gatekeeper under the management endpoint.
+fn test_mode(args: &Args) -> Result<ExitCode, DynError> {
+    let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+    let pki = match &args.vectors {
+        Some(dir) => ekg_fixtures::Pki::load(dir)?,
+        None => ekg_fixtures::Pki::from_federation(ekg_testpki::Federation::shared()),
+    };
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let settings = ekg_server::testmode::TestSettings {
+        listen,
+        pki,
+        provider: &ekg_core::crypto::AwsLc,
+        workers,
+        body_timeout: std::time::Duration::from_secs(10),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let clock = std::sync::Arc::new(ekg_server::service::Clock::default());
+    runtime.block_on(ekg_server::testmode::run(settings, clock, stop_signal(), |addr| {
+        println!("ekg serve --test-mode: TEST ONLY, memory only; listening on {addr}");
+        println!("  management endpoint: http://{addr}{}", ekg_server::testmode::MANAGE_BASE);
+        println!("  try: ekg conformance server --target http://{addr}/");
+    }))?;
+    println!("ekg serve: stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn demo(args: &Args) -> Result<ExitCode, DynError> {

@@ -1,0 +1,165 @@
+//! A gatekeeper under test over HTTP: the protocol endpoints of `docs/protocol.md` §8 at
+//! `--target`, and the management endpoint of `docs/conformance.md` §2 at `--manage`.
+//! Every refusal must be a problem+json body whose status is the one §8.2 gives its code: a
+//! right code with a wrong status is reported as a failure (`<code> with status N, not M`).
+
+use std::time::Duration;
+
+use ekg_core::{Rejection, UnixTime};
+use ekg_fixtures::FixtureError;
+use ekg_fixtures::target::{Accepted, Answer, Loaded, Refusal, Target};
+use ekg_server::binding;
+use serde_json::{Value, json};
+
+/// Most bytes of an answer read.
+pub const MAX_ANSWER_LEN: u64 = 4 * 1024 * 1024;
+
+/// A gatekeeper over HTTP.
+pub struct Http {
+    base: String,
+    manage: String,
+    agent: ureq::Agent,
+}
+
+/// The management base of a target: `{scheme}://{host}/ekg-test/v1/`.
+pub fn default_manage(target: &str) -> String {
+    let after = target.split_once("://").map_or(0, |(s, _)| s.len() + 3);
+    let end = target[after..].find('/').map_or(target.len(), |i| after + i);
+    format!("{}{}", &target[..end], ekg_server::testmode::MANAGE_BASE)
+}
+
+fn slash(url: &str) -> String {
+    if url.ends_with('/') { url.to_owned() } else { format!("{url}/") }
+}
+
+impl Http {
+    /// The gatekeeper whose protocol endpoints are below `target` (`http://HOST:PORT/`), and
+    /// whose management endpoint is below `manage`.
+    pub fn new(target: &str, manage: Option<&str>) -> Result<Http, String> {
+        // The management endpoint is loopback-only plain HTTP, and so is the runner.
+        if !target.starts_with("http://") || manage.is_some_and(|m| !m.starts_with("http://")) {
+            return Err(format!("--target {target}: an http:// URL (the runner speaks plain HTTP on loopback)"));
+        }
+        let manage = manage.map_or_else(|| default_manage(target), slash);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Ok(Http { base: slash(target), manage, agent })
+    }
+
+    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<(u16, Vec<u8>, String), FixtureError> {
+        let mut r = self
+            .agent
+            .post(url)
+            .header("Content-Type", content_type)
+            .send(body)
+            .map_err(|e| FixtureError::Io(format!("{url}: {e}")))?;
+        let status = r.status().as_u16();
+        let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_LEN)
+            .read_to_vec()
+            .map_err(|e| FixtureError::Io(format!("{url}: {e}")))?;
+        Ok((status, body, ct))
+    }
+
+    fn manage(&self, action: &str, body: &Value) -> Result<Answer, FixtureError> {
+        let url = format!("{}{action}", self.manage);
+        let (status, bytes, _) = self.post(&url, "application/json", body.to_string().as_bytes())?;
+        if (200..300).contains(&status) {
+            return Ok(Ok(Accepted { body: Vec::new(), kind: None }));
+        }
+        let problem = problem_of(status, &bytes);
+        match problem.code.as_str() {
+            "malformed_state" | "no_state" | "not_found" | "method_not_allowed" => {
+                Err(FixtureError::Io(format!("{url}: {status} {} ({})", problem.code, problem.detail)))
+            }
+            _ => Ok(Err(problem)),
+        }
+    }
+
+    fn protocol(&self, endpoint: &str, der: &[u8]) -> Result<Answer, FixtureError> {
+        let (status, body, ct) = self.post(&format!("{}{endpoint}", self.base), binding::MEDIA_CMS, der)?;
+        if status == 200 {
+            if !binding::is_cms(&ct) {
+                return Ok(Err(Refusal { code: format!("200 with Content-Type {ct:?}"), detail: String::new() }));
+            }
+            return Ok(Ok(Accepted { body, kind: None }));
+        }
+        Ok(Err(problem_of(status, &body)))
+    }
+}
+
+/// The refusal a problem body gives, its code marked if the status is not §8.2's for it.
+fn problem_of(status: u16, body: &[u8]) -> Refusal {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = v.get("code").and_then(Value::as_str).unwrap_or("");
+    let detail = v.get("detail").and_then(Value::as_str).unwrap_or("").to_owned();
+    if code.is_empty() {
+        return Refusal { code: format!("status {status} without a problem code"), detail };
+    }
+    match Rejection::ALL.iter().find(|r| r.code() == code) {
+        Some(r) if binding::status(*r) != status => {
+            Refusal { code: format!("{code} with status {status}, not {}", binding::status(*r)), detail }
+        }
+        _ => Refusal { code: code.to_owned(), detail },
+    }
+}
+
+impl Target for Http {
+    fn load(&mut self, state: &Value) -> Result<Loaded, FixtureError> {
+        Ok(match self.manage("state", state)? {
+            Ok(_) => Loaded::Ready,
+            Err(r) if r.code == ekg_server::testmode::codes::UNSUPPORTED => Loaded::Unsupported(r.detail),
+            Err(r) => Loaded::Refused(r),
+        })
+    }
+
+    fn set_clock(&mut self, now: UnixTime) -> Result<(), FixtureError> {
+        match self.manage("clock", &json!({"now": now.to_rfc3339()}))? {
+            Ok(_) => Ok(()),
+            Err(r) => Err(FixtureError::Io(format!("clock: {}", r.code))),
+        }
+    }
+
+    fn key_request(&mut self, der: &[u8]) -> Result<Answer, FixtureError> {
+        self.protocol(binding::KEY_REQUEST, der)
+    }
+
+    fn release_request(&mut self, der: &[u8]) -> Result<Answer, FixtureError> {
+        self.protocol(binding::RELEASE_REQUEST, der)
+    }
+
+    fn tick(&mut self, now: UnixTime) -> Result<Answer, FixtureError> {
+        self.manage("tick", &json!({"now": now.to_rfc3339()}))
+    }
+
+    fn restart(&mut self) -> Result<Answer, FixtureError> {
+        self.manage("restart", &json!({}))
+    }
+
+    fn store_fails(&mut self, fails: bool) -> Result<Answer, FixtureError> {
+        self.manage("store", &json!({"fails": fails}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_base_and_status_checks() {
+        assert_eq!(default_manage("http://127.0.0.1:8443/"), "http://127.0.0.1:8443/ekg-test/v1/");
+        assert_eq!(default_manage("http://127.0.0.1:8443/ekg"), "http://127.0.0.1:8443/ekg-test/v1/");
+        assert_eq!(default_manage("http://h"), "http://h/ekg-test/v1/");
+        let ok = problem_of(409, br#"{"code":"already_released"}"#);
+        assert_eq!(ok.code, "already_released");
+        let wrong = problem_of(400, br#"{"code":"already_released"}"#);
+        assert_eq!(wrong.code, "already_released with status 400, not 409");
+        assert_eq!(problem_of(500, b"oops").code, "status 500 without a problem code");
+    }
+}

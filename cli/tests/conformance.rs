@@ -1,0 +1,421 @@
+//! The black-box conformance runner (`docs/conformance.md`), end to end:
+//! - the reference gatekeeper (`ekg serve --test-mode`, in this process) passes server mode,
+//!   every case, nothing skipped; the reference shim passes client mode;
+//! - a gatekeeper with a planted fault (the reference behind a proxy that releases twice, or
+//!   that widens every recipient list, or that cannot inject) fails exactly the cases that
+//!   the fault touches, by id, and `--expected-failures` turns them into a pass;
+//! - a shim with a planted fault (certificates in path order, no ticket digest) fails the
+//!   production cases it should;
+//! - the Python shim written from `docs/` alone passes what it implements and declares the rest.
+//!
+//! Loopback only; every server and proxy stops with the test.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const EKG: &str = env!("CARGO_BIN_EXE_ekg");
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/v1")
+}
+
+fn reference() -> ekg_server::Running {
+    ekg_server::testmode::start(ekg_server::testmode::TestSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        pki: ekg_fixtures::Pki::load(&vectors()).unwrap(),
+        provider: &ekg_core::crypto::AwsLc,
+        workers: 2,
+        body_timeout: Duration::from_secs(10),
+    })
+    .unwrap()
+}
+
+/// Runs `ekg conformance ARGS --jsonl FILE`: the exit code and the records.
+fn conformance(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
+    let dir = std::env::temp_dir().join(format!("ekg-conf-test-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("cases.jsonl");
+    let mut cmd = std::process::Command::new(EKG);
+    cmd.arg("conformance").args(args).arg("--vectors").arg(vectors()).arg("--jsonl").arg(&jsonl);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let records =
+        std::fs::read_to_string(&jsonl).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.code().unwrap_or(-1), records, stdout)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn ids(records: &[Value], result: &str) -> BTreeSet<String> {
+    records.iter().filter(|r| r["result"] == result).map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn vector_ids(file: &str, family: &str, keep: impl Fn(&Value, &Value) -> bool) -> BTreeSet<String> {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(vectors().join(file)).unwrap()).unwrap();
+    let mut out = BTreeSet::new();
+    for g in doc["testGroups"].as_array().unwrap() {
+        for t in g["tests"].as_array().unwrap() {
+            if keep(g, t) {
+                out.insert(format!("{family}/{}", t["tcId"]));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_reference_gatekeeper_passes_every_server_case() {
+    let server = reference();
+    let target = format!("http://{}/", server.addr);
+    let (code, records, out) = conformance(&["server", "--target", &target, "--no-skips"], &[]);
+    assert_eq!(code, 0, "{out}");
+    let gk = vector_ids("gatekeeper_test.json", "gatekeeper", |_, _| true);
+    let flow = vector_ids("flow_test.json", "flow", |_, _| true);
+    assert_eq!(records.len(), gk.len() + flow.len() + 2, "{out}");
+    assert_eq!(ids(&records, "pass").len(), records.len());
+    assert_eq!(records.first().unwrap()["id"], "sanity/first");
+    assert_eq!(records.last().unwrap()["id"], "sanity/last");
+
+    // --only and --exclude by family, flag and id.
+    let (code, records, _) =
+        conformance(&["server", "--target", &target, "--only", "Replay", "--exclude", "flow/1"], &[]);
+    assert_eq!(code, 0);
+    let replay = vector_ids("gatekeeper_test.json", "gatekeeper", |_, t| t["flags"].to_string().contains("\"Replay\""))
+        .into_iter()
+        .chain(vector_ids("flow_test.json", "flow", |_, t| t["flags"].to_string().contains("\"Replay\"")))
+        .filter(|id| id != "flow/1")
+        .collect::<BTreeSet<_>>();
+    let got: BTreeSet<String> = ids(&records, "pass").into_iter().filter(|i| !i.starts_with("sanity/")).collect();
+    assert_eq!(got, replay);
+    assert!(!replay.is_empty());
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_dead_server_fails_the_first_sanity_case_and_nothing_else_runs() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let (code, records, _) = conformance(&["server", "--target", &format!("http://{addr}/")], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["id"], "sanity/first");
+    assert_eq!(records[0]["result"], "fail");
+}
+
+/// A planted fault in front of the reference gatekeeper.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Forgets stored releases and serves a release again where it must refuse.
+    ReleasesTwice,
+    /// Takes every address of its own organisation for a gateway: releases to unlisted
+    /// colleagues of the sender (alice and carol are added to the configured gateways).
+    GatewayByDomain,
+    /// Cannot inject local conditions (answers 422 `unsupported`).
+    NoInjection,
+}
+
+struct Proxy {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn proxy(upstream: SocketAddr, fault: Fault) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    let last_release: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
+    let thread = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        while !s.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((stream, _)) => serve_one(stream, upstream, fault, &agent, &last_release),
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    Proxy { addr, stop, thread: Some(thread) }
+}
+
+/// One connection (the runner sends one request per connection here: `Connection: close`).
+fn serve_one(
+    stream: TcpStream,
+    upstream: SocketAddr,
+    fault: Fault,
+    agent: &ureq::Agent,
+    last: &Mutex<Option<Vec<u8>>>,
+) {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+    let (mut len, mut content_type) = (0usize, String::new());
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap_or((h, ""));
+        match k.to_ascii_lowercase().as_str() {
+            "content-length" => len = v.trim().parse().unwrap_or(0),
+            "content-type" => v.trim().clone_into(&mut content_type),
+            _ => {}
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).unwrap();
+    let mut answer: Option<(u16, String, Vec<u8>)> = None;
+    if path == "/ekg-test/v1/state" {
+        *last.lock().unwrap() = None;
+        let mut state: Value = serde_json::from_slice(&body).unwrap();
+        match fault {
+            Fault::ReleasesTwice => {
+                if let Some(records) = state["store"].as_array_mut() {
+                    records.retain(|r| r["type"] != "released");
+                }
+            }
+            Fault::GatewayByDomain => {
+                if let Some(g) = state["config"]["gateways"].as_array_mut() {
+                    g.extend([json!("alice@example.com"), json!("carol@example.com")]);
+                }
+            }
+            Fault::NoInjection => {
+                if state.get("inject").is_some() {
+                    let p = json!({"type": "urn:ekg:problem:unsupported", "title": "Unsupported", "status": 422, "code": "unsupported", "detail": "this gatekeeper has no injection hooks"});
+                    answer = Some((422, "application/problem+json".into(), p.to_string().into_bytes()));
+                }
+            }
+        }
+        body = state.to_string().into_bytes();
+    }
+    let (status, ct, mut out) = answer.unwrap_or_else(|| {
+        let url = format!("http://{upstream}{path}");
+        let r = if method == "POST" {
+            agent.post(&url).header("Content-Type", &content_type).send(&body[..])
+        } else {
+            agent.get(&url).call()
+        };
+        match r {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                (status, ct, r.body_mut().read_to_vec().unwrap_or_default())
+            }
+            Err(e) => (502, "text/plain".into(), format!("proxy: {e}").into_bytes()),
+        }
+    });
+    let mut status = status;
+    let mut ct = ct;
+    if fault == Fault::ReleasesTwice && path == "/release-request" {
+        if status == 200 {
+            *last.lock().unwrap() = Some(out.clone());
+        } else if status == 409
+            && String::from_utf8_lossy(&out).contains("already_released")
+            && let Some(previous) = last.lock().unwrap().clone()
+        {
+            (status, ct, out) = (200, "application/cms".into(), previous);
+        }
+    }
+    let mut w = stream;
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        out.len()
+    );
+    let _ = w.write_all(head.as_bytes());
+    let _ = w.write_all(&out);
+    let _ = w.flush();
+}
+
+#[test]
+fn planted_gatekeeper_faults_fail_the_right_cases_by_id() {
+    let server = reference();
+    let expected = |code: &str| {
+        let c = code.to_owned();
+        move |_: &Value, t: &Value| t["code"] == json!(c) && t["store"].to_string().contains("\"released\"")
+    };
+
+    // Releases twice: every vector whose refusal rests on a stored release, and the flows
+    // that ask again after a release.
+    let p = proxy(server.addr, Fault::ReleasesTwice);
+    let (code, records, out) = conformance(&["server", "--target", &format!("http://{}/", p.addr)], &[]);
+    assert_eq!(code, 1, "{out}");
+    let failed = ids(&records, "fail");
+    let mut want = vector_ids("gatekeeper_test.json", "gatekeeper", expected("already_released"));
+    want.extend(vector_ids("gatekeeper_test.json", "gatekeeper", expected("released_to_other_certificate")));
+    want.extend(vector_ids("gatekeeper_test.json", "gatekeeper", expected("redelivery_limit")));
+    want.extend(vector_ids("flow_test.json", "flow", |_, t| t["steps"].to_string().contains("already_released")));
+    assert!(!want.is_empty());
+    assert_eq!(failed, want, "{out}");
+    assert!(ids(&records, "pass").contains("sanity/last"));
+
+    // The same run with those failures declared: exit 0, and a declared case that passes is
+    // reported as unexpected.
+    let dir = std::env::temp_dir().join(format!("ekg-conf-xfail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let declared: serde_json::Map<String, Value> =
+        want.iter().map(|id| (id.clone(), json!("releases twice (planted)"))).collect();
+    let file = dir.join("expected.json");
+    std::fs::write(&file, Value::Object(declared.clone()).to_string()).unwrap();
+    let (code, records, out) = conformance(
+        &["server", "--target", &format!("http://{}/", p.addr), "--expected-failures", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(ids(&records, "expected_fail"), want);
+    drop(p);
+    let (code, records, _) = conformance(
+        &["server", "--target", &format!("http://{}/", server.addr), "--expected-failures", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 1, "the fault is gone: the declared failures pass unexpectedly");
+    assert_eq!(ids(&records, "unexpected_pass"), want);
+
+    // Takes colleagues for gateways: the cases where alice or carol (of the sender's
+    // organisation, not listed) must be refused `recipient_not_listed` are served instead.
+    let p = proxy(server.addr, Fault::GatewayByDomain);
+    let (code, records, out) = conformance(&["server", "--target", &format!("http://{}/", p.addr)], &[]);
+    assert_eq!(code, 1, "{out}");
+    let failed = ids(&records, "fail");
+    let not_listed = vector_ids("gatekeeper_test.json", "gatekeeper", |_, t| t["code"] == "recipient_not_listed");
+    let not_listed_flows =
+        vector_ids("flow_test.json", "flow", |_, t| t["steps"].to_string().contains("recipient_not_listed"));
+    assert!(failed.iter().any(|id| id.starts_with("gatekeeper/")) && failed.iter().any(|id| id.starts_with("flow/")));
+    for id in &failed {
+        assert!(not_listed.contains(id) || not_listed_flows.contains(id), "{id} failed: {out}");
+    }
+    drop(p);
+
+    // Cannot inject: the LocalInjection cases are skipped with the reason; exit 0, unless
+    // --no-skips.
+    let p = proxy(server.addr, Fault::NoInjection);
+    let target = format!("http://{}/", p.addr);
+    let (code, records, out) = conformance(&["server", "--target", &target], &[]);
+    assert_eq!(code, 0, "{out}");
+    let skipped = ids(&records, "skip");
+    let want = vector_ids("gatekeeper_test.json", "gatekeeper", |_, t| t.get("inject").is_some());
+    assert_eq!(skipped, want);
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["result"] == "skip")
+            .all(|r| r["reason"] == "this gatekeeper has no injection hooks")
+    );
+    let (code, _, _) = conformance(&["server", "--target", &target, "--no-skips"], &[]);
+    assert_eq!(code, 1);
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().unwrap();
+}
+
+fn our_shim() -> String {
+    format!("{EKG} conformance shim")
+}
+
+#[test]
+fn the_reference_shim_passes_client_mode_and_planted_shim_faults_fail() {
+    let shim = our_shim();
+    let (code, records, out) = conformance(&["client", "--shim", &shim, "--no-skips"], &[]);
+    assert_eq!(code, 0, "{out}");
+    let client = vector_ids("client_test.json", "client", |_, _| true);
+    assert_eq!(records.len(), 8 + client.len());
+    assert_eq!(ids(&records, "pass").len(), records.len());
+
+    let (code, records, out) = conformance(&["client", "--shim", &shim], &[("EKG_SHIM_FAULT", "path_order")]);
+    assert_eq!(code, 1, "{out}");
+    let failed = ids(&records, "fail");
+    // One intermediate happens to sort in path order; two do not.
+    assert_eq!(failed, BTreeSet::from(["produce/key_request_two_intermediates".to_owned()]), "{out}");
+    let r = records.iter().find(|r| r["id"] == "produce/key_request_two_intermediates").unwrap();
+    assert!(r["got"].as_str().unwrap().ends_with("ber_not_der"), "{r}");
+
+    let (code, records, out) = conformance(&["client", "--shim", &shim], &[("EKG_SHIM_FAULT", "no_ticket_digest")]);
+    assert_eq!(code, 1, "{out}");
+    let failed = ids(&records, "fail");
+    // Every case where the shim seals: the production case, and the valid grant vectors.
+    let mut want = BTreeSet::from(["produce/seal".to_owned()]);
+    want.extend(vector_ids("client_test.json", "client", |g, t| g["check"] == "grant" && t["result"] == "valid"));
+    assert_eq!(failed, want, "{out}");
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["result"] == "fail")
+            .all(|r| r["got"].as_str().unwrap().contains("profile_violation"))
+    );
+}
+
+#[test]
+fn the_python_shim_passes_what_it_implements_and_declares_the_rest() {
+    if !std::process::Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(std::env::var_os("EKG_REQUIRE_PYTHON").is_none(), "python3 with cryptography is required");
+        eprintln!("SKIP: python3 with the cryptography package is not installed");
+        return;
+    }
+    let shim = format!(
+        "python3 {}",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/shims/python/ekg_shim.py").display()
+    );
+    let (code, records, out) = conformance(&["client", "--shim", &shim], &[]);
+    assert_eq!(code, 0, "{out}");
+    // It makes key and release requests; the reference answers every one.
+    let passed = ids(&records, "pass");
+    let made: BTreeSet<String> = [
+        "produce/key_request",
+        "produce/key_request_three",
+        "produce/key_request_intermediate",
+        "produce/key_request_two_intermediates",
+        "produce/release_request",
+        "produce/release_request_gateway",
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(passed, made, "{out}");
+    // It opens nothing: those cases are skipped with its reason (exit 89), none fails.
+    assert!(ids(&records, "fail").is_empty(), "{out}");
+    let skipped: Vec<&Value> = records.iter().filter(|r| r["result"] == "skip").collect();
+    assert_eq!(skipped.len(), records.len() - made.len());
+    assert!(skipped.iter().all(|r| r["reason"].as_str().unwrap().ends_with("not implemented by the Python shim")));
+    // Under --no-skips the same run fails.
+    let (code, _, _) = conformance(&["client", "--shim", &shim, "--no-skips"], &[]);
+    assert_eq!(code, 1);
+}
