@@ -202,6 +202,10 @@ fn serve_one(
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body).unwrap();
     let mut answer: Option<(u16, String, Vec<u8>)> = None;
+    if fault == Fault::NoInjection && path == "/ekg-test/v1/store" {
+        let p = json!({"type": "urn:ekg:problem:unsupported", "title": "Unsupported", "status": 422, "code": "unsupported", "detail": "no failing store"});
+        answer = Some((422, "application/problem+json".into(), p.to_string().into_bytes()));
+    }
     if path == "/ekg-test/v1/state" {
         *last.lock().unwrap() = None;
         let mut state: Value = serde_json::from_slice(&body).unwrap();
@@ -306,6 +310,24 @@ fn planted_gatekeeper_faults_fail_the_right_cases_by_id() {
     );
     assert_eq!(code, 1, "the fault is gone: the declared failures pass unexpectedly");
     assert_eq!(ids(&records, "unexpected_pass"), want);
+    // A declared id that names no case is a stale file: the run fails (unless a selection
+    // explains it).
+    std::fs::write(&file, json!({"gatekeeper/9999": "gone"}).to_string()).unwrap();
+    let target = format!("http://{}/", server.addr);
+    let (code, _, out) =
+        conformance(&["server", "--target", &target, "--expected-failures", file.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("UNKNOWN gatekeeper/9999"), "{out}");
+    let (code, _, out) = conformance(
+        &["server", "--target", &target, "--only", "flow", "--expected-failures", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("NOTE gatekeeper/9999"), "{out}");
+    // A selection of no vector tests nothing: an error, not a pass.
+    let (code, _, out) = conformance(&["server", "--target", &target, "--only", "nosuch"], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no vector was selected"), "{out}");
 
     // Takes colleagues for gateways: the cases where alice or carol (of the sender's
     // organisation, not listed) must be refused `recipient_not_listed` are served instead.
@@ -329,14 +351,16 @@ fn planted_gatekeeper_faults_fail_the_right_cases_by_id() {
     let (code, records, out) = conformance(&["server", "--target", &target], &[]);
     assert_eq!(code, 0, "{out}");
     let skipped = ids(&records, "skip");
-    let want = vector_ids("gatekeeper_test.json", "gatekeeper", |_, t| t.get("inject").is_some());
+    let mut want = vector_ids("gatekeeper_test.json", "gatekeeper", |_, t| t.get("inject").is_some());
+    let store_flows = vector_ids("flow_test.json", "flow", |_, t| t["steps"].to_string().contains("storeFails"));
+    assert!(!store_flows.is_empty());
+    want.extend(store_flows.iter().cloned());
     assert_eq!(skipped, want);
-    assert!(
-        records
-            .iter()
-            .filter(|r| r["result"] == "skip")
-            .all(|r| r["reason"] == "this gatekeeper has no injection hooks")
-    );
+    for r in records.iter().filter(|r| r["result"] == "skip") {
+        let why =
+            if r["family"] == "flow" { "store: no failing store" } else { "this gatekeeper has no injection hooks" };
+        assert_eq!(r["reason"], why, "{r}");
+    }
     let (code, _, _) = conformance(&["server", "--target", &target, "--no-skips"], &[]);
     assert_eq!(code, 1);
     drop(p);
@@ -378,6 +402,46 @@ fn the_reference_shim_passes_client_mode_and_planted_shim_faults_fail() {
             .filter(|r| r["result"] == "fail")
             .all(|r| r["got"].as_str().unwrap().contains("profile_violation"))
     );
+}
+
+#[test]
+fn a_shim_is_bounded_and_its_children_do_not_outlive_a_step() {
+    let dir = std::env::temp_dir().join(format!("ekg-conf-shims-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    };
+    // Exits 89 at once but leaves a child holding its output: the step must not wait for it.
+    let lingering = write("lingering.sh", "sleep 30 &\necho not here\nexit 89");
+    let started = std::time::Instant::now();
+    let (code, records, out) = conformance(&["client", "--shim", &lingering, "--only", "produce/key_request"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(records[0]["result"], "skip");
+    assert_eq!(records[0]["reason"], "not here");
+    // Refused without a code, an odd exit code: failures that say what happened.
+    let silent = write("silent.sh", "exit 1");
+    let (_, records, _) = conformance(&["client", "--shim", &silent, "--only", "produce/key_request"], &[]);
+    assert!(records[0]["got"].as_str().unwrap().contains("without a code"), "{}", records[0]);
+    let three = write("three.sh", "echo broken >&2\nexit 3");
+    let (_, records, _) = conformance(&["client", "--shim", &three, "--only", "produce/key_request"], &[]);
+    assert!(records[0]["got"].as_str().unwrap().contains("exited with 3: broken"), "{}", records[0]);
+    // A shim that cannot run is one error, not a failure per case.
+    let (code, records, out) = conformance(&["client", "--shim", "/nonexistent/shim"], &[]);
+    assert_eq!(code, 1);
+    assert!(records.is_empty() && out.contains("no such executable file"), "{out}");
+    // Our shim refuses a fault it does not know.
+    let (code, records, _) = conformance(
+        &["client", "--shim", &our_shim(), "--only", "produce/key_request"],
+        &[("EKG_SHIM_FAULT", "bogus")],
+    );
+    assert_eq!(code, 1);
+    assert!(records[0]["got"].as_str().unwrap().contains("EKG_SHIM_FAULT=bogus"), "{}", records[0]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -296,7 +296,10 @@ async fn read_json(req: Request<Incoming>, timeout: Duration) -> Result<Value, A
                 "the body did not arrive in time",
             )));
         }
-        Ok(Err(e)) => return Err(malformed(format!("reading the body (at most {MAX_STATE_LEN} bytes): {e}"))),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(problem(&Problem::new(413, "input_too_large", format!("at most {MAX_STATE_LEN} bytes"))));
+        }
+        Ok(Err(e)) => return Err(malformed(format!("reading the body: {e}"))),
         Ok(Ok(c)) => c.to_bytes(),
     };
     if bytes.is_empty() {

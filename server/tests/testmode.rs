@@ -60,6 +60,10 @@ fn the_management_endpoint_answers_as_documented() {
     let (s, p) = manage(&base, "state", &json!({"config": unknown, "now": now}));
     assert_eq!((s, p["code"].as_str()), (400, Some("malformed_state")), "{p}");
 
+    // Too large: 413 before it is read whole.
+    let (s, p) = post(&base, "/ekg-test/v1/state", "application/json", &vec![b' '; testmode::MAX_STATE_LEN + 1]);
+    assert_eq!((s, p["code"].as_str()), (413, Some("input_too_large")));
+
     // An injection the reference does not have: unsupported (the runner skips).
     let (s, p) = manage(&base, "state", &json!({"config": config, "now": now, "inject": {"clockJumps": 1}}));
     assert_eq!((s, p["code"].as_str()), (422, Some("unsupported")));

@@ -4,9 +4,6 @@
 //! sealed messages to the reference recipient). Consumption cases (`consume/open`, and every
 //! vector of `client_test.json` as `client/N`): what the reference makes is handed to the shim.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use ekg_core::crypto::CryptoProvider;
 use ekg_core::internal::cms::sealed::SealedMessage;
 use ekg_core::internal::wire;
@@ -18,115 +15,11 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::Value;
 
+use super::driver::{Driver, Shim};
 use super::report::{Case, Verdict};
-use super::shim::{EXIT_REFUSED, EXIT_UNIMPLEMENTED};
-
-/// Most seconds one shim call may take.
-pub const SHIM_TIMEOUT_SECS: u64 = 60;
-/// Most bytes of a shim command line.
-pub const MAX_SHIM_LEN: usize = 4096;
-
-/// What a shim call gave.
-enum Shim {
-    Done(Vec<u8>),
-    Refused(String),
-    Unimplemented(String),
-}
-
-/// A client implementation behind a shim command.
-pub struct Driver<'a> {
-    argv: Vec<String>,
-    dir: PathBuf,
-    vectors: &'a Path,
-    calls: u64,
-}
 
 fn p() -> &'static dyn CryptoProvider {
     ekg_fixtures::provider()
-}
-
-impl<'a> Driver<'a> {
-    /// `shim` is a command line split on spaces (no quoting: wrap anything else in a script).
-    pub fn new(shim: &str, vectors: &'a Path) -> Result<Driver<'a>, String> {
-        if shim.len() > MAX_SHIM_LEN {
-            return Err(format!("--shim: at most {MAX_SHIM_LEN} bytes"));
-        }
-        let argv: Vec<String> = shim.split_whitespace().map(str::to_owned).collect();
-        if argv.is_empty() {
-            return Err("--shim: an empty command".into());
-        }
-        let dir = std::env::temp_dir().join(format!("ekg-conformance-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(Driver { argv, dir, vectors, calls: 0 })
-    }
-
-    fn file(&mut self, name: &str, bytes: &[u8]) -> Result<PathBuf, String> {
-        self.calls += 1;
-        let path = self.dir.join(format!("{}-{name}", self.calls));
-        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(path)
-    }
-
-    /// The party flags of entity `name` of `v1/pki` at `now`.
-    fn party(&self, name: &str, now: UnixTime, out: &Path) -> Vec<String> {
-        let pki = self.vectors.join("pki");
-        let mut a = vec!["--cert".into(), pki.join(format!("{name}.cert.pem")).display().to_string()];
-        a.extend(["--key".into(), pki.join(format!("{name}.key.pem")).display().to_string()]);
-        let chain = pki.join(format!("{name}.chain.pem"));
-        if chain.exists() {
-            a.extend(["--chain".into(), chain.display().to_string()]);
-        }
-        for ca in ["ca.example.com.cert.pem", "ca.example.org.cert.pem"] {
-            a.extend(["--anchor".into(), pki.join(ca).display().to_string()]);
-        }
-        a.extend(["--now".into(), now.to_rfc3339(), "--out".into(), out.display().to_string()]);
-        a
-    }
-
-    fn call(&mut self, command: &str, party: &str, now: UnixTime, extra: &[String]) -> Result<Shim, String> {
-        self.calls += 1;
-        let out = self.dir.join(format!("{}-out", self.calls));
-        let (program, base) = self.argv.split_first().ok_or("no shim")?;
-        let mut child = Command::new(program)
-            .args(base)
-            .arg(command)
-            .args(self.party(party, now, &out))
-            .args(extra)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{program}: {e}"))?;
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
-                break s;
-            }
-            if started.elapsed().as_secs() > SHIM_TIMEOUT_SECS {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("the shim took more than {SHIM_TIMEOUT_SECS} s"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        let output = child.wait_with_output().map_err(|e| e.to_string())?;
-        let stdout = String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or("").trim().to_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-        match status.code() {
-            Some(0) => std::fs::read(&out).map(Shim::Done).map_err(|e| format!("exit 0 but no output: {e}")),
-            Some(c) if c == i32::from(EXIT_REFUSED) => Ok(Shim::Refused(stdout)),
-            Some(c) if c == i32::from(EXIT_UNIMPLEMENTED) => {
-                Ok(Shim::Unimplemented(if stdout.is_empty() { format!("{command} not implemented") } else { stdout }))
-            }
-            other => Err(format!("the shim failed ({other:?}): {stderr}")),
-        }
-    }
-}
-
-impl Drop for Driver<'_> {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// A case's outcome before expectations: pass, fail (what happened), or skip (why).

@@ -11,6 +11,7 @@
 //! `--exclude` by family, flag or case id. Exit 1 on any unexpected result.
 
 mod client;
+mod driver;
 pub mod report;
 pub mod shim;
 mod target;
@@ -64,10 +65,11 @@ pub enum Action {
     Server {
         #[command(flatten)]
         common: Common,
-        /// Where its protocol endpoints are: {target}/key-request, {target}/release-request.
+        /// The base URL of its protocol endpoints: {target}key-request, {target}release-request
+        /// (a final / is added if missing).
         #[arg(long)]
         target: String,
-        /// Its management endpoint (default: {scheme}://{host}/ekg-test/v1/).
+        /// Its management endpoint (default: {scheme}://{host:port}/ekg-test/v1/).
         #[arg(long)]
         manage: Option<String>,
     },
@@ -75,7 +77,7 @@ pub enum Action {
     Client {
         #[command(flatten)]
         common: Common,
-        /// The shim command line (split on spaces), e.g. "ekg conformance shim".
+        /// The shim command line (split on spaces), e.g. "./target/release/ekg conformance shim".
         #[arg(long)]
         shim: String,
     },
@@ -101,7 +103,7 @@ pub fn run(action: Action) -> Result<ExitCode, String> {
             let pki = load_pki(&common.vectors)?;
             let sel = Selection::of(&common);
             let keep = |id: &str, fam: &str, flags: &[String]| sel.keeps(id, fam, flags);
-            let mut driver = client::Driver::new(&shim, &common.vectors)?;
+            let mut driver = driver::Driver::new(&shim, &common.vectors)?;
             let mut cases = client::run(&pki, &mut driver, &keep);
             let doc = read_doc(&common.vectors, "client_test.json")?;
             cases.extend(client::run_vectors(&doc, &mut driver, &keep));
@@ -111,7 +113,8 @@ pub fn run(action: Action) -> Result<ExitCode, String> {
 }
 
 fn load_pki(dir: &Path) -> Result<Pki, String> {
-    Pki::load(dir).map_err(|e| format!("{}: {e}", dir.display()))
+    Pki::load(dir)
+        .map_err(|e| format!("{}: {e} (--vectors names the fixtures/v1 directory of a checkout)", dir.display()))
 }
 
 /// A vector file, which must be of the version this suite is pinned to.
@@ -222,6 +225,9 @@ fn server_cases(
             }
         }
     }
+    if cases.len() == 1 {
+        return Err("no vector was selected: nothing would be tested but the sanity case".into());
+    }
     cases.push(sanity(pki, target, "sanity/last"));
     Ok(cases)
 }
@@ -230,7 +236,20 @@ fn server_cases(
 fn finish(common: &Common, title: &str, mut cases: Vec<Case>) -> Result<ExitCode, String> {
     let declared: BTreeMap<String, String> =
         common.expected_failures.as_deref().map(report::expectations).transpose()?.unwrap_or_default();
+    if cases.is_empty() {
+        return Err("no case was selected: nothing was tested".into());
+    }
     report::apply_expectations(&mut cases, &declared);
+    // A declared id that names no case of this run: a typo, or a case that no longer exists.
+    // Without a selection every case ran, so the file is stale: that fails the run.
+    let unmatched: Vec<&String> = declared.keys().filter(|id| !cases.iter().any(|c| &c.id == *id)).collect();
+    let stale = !unmatched.is_empty() && common.only.is_empty() && common.exclude.is_empty();
+    for id in &unmatched {
+        println!(
+            "{} {id}: declared in --expected-failures, but no such case ran",
+            if stale { "UNKNOWN" } else { "NOTE" }
+        );
+    }
     if common.no_skips {
         for c in cases.iter_mut().filter(|c| c.verdict == Verdict::Skip) {
             c.verdict = Verdict::Fail;
@@ -249,8 +268,5 @@ fn finish(common: &Common, title: &str, mut cases: Vec<Case>) -> Result<ExitCode
     }
     println!("{title}");
     println!("{}", report::summary(&cases));
-    if cases.is_empty() {
-        return Err("no case was selected: nothing was tested".into());
-    }
-    Ok(if cases.iter().any(|c| c.verdict.unexpected()) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if stale || cases.iter().any(|c| c.verdict.unexpected()) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -211,7 +211,14 @@ pub fn run(command: &Command) -> ExitCode {
     }
 }
 
+/// The planted defects `EKG_SHIM_FAULT` may name.
+pub const FAULTS: &[&str] = &["path_order", "no_ticket_digest"];
+
 fn execute(command: &Command) -> Result<(), Stop> {
+    let f = fault();
+    if !f.is_empty() && !FAULTS.contains(&f.as_str()) {
+        return Err(Stop::Usage(format!("EKG_SHIM_FAULT={f}: one of {}", FAULTS.join(", "))));
+    }
     let mut rng = rng()?;
     let p = provider();
     let (out, bytes) = match command {

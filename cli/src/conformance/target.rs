@@ -67,18 +67,34 @@ impl Http {
         Ok((status, body, ct))
     }
 
+    /// A management call: done, a protocol refusal (a code of `docs/protocol.md` §3.5, or
+    /// `unsupported`), or a runner error for anything else.
     fn manage(&self, action: &str, body: &Value) -> Result<Answer, FixtureError> {
         let url = format!("{}{action}", self.manage);
-        let (status, bytes, _) = self.post(&url, "application/json", body.to_string().as_bytes())?;
+        let (status, bytes, ct) = self.post(&url, "application/json", body.to_string().as_bytes())?;
         if (200..300).contains(&status) {
             return Ok(Ok(Accepted { body: Vec::new(), kind: None }));
         }
-        let problem = problem_of(status, &bytes);
-        match problem.code.as_str() {
-            "malformed_state" | "no_state" | "not_found" | "method_not_allowed" => {
-                Err(FixtureError::Io(format!("{url}: {status} {} ({})", problem.code, problem.detail)))
+        let problem = problem_of(status, &bytes, &ct);
+        let known = problem.code == ekg_server::testmode::codes::UNSUPPORTED
+            || Rejection::ALL.iter().any(|r| r.code() == problem.code);
+        if known {
+            return Ok(Err(problem));
+        }
+        let detail = if problem.detail.is_empty() { String::new() } else { format!(" ({})", problem.detail) };
+        Err(FixtureError::Io(format!(
+            "the management endpoint answered {status} {}{detail} to {action} (docs/conformance.md §2.1)",
+            problem.code
+        )))
+    }
+
+    /// A management action other than `state`: `unsupported` skips the case.
+    fn action(&self, action: &str, body: &Value) -> Result<Answer, FixtureError> {
+        match self.manage(action, body)? {
+            Err(r) if r.code == ekg_server::testmode::codes::UNSUPPORTED => {
+                Err(FixtureError::Unsupported(format!("{action}: {}", r.detail)))
             }
-            _ => Ok(Err(problem)),
+            other => Ok(other),
         }
     }
 
@@ -90,12 +106,20 @@ impl Http {
             }
             return Ok(Ok(Accepted { body, kind: None }));
         }
-        Ok(Err(problem_of(status, &body)))
+        Ok(Err(problem_of(status, &body, &ct)))
     }
 }
 
-/// The refusal a problem body gives, its code marked if the status is not §8.2's for it.
-fn problem_of(status: u16, body: &[u8]) -> Refusal {
+/// The refusal a problem body gives, its code marked if the status is not §8.2's for it or
+/// the body is not `application/problem+json`.
+fn problem_of(status: u16, body: &[u8], content_type: &str) -> Refusal {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case(binding::MEDIA_PROBLEM) {
+        return Refusal {
+            code: format!("status {status} with Content-Type {content_type:?}, not a problem"),
+            detail: String::new(),
+        };
+    }
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let code = v.get("code").and_then(Value::as_str).unwrap_or("");
     let detail = v.get("detail").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -120,7 +144,7 @@ impl Target for Http {
     }
 
     fn set_clock(&mut self, now: UnixTime) -> Result<(), FixtureError> {
-        match self.manage("clock", &json!({"now": now.to_rfc3339()}))? {
+        match self.action("clock", &json!({"now": now.to_rfc3339()}))? {
             Ok(_) => Ok(()),
             Err(r) => Err(FixtureError::Io(format!("clock: {}", r.code))),
         }
@@ -135,15 +159,15 @@ impl Target for Http {
     }
 
     fn tick(&mut self, now: UnixTime) -> Result<Answer, FixtureError> {
-        self.manage("tick", &json!({"now": now.to_rfc3339()}))
+        self.action("tick", &json!({"now": now.to_rfc3339()}))
     }
 
     fn restart(&mut self) -> Result<Answer, FixtureError> {
-        self.manage("restart", &json!({}))
+        self.action("restart", &json!({}))
     }
 
     fn store_fails(&mut self, fails: bool) -> Result<Answer, FixtureError> {
-        self.manage("store", &json!({"fails": fails}))
+        self.action("store", &json!({"fails": fails}))
     }
 }
 
@@ -156,10 +180,15 @@ mod tests {
         assert_eq!(default_manage("http://127.0.0.1:8443/"), "http://127.0.0.1:8443/ekg-test/v1/");
         assert_eq!(default_manage("http://127.0.0.1:8443/ekg"), "http://127.0.0.1:8443/ekg-test/v1/");
         assert_eq!(default_manage("http://h"), "http://h/ekg-test/v1/");
-        let ok = problem_of(409, br#"{"code":"already_released"}"#);
+        let pj = "application/problem+json";
+        let ok = problem_of(409, br#"{"code":"already_released"}"#, pj);
         assert_eq!(ok.code, "already_released");
-        let wrong = problem_of(400, br#"{"code":"already_released"}"#);
+        let wrong = problem_of(400, br#"{"code":"already_released"}"#, pj);
         assert_eq!(wrong.code, "already_released with status 400, not 409");
-        assert_eq!(problem_of(500, b"oops").code, "status 500 without a problem code");
+        assert_eq!(problem_of(500, b"oops", pj).code, "status 500 without a problem code");
+        assert_eq!(
+            problem_of(409, br#"{"code":"already_released"}"#, "text/plain").code,
+            "status 409 with Content-Type \"text/plain\", not a problem"
+        );
     }
 }
