@@ -1,0 +1,38 @@
+//! The results matrix's verdicts against the expected table, without the rest of `ekg`:
+//! what `scripts/model-mutants.sh` runs on each planted bug (it builds `ekg-core` and
+//! `ekg-model` only). Prints every cell that differs and exits 1 if any does; `--full` adds
+//! the full configurations (reduced search, as `ekg check --full`).
+//!
+//!     cargo run --release -p ekg-model --example verdicts -- [--full] [--timeout-secs N]
+
+use ekg_model::ModelConfig;
+use ekg_model::expected::{deviations, full_configurations};
+use ekg_model::report::{Search, check_with};
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let full = args.iter().any(|a| a == "--full");
+    let timeout = args
+        .iter()
+        .position(|a| a == "--timeout-secs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(std::time::Duration::from_secs);
+    let fulls = full_configurations();
+    let mut configs = ModelConfig::matrix();
+    if full {
+        configs.extend(fulls.iter().cloned());
+    }
+    let mut differ = 0usize;
+    for config in &configs {
+        let reduced = fulls.contains(config);
+        let outcome = check_with(config, Search { threads: 2, dfs: false, timeout, reduced });
+        eprintln!("{:<48} {:>9} states {:>7.2}s", config.name, outcome.unique_states, outcome.elapsed.as_secs_f64());
+        for d in deviations(&outcome) {
+            println!("DIFFERS {d}");
+            differ += 1;
+        }
+    }
+    println!("{differ} cell(s) differ from model/src/expected.rs ({} configurations)", configs.len());
+    if differ == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Mutation test of the model checker (issue 17, docs/model.md "Does it catch planted bugs?"):
+# applies each planted bug of model/mutants/*.patch to a copy of the committed tree, builds
+# ekg-core and ekg-model (release), and runs the results matrix against the expected table
+# (model/examples/verdicts.rs). A bug is caught when a property cell differs (a counterexample
+# where the table expects none, or one the table expects that disappeared); a moved state count
+# alone does not count. Bounded: each check gets --timeout-secs and a memory limit, so a
+# blown-up state space fails its row instead of exhausting the machine.
+#
+#   scripts/model-mutants.sh [--full]      # table on stdout, logs in target/mutants/*.log
+set -euo pipefail
+cd "$(dirname "$0")/.."
+full=""
+if [ "${1:-}" = "--full" ]; then full="--full"; fi
+# The copy lives outside the repository (git apply inside a repository's subdirectory would
+# skip paths outside it); the build cache stays under target/.
+work="${TMPDIR:-/tmp}/ekg-mutants-$$"
+timeout_secs=${EKG_MUTANT_TIMEOUT_SECS:-300}
+mem_kib=${EKG_MUTANT_MEM_KIB:-8388608}
+mkdir -p "$work"
+export CARGO_TARGET_DIR="$PWD/target/mutants"
+trap 'rm -rf "$work"' EXIT
+
+fresh_copy() {
+  rm -rf "$work/ws"
+  mkdir -p "$work/ws"
+  git archive HEAD | tar -x -C "$work/ws"
+}
+
+# One run: build, then the matrix under the limits. Prints "exit N" last.
+run_matrix() {
+  local log=$1
+  (cd "$work/ws" && cargo build --release --locked -q -p ekg-model --example verdicts) >"$log" 2>&1 || {
+    echo "build failed" >>"$log"
+    return 2
+  }
+  set +e
+  (ulimit -v "$mem_kib"; timeout $((timeout_secs * 40)) "$CARGO_TARGET_DIR/release/examples/verdicts" $full \
+    --timeout-secs "$timeout_secs") >>"$log" 2>&1
+  local status=$?
+  set -e
+  return $status
+}
+
+echo "| planted bug | caught | cells that differ |"
+echo "|---|---|---|"
+fresh_copy
+if ! run_matrix "$CARGO_TARGET_DIR/baseline.log"; then
+  echo "the unmutated tree differs from the expected table: see $CARGO_TARGET_DIR/baseline.log" >&2
+  exit 1
+fi
+missed=0
+for patch in model/mutants/*.patch; do
+  name=$(basename "$patch" .patch)
+  fresh_copy
+  (cd "$work/ws" && git apply --verbose "$OLDPWD/$patch" >/dev/null)
+  log="$CARGO_TARGET_DIR/$name.log"
+  status=0
+  run_matrix "$log" || status=$?
+  cells=$(grep '^DIFFERS' "$log" | sed 's/^DIFFERS //' | sed 's/: expected.*got /: /' | paste -sd ';' - | sed 's/;/; /g')
+  if grep -q "build failed" "$log"; then
+    echo "| $name | build failed | see $log |"
+    missed=$((missed + 1))
+  elif [ "$status" -ne 0 ] && grep -q '^DIFFERS' "$log"; then
+    echo "| $name | yes | $cells |"
+  elif [ "$status" -ne 0 ]; then
+    echo "| $name | no (exit $status: out of time or memory) | see $log |"
+    missed=$((missed + 1))
+  else
+    echo "| $name | **no** | |"
+    missed=$((missed + 1))
+  fi
+done
+echo
+echo "$missed planted bug(s) not caught by a property of the ${full:+full }matrix."
+[ "$missed" = 0 ]
