@@ -19,6 +19,7 @@ timeout_secs=${EKG_MUTANT_TIMEOUT_SECS:-300}
 mem_kib=${EKG_MUTANT_MEM_KIB:-8388608}
 mkdir -p "$work"
 export CARGO_TARGET_DIR="$PWD/target/mutants"
+mkdir -p "$CARGO_TARGET_DIR"
 trap 'rm -rf "$work"' EXIT
 
 fresh_copy() {
