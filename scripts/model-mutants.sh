@@ -25,7 +25,8 @@ trap 'rm -rf "$work"' EXIT
 fresh_copy() {
   rm -rf "$work/ws"
   mkdir -p "$work/ws"
-  git archive HEAD | tar -x -C "$work/ws"
+  # -m: fresh mtimes, so that cargo rebuilds what the previous mutant changed.
+  git archive HEAD | tar -x -m -C "$work/ws"
 }
 
 # One run: build, then the matrix under the limits. Prints "exit N" last.
