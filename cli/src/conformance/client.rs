@@ -387,14 +387,7 @@ pub fn run_vectors(
     for (group, test) in ekg_fixtures::tests_of(doc) {
         let tc_id = test.get("tcId").and_then(Value::as_u64).unwrap_or(0);
         let id = format!("client/{tc_id}");
-        let flags: Vec<String> = test
-            .get("flags")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect();
+        let flags = super::flags_of(test);
         if !selected(&id, "client", &flags) {
             continue;
         }

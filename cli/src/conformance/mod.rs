@@ -152,18 +152,22 @@ impl Selection {
     }
 }
 
-type Runner = fn(&mut dyn ekg_fixtures::target::Target, &Pki, &Value, &Value) -> Result<(bool, String), FixtureError>;
-
-fn vector_case(family: &str, file: &str, test: &Value, result: Result<(bool, String), FixtureError>) -> Case {
-    let tc_id = test.get("tcId").and_then(Value::as_u64).unwrap_or(0);
-    let flags = test
-        .get("flags")
+/// A vector's flags.
+fn flags_of(test: &Value) -> Vec<String> {
+    test.get("flags")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .map(str::to_owned)
-        .collect();
+        .collect()
+}
+
+type Runner = fn(&mut dyn ekg_fixtures::target::Target, &Pki, &Value, &Value) -> Result<(bool, String), FixtureError>;
+
+fn vector_case(family: &str, file: &str, test: &Value, result: Result<(bool, String), FixtureError>) -> Case {
+    let tc_id = test.get("tcId").and_then(Value::as_u64).unwrap_or(0);
+    let flags = flags_of(test);
     let (verdict, got, reason) = match result {
         Ok((true, got)) => (Verdict::Pass, got, String::new()),
         Ok((false, got)) => (Verdict::Fail, got, String::new()),
@@ -212,14 +216,7 @@ fn server_cases(
         let doc = read_doc(dir, file)?;
         for (group, test) in ekg_fixtures::tests_of(&doc) {
             let id = format!("{family}/{}", test.get("tcId").and_then(Value::as_u64).unwrap_or(0));
-            let flags: Vec<String> = test
-                .get("flags")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect();
+            let flags = flags_of(test);
             if selected(&id, family, &flags) {
                 cases.push(vector_case(family, file, test, run(target, pki, group, test)));
             }
