@@ -3,7 +3,10 @@
 //! `ekg-model` only). Prints every cell that differs and exits 1 if any does; `--full` adds
 //! the full configurations (reduced search, as `ekg check --full`).
 //!
-//!     cargo run --release -p ekg-model --example verdicts -- [--full] [--timeout-secs N]
+//!     cargo run --release -p ekg-model --example verdicts -- [--full] [--timeout-secs N] [--only S] [--matrix]
+//!
+//! `--only S` keeps the configurations whose name contains `S`; `--matrix` also prints the
+//! results matrix and every counterexample.
 
 use ekg_model::ModelConfig;
 use ekg_model::expected::{deviations, full_configurations};
@@ -18,12 +21,17 @@ fn main() -> std::process::ExitCode {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse::<u64>().ok())
         .map(std::time::Duration::from_secs);
+    let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let fulls = full_configurations();
     let mut configs = ModelConfig::matrix();
     if full {
         configs.extend(fulls.iter().cloned());
     }
+    if let Some(only) = arg("--only") {
+        configs.retain(|c| c.name.contains(&only));
+    }
     let mut differ = 0usize;
+    let mut outcomes = Vec::new();
     for config in &configs {
         let reduced = fulls.contains(config);
         let outcome = check_with(config, Search { threads: 2, dfs: false, timeout, reduced });
@@ -32,6 +40,10 @@ fn main() -> std::process::ExitCode {
             println!("DIFFERS {d}");
             differ += 1;
         }
+        outcomes.push(outcome);
+    }
+    if args.iter().any(|a| a == "--matrix") {
+        println!("{}{}", ekg_model::report::matrix(&outcomes), ekg_model::report::traces(&outcomes));
     }
     println!("{differ} cell(s) differ from model/src/expected.rs ({} configurations)", configs.len());
     if differ == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }

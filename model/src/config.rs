@@ -3,7 +3,7 @@
 use ekg_core::ledger::ReleasePolicy;
 use stateright::actor::Id;
 
-use crate::symbols::{Addr, RECIPIENT_GATEWAY, SENDER_GATEWAY};
+use crate::symbols::{Addr, Cert, R1_RENEWED, R2_R3, RECIPIENT_GATEWAY, SENDER_GATEWAY, holds};
 
 /// The network between parties.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,14 +67,16 @@ pub struct ModelConfig {
     /// requests are durable, in the `Issued` records). Off: the draft's behaviour (finding
     /// F6: every delivery of a key request issues a key, bounded by `max_keys`).
     pub idempotent_key_requests: bool,
+    /// The recipients' certificates, one fetching actor each. Empty: each listed recipient
+    /// with its own certificate. Otherwise one address may have two certificates (two
+    /// actors) and one certificate may hold two listed addresses.
+    pub certs: Vec<Cert>,
+    /// The gatekeeper's store fails one append: at any moment of the first boot (an
+    /// environment choice), the next append fails with `storage_failed`.
+    pub store_fault: bool,
 }
 
-/// Address of the first recipient (sender's organisation).
-pub const R1: Addr = 2;
-/// Address of the second recipient (recipient organisation).
-pub const R2: Addr = 3;
-/// Address of the third recipient (recipient organisation).
-pub const R3: Addr = 4;
+pub use crate::symbols::{R1, R2, R3};
 
 impl ModelConfig {
     /// The base small configuration: sender, two recipients (one per organisation), the
@@ -96,6 +98,8 @@ impl ModelConfig {
             attacker: false,
             attacker_replays: 0,
             idempotent_key_requests: false,
+            certs: vec![],
+            store_fault: false,
         }
         .named()
     }
@@ -160,7 +164,13 @@ impl ModelConfig {
             parties.push_str(if self.attacker_replays > 0 { "+attacker(replay)" } else { "+attacker" });
         }
         let v14 = if self.idempotent_key_requests { "+v14" } else { "" };
-        self.name = format!("{policy}/{}r{parties}/{net}{loss}{crash}{v14}", self.recipients.len());
+        let fault = if self.store_fault { "+storefault" } else { "" };
+        let certs = if self.certs.is_empty() {
+            String::new()
+        } else {
+            format!("({})", self.certs.iter().map(u8::to_string).collect::<Vec<_>>().join(","))
+        };
+        self.name = format!("{policy}/{}r{certs}{parties}/{net}{loss}{crash}{fault}{v14}", self.recipients.len());
         self
     }
 
@@ -195,8 +205,49 @@ impl ModelConfig {
             out.push(
                 ModelConfig { attacker_replays: 1, sender_gateway: false, ..ModelConfig::adversarial(policy) }.named(),
             );
+            // A crash together with duplication (under `once`; under `same_certificate` it is
+            // 7.7 million states, in `--deep`), and together with loss.
+            if policy == ReleasePolicy::Once {
+                out.push(ModelConfig::crash_duplicating(policy));
+            }
+            out.push(
+                ModelConfig { max_drops: 1, crashes: 1, retries: 1, max_keys: 2, ..ModelConfig::small(policy) }.named(),
+            );
+            // A store that fails one append (at any moment); the client retries.
+            out.push(ModelConfig { store_fault: true, retries: 1, max_keys: 2, ..ModelConfig::small(policy) }.named());
+            // One address with two certificates (R1, on two devices) and one certificate with
+            // two listed addresses (R2 and R3).
+            out.push(ModelConfig::certificates(policy));
         }
         out
+    }
+
+    /// A crash on a duplicating network: a request answered before the crash is delivered
+    /// again after it.
+    pub fn crash_duplicating(policy: ReleasePolicy) -> ModelConfig {
+        ModelConfig { network: NetworkKind::Duplicating, crashes: 1, max_keys: 2, ..ModelConfig::small(policy) }.named()
+    }
+
+    /// Three listed recipients held by three certificates: R1's own and its renewed one (two
+    /// devices of one address), and one certificate holding both R2 and R3.
+    pub fn certificates(policy: ReleasePolicy) -> ModelConfig {
+        ModelConfig {
+            recipients: vec![R1, R2, R3],
+            certs: vec![R1, R1_RENEWED, R2_R3],
+            max_keys: 1,
+            ..ModelConfig::small(policy)
+        }
+        .named()
+    }
+
+    /// The recipients' certificates, one fetching actor each.
+    pub fn fetchers(&self) -> Vec<Cert> {
+        if self.certs.is_empty() { self.recipients.clone() } else { self.certs.clone() }
+    }
+
+    /// Whether `cert` holds a listed address (its holder is a recipient).
+    pub fn is_recipient(&self, cert: Cert) -> bool {
+        self.recipients.iter().any(|a| holds(cert, *a))
     }
 
     /// Actor id of the gatekeeper.
@@ -209,30 +260,34 @@ impl ModelConfig {
         Id::from(1)
     }
 
-    /// Actor id of the `i`th recipient.
+    /// Actor id of the `i`th recipient's fetcher (`i` indexes [`ModelConfig::fetchers`]).
     pub fn recipient_id(&self, i: usize) -> Id {
         Id::from(2 + i)
     }
 
+    fn fetcher_count(&self) -> usize {
+        if self.certs.is_empty() { self.recipients.len() } else { self.certs.len() }
+    }
+
     /// Actor id of the sender organisation's gateway, if it takes part.
     pub fn sender_gateway_id(&self) -> Option<Id> {
-        self.sender_gateway.then(|| Id::from(2 + self.recipients.len()))
+        self.sender_gateway.then(|| Id::from(2 + self.fetcher_count()))
     }
 
     /// Actor id of the recipient organisation's gateway, if it takes part.
     pub fn recipient_gateway_id(&self) -> Option<Id> {
-        self.recipient_gateway.then(|| Id::from(2 + self.recipients.len() + usize::from(self.sender_gateway)))
+        self.recipient_gateway.then(|| Id::from(2 + self.fetcher_count() + usize::from(self.sender_gateway)))
     }
 
     /// Actor id of the attacker, if it takes part.
     pub fn attacker_id(&self) -> Id {
-        Id::from(2 + self.recipients.len() + usize::from(self.sender_gateway) + usize::from(self.recipient_gateway))
+        Id::from(2 + self.fetcher_count() + usize::from(self.sender_gateway) + usize::from(self.recipient_gateway))
     }
 
     /// Where the sealed message goes: the listed recipients, the gateways on its path, the
     /// attacker.
     pub fn mail_destinations(&self) -> Vec<Id> {
-        let mut out: Vec<Id> = (0..self.recipients.len()).map(|i| self.recipient_id(i)).collect();
+        let mut out: Vec<Id> = (0..self.fetcher_count()).map(|i| self.recipient_id(i)).collect();
         out.extend(self.sender_gateway_id());
         if self.recipients.iter().any(|r| *r != R1) {
             out.extend(self.recipient_gateway_id());
@@ -243,10 +298,10 @@ impl ModelConfig {
         out
     }
 
-    /// Addresses allowed to learn the key: the sender, the listed recipients, the sender's
-    /// gateway.
-    pub fn authorised(&self, addr: Addr) -> bool {
-        addr == crate::symbols::SENDER || addr == SENDER_GATEWAY || self.recipients.contains(&addr)
+    /// Certificates allowed to learn the key: the sender's, the listed recipients' (any
+    /// certificate holding a listed address), the sender's gateway's.
+    pub fn authorised(&self, cert: Cert) -> bool {
+        cert == crate::symbols::SENDER || cert == SENDER_GATEWAY || self.is_recipient(cert)
     }
 
     /// Whether `addr` is the recipient organisation's gateway.

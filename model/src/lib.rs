@@ -18,14 +18,14 @@ pub mod symbols;
 
 use sorted::{Counts, SortedSet};
 
-use ekg_core::ledger::ReleasePolicy;
+use ekg_core::ledger::{Record, ReleasePolicy};
 use stateright::Expectation;
 use stateright::actor::{ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network};
 
 pub use config::{ModelConfig, NetworkKind, Storage};
 use party::{Msg, Party, PartyState};
 pub use reduction::representative;
-use symbols::{ATTACKER, Addr, KeyName, RECIPIENT_GATEWAY, SENDER, SENDER_GATEWAY};
+use symbols::{ATTACKER, Addr, Cert, KeyName, RECIPIENT_GATEWAY, SENDER, SENDER_GATEWAY, addresses, holds};
 
 /// Ghost history: what the world has seen, independent of any actor's (crashable) memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -38,16 +38,23 @@ pub struct History {
     /// Every (src, dst, message) sent (duplicating lossy network only).
     pub sent_set: SortedSet<(u8, u8, Msg)>,
 
-    /// Grants sent per key (an issuance each).
+    /// Grants sent per key id (an issuance each).
     pub issued: Counts<KeyName>,
-    /// Releases sent per (key, certificate), gateway excluded.
+    /// Grants sent per key: the key as the grant carried it (the values the shared drawing
+    /// code returned).
+    pub keys: Counts<KeyName>,
+    /// Releases sent per (key id, listed address the certificate holds): a release to a
+    /// certificate with two listed addresses counts for both; gateways hold none.
     pub released: Counts<(KeyName, Addr)>,
-    /// (key, certificate) pairs the key was ever encrypted to: who can learn it.
-    pub exposed: SortedSet<(KeyName, Addr)>,
-    /// Keys whose destruction was decided.
-    pub destroyed: SortedSet<KeyName>,
-    /// A release was sent after the key's destruction.
-    pub released_after_destruction: bool,
+    /// (key id, listed address, certificate) of every release sent.
+    pub released_to: SortedSet<(KeyName, Addr, Cert)>,
+    /// (key, certificate) pairs a key was ever encrypted to: who can learn it.
+    pub exposed: SortedSet<(KeyName, Cert)>,
+    /// Under `once`: key ids released to every listed address (all served: the key must be
+    /// gone).
+    pub served: SortedSet<KeyName>,
+    /// A release was sent for a key after every listed address was served.
+    pub released_after_served: bool,
 }
 
 /// The model type.
@@ -68,8 +75,13 @@ pub mod property {
     pub const ATTACKER_BLIND: &str = "attacker never learns a key";
     /// Always: the recipient organisation's gateway never learns a key.
     pub const RECIPIENT_GATEWAY_BLIND: &str = "recipient gateway never learns a key";
-    /// Always: nothing released after destruction.
-    pub const NOTHING_AFTER_DESTRUCTION: &str = "nothing released after destruction";
+    /// Always, under `once` (S18): once every listed address was served, nothing more is
+    /// released and no live key is left in the gatekeeper's durable storage.
+    pub const SERVED_THEN_DESTROYED: &str = "all served => nothing released, no key stored";
+    /// Always: the gatekeeper's recovery and every `apply` succeeded, the ledger's own
+    /// invariants (`Ledger::check_invariants`) hold, and with durable storage the ledger is
+    /// the recovery of the durable store (nothing decided that is not durable).
+    pub const LEDGER_CONSISTENT: &str = "the ledger is consistent";
     /// Always (quiescence form of liveness): when nothing is in flight, no timer pending and
     /// no one crashed, every listed recipient that got the mail holds the key.
     pub const QUIESCENT_DELIVERED: &str = "quiescent => every asking recipient holds the key";
@@ -87,7 +99,8 @@ pub mod property {
         ONLY_AUTHORISED,
         ATTACKER_BLIND,
         RECIPIENT_GATEWAY_BLIND,
-        NOTHING_AFTER_DESTRUCTION,
+        SERVED_THEN_DESTROYED,
+        LEDGER_CONSISTENT,
     ];
 }
 
@@ -95,8 +108,8 @@ impl ModelConfig {
     /// The stateright model of this configuration.
     pub fn into_model(self) -> EkgModel {
         let mut actors = vec![Party::Gatekeeper(self.clone()), Party::Sender(self.clone())];
-        for r in &self.recipients {
-            actors.push(Party::Fetcher { addr: *r, cfg: self.clone() });
+        for cert in self.fetchers() {
+            actors.push(Party::Fetcher { addr: cert, cfg: self.clone() });
         }
         if self.sender_gateway {
             actors.push(Party::Fetcher { addr: SENDER_GATEWAY, cfg: self.clone() });
@@ -123,7 +136,9 @@ impl ModelConfig {
             .record_msg_in(record_in)
             .within_boundary(within_boundary)
             .property(Expectation::Always, property::SINGLE_RELEASE, single_release)
-            .property(Expectation::Always, property::FRESH_KEYS, |_, s| s.history.issued.values().all(|n| *n <= 1))
+            .property(Expectation::Always, property::FRESH_KEYS, |_, s| {
+                s.history.issued.values().chain(s.history.keys.values()).all(|n| *n <= 1)
+            })
             .property(Expectation::Always, property::ONLY_AUTHORISED, |m, s| {
                 s.history.exposed.iter().all(|(_, a)| m.cfg.authorised(*a))
             })
@@ -133,9 +148,8 @@ impl ModelConfig {
             .property(Expectation::Always, property::RECIPIENT_GATEWAY_BLIND, |_, s| {
                 s.history.exposed.iter().all(|(_, a)| !ModelConfig::is_recipient_gateway(*a))
             })
-            .property(Expectation::Always, property::NOTHING_AFTER_DESTRUCTION, |_, s| {
-                !s.history.released_after_destruction
-            })
+            .property(Expectation::Always, property::SERVED_THEN_DESTROYED, served_then_destroyed)
+            .property(Expectation::Always, property::LEDGER_CONSISTENT, ledger_consistent)
             .property(Expectation::Always, property::QUIESCENT_DELIVERED, quiescent_delivered)
             .property(Expectation::Eventually, property::EVENTUALLY_DELIVERED, all_recipients_hold)
             .property(Expectation::Sometimes, property::SOMETIMES_ALL_DECRYPT, all_recipients_hold)
@@ -163,20 +177,25 @@ fn record_out(cfg: &ModelConfig, h: &History, env: Envelope<&Msg>) -> Option<His
         }
     }
     match env.msg {
-        Msg::Grant { key, to, .. } => {
+        Msg::Grant { key, material, to, .. } => {
             h.issued.bump(*key);
-            h.exposed.insert((*key, *to));
+            h.keys.bump(*material);
+            h.exposed.insert((*material, *to));
         }
-        Msg::Release { key, to, destroys, .. } => {
-            if h.destroyed.contains(key) {
-                h.released_after_destruction = true;
+        Msg::Release { key, material, to, .. } => {
+            if h.served.contains(key) {
+                h.released_after_served = true;
             }
-            if *to != SENDER_GATEWAY {
-                h.released.bump((*key, *to));
+            for address in addresses(*to) {
+                if cfg.recipients.contains(&address) {
+                    h.released.bump((*key, address));
+                    h.released_to.insert((*key, address, *to));
+                }
             }
-            h.exposed.insert((*key, *to));
-            if *destroys {
-                h.destroyed.insert(*key);
+            h.exposed.insert((*material, *to));
+            let all_served = cfg.recipients.iter().all(|a| h.released.iter().any(|((k, b), _)| k == key && b == a));
+            if cfg.policy == ReleasePolicy::Once && all_served {
+                h.served.insert(*key);
             }
         }
         _ => {}
@@ -280,8 +299,8 @@ fn retries_wait_for_their_round_trip(cfg: &ModelConfig, s: &EkgState) -> bool {
             return Some(SENDER);
         }
         let i = index.checked_sub(2)?;
-        if let Some(r) = cfg.recipients.get(i) {
-            return Some(*r);
+        if let Some(cert) = cfg.fetchers().get(i) {
+            return Some(*cert);
         }
         if cfg.sender_gateway_id().is_some_and(|id| usize::from(id) == index) {
             return Some(SENDER_GATEWAY);
@@ -328,16 +347,65 @@ fn client(s: &EkgState, index: usize) -> Option<&party::ClientState> {
     }
 }
 
+/// Per listed address: at most one release (`once`); at most `max_deliveries`, all to one
+/// certificate (`same_certificate`).
 fn single_release(m: &EkgModel, s: &EkgState) -> bool {
     let max = match m.cfg.policy {
         ReleasePolicy::Once => 1,
         ReleasePolicy::SameCertificate => u8::try_from(m.cfg.max_deliveries).unwrap_or(u8::MAX),
     };
-    s.history.released.values().all(|n| *n <= max)
+    // Sorted by (key id, address, certificate): a second certificate for an address is next
+    // to the first.
+    let to = &s.history.released_to;
+    let one_certificate = to.iter().zip(to.iter().skip(1)).all(|((k1, a1, _), (k2, a2, _))| (k1, a1) != (k2, a2));
+    s.history.released.values().all(|n| *n <= max) && one_certificate
 }
 
+/// S18, on ghost state and the durable store: for each key every listed address was served,
+/// no release after that moment and no live key in the storage the gatekeeper recovers from.
+fn served_then_destroyed(_: &EkgModel, s: &EkgState) -> bool {
+    if s.history.released_after_served {
+        return false;
+    }
+    let Some(Some(storage)) = s.actor_storages.first() else { return true };
+    s.history.served.iter().all(|key| {
+        let issued = storage.records.iter().any(|r| matches!(r, Record::Issued { key_id, .. } if key_id == key));
+        let gone = storage
+            .records
+            .iter()
+            .any(|r| matches!(r, Record::Destroyed { key_id, .. } | Record::Purged { key_id } if key_id == key));
+        !issued || gone
+    })
+}
+
+/// The gatekeeper never met a failed recovery or `apply`, its ledger's invariants hold, and
+/// (durable storage) its ledger is what a recovery from the durable store gives: nothing was
+/// decided that is not durable.
+fn ledger_consistent(m: &EkgModel, s: &EkgState) -> bool {
+    let Some(PartyState::Gatekeeper(gk)) = s.actor_states.first().map(|a| a.as_ref()) else { return true };
+    if gk.failure.is_some() || gk.ledger.check_invariants().is_err() {
+        return false;
+    }
+    if m.cfg.storage != Storage::Durable {
+        return true;
+    }
+    let Some(Some(storage)) = s.actor_storages.first() else { return true };
+    party::new_ledger(&m.cfg, &storage.records).is_ok_and(|recovered| recovered == gk.ledger)
+}
+
+/// The fetchers of listed address `address` (the actors whose certificate holds it).
+fn fetchers_of<'s>(m: &EkgModel, s: &'s EkgState, address: Addr) -> impl Iterator<Item = &'s party::ClientState> {
+    let certs = m.cfg.fetchers();
+    let ids: Vec<usize> = (0..certs.len())
+        .filter(|i| certs.get(*i).is_some_and(|c| holds(*c, address)))
+        .map(|i| usize::from(m.cfg.recipient_id(i)))
+        .collect();
+    ids.into_iter().filter_map(move |i| client(s, i))
+}
+
+/// Every listed address is held: some fetcher with a certificate holding it has the key.
 fn all_recipients_hold(m: &EkgModel, s: &EkgState) -> bool {
-    (0..m.cfg.recipients.len()).all(|i| client(s, usize::from(m.cfg.recipient_id(i))).is_some_and(|c| c.key.is_some()))
+    m.cfg.recipients.iter().all(|a| fetchers_of(m, s, *a).any(|c| c.key.is_some()))
 }
 
 fn quiescent_delivered(m: &EkgModel, s: &EkgState) -> bool {
@@ -352,9 +420,10 @@ fn quiescent_delivered(m: &EkgModel, s: &EkgState) -> bool {
     if timers || crashed || in_flight {
         return true;
     }
-    (0..m.cfg.recipients.len())
-        .filter_map(|i| client(s, usize::from(m.cfg.recipient_id(i))))
-        .all(|c| c.ticket.is_none() || c.key.is_some())
+    m.cfg
+        .recipients
+        .iter()
+        .all(|a| fetchers_of(m, s, *a).all(|c| c.ticket.is_none()) || fetchers_of(m, s, *a).any(|c| c.key.is_some()))
 }
 
 /// Serves stateright's Explorer for `config` at `addr` (blocks until the process is stopped).

@@ -6,9 +6,9 @@
 //! - a ticket can only be made by the gatekeeper (it is named by its key);
 //! - a key encrypted to a certificate (`to`) is readable only by that certificate's holder.
 //!
-//! Keys are fresh names `KeyName { boot, seq }`: fresh in the way 128-bit random key ids and
-//! keys are (`ekg-core` draws both from its RNG), and one name stands for both the key id and
-//! the key.
+//! Key ids and keys are drawn by `ekg-core`'s own drawing code (`draw_fresh`), which the model
+//! feeds fresh symbols instead of random bytes: the key id and the key are read back from what
+//! it returned, so a drawing that repeats a value is seen by property `fresh`.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -18,35 +18,38 @@ use ekg_core::ledger::{
     GatewayPrincipal, IssueFacts, KeyDraw, Ledger, LedgerConfig, Record, ReleaseFacts, ReleasePolicy, Requester, Store,
     StoreError,
 };
+use ekg_core::role::draw_fresh;
 use ekg_core::{Error, Rejection, UnixTime};
 use stateright::actor::{Actor, Id, Out, model_timeout};
 
 use crate::config::{ModelConfig, NetworkKind, Storage};
-use crate::symbols::{ATTACKER, Addr, CA_A, KeyName, SENDER, SENDER_GATEWAY, Sym, anchor};
+use crate::symbols::{ATTACKER, Addr, CA_A, Cert, KeyName, SENDER, SENDER_GATEWAY, Sym, addresses, anchor};
 
 /// The model's time: no clock runs, so tickets never expire and retention never ends.
 const NOW: UnixTime = UnixTime(1_000);
 const FAR: UnixTime = UnixTime(u64::MAX / 2);
 
 /// Messages. `attempt` distinguishes a client's retries (fresh nonces in the real protocol);
-/// `signer` is the certificate that signed; `to` the certificate a key is encrypted to.
+/// `signer` is the certificate that signed; `to` the certificate a key is encrypted to; `key`
+/// is a ticket's key id and `material` the key itself.
 #[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Msg {
     /// A key request signed by `signer`.
-    KeyRequest { signer: Addr, attempt: u8 },
-    /// Grant and ticket: `key` encrypted to `to`.
-    Grant { key: KeyName, to: Addr, attempt: u8 },
+    KeyRequest { signer: Cert, attempt: u8 },
+    /// Grant and ticket: the ticket of key id `key`, the key `material` encrypted to `to`.
+    Grant { key: KeyName, material: KeyName, to: Cert, attempt: u8 },
     /// The sealed message with its ticket (by mail).
     Mail { key: KeyName },
     /// A release request: `signer` countersigns the ticket of `key`.
-    ReleaseRequest { key: KeyName, signer: Addr, attempt: u8 },
-    /// A release: `key` encrypted to `to`. `destroys` is a ghost annotation (the ledger
-    /// destroyed the key with this release), read only by the history.
-    Release { key: KeyName, to: Addr, attempt: u8, destroys: bool },
+    ReleaseRequest { key: KeyName, signer: Cert, attempt: u8 },
+    /// A release for the ticket of `key`: the stored key `material` encrypted to `to`.
+    /// `destroys` (the ledger destroyed the key with this release) only orders a batch of
+    /// responses ([`batch_order`]); no property reads it.
+    Release { key: KeyName, material: KeyName, to: Cert, attempt: u8, destroys: bool },
     /// A refusal of `signer`'s request `attempt` (for `key`, if a release); the real
     /// gatekeeper answers with a rejection code.
-    Refused { key: Option<KeyName>, signer: Addr, attempt: u8 },
+    Refused { key: Option<KeyName>, signer: Cert, attempt: u8 },
 }
 
 impl Msg {
@@ -54,15 +57,24 @@ impl Msg {
     /// how `reduction::role` describes a recipient's messages.
     pub(crate) fn packed(&self) -> u64 {
         let key = |k: &KeyName| (u64::from(k.boot) << 8) | u64::from(k.seq);
-        let (tag, key, addr, attempt, flag) = match self {
-            Msg::KeyRequest { signer, attempt } => (0, 0, *signer, *attempt, false),
-            Msg::Grant { key: k, to, attempt } => (1, key(k), *to, *attempt, false),
-            Msg::Mail { key: k } => (2, key(k), 0, 0, false),
-            Msg::ReleaseRequest { key: k, signer, attempt } => (3, key(k), *signer, *attempt, false),
-            Msg::Release { key: k, to, attempt, destroys } => (4, key(k), *to, *attempt, *destroys),
-            Msg::Refused { key: k, signer, attempt } => (5, k.as_ref().map_or(0, key), *signer, *attempt, k.is_some()),
+        let (tag, material, key, addr, attempt, flag) = match self {
+            Msg::KeyRequest { signer, attempt } => (0, 0, 0, *signer, *attempt, false),
+            Msg::Grant { key: k, material: m, to, attempt } => (1, key(m), key(k), *to, *attempt, false),
+            Msg::Mail { key: k } => (2, 0, key(k), 0, 0, false),
+            Msg::ReleaseRequest { key: k, signer, attempt } => (3, 0, key(k), *signer, *attempt, false),
+            Msg::Release { key: k, material: m, to, attempt, destroys } => {
+                (4, key(m), key(k), *to, *attempt, *destroys)
+            }
+            Msg::Refused { key: k, signer, attempt } => {
+                (5, 0, k.as_ref().map_or(0, key), *signer, *attempt, k.is_some())
+            }
         };
-        (tag << 40) | (key << 24) | (u64::from(addr) << 16) | (u64::from(attempt) << 8) | u64::from(flag)
+        (tag << 56)
+            | (material << 40)
+            | (key << 24)
+            | (u64::from(addr) << 16)
+            | (u64::from(attempt) << 8)
+            | u64::from(flag)
     }
 }
 
@@ -75,6 +87,8 @@ pub enum Timer {
     Respond,
     /// The gatekeeper writes records of responses already sent (the wrong order).
     Persist,
+    /// The gatekeeper's store starts failing (its next append fails).
+    StoreFault,
 }
 
 /// The gatekeeper's storage: its records, and a boot counter (a modelling device that bounds
@@ -113,6 +127,11 @@ pub struct GkState {
     pub unwritten: Vec<Record<Sym>>,
     /// Records written so far (mirrors storage).
     pub written: Arc<Vec<Record<Sym>>>,
+    /// The store's next append fails (a fault injected by the environment).
+    pub store_failing: bool,
+    /// A recovery or an `apply` that failed: the shared code broke its own contract. The model
+    /// records it instead of masking it; property `ledger` fails on it.
+    pub failure: Option<String>,
 }
 
 /// Hashes everything but the ledger, which is a function of the rest: in every storage mode
@@ -127,13 +146,15 @@ impl std::hash::Hash for GkState {
         self.outbox.hash(state);
         self.unwritten.hash(state);
         self.written.hash(state);
+        self.store_failing.hash(state);
+        self.failure.hash(state);
     }
 }
 
 /// A client's state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ClientState {
-    /// The ticket (key name) received by mail, or the key asked for (sender).
+    /// The ticket's key id, received by mail (or in the grant, for the sender).
     pub ticket: Option<KeyName>,
     /// The key, once decrypted.
     pub key: Option<KeyName>,
@@ -179,8 +200,8 @@ pub enum Party {
     Sender(ModelConfig),
     /// A listed recipient, or a gateway (configured or not); fetches on mail.
     Fetcher {
-        /// Its address (and certificate).
-        addr: Addr,
+        /// Its certificate (the addresses it holds: [`addresses`]).
+        addr: Cert,
         /// The configuration.
         cfg: ModelConfig,
     },
@@ -211,8 +232,11 @@ pub(crate) fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<L
     Ok(Ledger::recover(config, records.iter())?.with_gateways(gateways))
 }
 
-/// Fresh key names for the shared issuance path: `(boot, seq)` stands for a random key id and
-/// key. At most `max_keys` a boot (a bound of the model, not of the protocol).
+/// The shared drawing code (`ekg_core::role::draw_fresh`) fed with fresh symbols
+/// instead of random bytes: every value it asks for is filled with this draw's `(boot, seq)`,
+/// and the key id and the key are read back from what it returned (so a drawing that
+/// repeats a value, or ignores its source, is seen). At most `max_keys` a boot (a bound of
+/// the model, not of the protocol).
 struct DrawNames<'a> {
     boot: u8,
     next_seq: &'a mut u8,
@@ -220,15 +244,27 @@ struct DrawNames<'a> {
 }
 
 impl KeyDraw<Sym> for DrawNames<'_> {
-    type Key = ();
+    /// The key, as the grant carries it.
+    type Key = KeyName;
 
-    fn draw(&mut self) -> Result<(KeyName, KeyName, ()), Error> {
+    fn draw(&mut self) -> Result<(KeyName, KeyName, KeyName), Error> {
         if *self.next_seq >= self.max_keys {
             return Err(Error::new(Rejection::CryptoFailure, "the model's bound on keys per boot"));
         }
-        let key = KeyName { boot: self.boot, seq: *self.next_seq };
+        let (boot, seq) = (self.boot, *self.next_seq);
         *self.next_seq += 1;
-        Ok((key, key, ()))
+        let (key_id, key) = draw_fresh(|bytes| {
+            bytes.fill(0);
+            if let [b, s, ..] = bytes {
+                (*b, *s) = (boot, seq);
+            }
+        });
+        let read = |bytes: &[u8]| KeyName {
+            boot: bytes.first().copied().unwrap_or(0),
+            seq: bytes.get(1).copied().unwrap_or(0),
+        };
+        let (id, material) = (read(&key_id.0), read(key.expose()));
+        Ok((id, material, material))
     }
 }
 
@@ -240,11 +276,15 @@ struct ModelStore<'a> {
     storage: Storage,
     written: &'a mut Arc<Vec<Record<Sym>>>,
     unwritten: &'a mut Vec<Record<Sym>>,
+    failing: &'a mut bool,
     wrote: bool,
 }
 
 impl Store<Sym> for ModelStore<'_> {
     fn append(&mut self, batch: &[Record<Sym>]) -> Result<(), StoreError> {
+        if std::mem::take(self.failing) {
+            return Err(StoreError("the model's store fault".into()));
+        }
         match self.storage {
             Storage::Durable => {
                 Arc::make_mut(self.written).extend_from_slice(batch);
@@ -282,11 +322,16 @@ impl Actor for Party {
                     (Storage::Volatile, _) | (_, None) => Arc::new(Vec::new()),
                     (_, Some(s)) => Arc::clone(&s.records),
                 };
-                // The core's own recovery: replay the durable records. (A record that does not
-                // apply cannot be written by the shared path: `always` property "the ledger
-                // is consistent" would fail on the empty ledger kept here.)
-                let ledger = new_ledger(cfg, &records).unwrap_or_else(|_| Ledger::new(LedgerConfig::default()));
+                // The core's own recovery: replay the durable records. A recovery that fails is
+                // recorded (property `ledger` fails on it), never replaced by an empty ledger.
+                let (ledger, failure) = match new_ledger(cfg, &records) {
+                    Ok(ledger) => (ledger, None),
+                    Err(e) => (Ledger::new(LedgerConfig::default()), Some(format!("recovery failed: {e}"))),
+                };
                 o.save(GkStorage { records: Arc::clone(&records), boots });
+                if cfg.store_fault && boots == 0 {
+                    o.set_timer(Timer::StoreFault, model_timeout());
+                }
                 PartyState::Gatekeeper(GkState {
                     ledger,
                     boot: boots,
@@ -294,6 +339,8 @@ impl Actor for Party {
                     outbox: vec![],
                     unwritten: vec![],
                     written: records,
+                    store_failing: false,
+                    failure,
                 })
             }
             Party::Sender(_) => {
@@ -340,11 +387,11 @@ impl Actor for Party {
                 }
             }
             (Party::Sender(_), PartyState::Client(s)) => {
-                if let Msg::Grant { key, to: SENDER, .. } = msg
+                if let Msg::Grant { key, material, to: SENDER, .. } = msg
                     && s.key.is_none()
                 {
                     let PartyState::Client(s) = state.to_mut() else { return };
-                    s.key = Some(key);
+                    s.key = Some(material);
                     s.ticket = Some(key);
                     o.cancel_timer(Timer::Retry);
                     // Seal once, send to every listed recipient; the mail passes the sender's
@@ -361,13 +408,13 @@ impl Actor for Party {
                     s.ticket = Some(key);
                     let req = Msg::ReleaseRequest { key, signer: *addr, attempt: 0 };
                     send_release_request(cfg, o, req);
-                    if cfg.recipients.contains(addr) && cfg.retries > 0 {
+                    if cfg.is_recipient(*addr) && cfg.retries > 0 {
                         o.set_timer(Timer::Retry, model_timeout());
                     }
                 }
-                Msg::Release { key, to, .. } if to == *addr && s.ticket == Some(key) && s.key.is_none() => {
+                Msg::Release { key, material, to, .. } if to == *addr && s.ticket == Some(key) && s.key.is_none() => {
                     let PartyState::Client(s) = state.to_mut() else { return };
-                    s.key = Some(key);
+                    s.key = Some(material);
                     o.cancel_timer(Timer::Retry);
                 }
                 _ => {}
@@ -388,11 +435,11 @@ impl Actor for Party {
                         o.send(cfg.gatekeeper_id(), msg);
                     }
                 }
-                Msg::Grant { key, to: ATTACKER, .. } | Msg::Release { key, to: ATTACKER, .. }
-                    if !a.learned.contains(&key) =>
+                Msg::Grant { material, to: ATTACKER, .. } | Msg::Release { material, to: ATTACKER, .. }
+                    if !a.learned.contains(&material) =>
                 {
                     let PartyState::Attacker(a) = state.to_mut() else { return };
-                    a.learned.insert(key);
+                    a.learned.insert(material);
                 }
                 // A response to a replayed request, encrypted to its signer: unreadable.
                 Msg::Release { key, to, attempt, .. }
@@ -416,6 +463,10 @@ impl Actor for Party {
                     o.send(dst, msg);
                 }
             }
+            (Party::Gatekeeper(_), Timer::StoreFault) => {
+                let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
+                gk.store_failing = true;
+            }
             (Party::Gatekeeper(_), Timer::Persist) => {
                 let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
                 Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
@@ -435,7 +486,7 @@ impl Actor for Party {
             (Party::Fetcher { addr, .. }, Timer::Retry) => {
                 let PartyState::Client(s) = state.as_ref() else { return };
                 // Gateways fetch once (best effort); listed recipients keep asking.
-                let retries = if cfg.recipients.contains(addr) { cfg.retries } else { 0 };
+                let retries = if cfg.is_recipient(*addr) { cfg.retries } else { 0 };
                 if let (None, Some(key)) = (s.key, s.ticket)
                     && s.attempts < retries
                 {
@@ -466,8 +517,20 @@ fn send_release_request(cfg: &ModelConfig, o: &mut Out<Party>, req: Msg) {
 /// a request names its signer (V1 to V8), and only the sender is recognised (V10, V11).
 fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: &mut Out<Party>) {
     let refused = |key, signer, attempt| Msg::Refused { key, signer, attempt };
-    let mut store =
-        ModelStore { storage: cfg.storage, written: &mut gk.written, unwritten: &mut gk.unwritten, wrote: false };
+    let mut store = ModelStore {
+        storage: cfg.storage,
+        written: &mut gk.written,
+        unwritten: &mut gk.unwritten,
+        failing: &mut gk.store_failing,
+        wrote: false,
+    };
+    // A commit that fails for any reason but the store's is the shared code breaking its own
+    // contract (a decided record that does not apply): recorded, never masked.
+    let mut failed = |e: &Error| {
+        if e.rejection() != Rejection::StorageFailed {
+            gk.failure.get_or_insert_with(|| format!("commit failed: {e}"));
+        }
+    };
     let (records_empty, response) = match msg {
         Msg::KeyRequest { signer, attempt } => {
             if signer != SENDER {
@@ -491,18 +554,23 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                 }
             };
             let records_empty = decided.records().is_empty();
-            let Ok(committed) = gk.ledger.commit(&mut store, decided) else {
-                o.send(src, refused(None, signer, attempt));
-                return;
+            let committed = match gk.ledger.commit(&mut store, decided) {
+                Ok(committed) => committed,
+                Err(e) => {
+                    failed(&e);
+                    o.send(src, refused(None, signer, attempt));
+                    return;
+                }
             };
-            (records_empty, Msg::Grant { key: committed.payload().key_id, to: signer, attempt })
+            let drawn = committed.payload();
+            (records_empty, Msg::Grant { key: drawn.key_id, material: drawn.key, to: signer, attempt })
         }
         Msg::ReleaseRequest { key, signer, attempt } => {
             let facts = ReleaseFacts {
                 key_id: key,
                 listed: cfg.recipients.clone(),
                 expires_at: FAR,
-                requester: Requester { cert: signer, addresses: vec![signer], anchor: anchor(signer) },
+                requester: Requester { cert: signer, addresses: addresses(signer), anchor: anchor(signer) },
             };
             let decided = match gk.ledger.decide_release(&facts, NOW) {
                 Ok(d) => d,
@@ -513,11 +581,16 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
             };
             let destroys = decided.records().iter().any(|r| matches!(r, Record::Destroyed { .. }));
             let records_empty = decided.records().is_empty();
-            let Ok(committed) = gk.ledger.commit(&mut store, decided) else {
-                o.send(src, refused(Some(key), signer, attempt));
-                return;
+            let committed = match gk.ledger.commit(&mut store, decided) {
+                Ok(committed) => committed,
+                Err(e) => {
+                    failed(&e);
+                    o.send(src, refused(Some(key), signer, attempt));
+                    return;
+                }
             };
-            (records_empty, Msg::Release { key: committed.payload().handle, to: signer, attempt, destroys })
+            let material = committed.payload().handle;
+            (records_empty, Msg::Release { key, material, to: signer, attempt, destroys })
         }
         _ => return,
     };

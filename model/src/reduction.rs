@@ -107,6 +107,17 @@ fn role(s: &EkgState, x: Addr) -> u64 {
             facts.push(0x2000_0000 | (u64::from(k.boot) << 16) | (u64::from(k.seq) << 8));
         }
     }
+    for (k, a, c) in &s.history.released_to {
+        if names(*a) || names(*c) {
+            facts.push(
+                0x8000_0000
+                    | (u64::from(names(*a)) << 32)
+                    | (u64::from(names(*c)) << 33)
+                    | (u64::from(k.boot) << 16)
+                    | (u64::from(k.seq) << 8),
+            );
+        }
+    }
     for state in &s.actor_states {
         match state.as_ref() {
             PartyState::Gatekeeper(gk) => {
@@ -175,6 +186,8 @@ pub fn class(s: &EkgState) -> u64 {
                 gk.outbox.hash(&mut h);
                 gk.unwritten.hash(&mut h);
                 hash_records(&gk.written, &mut h);
+                gk.store_failing.hash(&mut h);
+                gk.failure.hash(&mut h);
             }
             other => other.hash(&mut h),
         }
@@ -208,10 +221,12 @@ pub fn class(s: &EkgState) -> u64 {
         (src, dst, m).hash(&mut h);
     }
     hist.issued.hash(&mut h);
+    hist.keys.hash(&mut h);
     hist.released.hash(&mut h);
+    hist.released_to.hash(&mut h);
     hist.exposed.hash(&mut h);
-    hist.destroyed.hash(&mut h);
-    hist.released_after_destruction.hash(&mut h);
+    hist.served.hash(&mut h);
+    hist.released_after_served.hash(&mut h);
     h.finish()
 }
 
@@ -354,10 +369,12 @@ fn swap(s: &EkgState, a: Addr, b: Addr) -> Option<EkgState> {
 fn swap_msg(m: &Msg, sw: &impl Fn(Addr) -> Addr) -> Msg {
     match m.clone() {
         Msg::KeyRequest { signer, attempt } => Msg::KeyRequest { signer: sw(signer), attempt },
-        Msg::Grant { key, to, attempt } => Msg::Grant { key, to: sw(to), attempt },
+        Msg::Grant { key, material, to, attempt } => Msg::Grant { key, material, to: sw(to), attempt },
         Msg::Mail { key } => Msg::Mail { key },
         Msg::ReleaseRequest { key, signer, attempt } => Msg::ReleaseRequest { key, signer: sw(signer), attempt },
-        Msg::Release { key, to, attempt, destroys } => Msg::Release { key, to: sw(to), attempt, destroys },
+        Msg::Release { key, material, to, attempt, destroys } => {
+            Msg::Release { key, material, to: sw(to), attempt, destroys }
+        }
         Msg::Refused { key, signer, attempt } => Msg::Refused { key, signer: sw(signer), attempt },
     }
 }
@@ -394,7 +411,16 @@ fn swap_gatekeeper(gk: &GkState, sw: &impl Fn(Addr) -> Addr, sw_id: &impl Fn(Id)
     // The outbox order is canonical (sorted) on unordered networks, arrival order on ordered
     // ones; symmetry is only used on the former.
     outbox.sort_by(|x, y| crate::party::batch_order(x).cmp(&crate::party::batch_order(y)));
-    Some(GkState { ledger, boot: gk.boot, next_seq: gk.next_seq, outbox, unwritten: vec![], written })
+    Some(GkState {
+        ledger,
+        boot: gk.boot,
+        next_seq: gk.next_seq,
+        outbox,
+        unwritten: vec![],
+        written,
+        store_failing: gk.store_failing,
+        failure: gk.failure.clone(),
+    })
 }
 
 fn swap_attacker(a: &AttackerState, sw: &impl Fn(Addr) -> Addr) -> AttackerState {
@@ -428,9 +454,11 @@ fn swap_history(h: &History, sw: &impl Fn(Addr) -> Addr) -> History {
         delivered: h.delivered,
         sent_set: h.sent_set.iter().map(|(s, d, m)| (id(*s), id(*d), swap_msg(m, sw))).collect(),
         issued: h.issued.clone(),
+        keys: h.keys.clone(),
         released: h.released.iter().map(|((k, a), n)| ((*k, sw(*a)), *n)).collect(),
+        released_to: h.released_to.iter().map(|(k, a, c)| (*k, sw(*a), sw(*c))).collect(),
         exposed: h.exposed.iter().map(|(k, a)| (*k, sw(*a))).collect(),
-        destroyed: h.destroyed.clone(),
-        released_after_destruction: h.released_after_destruction,
+        served: h.served.clone(),
+        released_after_served: h.released_after_served,
     }
 }

@@ -161,7 +161,8 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("authz", property::ONLY_AUTHORISED),
     ("attkr", property::ATTACKER_BLIND),
     ("rgw", property::RECIPIENT_GATEWAY_BLIND),
-    ("destr", property::NOTHING_AFTER_DESTRUCTION),
+    ("destr", property::SERVED_THEN_DESTROYED),
+    ("ledgr", property::LEDGER_CONSISTENT),
     ("quiet", property::QUIESCENT_DELIVERED),
     ("event", property::EVENTUALLY_DELIVERED),
     ("s:all", property::SOMETIMES_ALL_DECRYPT),
@@ -173,8 +174,13 @@ pub const COLUMNS: &[(&str, &str)] = &[
 /// `eventually` never meets a terminal state), the gateway's reachability without a gateway.
 pub fn not_applicable(config: &ModelConfig, name: &str) -> bool {
     let liveness = name == property::QUIESCENT_DELIVERED || name == property::EVENTUALLY_DELIVERED;
+    // Under `same_certificate` a served key is retained for re-delivery, and the model has no
+    // clock to end its retention: S18 has nothing to check.
+    let retained =
+        name == property::SERVED_THEN_DESTROYED && config.policy == ekg_core::ledger::ReleasePolicy::SameCertificate;
     (liveness && config.network == crate::NetworkKind::Duplicating)
         || (name == property::SOMETIMES_GATEWAY_READS && !config.sender_gateway)
+        || retained
 }
 
 /// The results matrix as text.
@@ -209,7 +215,7 @@ pub fn matrix(outcomes: &[Outcome]) -> String {
     }
     let _ = writeln!(
         out,
-        "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), reached / NEVER (sometimes), TRUNCATED (the time limit cut the search: no counterexample among the states explored, not a proof), n/a (not applicable: liveness on a duplicating network, where no state is quiescent and every redelivery loops back to a known state, so no terminal state exists for `eventually`; the gateway column without a gateway)."
+        "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), reached / NEVER (sometimes), TRUNCATED (the time limit cut the search: no counterexample among the states explored, not a proof), n/a (not applicable: liveness on a duplicating network, where no state is quiescent and every redelivery loops back to a known state, so no terminal state exists for `eventually`; the gateway column without a gateway; destr under same_certificate, whose served keys are retained for the whole run, the model having no clock)."
     );
     out
 }

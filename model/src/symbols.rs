@@ -1,14 +1,30 @@
-//! The model's symbols: principals (one certificate each: the certificate is the address),
-//! their anchors, and the fresh key names; the ledger's symbolic types. Shared by the
+//! The model's symbols: principals and their certificates (each principal's own certificate
+//! is named by its address; two more certificates make one address with two certificates and
+//! one certificate with two addresses), their anchors, and the fresh key names; the ledger's
+//! symbolic types. Shared by the
 //! configurations, the actors and the reductions, which import it and not each other.
 
 use ekg_core::ledger::LedgerTypes;
 
-/// A principal's address (one certificate per principal: the certificate is the address).
+/// An address.
 pub type Addr = u8;
+
+/// A certificate. A principal's own certificate has its address as name and holds that one
+/// address; [`R1_RENEWED`] and [`R2_R3`] are the two others ([`addresses`]).
+pub type Cert = u8;
 
 /// The sender, `alice@a.example`.
 pub const SENDER: Addr = 1;
+/// The first listed recipient (sender's organisation).
+pub const R1: Addr = 2;
+/// The second listed recipient (recipient organisation).
+pub const R2: Addr = 3;
+/// The third listed recipient (recipient organisation).
+pub const R3: Addr = 4;
+/// A second certificate of [`R1`] (a renewed certificate, on another device).
+pub const R1_RENEWED: Cert = 20;
+/// One certificate holding two listed addresses, [`R2`] and [`R3`].
+pub const R2_R3: Cert = 21;
 /// The sender organisation's gateway, `gateway@a.example`.
 pub const SENDER_GATEWAY: Addr = 10;
 /// The recipient organisation's gateway, `gateway@b.example`.
@@ -22,16 +38,35 @@ pub const CA_B: Addr = 101;
 /// The attacker's CA (trusted: its certificate is valid).
 pub const CA_M: Addr = 102;
 
-/// The anchor a principal's certificate chains to (symbolic path validation, V5).
-pub fn anchor(addr: Addr) -> Addr {
-    match addr {
+/// The addresses a certificate holds (its rfc822Names).
+pub fn addresses(cert: Cert) -> Vec<Addr> {
+    match cert {
+        R1_RENEWED => vec![R1],
+        R2_R3 => vec![R2, R3],
+        own => vec![own],
+    }
+}
+
+/// Whether `cert` holds `addr`.
+pub fn holds(cert: Cert, addr: Addr) -> bool {
+    match cert {
+        R1_RENEWED => addr == R1,
+        R2_R3 => addr == R2 || addr == R3,
+        own => own == addr,
+    }
+}
+
+/// The anchor a certificate chains to (symbolic path validation, V5).
+pub fn anchor(cert: Cert) -> Addr {
+    match cert {
         RECIPIENT_GATEWAY => CA_B,
         ATTACKER => CA_M,
         _ => CA_A,
     }
 }
 
-/// A one-time key (and its key id).
+/// A fresh value: a key id, or a key (the model reads both from the bytes
+/// `ekg_core::role::draw_fresh` returned).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyName {
     /// The gatekeeper's boot (fresh names survive crashes, as random ones would).
@@ -48,7 +83,8 @@ pub struct Sym;
 impl LedgerTypes for Sym {
     type KeyId = KeyName;
     type Address = Addr;
-    type CertId = Addr;
+    type CertId = Cert;
+    /// The key as stored: its own fresh value, apart from the key id.
     type KeyHandle = KeyName;
     /// A key request is its signer and attempt (a retry is a new request, a fresh nonce).
     type RequestId = (Addr, u8);

@@ -133,7 +133,7 @@ fn under_once_a_replaying_attacker_locks_a_recipient_out() {
 fn a_crash_after_the_durable_record_loses_the_response_under_once_only() {
     let once = row("once/2r+sgw/unordered+crash1-durable").into_model().checker().spawn_bfs().join();
     once.assert_no_discovery(SINGLE_RELEASE);
-    once.assert_no_discovery(NOTHING_AFTER_DESTRUCTION);
+    once.assert_no_discovery(SERVED_THEN_DESTROYED);
     assert!(once.discovery(QUIESCENT_DELIVERED).is_some(), "once loses the key eaten by the crash");
     let same = row("same-cert/2r+sgw/unordered+crash1-durable").into_model().checker().spawn_bfs().join();
     same.assert_no_discovery(SINGLE_RELEASE);
@@ -147,7 +147,7 @@ fn writing_records_after_the_response_breaks_safety_across_a_crash() {
     assert_eq!(config.storage, Storage::LateWrite);
     let checker = config.into_model().checker().spawn_bfs().join();
     assert!(
-        checker.discovery(SINGLE_RELEASE).is_some() || checker.discovery(NOTHING_AFTER_DESTRUCTION).is_some(),
+        checker.discovery(SINGLE_RELEASE).is_some() || checker.discovery(SERVED_THEN_DESTROYED).is_some(),
         "a release whose record was not yet written is made again after the crash"
     );
 }

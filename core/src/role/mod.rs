@@ -12,7 +12,7 @@ pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient};
 pub use gatekeeper::{
     DecidedIssuance, DecidedRelease, DrawFromRng, Gatekeeper, GatekeeperConfig, GatekeeperCrypto, GatewayPrincipal,
     Issuance, IssueWork, Release, ReleaseWork, SenderRule, StorageKey, VerifiedKeyRequest, VerifiedReleaseRequest,
-    limits,
+    draw_fresh, limits,
 };
 pub use sender::{PendingKeyRequest, SendKey, Sender};
 pub use ticket::{

@@ -65,13 +65,22 @@ impl KeyDraw<Concrete> for DrawFromRng<'_> {
 
     fn draw(&mut self) -> Result<(KeyId, WrappedKey, OneTimeKey)> {
         let p = self.crypto.provider;
-        let mut id = [0u8; KEY_ID_LEN];
-        p.fill_random(self.rng, &mut id);
         let rng = &mut *self.rng;
-        let key = OneTimeKey::filled_by(|bytes| p.fill_random(rng, bytes));
+        let (key_id, key) = draw_fresh(|bytes| p.fill_random(rng, bytes));
         let handle = p.aes256_kw_wrap(self.crypto.storage_key.bytes(), key.expose())?;
-        Ok((KeyId(id), handle, key))
+        Ok((key_id, handle, key))
     }
+}
+
+/// The fresh values of one issuance, as every gatekeeper draws them: the key id, then the
+/// key, each filled by `fill`. A gatekeeper fills them from its RNG; the model checker
+/// (`ekg-model`) fills them with fresh symbols and checks that no two issuances share either
+/// value, on what this function returned.
+pub fn draw_fresh(mut fill: impl FnMut(&mut [u8])) -> (KeyId, OneTimeKey) {
+    let mut id = [0u8; KEY_ID_LEN];
+    fill(&mut id);
+    let key = OneTimeKey::filled_by(|bytes| fill(bytes));
+    (KeyId(id), key)
 }
 
 impl GatekeeperCrypto {

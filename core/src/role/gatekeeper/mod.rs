@@ -30,7 +30,7 @@ mod verify;
 
 use std::sync::Arc;
 
-pub use build::{DrawFromRng, IssueWork, ReleaseWork};
+pub use build::{DrawFromRng, IssueWork, ReleaseWork, draw_fresh};
 pub use config::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey, limits};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
