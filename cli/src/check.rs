@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use ekg_model::ModelConfig;
-use ekg_model::expected::{deviations, full_configurations};
+use ekg_model::expected::{deep_configurations, deviations, full_configurations};
 use ekg_model::report::{self, Outcome, Search};
 
 type DynError = Box<dyn std::error::Error>;
@@ -18,6 +18,8 @@ pub const MAX_THREADS: usize = 256;
 pub struct Args<'a> {
     /// Add the full configurations.
     pub full: bool,
+    /// Add the deep set.
+    pub deep: bool,
     /// Only configurations whose name contains this.
     pub only: Option<&'a str>,
     /// How to search.
@@ -28,7 +30,7 @@ pub struct Args<'a> {
 
 /// Runs the matrix (or the Explorer). `Ok(false)`: some cell differs from the table.
 pub fn run(args: Args<'_>) -> Result<bool, DynError> {
-    let Args { full, only, search, explore } = args;
+    let Args { full, deep, only, search, explore } = args;
     if !(1..=MAX_THREADS).contains(&search.threads) {
         return Err(format!("--threads must be 1 to {MAX_THREADS}").into());
     }
@@ -37,13 +39,20 @@ pub fn run(args: Args<'_>) -> Result<bool, DynError> {
     }
     let mut configs = ModelConfig::matrix();
     let fulls = full_configurations();
+    let deeps = deep_configurations();
     if full {
         configs.extend(fulls.iter().cloned());
+    }
+    if deep {
+        configs.extend(deeps.iter().cloned());
     }
     if let Some(filter) = only {
         configs.retain(|c| c.name.contains(filter));
         if configs.is_empty() {
-            return Err(format!("--only {filter:?} matches no configuration (without --full: the matrix only)").into());
+            return Err(format!(
+                "--only {filter:?} matches no configuration (without --full or --deep: the matrix only)"
+            )
+            .into());
         }
     }
     if let Some(addr) = explore {
@@ -58,7 +67,7 @@ pub fn run(args: Args<'_>) -> Result<bool, DynError> {
     let how = match (search.reduced, search.dfs) {
         (true, _) => "reduced parallel breadth-first",
         (false, true) => "depth-first",
-        (false, false) => "breadth-first (the full configuration: reduced)",
+        (false, false) => "breadth-first (duplicating with a crash: reduced)",
     };
     let limit = search
         .timeout
@@ -66,8 +75,9 @@ pub fn run(args: Args<'_>) -> Result<bool, DynError> {
     println!("ekg check: {} configurations, {} threads, {how}, {limit}", configs.len(), search.threads);
     let mut outcomes: Vec<Outcome> = Vec::new();
     for config in &configs {
-        // The full configuration is only feasible with the reduction (docs/model.md §7).
-        let reduced = search.reduced || fulls.contains(config);
+        // A duplicating network with a crash (the full configuration, the deep set, two
+        // matrix rows) is only feasible with the reduction (docs/model.md §7).
+        let reduced = search.reduced || config.reduced_search();
         let outcome = report::check_with(config, report::Search { reduced, ..search });
         eprintln!("  {:<48} {:>9} states {:>7.2}s", config.name, outcome.unique_states, outcome.elapsed.as_secs_f64());
         outcomes.push(outcome);

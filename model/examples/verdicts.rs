@@ -1,20 +1,21 @@
 //! The results matrix's verdicts against the expected table, without the rest of `ekg`:
 //! what `scripts/model-mutants.sh` runs on each planted bug (it builds `ekg-core` and
 //! `ekg-model` only). Prints every cell that differs and exits 1 if any does; `--full` adds
-//! the full configurations (reduced search, as `ekg check --full`).
+//! the full configurations and `--deep` the deep set (reduced search, as `ekg check`).
 //!
-//!     cargo run --release -p ekg-model --example verdicts -- [--full] [--timeout-secs N] [--only S] [--matrix]
+//!     cargo run --release -p ekg-model --example verdicts -- [--full] [--timeout-secs N] [--deep] [--only S] [--matrix]
 //!
 //! `--only S` keeps the configurations whose name contains `S`; `--matrix` also prints the
 //! results matrix and every counterexample.
 
 use ekg_model::ModelConfig;
-use ekg_model::expected::{deviations, full_configurations};
+use ekg_model::expected::{deep_configurations, deviations, full_configurations};
 use ekg_model::report::{Search, check_with};
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let full = args.iter().any(|a| a == "--full");
+    let deep = args.iter().any(|a| a == "--deep");
     let timeout = args
         .iter()
         .position(|a| a == "--timeout-secs")
@@ -24,8 +25,12 @@ fn main() -> std::process::ExitCode {
     let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let fulls = full_configurations();
     let mut configs = ModelConfig::matrix();
+    let deeps = deep_configurations();
     if full {
         configs.extend(fulls.iter().cloned());
+    }
+    if deep {
+        configs.extend(deeps.iter().cloned());
     }
     if let Some(only) = arg("--only") {
         configs.retain(|c| c.name.contains(&only));
@@ -33,7 +38,7 @@ fn main() -> std::process::ExitCode {
     let mut differ = 0usize;
     let mut outcomes = Vec::new();
     for config in &configs {
-        let reduced = fulls.contains(config);
+        let reduced = config.reduced_search();
         let outcome = check_with(config, Search { threads: 2, dfs: false, timeout, reduced });
         eprintln!("{:<48} {:>9} states {:>7.2}s", config.name, outcome.unique_states, outcome.elapsed.as_secs_f64());
         for d in deviations(&outcome) {

@@ -130,7 +130,33 @@ pub fn check_with(config: &ModelConfig, search: Search) -> Outcome {
     let elapsed = start.elapsed();
     // stateright reports a run cut by its timeout as done: only the clock tells.
     let truncated = search.timeout.is_some_and(|t| elapsed >= t);
+    let verdicts = with_shortest_traces(&model, verdicts, search.timeout);
     Outcome { config: config.clone(), unique_states, states, elapsed, max_depth, verdicts, truncated }
+}
+
+/// Replaces each counterexample's trace by the shortest one, chosen deterministically
+/// ([`crate::search::shortest`]), so that the traces in `docs/` match a re-run. The verdicts
+/// stay stateright's; a counterexample the deterministic search does not meet (none is
+/// known) keeps stateright's trace.
+fn with_shortest_traces(
+    model: &crate::EkgModel,
+    verdicts: Vec<(&'static str, Verdict)>,
+    timeout: Option<Duration>,
+) -> Vec<(&'static str, Verdict)> {
+    if !verdicts.iter().any(|(_, v)| matches!(v, Verdict::Counterexample(_))) {
+        return verdicts;
+    }
+    let found = crate::search::shortest(model, timeout);
+    verdicts
+        .into_iter()
+        .map(|(name, verdict)| match (verdict, found.discoveries.get(name)) {
+            (Verdict::Counterexample(_), Some(path)) => {
+                let steps = crate::search::replay(model, path).iter().map(|a| model.format_action(a)).collect();
+                (name, Verdict::Counterexample(steps))
+            }
+            (verdict, _) => (name, verdict),
+        })
+        .collect()
 }
 
 type Finished = (usize, usize, usize, Vec<(&'static str, Verdict)>);

@@ -8,8 +8,15 @@
 //! This search drives the very same `ActorModel` through stateright's `Model` trait (its
 //! actions, transitions, boundary and properties), level by level, with every thread
 //! expanding a share of the level, so it scales with cores and finds the shortest
-//! counterexample. `eventually` properties are not evaluated here (it serves configurations
-//! where no state is terminal: the duplicating network); `always` and `sometimes` are.
+//! counterexample. `always` and `sometimes` are evaluated; `eventually` only when asked
+//! ([`explore_with`]: a terminal state whose path never met the condition, the path being the
+//! first that reached each state, as stateright's own breadth-first search does).
+//!
+//! On one thread the search is deterministic: each level in a fixed order, each state's
+//! actions in stateright's order. [`shortest`] uses that for the traces `ekg check` prints:
+//! stateright 0.31's breadth-first search keeps the *last* violating state it meets for an
+//! `always` property (it overwrites its discovery), so its traces are neither the shortest
+//! nor the same from run to run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -36,6 +43,10 @@ pub struct Exploration {
     /// The time limit cut the search.
     pub truncated: bool,
 }
+
+/// A level entry: the state, its class, and the `eventually` properties its path has not yet
+/// satisfied (a bit per property index).
+type Entry = (EkgState, u64, u64);
 
 /// Where a representative was first reached from: its parent's fingerprint and the index of
 /// the action taken there.
@@ -94,6 +105,23 @@ pub fn explore(
     threads: usize,
     timeout: Option<Duration>,
 ) -> Exploration {
+    explore_with(model, class, threads, timeout, false)
+}
+
+/// The shortest counterexample (or example) of every property, deterministically: the
+/// search on one thread, without reduction, `eventually` included.
+pub fn shortest(model: &EkgModel, timeout: Option<Duration>) -> Exploration {
+    explore_with(model, fingerprint, 1, timeout, true)
+}
+
+/// As [`explore`], evaluating `eventually` properties too when `eventually` is set.
+pub fn explore_with(
+    model: &EkgModel,
+    class: fn(&EkgState) -> u64,
+    threads: usize,
+    timeout: Option<Duration>,
+    eventually: bool,
+) -> Exploration {
     let start = Instant::now();
     let visited = Visited::new();
     let properties = model.properties();
@@ -101,11 +129,20 @@ pub fn explore(
     let generated = AtomicUsize::new(0);
     let truncated = AtomicBool::new(false);
 
-    let mut level: Vec<(EkgState, u64)> = Vec::new();
+    let all_eventually = if eventually {
+        properties
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.expectation == Expectation::Eventually)
+            .fold(0u64, |bits, (i, _)| bits | (1u64 << (i % 64)))
+    } else {
+        0
+    };
+    let mut level: Vec<Entry> = Vec::new();
     for s in model.init_states() {
         let fp = class(&s);
         if visited.insert(fp, None) {
-            level.push((s, fp));
+            level.push((s, fp, all_eventually));
         }
     }
     let mut depth = 0;
@@ -113,7 +150,7 @@ pub fn explore(
         depth += 1;
         let next_index = AtomicUsize::new(0);
         const CHUNK: usize = 256;
-        let next: Vec<Vec<(EkgState, u64)>> = std::thread::scope(|scope| {
+        let next: Vec<Vec<Entry>> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads.max(1))
                 .map(|_| {
                     scope.spawn(|| {
@@ -129,19 +166,30 @@ pub fn explore(
                             if chunk.is_empty() {
                                 return out;
                             }
-                            for (state, fp) in chunk {
-                                check_properties(model, &properties, state, *fp, &discoveries);
+                            for (state, fp, ebits) in chunk {
+                                let ebits = check_properties(model, &properties, state, *fp, *ebits, &discoveries);
                                 model.actions(state, &mut actions);
+                                let mut terminal = true;
                                 for (index, action) in actions.drain(..).enumerate() {
                                     let Some(next) = model.next_state(state, action) else { continue };
                                     if !Model::within_boundary(model, &next) {
                                         continue;
                                     }
+                                    terminal = false;
                                     generated.fetch_add(1, Ordering::Relaxed);
                                     let next_fp = class(&next);
                                     let index = u32::try_from(index).unwrap_or(u32::MAX);
                                     if visited.insert(next_fp, Some((*fp, index))) {
-                                        out.push((next, next_fp));
+                                        out.push((next, next_fp, ebits));
+                                    }
+                                }
+                                if terminal && ebits != 0 {
+                                    // A terminal state whose path never met these conditions.
+                                    let mut found = discoveries.lock().unwrap_or_else(|e| e.into_inner());
+                                    for (i, p) in properties.iter().enumerate() {
+                                        if ebits & (1u64 << (i % 64)) != 0 {
+                                            found.entry(p.name).or_insert(*fp);
+                                        }
                                     }
                                 }
                             }
@@ -168,18 +216,26 @@ pub fn explore(
     }
 }
 
+/// Checks `always` and `sometimes` at `state`; returns the `eventually` bits its path still
+/// owes (cleared for each condition that holds here).
 fn check_properties(
     model: &EkgModel,
     properties: &[stateright::Property<EkgModel>],
     state: &EkgState,
     fp: u64,
+    mut ebits: u64,
     discoveries: &Mutex<BTreeMap<&'static str, u64>>,
-) {
-    for p in properties {
+) -> u64 {
+    for (i, p) in properties.iter().enumerate() {
         let hit = match p.expectation {
             Expectation::Always => !(p.condition)(model, state),
             Expectation::Sometimes => (p.condition)(model, state),
-            Expectation::Eventually => false,
+            Expectation::Eventually => {
+                if ebits & (1u64 << (i % 64)) != 0 && (p.condition)(model, state) {
+                    ebits &= !(1u64 << (i % 64));
+                }
+                false
+            }
         };
         if hit {
             // Levels are processed in order: the first hit recorded is on a shortest path
@@ -187,6 +243,7 @@ fn check_properties(
             discoveries.lock().unwrap_or_else(|e| e.into_inner()).entry(p.name).or_insert(fp);
         }
     }
+    ebits
 }
 
 fn path_to(visited: &Visited, fp: u64) -> Vec<usize> {

@@ -47,16 +47,31 @@ fn rr(signer: u8, attempt: u8) -> Msg {
 fn to_first_release() -> Vec<Action> {
     vec![
         deliver(SENDER, GK, Msg::KeyRequest { signer: 1, attempt: 0 }),
-        deliver(GK, SENDER, Msg::Grant { key: K, to: 1, attempt: 0 }),
+        deliver(GK, SENDER, Msg::Grant { key: K, material: K, to: 1, attempt: 0 }),
         deliver(SENDER, R1, Msg::Mail { key: K }),
         deliver(R1, GK, rr(2, 0)),
     ]
 }
 
+/// A row checked breadth first within limits: a model whose state space blew up (a planted
+/// bug, a broken reduction) fails here instead of exhausting the machine.
+fn checked(config: ModelConfig) -> impl Checker<ekg_model::EkgModel> {
+    let name = config.name.clone();
+    let started = std::time::Instant::now();
+    let checker = config.into_model().checker().timeout(TIME_LIMIT).target_state_count(STATE_LIMIT).spawn_bfs().join();
+    assert!(started.elapsed() < TIME_LIMIT, "{name}: over {TIME_LIMIT:?}");
+    assert!(checker.unique_state_count() < STATE_LIMIT, "{name}: over {STATE_LIMIT} states");
+    checker
+}
+
+/// The limits of [`checked`]: every row below takes well under a second and 20,000 states.
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+const STATE_LIMIT: usize = 1_000_000;
+
 #[test]
 fn small_rows_have_their_pinned_state_counts() {
     for (name, expected) in PINNED {
-        let checker = row(name).into_model().checker().spawn_bfs().join();
+        let checker = checked(row(name));
         assert_eq!(checker.unique_state_count(), expected, "{name}");
         assert!(checker.is_done());
     }
@@ -69,8 +84,12 @@ fn reliable_rows_hold_every_property_and_reach_every_goal() {
         "same-cert/2r+sgw/unordered",
         "once/2r+sgw/ordered",
         "once/2r+sgw+rgw+attacker/unordered",
+        "once/2r+sgw/unordered+storefault",
+        "same-cert/2r+sgw/unordered+storefault",
+        "once/3r(2,20,21)+sgw/unordered",
+        "same-cert/3r(2,20,21)+sgw/unordered",
     ] {
-        let checker = row(name).into_model().checker().spawn_bfs().join();
+        let checker = checked(row(name));
         for p in SAFETY.iter().chain(&[QUIESCENT_DELIVERED, EVENTUALLY_DELIVERED]) {
             checker.assert_no_discovery(p);
         }
@@ -81,16 +100,16 @@ fn reliable_rows_hold_every_property_and_reach_every_goal() {
 
 #[test]
 fn once_loses_the_key_of_a_recipient_whose_release_is_lost() {
-    let checker = row("once/2r+sgw/unordered+loss1").into_model().checker().spawn_bfs().join();
+    let checker = checked(row("once/2r+sgw/unordered+loss1"));
     let mut path = to_first_release();
     path.extend([
-        drop_msg(GK, R1, Msg::Release { key: K, to: 2, attempt: 0, destroys: false }),
+        drop_msg(GK, R1, Msg::Release { key: K, material: K, to: 2, attempt: 0, destroys: false }),
         timeout(R1, Timer::Retry),
         deliver(R1, GK, rr(2, 1)),
         deliver(GK, R1, Msg::Refused { key: Some(K), signer: 2, attempt: 1 }),
         deliver(SENDER, R2, Msg::Mail { key: K }),
         deliver(R2, GK, rr(3, 0)),
-        deliver(GK, R2, Msg::Release { key: K, to: 3, attempt: 0, destroys: true }),
+        deliver(GK, R2, Msg::Release { key: K, material: K, to: 3, attempt: 0, destroys: true }),
         deliver(SENDER, SGW, Msg::Mail { key: K }),
         deliver(SGW, GK, rr(10, 0)),
         deliver(GK, SGW, Msg::Refused { key: Some(K), signer: 10, attempt: 0 }),
@@ -102,7 +121,7 @@ fn once_loses_the_key_of_a_recipient_whose_release_is_lost() {
 
 #[test]
 fn same_certificate_survives_the_lost_release() {
-    let checker = row("same-cert/2r+sgw/unordered+loss1").into_model().checker().spawn_bfs().join();
+    let checker = checked(row("same-cert/2r+sgw/unordered+loss1"));
     checker.assert_no_discovery(QUIESCENT_DELIVERED);
     checker.assert_no_discovery(EVENTUALLY_DELIVERED);
     checker.assert_no_discovery(SINGLE_RELEASE);
@@ -115,7 +134,7 @@ fn under_once_a_replaying_attacker_locks_a_recipient_out() {
     // request is then refused. Nothing leaks; r1 never reads the message.
     let config = row("once/2r+rgw+attacker(replay)/unordered");
     let attacker = usize::from(config.attacker_id());
-    let checker = config.into_model().checker().spawn_bfs().join();
+    let checker = checked(config);
     checker.assert_no_discovery(ATTACKER_BLIND);
     checker.assert_no_discovery(SINGLE_RELEASE);
     let discovery = checker.discovery(EVENTUALLY_DELIVERED).expect("lock-out found");
@@ -124,18 +143,18 @@ fn under_once_a_replaying_attacker_locks_a_recipient_out() {
         actions.iter().any(|a| matches!(a, ActorModelAction::Deliver { src, dst, msg: Msg::ReleaseRequest { signer: 2 | 3, .. } } if usize::from(*src) == attacker && usize::from(*dst) == GK)),
         "the lock-out goes through the attacker's replay of a listed recipient's request: {actions:?}"
     );
-    let same_cert = row("same-cert/2r+rgw+attacker(replay)/unordered").into_model().checker().spawn_bfs().join();
+    let same_cert = checked(row("same-cert/2r+rgw+attacker(replay)/unordered"));
     same_cert.assert_no_discovery(EVENTUALLY_DELIVERED);
     same_cert.assert_no_discovery(QUIESCENT_DELIVERED);
 }
 
 #[test]
 fn a_crash_after_the_durable_record_loses_the_response_under_once_only() {
-    let once = row("once/2r+sgw/unordered+crash1-durable").into_model().checker().spawn_bfs().join();
+    let once = checked(row("once/2r+sgw/unordered+crash1-durable"));
     once.assert_no_discovery(SINGLE_RELEASE);
     once.assert_no_discovery(SERVED_THEN_DESTROYED);
     assert!(once.discovery(QUIESCENT_DELIVERED).is_some(), "once loses the key eaten by the crash");
-    let same = row("same-cert/2r+sgw/unordered+crash1-durable").into_model().checker().spawn_bfs().join();
+    let same = checked(row("same-cert/2r+sgw/unordered+crash1-durable"));
     same.assert_no_discovery(SINGLE_RELEASE);
     same.assert_no_discovery(QUIESCENT_DELIVERED);
     same.assert_no_discovery(EVENTUALLY_DELIVERED);
@@ -145,7 +164,7 @@ fn a_crash_after_the_durable_record_loses_the_response_under_once_only() {
 fn writing_records_after_the_response_breaks_safety_across_a_crash() {
     let config = row("once/2r+sgw/unordered+crash1-late-write");
     assert_eq!(config.storage, Storage::LateWrite);
-    let checker = config.into_model().checker().spawn_bfs().join();
+    let checker = checked(config);
     assert!(
         checker.discovery(SINGLE_RELEASE).is_some() || checker.discovery(SERVED_THEN_DESTROYED).is_some(),
         "a release whose record was not yet written is made again after the crash"
@@ -163,7 +182,7 @@ fn volatile_storage_loses_owed_keys_but_never_leaks_them() {
             ..ModelConfig::small(policy)
         }
         .named();
-        let checker = config.into_model().checker().spawn_bfs().join();
+        let checker = checked(config);
         assert!(checker.discovery(QUIESCENT_DELIVERED).is_some());
         for p in [SINGLE_RELEASE, ONLY_AUTHORISED, FRESH_KEYS] {
             checker.assert_no_discovery(p);
@@ -174,7 +193,7 @@ fn volatile_storage_loses_owed_keys_but_never_leaks_them() {
 #[test]
 fn duplicating_networks_keep_every_safety_property() {
     let config = ModelConfig { network: NetworkKind::Duplicating, ..ModelConfig::adversarial(Once) }.named();
-    let checker = config.into_model().checker().spawn_bfs().join();
+    let checker = checked(config);
     for p in SAFETY {
         checker.assert_no_discovery(p);
     }
@@ -223,14 +242,14 @@ fn full_configuration_with_the_drafts_issuance_keeps_every_safety_property() {
 }
 
 /// Unique states of the small rows (BFS, exhaustive), as `ekg check` prints them.
-const PINNED: [(&str, usize); 14] = [
+const PINNED: [(&str, usize); 20] = [
     ("once/2r+sgw/unordered", 98),
     ("once/2r+sgw/unordered+loss1", 792),
     ("once/2r+sgw/duplicating", 2069),
     ("once/2r+sgw/ordered+loss1", 792),
     ("once/2r+sgw/unordered+crash1-durable", 1502),
     ("once/2r+sgw/unordered+crash1-volatile", 781),
-    ("once/2r+sgw/unordered+crash1-late-write", 1915),
+    ("once/2r+sgw/unordered+crash1-late-write", 1923),
     ("once/2r+sgw+rgw+attacker/unordered", 1538),
     ("once/2r+rgw+attacker(replay)/unordered", 10446),
     ("same-cert/2r+sgw/unordered", 82),
@@ -238,4 +257,10 @@ const PINNED: [(&str, usize); 14] = [
     ("same-cert/2r+sgw/duplicating", 5333),
     ("same-cert/2r+sgw/unordered+crash1-durable", 1634),
     ("same-cert/2r+rgw+attacker(replay)/unordered", 8878),
+    ("once/2r+sgw/unordered+loss1+crash1-durable", 9663),
+    ("once/2r+sgw/unordered+storefault", 520),
+    ("once/3r(2,20,21)+sgw/unordered", 578),
+    ("same-cert/2r+sgw/unordered+loss1+crash1-durable", 10957),
+    ("same-cert/2r+sgw/unordered+storefault", 440),
+    ("same-cert/3r(2,20,21)+sgw/unordered", 450),
 ];
