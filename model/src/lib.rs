@@ -67,7 +67,7 @@ pub mod property {
     /// Always: per policy, at most one release per listed address (`once`), at most
     /// `max_deliveries` and one certificate (`same_certificate`).
     pub const SINGLE_RELEASE: &str = "single release per address";
-    /// Always: no key (and key id) issued twice.
+    /// Always: no key id and no key issued twice, no key equal to a key id.
     pub const FRESH_KEYS: &str = "no key issued twice";
     /// Always: only the sender, listed recipients and the sender's gateway can learn a key.
     pub const ONLY_AUTHORISED: &str = "only authorised parties learn keys";
@@ -136,9 +136,7 @@ impl ModelConfig {
             .record_msg_in(record_in)
             .within_boundary(within_boundary)
             .property(Expectation::Always, property::SINGLE_RELEASE, single_release)
-            .property(Expectation::Always, property::FRESH_KEYS, |_, s| {
-                s.history.issued.values().chain(s.history.keys.values()).all(|n| *n <= 1)
-            })
+            .property(Expectation::Always, property::FRESH_KEYS, fresh_keys)
             .property(Expectation::Always, property::ONLY_AUTHORISED, |m, s| {
                 s.history.exposed.iter().all(|(_, a)| m.cfg.authorised(*a))
             })
@@ -294,12 +292,13 @@ fn retries_wait_for_their_round_trip(cfg: &ModelConfig, s: &EkgState) -> bool {
         Msg::Grant { to, attempt: a, .. } | Msg::Release { to, attempt: a, .. } => *to == addr && *a == attempt,
         Msg::Mail { .. } => false,
     };
+    let fetchers = cfg.fetchers();
     let addr_of = |index: usize| -> Option<Addr> {
         if index == 1 {
             return Some(SENDER);
         }
         let i = index.checked_sub(2)?;
-        if let Some(cert) = cfg.fetchers().get(i) {
+        if let Some(cert) = fetchers.get(i) {
             return Some(*cert);
         }
         if cfg.sender_gateway_id().is_some_and(|id| usize::from(id) == index) {
@@ -345,6 +344,14 @@ fn client(s: &EkgState, index: usize) -> Option<&party::ClientState> {
         Some(PartyState::Client(c)) => Some(c),
         _ => None,
     }
+}
+
+/// No key id and no key drawn twice, and no key equal to a key id (which the ticket makes
+/// public).
+fn fresh_keys(_: &EkgModel, s: &EkgState) -> bool {
+    let h = &s.history;
+    h.issued.values().chain(h.keys.values()).all(|n| *n <= 1)
+        && h.keys.iter().all(|(key, _)| h.issued.iter().all(|(id, _)| id != key))
 }
 
 /// Per listed address: at most one release (`once`); at most `max_deliveries`, all to one

@@ -233,9 +233,9 @@ pub(crate) fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<L
 }
 
 /// The shared drawing code (`ekg_core::role::draw_fresh`) fed with fresh symbols
-/// instead of random bytes: every value it asks for is filled with this draw's `(boot, seq)`,
-/// and the key id and the key are read back from what it returned (so a drawing that
-/// repeats a value, or ignores its source, is seen). At most `max_keys` a boot (a bound of
+/// instead of random bytes: every value it asks for is filled with a symbol of its own, and
+/// the key id and the key are read back from what it returned (so a drawing that repeats a
+/// value, copies one into the other, or ignores its source, is seen by property `fresh`). At most `max_keys` a boot (a bound of
 /// the model, not of the protocol).
 struct DrawNames<'a> {
     boot: u8,
@@ -253,11 +253,15 @@ impl KeyDraw<Sym> for DrawNames<'_> {
         }
         let (boot, seq) = (self.boot, *self.next_seq);
         *self.next_seq += 1;
+        // Each value asked for gets its own symbol: (boot, 2 seq) for the first, (boot, 2 seq
+        // + 1) for the second (`max_keys` is far below 128).
+        let mut asked = 0u8;
         let (key_id, key) = draw_fresh(|bytes| {
             bytes.fill(0);
             if let [b, s, ..] = bytes {
-                (*b, *s) = (boot, seq);
+                (*b, *s) = (boot, seq.wrapping_mul(2).wrapping_add(asked));
             }
+            asked = asked.wrapping_add(1);
         });
         let read = |bytes: &[u8]| KeyName {
             boot: bytes.first().copied().unwrap_or(0),

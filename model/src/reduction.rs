@@ -74,7 +74,11 @@ fn role(s: &EkgState, x: Addr) -> u64 {
     let names = |a: Addr| a == x;
     let env = |src: u8, dst: u8, m: &Msg| -> Option<u64> {
         let involved = names(src) || names(dst) || names(msg_addr(m));
-        involved.then(|| (u64::from(me(src)) << 56) | (u64::from(me(dst)) << 48) | swap_msg(m, &me).packed())
+        involved.then(|| {
+            let mut h = DefaultHasher::new();
+            (me(src), me(dst), swap_msg(m, &me).packed()).hash(&mut h);
+            h.finish()
+        })
     };
     let id8 = |i: Id| u8::try_from(usize::from(i)).unwrap_or(u8::MAX);
     let mut facts: Vec<u64> = Vec::new();
@@ -85,9 +89,9 @@ fn role(s: &EkgState, x: Addr) -> u64 {
         Network::UnorderedDuplicating(set, _) => {
             facts.extend(set.iter().filter(|e| kept(&e.msg)).filter_map(|e| env(id8(e.src), id8(e.dst), &e.msg)))
         }
-        Network::UnorderedNonDuplicating(map) => facts.extend(
-            map.iter().filter_map(|(e, n)| env(id8(e.src), id8(e.dst), &e.msg).map(|f| f ^ ((*n as u64) << 40))),
-        ),
+        Network::UnorderedNonDuplicating(map) => facts.extend(map.iter().filter_map(|(e, n)| {
+            env(id8(e.src), id8(e.dst), &e.msg).map(|f| f ^ (*n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        })),
         Network::Ordered(_) => {}
     }
     facts.extend(
@@ -265,6 +269,11 @@ impl ModelConfig {
     }
 
     fn symmetric(&self) -> bool {
+        // Only where each listed recipient is one fetcher with its own certificate (actor id =
+        // address): in the certificates rows actors 3 and 4 are two different certificates.
+        if !self.certs.is_empty() {
+            return false;
+        }
         let at = |addr: Addr| self.recipients.iter().position(|r| *r == addr).map(|i| self.recipient_id(i));
         at(R2) == Some(Id::from(usize::from(R2))) && at(R3) == Some(Id::from(usize::from(R3)))
     }
