@@ -642,8 +642,8 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
 /// space of the full configuration was infinite.)
 /// The order in which one `Respond` step sends the outbox: any order, but the release that
 /// destroyed a key last, as it was decided (the ledger refuses every later request for that
-/// key, so every other response for it in the batch was decided before it). The history
-/// reads the order of sends for `nothing released after destruction`.
+/// key, so every other response for it in the batch was decided before it). Property `destr`
+/// reads the order of sends: no release may follow the one that served every listed address.
 pub(crate) fn batch_order(entry: &(Id, Msg)) -> (bool, &(Id, Msg)) {
     (matches!(entry.1, Msg::Release { destroys: true, .. }), entry)
 }
