@@ -3,8 +3,7 @@
 
 use std::net::SocketAddr;
 
-use ekg_model::ModelConfig;
-use ekg_model::expected::{deep_configurations, deviations, full_configurations};
+use ekg_model::expected::{deviations, selection};
 use ekg_model::report::{self, Outcome, Search};
 
 type DynError = Box<dyn std::error::Error>;
@@ -37,23 +36,13 @@ pub fn run(args: Args<'_>) -> Result<bool, DynError> {
     if search.timeout.is_some_and(|t| t.as_secs() == 0 || t.as_secs() > MAX_TIMEOUT_SECS) {
         return Err(format!("--timeout-secs must be 1 to {MAX_TIMEOUT_SECS}").into());
     }
-    let mut configs = ModelConfig::matrix();
-    let fulls = full_configurations();
-    let deeps = deep_configurations();
-    if full {
-        configs.extend(fulls.iter().cloned());
-    }
-    if deep {
-        configs.extend(deeps.iter().cloned());
-    }
-    if let Some(filter) = only {
-        configs.retain(|c| c.name.contains(filter));
-        if configs.is_empty() {
-            return Err(format!(
-                "--only {filter:?} matches no configuration (without --full or --deep: the matrix only)"
-            )
-            .into());
-        }
+    let configs = selection(full, deep, only);
+    if let Some(filter) = only
+        && configs.is_empty()
+    {
+        return Err(
+            format!("--only {filter:?} matches no configuration (without --full or --deep: the matrix only)").into()
+        );
     }
     if let Some(addr) = explore {
         if !addr.ip().is_loopback() {

@@ -8,33 +8,15 @@
 //! `--only S` keeps the configurations whose name contains `S`; `--matrix` also prints the
 //! results matrix and every counterexample.
 
-use ekg_model::ModelConfig;
-use ekg_model::expected::{deep_configurations, deviations, full_configurations};
+use ekg_model::expected::{deviations, selection};
 use ekg_model::report::{Search, check_with};
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|a| a == "--full");
-    let deep = args.iter().any(|a| a == "--deep");
-    let timeout = args
-        .iter()
-        .position(|a| a == "--timeout-secs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(std::time::Duration::from_secs);
-    let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let fulls = full_configurations();
-    let mut configs = ModelConfig::matrix();
-    let deeps = deep_configurations();
-    if full {
-        configs.extend(fulls.iter().cloned());
-    }
-    if deep {
-        configs.extend(deeps.iter().cloned());
-    }
-    if let Some(only) = arg("--only") {
-        configs.retain(|c| c.name.contains(&only));
-    }
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let timeout = value("--timeout-secs").and_then(|s| s.parse::<u64>().ok()).map(std::time::Duration::from_secs);
+    let configs = selection(flag("--full"), flag("--deep"), value("--only").map(String::as_str));
     let mut differ = 0usize;
     let mut outcomes = Vec::new();
     for config in &configs {
@@ -47,7 +29,7 @@ fn main() -> std::process::ExitCode {
         }
         outcomes.push(outcome);
     }
-    if args.iter().any(|a| a == "--matrix") {
+    if flag("--matrix") {
         println!("{}{}", ekg_model::report::matrix(&outcomes), ekg_model::report::traces(&outcomes));
     }
     println!("{differ} cell(s) differ from model/src/expected.rs ({} configurations)", configs.len());

@@ -248,8 +248,8 @@ impl ModelConfig {
     }
 
     /// The recipients' certificates, one fetching actor each.
-    pub fn fetchers(&self) -> Vec<Cert> {
-        if self.certs.is_empty() { self.recipients.clone() } else { self.certs.clone() }
+    pub fn fetchers(&self) -> &[Cert] {
+        if self.certs.is_empty() { &self.recipients } else { &self.certs }
     }
 
     /// Whether `cert` holds a listed address (its holder is a recipient).
@@ -272,29 +272,25 @@ impl ModelConfig {
         Id::from(2 + i)
     }
 
-    fn fetcher_count(&self) -> usize {
-        if self.certs.is_empty() { self.recipients.len() } else { self.certs.len() }
-    }
-
     /// Actor id of the sender organisation's gateway, if it takes part.
     pub fn sender_gateway_id(&self) -> Option<Id> {
-        self.sender_gateway.then(|| Id::from(2 + self.fetcher_count()))
+        self.sender_gateway.then(|| Id::from(2 + self.fetchers().len()))
     }
 
     /// Actor id of the recipient organisation's gateway, if it takes part.
     pub fn recipient_gateway_id(&self) -> Option<Id> {
-        self.recipient_gateway.then(|| Id::from(2 + self.fetcher_count() + usize::from(self.sender_gateway)))
+        self.recipient_gateway.then(|| Id::from(2 + self.fetchers().len() + usize::from(self.sender_gateway)))
     }
 
     /// Actor id of the attacker, if it takes part.
     pub fn attacker_id(&self) -> Id {
-        Id::from(2 + self.fetcher_count() + usize::from(self.sender_gateway) + usize::from(self.recipient_gateway))
+        Id::from(2 + self.fetchers().len() + usize::from(self.sender_gateway) + usize::from(self.recipient_gateway))
     }
 
     /// Where the sealed message goes: the listed recipients, the gateways on its path, the
     /// attacker.
     pub fn mail_destinations(&self) -> Vec<Id> {
-        let mut out: Vec<Id> = (0..self.fetcher_count()).map(|i| self.recipient_id(i)).collect();
+        let mut out: Vec<Id> = (0..self.fetchers().len()).map(|i| self.recipient_id(i)).collect();
         out.extend(self.sender_gateway_id());
         if self.recipients.iter().any(|r| *r != R1) {
             out.extend(self.recipient_gateway_id());

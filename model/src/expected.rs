@@ -68,6 +68,22 @@ pub fn deep_configurations() -> Vec<ModelConfig> {
     vec![ModelConfig::full_draft(Once), ModelConfig::full_draft(SameCertificate)]
 }
 
+/// What `ekg check` (and `model/examples/verdicts.rs`) checks: the matrix, with the full
+/// configurations and the deep set if asked, kept to the names containing `only`.
+pub fn selection(full: bool, deep: bool, only: Option<&str>) -> Vec<ModelConfig> {
+    let mut configs = ModelConfig::matrix();
+    if full {
+        configs.extend(full_configurations());
+    }
+    if deep {
+        configs.extend(deep_configurations());
+    }
+    if let Some(only) = only {
+        configs.retain(|c| c.name.contains(only));
+    }
+    configs
+}
+
 /// The cells of `outcome` that differ from the table, each as one readable line; a
 /// configuration missing from the table is itself a difference, and so is a search the time
 /// limit cut (its "holds" is not a proof).

@@ -109,7 +109,7 @@ impl ModelConfig {
     pub fn into_model(self) -> EkgModel {
         let mut actors = vec![Party::Gatekeeper(self.clone()), Party::Sender(self.clone())];
         for cert in self.fetchers() {
-            actors.push(Party::Fetcher { addr: cert, cfg: self.clone() });
+            actors.push(Party::Fetcher { addr: *cert, cfg: self.clone() });
         }
         if self.sender_gateway {
             actors.push(Party::Fetcher { addr: SENDER_GATEWAY, cfg: self.clone() });
@@ -401,13 +401,11 @@ fn ledger_consistent(m: &EkgModel, s: &EkgState) -> bool {
 }
 
 /// The fetchers of listed address `address` (the actors whose certificate holds it).
-fn fetchers_of<'s>(m: &EkgModel, s: &'s EkgState, address: Addr) -> impl Iterator<Item = &'s party::ClientState> {
-    let certs = m.cfg.fetchers();
-    let ids: Vec<usize> = (0..certs.len())
-        .filter(|i| certs.get(*i).is_some_and(|c| holds(*c, address)))
-        .map(|i| usize::from(m.cfg.recipient_id(i)))
-        .collect();
-    ids.into_iter().filter_map(move |i| client(s, i))
+fn fetchers_of<'a>(m: &'a EkgModel, s: &'a EkgState, address: Addr) -> impl Iterator<Item = &'a party::ClientState> {
+    let fetchers = m.cfg.fetchers().iter().enumerate();
+    fetchers
+        .filter(move |(_, cert)| holds(**cert, address))
+        .filter_map(move |(i, _)| client(s, usize::from(m.cfg.recipient_id(i))))
 }
 
 /// Every listed address is held: some fetcher with a certificate holding it has the key.

@@ -38,22 +38,23 @@ pub const CA_B: Addr = 101;
 /// The attacker's CA (trusted: its certificate is valid).
 pub const CA_M: Addr = 102;
 
+/// The addresses of the certificates that are not a principal's own (which holds its name).
+fn other_addresses(cert: Cert) -> Option<&'static [Addr]> {
+    match cert {
+        R1_RENEWED => Some(&[R1]),
+        R2_R3 => Some(&[R2, R3]),
+        _ => None,
+    }
+}
+
 /// The addresses a certificate holds (its rfc822Names).
 pub fn addresses(cert: Cert) -> Vec<Addr> {
-    match cert {
-        R1_RENEWED => vec![R1],
-        R2_R3 => vec![R2, R3],
-        own => vec![own],
-    }
+    other_addresses(cert).map_or_else(|| vec![cert], <[Addr]>::to_vec)
 }
 
 /// Whether `cert` holds `addr`.
 pub fn holds(cert: Cert, addr: Addr) -> bool {
-    match cert {
-        R1_RENEWED => addr == R1,
-        R2_R3 => addr == R2 || addr == R3,
-        own => own == addr,
-    }
+    other_addresses(cert).map_or(cert == addr, |a| a.contains(&addr))
 }
 
 /// The anchor a certificate chains to (symbolic path validation, V5).
