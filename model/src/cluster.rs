@@ -71,7 +71,7 @@ pub struct ClusterConfig {
 /// A request in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Req {
-    /// A key request from alice (the one request id `(SENDER, 1)`), listing bob.
+    /// A key request from alice (the one request id `(SENDER, 0, 1)`), listing bob.
     Issue,
     /// A release request for [`KEY`] signed with `cert`, for `address`.
     Release {
@@ -109,7 +109,7 @@ pub struct Instance {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SharedState {
     keys: BTreeMap<KeyName, (u8, Vec<Record<Sym>>)>,
-    requests: BTreeMap<(Addr, u8), KeyName>,
+    requests: BTreeMap<(Addr, u8, u8), KeyName>,
 }
 
 /// A state of the cluster.
@@ -177,7 +177,7 @@ impl SharedStore<Sym> for View<'_> {
         Ok(records)
     }
 
-    fn key_of_request(&mut self, id: &(Addr, u8)) -> Result<Option<KeyName>, StoreError> {
+    fn key_of_request(&mut self, id: &(Addr, u8, u8)) -> Result<Option<KeyName>, StoreError> {
         Ok(self.shared.requests.get(id).copied())
     }
 
@@ -289,7 +289,7 @@ impl ClusterModel {
         inst.seen.clear();
         let mut view = View { shared: &mut s.store, seen: &mut inst.seen, unconditional: false };
         let key = match req {
-            Req::Issue => view.key_of_request(&(SENDER, 1)).map_err(|e| Error::new(Rejection::StorageFailed, e.0))?,
+            Req::Issue => view.key_of_request(&(SENDER, 0, 1)).map_err(|e| Error::new(Rejection::StorageFailed, e.0))?,
             Req::Release { .. } => Some(KEY),
         };
         if let Some(key) = key {
@@ -310,7 +310,7 @@ impl ClusterModel {
         match req {
             Req::Issue => {
                 let facts = ekg_core::ledger::IssueFacts {
-                    request: (SENDER, 1),
+                    request: (SENDER, 0, 1),
                     request_time: NOW,
                     sender: SENDER,
                     recipients: vec![BOB],

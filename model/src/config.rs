@@ -74,6 +74,41 @@ pub struct ModelConfig {
     /// The gatekeeper's store fails one append: at any moment of the first boot (an
     /// environment choice), the next append fails with `storage_failed`.
     pub store_fault: bool,
+    /// A discrete clock. `None`: time stands still (tickets never expire, retention never
+    /// ends, the V13 and V14 windows never close).
+    pub clock: Option<Clock>,
+    /// Messages the sender sends (each its own key request, ticket and fetchers; 1 or 2).
+    pub messages: u8,
+}
+
+/// A discrete clock, in ticks of one second: the gatekeeper's clock advances one tick at a
+/// time (a gatekeeper action, at most `ticks` times, surviving a crash), and each tick runs
+/// the core's `decide_expiry` (expiry, end of retention, purge). The sender signs its key
+/// requests at tick 0 (where every clock starts), and does not retry in the clock rows (a
+/// retry would be signed later, at a time the sender cannot read in the model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Clock {
+    /// Ticks in a run at most.
+    pub ticks: u8,
+    /// Ticket lifetime (`expires_at` = issue time + lifetime).
+    pub lifetime: u8,
+    /// V13: a key request signed more than `skew` ticks from the gatekeeper's clock is refused
+    /// (`request_time_skew`).
+    pub skew: u8,
+    /// V14: an answered request is remembered for `window` ticks from its request time
+    /// (`ekg-core` sets it to the skew).
+    pub window: u8,
+    /// Retention after the last listed address was served, under `same_certificate`.
+    pub retention: u8,
+}
+
+impl Clock {
+    /// The clock of the matrix's clock rows: 3 ticks, tickets of 2, skew and V14 window of
+    /// 1, retention of 1 (so that expiry, the end of retention, the purge, and both windows
+    /// closing all happen within the bound).
+    pub fn small() -> Clock {
+        Clock { ticks: 3, lifetime: 2, skew: 1, window: 1, retention: 1 }
+    }
 }
 
 pub use crate::symbols::{R1, R2, R3};
@@ -100,6 +135,8 @@ impl ModelConfig {
             idempotent_key_requests: false,
             certs: vec![],
             store_fault: false,
+            clock: None,
+            messages: 1,
         }
         .named()
     }
@@ -165,12 +202,22 @@ impl ModelConfig {
         }
         let v14 = if self.idempotent_key_requests { "+v14" } else { "" };
         let fault = if self.store_fault { "+storefault" } else { "" };
+        let clock = match self.clock {
+            None => String::new(),
+            Some(c) if c == Clock::small() => format!("+clock{}", c.ticks),
+            Some(c) if c.window == c.skew => format!("+clock{}(lifetime{},skew{})", c.ticks, c.lifetime, c.skew),
+            Some(c) => format!("+clock{}(lifetime{},skew{},window{})", c.ticks, c.lifetime, c.skew, c.window),
+        };
+        let messages = if self.messages > 1 { format!("+{}msg", self.messages) } else { String::new() };
         let certs = if self.certs.is_empty() {
             String::new()
         } else {
             format!("({})", self.certs.iter().map(u8::to_string).collect::<Vec<_>>().join(","))
         };
-        self.name = format!("{policy}/{}r{certs}{parties}/{net}{loss}{crash}{fault}{v14}", self.recipients.len());
+        self.name = format!(
+            "{policy}/{}r{certs}{parties}{messages}/{net}{loss}{crash}{fault}{clock}{v14}",
+            self.recipients.len()
+        );
         self
     }
 
@@ -216,8 +263,32 @@ impl ModelConfig {
             // One address with two certificates (R1, on two devices) and one certificate with
             // two listed addresses (R2 and R3).
             out.push(ModelConfig::certificates(policy));
+            // Time: a duplicating network delivers the key request again while the V14
+            // window is open, after it closed (V13 refuses it), and after the key expired
+            // and was purged; the same with a ticket lifetime shorter than twice the skew,
+            // which the gatekeeper's configuration refuses (finding F8). Then two messages
+            // from one sender.
+            out.push(ModelConfig::clocked(policy, Clock::small()));
+            // Liveness with a clock: every recipient gets the key or the ticket expired.
+            out.push(ModelConfig { network: NetworkKind::Unordered, ..ModelConfig::clocked(policy, Clock::small()) }.named());
+            out.push(ModelConfig::clocked(policy, Clock { lifetime: 1, skew: 2, window: 2, ..Clock::small() }));
+            out.push(ModelConfig { messages: 2, max_keys: 2, ..ModelConfig::small(policy) }.named());
         }
         out
+    }
+
+    /// A clock on a duplicating network, with the core's key issuance (V14); without the
+    /// sender's gateway (time multiplies the states, and the gateway adds nothing to time).
+    pub fn clocked(policy: ReleasePolicy, clock: Clock) -> ModelConfig {
+        ModelConfig {
+            network: NetworkKind::Duplicating,
+            sender_gateway: false,
+            idempotent_key_requests: true,
+            clock: Some(clock),
+            max_keys: 2,
+            ..ModelConfig::small(policy)
+        }
+        .named()
     }
 
     /// A crash on a duplicating network: a request answered before the crash is delivered
@@ -262,38 +333,75 @@ impl ModelConfig {
         Id::from(0)
     }
 
-    /// Actor id of the sender.
+    /// The actors of one message: its sender, the recipients' fetchers, the gateways.
+    fn message_actors(&self) -> usize {
+        1 + self.fetchers().len() + usize::from(self.sender_gateway) + usize::from(self.recipient_gateway)
+    }
+
+    /// The index of the sender of message `message`: the first message's actors come first,
+    /// then the attacker, then each further message's (so that one message's ids are the
+    /// same with or without a second).
+    fn message_base(&self, message: u8) -> usize {
+        match message {
+            0 => 1,
+            m => 1 + self.message_actors() + usize::from(self.attacker) + usize::from(m - 1) * self.message_actors(),
+        }
+    }
+
+    /// The messages of the run.
+    pub fn message_numbers(&self) -> std::ops::Range<u8> {
+        0..self.messages.max(1)
+    }
+
+    /// Actor id of the sender (of the first message).
     pub fn sender_id(&self) -> Id {
-        Id::from(1)
+        self.sender_id_of(0)
     }
 
-    /// Actor id of the `i`th recipient's fetcher (`i` indexes [`ModelConfig::fetchers`]).
+    /// Actor id of the sender of message `message` (one sender, one process per message).
+    pub fn sender_id_of(&self, message: u8) -> Id {
+        Id::from(self.message_base(message))
+    }
+
+    /// Actor id of the `i`th recipient's fetcher of the first message (`i` indexes
+    /// [`ModelConfig::fetchers`]).
     pub fn recipient_id(&self, i: usize) -> Id {
-        Id::from(2 + i)
+        self.recipient_id_of(0, i)
     }
 
-    /// Actor id of the sender organisation's gateway, if it takes part.
+    /// Actor id of the `i`th recipient's fetcher of message `message`.
+    pub fn recipient_id_of(&self, message: u8, i: usize) -> Id {
+        Id::from(self.message_base(message) + 1 + i)
+    }
+
+    /// Actor id of the sender organisation's gateway (first message), if it takes part.
     pub fn sender_gateway_id(&self) -> Option<Id> {
-        self.sender_gateway.then(|| Id::from(2 + self.fetchers().len()))
+        self.sender_gateway_id_of(0)
     }
 
-    /// Actor id of the recipient organisation's gateway, if it takes part.
-    pub fn recipient_gateway_id(&self) -> Option<Id> {
-        self.recipient_gateway.then(|| Id::from(2 + self.fetchers().len() + usize::from(self.sender_gateway)))
+    /// Actor id of the sender organisation's gateway fetching message `message`.
+    pub fn sender_gateway_id_of(&self, message: u8) -> Option<Id> {
+        self.sender_gateway.then(|| Id::from(self.message_base(message) + 1 + self.fetchers().len()))
+    }
+
+    /// Actor id of the recipient organisation's gateway fetching message `message`.
+    pub fn recipient_gateway_id_of(&self, message: u8) -> Option<Id> {
+        let at = self.message_base(message) + 1 + self.fetchers().len() + usize::from(self.sender_gateway);
+        self.recipient_gateway.then(|| Id::from(at))
     }
 
     /// Actor id of the attacker, if it takes part.
     pub fn attacker_id(&self) -> Id {
-        Id::from(2 + self.fetchers().len() + usize::from(self.sender_gateway) + usize::from(self.recipient_gateway))
+        Id::from(1 + self.message_actors())
     }
 
-    /// Where the sealed message goes: the listed recipients, the gateways on its path, the
-    /// attacker.
-    pub fn mail_destinations(&self) -> Vec<Id> {
-        let mut out: Vec<Id> = (0..self.fetchers().len()).map(|i| self.recipient_id(i)).collect();
-        out.extend(self.sender_gateway_id());
+    /// Where the sealed message `message` goes: the listed recipients, the gateways on its
+    /// path, the attacker.
+    pub fn mail_destinations(&self, message: u8) -> Vec<Id> {
+        let mut out: Vec<Id> = (0..self.fetchers().len()).map(|i| self.recipient_id_of(message, i)).collect();
+        out.extend(self.sender_gateway_id_of(message));
         if self.recipients.iter().any(|r| *r != R1) {
-            out.extend(self.recipient_gateway_id());
+            out.extend(self.recipient_gateway_id_of(message));
         }
         if self.attacker {
             out.push(self.attacker_id());

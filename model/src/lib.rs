@@ -25,7 +25,7 @@ use stateright::actor::{ActorModel, ActorModelState, Envelope, Id, LossyNetwork,
 pub use config::{ModelConfig, NetworkKind, Storage};
 use party::{Msg, Party, PartyState};
 pub use reduction::representative;
-use symbols::{ATTACKER, Addr, Cert, KeyName, RECIPIENT_GATEWAY, SENDER, SENDER_GATEWAY, addresses, holds};
+use symbols::{ATTACKER, Addr, Cert, KeyName, RECIPIENT_GATEWAY, SENDER_GATEWAY, addresses, holds};
 
 /// Ghost history: what the world has seen, independent of any actor's (crashable) memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -46,15 +46,40 @@ pub struct History {
     /// Releases sent per (key id, listed address the certificate holds): a release to a
     /// certificate with two listed addresses counts for both; gateways hold none.
     pub released: Counts<(KeyName, Addr)>,
-    /// (key id, listed address, certificate) of every release sent.
-    pub released_to: SortedSet<(KeyName, Addr, Cert)>,
+    /// (key id, listed address, certificate, tick decided at) of every release sent.
+    pub released_to: SortedSet<(KeyName, Addr, Cert, u8)>,
     /// (key, certificate) pairs a key was ever encrypted to: who can learn it.
     pub exposed: SortedSet<(KeyName, Cert)>,
     /// Under `once`: key ids released to every listed address (all served: the key must be
     /// gone).
     pub served: SortedSet<KeyName>,
-    /// A release was sent for a key after every listed address was served.
-    pub released_after_served: bool,
+    /// A release was sent for a key after its end: every listed address served (`once`), its
+    /// ticket expired, or its retention ended (`same_certificate`), as of the tick the release
+    /// was decided at.
+    pub released_after_end: bool,
+    /// (key request, key id) of every grant sent: the request as (signer, message, attempt).
+    pub grants: SortedSet<((Cert, u8, u8), KeyName)>,
+    /// (key id, tick) the ticket expires at, as the grant carried it (with a clock).
+    pub expiry: SortedSet<(KeyName, u8)>,
+}
+
+impl History {
+    /// The tick from which nothing more may be released for `key` (`None`: no end yet):
+    /// its ticket's expiry, or, under `same_certificate` with a clock, the end of retention
+    /// after every listed address was served (as the releases sent tell: the last address's
+    /// first release; a release the history has not seen only makes this later).
+    fn end_of(&self, cfg: &ModelConfig, key: KeyName) -> Option<u8> {
+        let expiry = self.expiry.iter().find(|(k, _)| *k == key).map(|(_, t)| *t);
+        let retention_end = match (cfg.policy, cfg.clock) {
+            (ReleasePolicy::SameCertificate, Some(clock)) => {
+                let first = |a: Addr| self.released_to.iter().filter(|e| e.0 == key && e.1 == a).map(|e| e.3).min();
+                let firsts: Option<Vec<u8>> = cfg.recipients.iter().map(|a| first(*a)).collect();
+                firsts.and_then(|f| f.into_iter().max()).map(|t| t.saturating_add(clock.retention))
+            }
+            _ => None,
+        };
+        expiry.into_iter().chain(retention_end).min()
+    }
 }
 
 /// The model type.
@@ -69,23 +94,29 @@ pub mod property {
     pub const SINGLE_RELEASE: &str = "single release per address";
     /// Always: no key id and no key issued twice, no key equal to a key id.
     pub const FRESH_KEYS: &str = "no key issued twice";
+    /// Always: one key per key request (the draft issues one per delivery, F6; V14 fixes it
+    /// while its window is open, V13 after).
+    pub const ONE_KEY_PER_REQUEST: &str = "one key per key request";
     /// Always: only the sender, listed recipients and the sender's gateway can learn a key.
     pub const ONLY_AUTHORISED: &str = "only authorised parties learn keys";
     /// Always: the attacker never learns a key.
     pub const ATTACKER_BLIND: &str = "attacker never learns a key";
     /// Always: the recipient organisation's gateway never learns a key.
     pub const RECIPIENT_GATEWAY_BLIND: &str = "recipient gateway never learns a key";
-    /// Always, under `once` (S18): once every listed address was served, nothing more is
-    /// released and no live key is left in the gatekeeper's durable storage.
+    /// Always (S18): once every listed address was served (`once`), or the ticket expired, or
+    /// retention ended (`same_certificate`, with a clock), nothing more is released and no
+    /// live key is left in the gatekeeper's durable storage.
     pub const SERVED_THEN_DESTROYED: &str = "all served => nothing released, no key stored";
     /// Always: the gatekeeper's recovery and every `apply` succeeded, the ledger's own
     /// invariants (`Ledger::check_invariants`) hold, and with durable storage the ledger is
     /// the recovery of the durable store (nothing decided that is not durable).
     pub const LEDGER_CONSISTENT: &str = "the ledger is consistent";
     /// Always (quiescence form of liveness): when nothing is in flight, no timer pending and
-    /// no one crashed, every listed recipient that got the mail holds the key.
+    /// no one crashed, every listed recipient that got the mail holds the key (or, with a
+    /// clock, its ticket expired).
     pub const QUIESCENT_DELIVERED: &str = "quiescent => every asking recipient holds the key";
-    /// Eventually (bounded): every listed recipient holds the key.
+    /// Eventually (bounded): every listed recipient holds the key (or, with a clock, the
+    /// ticket expired).
     pub const EVENTUALLY_DELIVERED: &str = "eventually every recipient holds the key";
     /// Sometimes: every listed recipient decrypts (no property holds vacuously).
     pub const SOMETIMES_ALL_DECRYPT: &str = "sometimes all recipients decrypt";
@@ -96,6 +127,7 @@ pub mod property {
     pub const SAFETY: &[&str] = &[
         SINGLE_RELEASE,
         FRESH_KEYS,
+        ONE_KEY_PER_REQUEST,
         ONLY_AUTHORISED,
         ATTACKER_BLIND,
         RECIPIENT_GATEWAY_BLIND,
@@ -107,17 +139,20 @@ pub mod property {
 impl ModelConfig {
     /// The stateright model of this configuration.
     pub fn into_model(self) -> EkgModel {
-        let mut actors = vec![Party::Gatekeeper(self.clone()), Party::Sender(self.clone())];
-        for cert in self.fetchers() {
-            actors.push(Party::Fetcher { addr: *cert, cfg: self.clone() });
+        // In the order of `ModelConfig::sender_id_of` and the other ids: the first message's
+        // actors, the attacker, then each further message's.
+        let mut actors = vec![Party::Gatekeeper(self.clone())];
+        for message in self.message_numbers() {
+            if message == 1 && self.attacker {
+                actors.push(Party::Attacker(self.clone()));
+            }
+            let cfg = self.clone();
+            actors.push(Party::Sender { message, cfg });
+            let gateways = [(self.sender_gateway, SENDER_GATEWAY), (self.recipient_gateway, RECIPIENT_GATEWAY)];
+            let certs = self.fetchers().iter().copied().chain(gateways.iter().filter(|g| g.0).map(|g| g.1));
+            actors.extend(certs.map(|addr| Party::Fetcher { addr, message, cfg: self.clone() }));
         }
-        if self.sender_gateway {
-            actors.push(Party::Fetcher { addr: SENDER_GATEWAY, cfg: self.clone() });
-        }
-        if self.recipient_gateway {
-            actors.push(Party::Fetcher { addr: RECIPIENT_GATEWAY, cfg: self.clone() });
-        }
-        if self.attacker {
+        if self.messages <= 1 && self.attacker {
             actors.push(Party::Attacker(self.clone()));
         }
         let network = match self.network {
@@ -137,6 +172,10 @@ impl ModelConfig {
             .within_boundary(within_boundary)
             .property(Expectation::Always, property::SINGLE_RELEASE, single_release)
             .property(Expectation::Always, property::FRESH_KEYS, fresh_keys)
+            .property(Expectation::Always, property::ONE_KEY_PER_REQUEST, |_, s| {
+                let g = &s.history.grants;
+                g.iter().zip(g.iter().skip(1)).all(|((r1, _), (r2, _))| r1 != r2)
+            })
             .property(Expectation::Always, property::ONLY_AUTHORISED, |m, s| {
                 s.history.exposed.iter().all(|(_, a)| m.cfg.authorised(*a))
             })
@@ -149,7 +188,7 @@ impl ModelConfig {
             .property(Expectation::Always, property::SERVED_THEN_DESTROYED, served_then_destroyed)
             .property(Expectation::Always, property::LEDGER_CONSISTENT, ledger_consistent)
             .property(Expectation::Always, property::QUIESCENT_DELIVERED, quiescent_delivered)
-            .property(Expectation::Eventually, property::EVENTUALLY_DELIVERED, all_recipients_hold)
+            .property(Expectation::Eventually, property::EVENTUALLY_DELIVERED, all_hold_or_expired)
             .property(Expectation::Sometimes, property::SOMETIMES_ALL_DECRYPT, all_recipients_hold)
             .property(Expectation::Sometimes, property::SOMETIMES_GATEWAY_READS, |m, s| {
                 m.cfg
@@ -175,19 +214,23 @@ fn record_out(cfg: &ModelConfig, h: &History, env: Envelope<&Msg>) -> Option<His
         }
     }
     match env.msg {
-        Msg::Grant { key, material, to, .. } => {
+        Msg::Grant { key, material, to, message, attempt, expires } => {
             h.issued.bump(*key);
             h.keys.bump(*material);
             h.exposed.insert((*material, *to));
+            h.grants.insert(((*to, *message, *attempt), *key));
+            if cfg.clock.is_some() {
+                h.expiry.insert((*key, *expires));
+            }
         }
-        Msg::Release { key, material, to, .. } => {
-            if h.served.contains(key) {
-                h.released_after_served = true;
+        Msg::Release { key, material, to, at, .. } => {
+            if h.served.contains(key) || h.end_of(cfg, *key).is_some_and(|end| *at >= end) {
+                h.released_after_end = true;
             }
             for address in addresses(*to) {
                 if cfg.recipients.contains(&address) {
                     h.released.bump((*key, address));
-                    h.released_to.insert((*key, address, *to));
+                    h.released_to.insert((*key, address, *to, *at));
                 }
             }
             h.exposed.insert((*material, *to));
@@ -274,49 +317,36 @@ fn within_boundary(cfg: &ModelConfig, s: &EkgState) -> bool {
 
 /// Timing assumption (liveness needs one): a client's retry timeout is longer than a round
 /// trip, so it retries only when its previous attempt is no longer in flight and no response
-/// to it waits in the gatekeeper's outbox (lost, refused, or eaten by a crash).
+/// to it waits in the gatekeeper's outbox (lost, refused, or eaten by a crash). A client's
+/// attempt is its request to the gatekeeper and the response sent back to it (not a copy the
+/// attacker saw or replayed).
 fn retries_wait_for_their_round_trip(cfg: &ModelConfig, s: &EkgState) -> bool {
     if cfg.retries == 0 {
         return true;
     }
-    let attacker = u8::try_from(usize::from(cfg.attacker_id())).unwrap_or(u8::MAX);
+    let attempt = |m: &Msg| match m {
+        Msg::KeyRequest { attempt, .. }
+        | Msg::ReleaseRequest { attempt, .. }
+        | Msg::Refused { attempt, .. }
+        | Msg::Grant { attempt, .. }
+        | Msg::Release { attempt, .. } => Some(*attempt),
+        Msg::Mail { .. } => None,
+    };
     let flying = in_flight(&s.network);
-    let outbox: Vec<&Msg> = match s.actor_states.first().map(|a| a.as_ref()) {
-        Some(PartyState::Gatekeeper(gk)) => gk.outbox.iter().map(|(_, m)| m).collect(),
-        _ => Vec::new(),
+    let outbox: &[(Id, Msg)] = match s.actor_states.first().map(|a| a.as_ref()) {
+        Some(PartyState::Gatekeeper(gk)) => &gk.outbox,
+        _ => &[],
     };
-    let concerns = |m: &Msg, addr: Addr, attempt: u8| match m {
-        Msg::KeyRequest { signer, attempt: a }
-        | Msg::ReleaseRequest { signer, attempt: a, .. }
-        | Msg::Refused { signer, attempt: a, .. } => *signer == addr && *a == attempt,
-        Msg::Grant { to, attempt: a, .. } | Msg::Release { to, attempt: a, .. } => *to == addr && *a == attempt,
-        Msg::Mail { .. } => false,
-    };
-    let fetchers = cfg.fetchers();
-    let addr_of = |index: usize| -> Option<Addr> {
-        if index == 1 {
-            return Some(SENDER);
-        }
-        let i = index.checked_sub(2)?;
-        if let Some(cert) = fetchers.get(i) {
-            return Some(*cert);
-        }
-        if cfg.sender_gateway_id().is_some_and(|id| usize::from(id) == index) {
-            return Some(SENDER_GATEWAY);
-        }
-        if cfg.recipient_gateway_id().is_some_and(|id| usize::from(id) == index) {
-            return Some(RECIPIENT_GATEWAY);
-        }
-        None
-    };
+    let gatekeeper = u8::try_from(usize::from(cfg.gatekeeper_id())).unwrap_or(u8::MAX);
     for (index, state) in s.actor_states.iter().enumerate() {
-        let (PartyState::Client(c), Some(addr)) = (state.as_ref(), addr_of(index)) else { continue };
-        if c.attempts == 0 {
-            continue;
-        }
-        let previous = c.attempts - 1;
-        let pending = flying.iter().any(|(_, dst, m)| *dst != attacker && concerns(m, addr, previous))
-            || outbox.iter().any(|m| concerns(m, addr, previous));
+        let PartyState::Client(c) = state.as_ref() else { continue };
+        let Some(previous) = c.attempts.checked_sub(1) else { continue };
+        let me = u8::try_from(index).unwrap_or(u8::MAX);
+        let mine = |src: u8, dst: u8, m: &Msg| {
+            ((src == me && dst == gatekeeper) || (src == gatekeeper && dst == me)) && attempt(m) == Some(previous)
+        };
+        let pending = flying.iter().any(|(src, dst, m)| mine(*src, *dst, m))
+            || outbox.iter().any(|(dst, m)| usize::from(*dst) == index && attempt(m) == Some(previous));
         if pending {
             return false;
         }
@@ -361,21 +391,25 @@ fn single_release(m: &EkgModel, s: &EkgState) -> bool {
         ReleasePolicy::Once => 1,
         ReleasePolicy::SameCertificate => u8::try_from(m.cfg.max_deliveries).unwrap_or(u8::MAX),
     };
-    // Sorted by (key id, address, certificate): a second certificate for an address is next
-    // to the first.
+    // Sorted by (key id, address, certificate, tick): a second certificate for an address is
+    // next to the first.
     let to = &s.history.released_to;
-    let one_certificate = to.iter().zip(to.iter().skip(1)).all(|((k1, a1, _), (k2, a2, _))| (k1, a1) != (k2, a2));
+    let one_certificate = to.iter().zip(to.iter().skip(1)).all(|(x, y)| (x.0, x.1) != (y.0, y.1) || x.2 == y.2);
     s.history.released.values().all(|n| *n <= max) && one_certificate
 }
 
-/// S18, on ghost state and the durable store: for each key every listed address was served,
-/// no release after that moment and no live key in the storage the gatekeeper recovers from.
-fn served_then_destroyed(_: &EkgModel, s: &EkgState) -> bool {
-    if s.history.released_after_served {
+/// S18, on ghost state and the durable store: for each key whose end came (every listed
+/// address served under `once`, its ticket expired, its retention ended: [`History::end_of`]),
+/// no release decided after that moment and no live key in the storage the gatekeeper
+/// recovers from.
+fn served_then_destroyed(m: &EkgModel, s: &EkgState) -> bool {
+    let h = &s.history;
+    if h.released_after_end {
         return false;
     }
     let Some(Some(storage)) = s.actor_storages.first() else { return true };
-    s.history.served.iter().all(|key| {
+    let ended = |key: &KeyName| h.served.contains(key) || h.end_of(&m.cfg, *key).is_some_and(|end| end <= storage.now);
+    h.issued.iter().map(|(key, _)| key).filter(|key| ended(key)).all(|key| {
         let issued = storage.records.iter().any(|r| matches!(r, Record::Issued { key_id, .. } if key_id == key));
         let gone = storage
             .records
@@ -400,17 +434,42 @@ fn ledger_consistent(m: &EkgModel, s: &EkgState) -> bool {
     party::new_ledger(&m.cfg, &storage.records).is_ok_and(|recovered| recovered == gk.ledger)
 }
 
-/// The fetchers of listed address `address` (the actors whose certificate holds it).
-fn fetchers_of<'a>(m: &'a EkgModel, s: &'a EkgState, address: Addr) -> impl Iterator<Item = &'a party::ClientState> {
+/// The fetchers of message `message` for listed address `address` (the actors whose
+/// certificate holds it).
+fn fetchers_of<'a>(
+    m: &'a EkgModel,
+    s: &'a EkgState,
+    message: u8,
+    address: Addr,
+) -> impl Iterator<Item = &'a party::ClientState> {
     let fetchers = m.cfg.fetchers().iter().enumerate();
     fetchers
         .filter(move |(_, cert)| holds(**cert, address))
-        .filter_map(move |(i, _)| client(s, usize::from(m.cfg.recipient_id(i))))
+        .filter_map(move |(i, _)| client(s, usize::from(m.cfg.recipient_id_of(message, i))))
 }
 
-/// Every listed address is held: some fetcher with a certificate holding it has the key.
+/// Whether the ticket of `key` expired by the gatekeeper's clock (never without a clock).
+fn expired(s: &EkgState, key: Option<KeyName>) -> bool {
+    let now = s.actor_storages.first().and_then(|st| st.as_ref()).map_or(0, |st| st.now);
+    key.is_some_and(|key| s.history.expiry.iter().any(|(k, t)| *k == key && *t <= now))
+}
+
+/// Every listed address of every message is held: some fetcher with a certificate holding it
+/// has the key.
 fn all_recipients_hold(m: &EkgModel, s: &EkgState) -> bool {
-    m.cfg.recipients.iter().all(|a| fetchers_of(m, s, *a).any(|c| c.key.is_some()))
+    m.cfg.message_numbers().all(|message| {
+        m.cfg.recipients.iter().all(|a| fetchers_of(m, s, message, *a).any(|c| c.key.is_some()))
+    })
+}
+
+/// Every message is held by every listed address, or its ticket (as the sender got it)
+/// expired: the protocol promises delivery only while the ticket lives.
+fn all_hold_or_expired(m: &EkgModel, s: &EkgState) -> bool {
+    m.cfg.message_numbers().all(|message| {
+        let sender = client(s, usize::from(m.cfg.sender_id_of(message)));
+        expired(s, sender.and_then(|c| c.ticket))
+            || m.cfg.recipients.iter().all(|a| fetchers_of(m, s, message, *a).any(|c| c.key.is_some()))
+    })
 }
 
 fn quiescent_delivered(m: &EkgModel, s: &EkgState) -> bool {
@@ -425,10 +484,14 @@ fn quiescent_delivered(m: &EkgModel, s: &EkgState) -> bool {
     if timers || crashed || in_flight {
         return true;
     }
-    m.cfg
-        .recipients
-        .iter()
-        .all(|a| fetchers_of(m, s, *a).all(|c| c.ticket.is_none()) || fetchers_of(m, s, *a).any(|c| c.key.is_some()))
+    // Per message and listed address: nobody holding it got the mail, somebody holding it
+    // has the key, or the ticket they got expired.
+    m.cfg.message_numbers().all(|message| {
+        m.cfg.recipients.iter().all(|a| {
+            fetchers_of(m, s, message, *a).all(|c| c.ticket.is_none() || expired(s, c.ticket))
+                || fetchers_of(m, s, message, *a).any(|c| c.key.is_some())
+        })
+    })
 }
 
 /// Serves stateright's Explorer for `config` at `addr` (blocks until the process is stopped).

@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ekg_core::ledger::{
-    GatewayPrincipal, IssueFacts, KeyDraw, Ledger, LedgerConfig, Record, ReleaseFacts, ReleasePolicy, Requester, Store,
-    StoreError,
+    GatewayPrincipal, IssueFacts, KeyDraw, KeyState, Ledger, LedgerConfig, Record, ReleaseFacts, ReleasePolicy,
+    Requester, Store, StoreError,
 };
 use ekg_core::role::draw_fresh;
 use ekg_core::{Error, Rejection, UnixTime};
@@ -25,28 +25,39 @@ use stateright::actor::{Actor, Id, Out, model_timeout};
 use crate::config::{ModelConfig, NetworkKind, Storage};
 use crate::symbols::{ATTACKER, Addr, CA_A, Cert, KeyName, SENDER, SENDER_GATEWAY, Sym, addresses, anchor};
 
-/// The model's time: no clock runs, so tickets never expire and retention never ends.
-const NOW: UnixTime = UnixTime(1_000);
+/// The model's time: tick `t` is second `EPOCH + t`. Without a clock every action happens at
+/// tick 0, tickets never expire ([`FAR`]) and retention never ends.
+const EPOCH: u64 = 1_000;
 const FAR: UnixTime = UnixTime(u64::MAX / 2);
+/// A ticket expiry that never comes (no clock).
+pub const NEVER: u8 = u8::MAX;
 
-/// Messages. `attempt` distinguishes a client's retries (fresh nonces in the real protocol);
-/// `signer` is the certificate that signed; `to` the certificate a key is encrypted to; `key`
-/// is a ticket's key id and `material` the key itself.
+/// The time of tick `tick` ([`NEVER`]: never).
+pub(crate) fn time(tick: u8) -> UnixTime {
+    if tick == NEVER { FAR } else { UnixTime(EPOCH + u64::from(tick)) }
+}
+
+/// Messages. `attempt` distinguishes a client's retries and `message` the sender's messages
+/// (fresh nonces in the real protocol); `signer` is the certificate that signed; `to` the
+/// certificate a key is encrypted to; `key` is a ticket's key id and `material` the key
+/// itself; times are ticks.
 #[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Msg {
-    /// A key request signed by `signer`.
-    KeyRequest { signer: Cert, attempt: u8 },
-    /// Grant and ticket: the ticket of key id `key`, the key `material` encrypted to `to`.
-    Grant { key: KeyName, material: KeyName, to: Cert, attempt: u8 },
+    /// A key request for message `message`, signed by `signer` at tick `time`.
+    KeyRequest { signer: Cert, message: u8, attempt: u8, time: u8 },
+    /// Grant and ticket: the ticket of key id `key` (expiring at tick `expires`, [`NEVER`]
+    /// without a clock), the key `material` encrypted to `to`.
+    Grant { key: KeyName, material: KeyName, to: Cert, message: u8, attempt: u8, expires: u8 },
     /// The sealed message with its ticket (by mail).
     Mail { key: KeyName },
     /// A release request: `signer` countersigns the ticket of `key`.
     ReleaseRequest { key: KeyName, signer: Cert, attempt: u8 },
     /// A release for the ticket of `key`: the stored key `material` encrypted to `to`.
     /// `destroys` (the ledger destroyed the key with this release) only orders a batch of
-    /// responses ([`batch_order`]); no property reads it.
-    Release { key: KeyName, material: KeyName, to: Cert, attempt: u8, destroys: bool },
+    /// responses ([`batch_order`]); no property reads it. `at` is the tick it was decided at
+    /// (ghost: property `destr` reads it, no actor does; always 0 without a clock).
+    Release { key: KeyName, material: KeyName, to: Cert, attempt: u8, destroys: bool, at: u8 },
     /// A refusal of `signer`'s request `attempt` (for `key`, if a release); the real
     /// gatekeeper answers with a rejection code.
     Refused { key: Option<KeyName>, signer: Cert, attempt: u8 },
@@ -55,26 +66,31 @@ pub enum Msg {
 impl Msg {
     /// The message packed into one integer, injectively (every field is a byte or a flag):
     /// how `reduction::role` describes a recipient's messages.
-    pub(crate) fn packed(&self) -> u64 {
-        let key = |k: &KeyName| (u64::from(k.boot) << 8) | u64::from(k.seq);
-        let (tag, material, key, addr, attempt, flag) = match self {
-            Msg::KeyRequest { signer, attempt } => (0, 0, 0, *signer, *attempt, false),
-            Msg::Grant { key: k, material: m, to, attempt } => (1, key(m), key(k), *to, *attempt, false),
-            Msg::Mail { key: k } => (2, 0, key(k), 0, 0, false),
-            Msg::ReleaseRequest { key: k, signer, attempt } => (3, 0, key(k), *signer, *attempt, false),
-            Msg::Release { key: k, material: m, to, attempt, destroys } => {
-                (4, key(m), key(k), *to, *attempt, *destroys)
+    pub(crate) fn packed(&self) -> u128 {
+        let key = |k: &KeyName| (u128::from(k.boot) << 8) | u128::from(k.seq);
+        let (tag, material, key, addr, attempt, flag, extra) = match self {
+            Msg::KeyRequest { signer, message, attempt, time } => {
+                (0, 0, 0, *signer, *attempt, false, u16::from(*message) << 8 | u16::from(*time))
+            }
+            Msg::Grant { key: k, material: m, to, message, attempt, expires } => {
+                (1, key(m), key(k), *to, *attempt, false, u16::from(*message) << 8 | u16::from(*expires))
+            }
+            Msg::Mail { key: k } => (2, 0, key(k), 0, 0, false, 0),
+            Msg::ReleaseRequest { key: k, signer, attempt } => (3, 0, key(k), *signer, *attempt, false, 0),
+            Msg::Release { key: k, material: m, to, attempt, destroys, at } => {
+                (4, key(m), key(k), *to, *attempt, *destroys, u16::from(*at))
             }
             Msg::Refused { key: k, signer, attempt } => {
-                (5, 0, k.as_ref().map_or(0, key), *signer, *attempt, k.is_some())
+                (5, 0, k.as_ref().map_or(0, key), *signer, *attempt, k.is_some(), 0)
             }
         };
-        (tag << 56)
-            | (material << 40)
-            | (key << 24)
-            | (u64::from(addr) << 16)
-            | (u64::from(attempt) << 8)
-            | u64::from(flag)
+        (tag << 80)
+            | (material << 64)
+            | (key << 48)
+            | (u128::from(addr) << 40)
+            | (u128::from(attempt) << 32)
+            | (u128::from(flag) << 24)
+            | u128::from(extra)
     }
 }
 
@@ -89,6 +105,8 @@ pub enum Timer {
     Persist,
     /// The gatekeeper's store starts failing (its next append fails).
     StoreFault,
+    /// The clock advances one tick (the gatekeeper then runs what is due).
+    Tick,
 }
 
 /// The gatekeeper's storage: its records, and a boot counter (a modelling device that bounds
@@ -99,6 +117,9 @@ pub struct GkStorage {
     pub records: Arc<Vec<Record<Sym>>>,
     /// Boots so far.
     pub boots: u8,
+    /// The clock (a modelling device, like `boots`: the gatekeeper's clock is not reset by a
+    /// crash).
+    pub now: u8,
 }
 
 /// Actor states.
@@ -119,6 +140,8 @@ pub struct GkState {
     pub ledger: Ledger<Sym>,
     /// This boot.
     pub boot: u8,
+    /// The clock, in ticks.
+    pub now: u8,
     /// Next issue sequence.
     pub next_seq: u8,
     /// Responses waiting to be sent (their records are durable).
@@ -142,6 +165,7 @@ pub struct GkState {
 impl std::hash::Hash for GkState {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.boot.hash(state);
+        self.now.hash(state);
         self.next_seq.hash(state);
         self.outbox.hash(state);
         self.unwritten.hash(state);
@@ -196,12 +220,20 @@ fn inert(party: &Party, msg: &Msg) -> bool {
 pub enum Party {
     /// The gatekeeper of the sender's organisation.
     Gatekeeper(ModelConfig),
-    /// The sender.
-    Sender(ModelConfig),
-    /// A listed recipient, or a gateway (configured or not); fetches on mail.
+    /// The sender, sending message `message`.
+    Sender {
+        /// Which of the sender's messages.
+        message: u8,
+        /// The configuration.
+        cfg: ModelConfig,
+    },
+    /// A listed recipient, or a gateway (configured or not); fetches the key of message
+    /// `message` when its mail arrives.
     Fetcher {
         /// Its certificate (the addresses it holds: [`addresses`]).
         addr: Cert,
+        /// Which of the sender's messages.
+        message: u8,
         /// The configuration.
         cfg: ModelConfig,
     },
@@ -212,21 +244,24 @@ pub enum Party {
 impl Party {
     fn cfg(&self) -> &ModelConfig {
         match self {
-            Party::Gatekeeper(c) | Party::Sender(c) | Party::Attacker(c) => c,
-            Party::Fetcher { cfg, .. } => cfg,
+            Party::Gatekeeper(c) | Party::Attacker(c) => c,
+            Party::Sender { cfg, .. } | Party::Fetcher { cfg, .. } => cfg,
         }
     }
 }
 
 /// The ledger of the model's gatekeeper: `ekg-core`'s, configured as the model says.
 pub(crate) fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<Ledger<Sym>, Error> {
-    // Retention never ends in the model (no clock): a retained key stays for re-delivery.
-    let retention_secs = match cfg.policy {
-        ReleasePolicy::Once => 0,
-        ReleasePolicy::SameCertificate => u64::MAX / 4,
+    // Without a clock retention never ends (a retained key stays for re-delivery) and the V14
+    // window never closes.
+    let retention_secs = match (cfg.policy, cfg.clock) {
+        (ReleasePolicy::Once, _) => 0,
+        (ReleasePolicy::SameCertificate, None) => u64::MAX / 4,
+        (ReleasePolicy::SameCertificate, Some(clock)) => u64::from(clock.retention),
     };
+    let window = cfg.clock.map_or(u64::MAX / 4, |clock| u64::from(clock.window));
     // V14 on (ekg-core) or off (the draft's issuance, finding F6).
-    let request_window_secs = cfg.idempotent_key_requests.then_some(u64::MAX / 4);
+    let request_window_secs = cfg.idempotent_key_requests.then_some(window);
     let config = LedgerConfig { retention_secs, max_deliveries: cfg.max_deliveries, request_window_secs };
     let gateways = vec![GatewayPrincipal { address: SENDER_GATEWAY, issuer: CA_A }];
     Ok(Ledger::recover(config, records.iter())?.with_gateways(gateways))
@@ -322,6 +357,7 @@ impl Actor for Party {
         match self {
             Party::Gatekeeper(_) => {
                 let boots = storage.as_ref().map_or(0, |s| s.boots.saturating_add(1));
+                let now = storage.as_ref().map_or(0, |s| s.now);
                 let records = match (cfg.storage, storage) {
                     (Storage::Volatile, _) | (_, None) => Arc::new(Vec::new()),
                     (_, Some(s)) => Arc::clone(&s.records),
@@ -332,23 +368,34 @@ impl Actor for Party {
                     Ok(ledger) => (ledger, None),
                     Err(e) => (Ledger::new(LedgerConfig::default()), Some(format!("recovery failed: {e}"))),
                 };
-                o.save(GkStorage { records: Arc::clone(&records), boots });
                 if cfg.store_fault && boots == 0 {
                     o.set_timer(Timer::StoreFault, model_timeout());
                 }
-                PartyState::Gatekeeper(GkState {
+                let mut gk = GkState {
                     ledger,
                     boot: boots,
+                    now,
                     next_seq: 0,
                     outbox: vec![],
                     unwritten: vec![],
                     written: records,
                     store_failing: false,
                     failure,
-                })
+                };
+                // What fell due while it was down is decided first (as a real gatekeeper does
+                // with `poll_timeout` at start).
+                if let Some(clock) = cfg.clock {
+                    expire(cfg, &mut gk);
+                    if gk.now < clock.ticks {
+                        o.set_timer(Timer::Tick, model_timeout());
+                    }
+                }
+                o.save(gk.storage());
+                PartyState::Gatekeeper(gk)
             }
-            Party::Sender(_) => {
-                o.send(cfg.gatekeeper_id(), Msg::KeyRequest { signer: SENDER, attempt: 0 });
+            Party::Sender { message, .. } => {
+                let request = Msg::KeyRequest { signer: SENDER, message: *message, attempt: 0, time: 0 };
+                o.send(cfg.gatekeeper_id(), request);
                 if cfg.retries > 0 {
                     o.set_timer(Timer::Retry, model_timeout());
                 }
@@ -372,9 +419,9 @@ impl Actor for Party {
             // property reads. stateright drops such no-op deliveries, which merges those
             // copies; the reduction is sound there because nothing reads these fields. On the
             // other networks the delivery removes the message, and the record keeps it a step.
-            (Party::Sender(_) | Party::Fetcher { .. } | Party::Attacker(_), _)
+            (Party::Sender { .. } | Party::Fetcher { .. } | Party::Attacker(_), _)
                 if cfg.network == NetworkKind::Duplicating && inert(self, &msg) => {}
-            (Party::Sender(_) | Party::Fetcher { .. }, PartyState::Client(c)) if matches!(msg, Msg::Refused { .. }) => {
+            (Party::Sender { .. } | Party::Fetcher { .. }, PartyState::Client(c)) if matches!(msg, Msg::Refused { .. }) => {
                 if let Msg::Refused { attempt, .. } = msg
                     && !c.refused.contains(&attempt)
                 {
@@ -390,7 +437,7 @@ impl Actor for Party {
                     a.refused.insert((key, signer, attempt));
                 }
             }
-            (Party::Sender(_), PartyState::Client(s)) => {
+            (Party::Sender { message, .. }, PartyState::Client(s)) => {
                 if let Msg::Grant { key, material, to: SENDER, .. } = msg
                     && s.key.is_none()
                 {
@@ -401,7 +448,7 @@ impl Actor for Party {
                     // Seal once, send to every listed recipient; the mail passes the sender's
                     // gateway (outbound), the recipient organisation's gateway (inbound) and
                     // the attacker (who sees every message).
-                    for dst in cfg.mail_destinations() {
+                    for dst in cfg.mail_destinations(*message) {
                         o.send(dst, Msg::Mail { key });
                     }
                 }
@@ -474,14 +521,25 @@ impl Actor for Party {
             (Party::Gatekeeper(_), Timer::Persist) => {
                 let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
                 Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
-                o.save(GkStorage { records: Arc::clone(&gk.written), boots: gk.boot });
+                o.save(gk.storage());
             }
-            (Party::Sender(_), Timer::Retry) => {
+            (Party::Gatekeeper(_), Timer::Tick) => {
+                let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
+                let Some(clock) = cfg.clock else { return };
+                gk.now += 1;
+                expire(cfg, gk);
+                o.save(gk.storage());
+                if gk.now < clock.ticks {
+                    o.set_timer(Timer::Tick, model_timeout());
+                }
+            }
+            (Party::Sender { message, .. }, Timer::Retry) => {
                 let PartyState::Client(s) = state.as_ref() else { return };
                 if s.key.is_none() && s.attempts < cfg.retries {
                     let PartyState::Client(s) = state.to_mut() else { return };
                     s.attempts += 1;
-                    o.send(cfg.gatekeeper_id(), Msg::KeyRequest { signer: SENDER, attempt: s.attempts });
+                    let request = Msg::KeyRequest { signer: SENDER, message: *message, attempt: s.attempts, time: 0 };
+                    o.send(cfg.gatekeeper_id(), request);
                     if s.attempts < cfg.retries {
                         o.set_timer(Timer::Retry, model_timeout());
                     }
@@ -535,22 +593,26 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
             gk.failure.get_or_insert_with(|| format!("commit failed: {e}"));
         }
     };
+    let now = time(gk.now);
     let (records_empty, response) = match msg {
-        Msg::KeyRequest { signer, attempt } => {
-            if signer != SENDER {
+        Msg::KeyRequest { signer, message, attempt, time: signed_at } => {
+            // V10/V11 (only the sender is recognised) and V13 (freshness), symbolically.
+            let stale = cfg.clock.is_some_and(|clock| gk.now.abs_diff(signed_at) > clock.skew);
+            if signer != SENDER || stale {
                 o.send(src, refused(None, signer, attempt));
                 return;
             }
+            let expires = cfg.clock.map_or(NEVER, |clock| gk.now.saturating_add(clock.lifetime));
             let facts = IssueFacts {
-                request: (signer, attempt),
-                request_time: NOW,
+                request: (signer, message, attempt),
+                request_time: time(signed_at),
                 sender: SENDER,
                 recipients: cfg.recipients.clone(),
                 policy: cfg.policy,
-                expires_at: FAR,
+                expires_at: time(expires),
             };
             let mut draw = DrawNames { boot: gk.boot, next_seq: &mut gk.next_seq, max_keys: cfg.max_keys };
-            let decided = match gk.ledger.decide_issue(facts, &mut draw, NOW) {
+            let decided = match gk.ledger.decide_issue(facts, &mut draw, now) {
                 Ok(d) => d,
                 Err(_) => {
                     o.send(src, refused(None, signer, attempt));
@@ -567,16 +629,17 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                 }
             };
             let drawn = committed.payload();
-            (records_empty, Msg::Grant { key: drawn.key_id, material: drawn.key, to: signer, attempt })
+            let grant = Msg::Grant { key: drawn.key_id, material: drawn.key, to: signer, message, attempt, expires };
+            (records_empty, grant)
         }
         Msg::ReleaseRequest { key, signer, attempt } => {
             let facts = ReleaseFacts {
                 key_id: key,
                 listed: cfg.recipients.clone(),
-                expires_at: FAR,
+                expires_at: ticket_expiry(&gk.ledger, &key),
                 requester: Requester { cert: signer, addresses: addresses(signer), anchor: anchor(signer) },
             };
-            let decided = match gk.ledger.decide_release(&facts, NOW) {
+            let decided = match gk.ledger.decide_release(&facts, now) {
                 Ok(d) => d,
                 Err(_) => {
                     o.send(src, refused(Some(key), signer, attempt));
@@ -594,7 +657,7 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                 }
             };
             let material = committed.payload().handle;
-            (records_empty, Msg::Release { key, material, to: signer, attempt, destroys })
+            (records_empty, Msg::Release { key, material, to: signer, attempt, destroys, at: gk.now })
         }
         _ => return,
     };
@@ -604,7 +667,7 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
         Storage::Durable => {
             // The core's contract: durable before the response exists.
             if wrote {
-                o.save(GkStorage { records: Arc::clone(&gk.written), boots: gk.boot });
+                o.save(gk.storage());
             }
             // On a duplicating network a response that needs no record can go at once: a crash
             // that ate it would be the same as a crash before the request was delivered, since
@@ -624,11 +687,54 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                     o.set_timer(Timer::Persist, model_timeout());
                 } else {
                     Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
-                    o.save(GkStorage { records: Arc::clone(&gk.written), boots: gk.boot });
+                    o.save(gk.storage());
                 }
             }
         }
         Storage::Volatile => o.send(src, response),
+    }
+}
+
+/// The expiry a ticket of `key` carries. Symbolic: a ticket is made by the gatekeeper only, so
+/// its expiry is the one the ledger recorded; for a key the ledger does not know any expiry
+/// gives the same refusal (expired or `key_unknown`).
+fn ticket_expiry(ledger: &Ledger<Sym>, key: &KeyName) -> UnixTime {
+    match ledger.state(key) {
+        Some(KeyState::Pending(k) | KeyState::Retained { key: k, .. }) => k.expires_at,
+        Some(KeyState::Destroyed(t)) => t.expires_at,
+        None => FAR,
+    }
+}
+
+/// What is due at the gatekeeper's clock (`decide_expiry`: expiry, end of retention, purge),
+/// committed through the store. No response waits on these records: a late-writing store
+/// writes them at once.
+fn expire(cfg: &ModelConfig, gk: &mut GkState) {
+    let decided = gk.ledger.decide_expiry(time(gk.now));
+    if decided.records().is_empty() {
+        return;
+    }
+    let mut store = ModelStore {
+        storage: cfg.storage,
+        written: &mut gk.written,
+        unwritten: &mut gk.unwritten,
+        failing: &mut gk.store_failing,
+        wrote: false,
+    };
+    if let Err(e) = gk.ledger.commit(&mut store, decided)
+        && e.rejection() != Rejection::StorageFailed
+    {
+        gk.failure.get_or_insert_with(|| format!("commit failed: {e}"));
+    }
+    if cfg.storage == Storage::LateWrite {
+        Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
+    }
+}
+
+impl GkState {
+    /// What the gatekeeper's storage holds now.
+    fn storage(&self) -> GkStorage {
+        GkStorage { records: Arc::clone(&self.written), boots: self.boot, now: self.now }
     }
 }
 

@@ -111,10 +111,11 @@ fn role(s: &EkgState, x: Addr) -> u64 {
             facts.push(0x2000_0000 | (u64::from(k.boot) << 16) | (u64::from(k.seq) << 8));
         }
     }
-    for (k, a, c) in &s.history.released_to {
+    for (k, a, c, at) in &s.history.released_to {
         if names(*a) || names(*c) {
             facts.push(
                 0x8000_0000
+                    | (u64::from(*at) << 40)
                     | (u64::from(names(*a)) << 32)
                     | (u64::from(names(*c)) << 33)
                     | (u64::from(k.boot) << 16)
@@ -186,6 +187,7 @@ pub fn class(s: &EkgState) -> u64 {
         match state.as_ref() {
             PartyState::Gatekeeper(gk) => {
                 gk.boot.hash(&mut h);
+                gk.now.hash(&mut h);
                 gk.next_seq.hash(&mut h);
                 gk.outbox.hash(&mut h);
                 gk.unwritten.hash(&mut h);
@@ -213,6 +215,7 @@ pub fn class(s: &EkgState) -> u64 {
     for storage in &s.actor_storages {
         if let Some(st) = storage {
             st.boots.hash(&mut h);
+            st.now.hash(&mut h);
             hash_records(&st.records, &mut h);
         } else {
             0u8.hash(&mut h);
@@ -230,7 +233,9 @@ pub fn class(s: &EkgState) -> u64 {
     hist.released_to.hash(&mut h);
     hist.exposed.hash(&mut h);
     hist.served.hash(&mut h);
-    hist.released_after_served.hash(&mut h);
+    hist.released_after_end.hash(&mut h);
+    hist.grants.hash(&mut h);
+    hist.expiry.hash(&mut h);
     h.finish()
 }
 
@@ -270,8 +275,9 @@ impl ModelConfig {
 
     fn symmetric(&self) -> bool {
         // Only where each listed recipient is one fetcher with its own certificate (actor id =
-        // address): in the certificates rows actors 3 and 4 are two different certificates.
-        if !self.certs.is_empty() {
+        // address): in the certificates rows actors 3 and 4 are two different certificates;
+        // with two messages each recipient is two actors.
+        if !self.certs.is_empty() || self.messages > 1 {
             return false;
         }
         let at = |addr: Addr| self.recipients.iter().position(|r| *r == addr).map(|i| self.recipient_id(i));
@@ -377,12 +383,16 @@ fn swap(s: &EkgState, a: Addr, b: Addr) -> Option<EkgState> {
 
 fn swap_msg(m: &Msg, sw: &impl Fn(Addr) -> Addr) -> Msg {
     match m.clone() {
-        Msg::KeyRequest { signer, attempt } => Msg::KeyRequest { signer: sw(signer), attempt },
-        Msg::Grant { key, material, to, attempt } => Msg::Grant { key, material, to: sw(to), attempt },
+        Msg::KeyRequest { signer, message, attempt, time } => {
+            Msg::KeyRequest { signer: sw(signer), message, attempt, time }
+        }
+        Msg::Grant { key, material, to, message, attempt, expires } => {
+            Msg::Grant { key, material, to: sw(to), message, attempt, expires }
+        }
         Msg::Mail { key } => Msg::Mail { key },
         Msg::ReleaseRequest { key, signer, attempt } => Msg::ReleaseRequest { key, signer: sw(signer), attempt },
-        Msg::Release { key, material, to, attempt, destroys } => {
-            Msg::Release { key, material, to: sw(to), attempt, destroys }
+        Msg::Release { key, material, to, attempt, destroys, at } => {
+            Msg::Release { key, material, to: sw(to), attempt, destroys, at }
         }
         Msg::Refused { key, signer, attempt } => Msg::Refused { key, signer: sw(signer), attempt },
     }
@@ -393,11 +403,11 @@ fn swap_record(r: &Record<Sym>, sw: &impl Fn(Addr) -> Addr) -> Record<Sym> {
         Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
             let mut recipients: Vec<Addr> = recipients.into_iter().map(sw).collect();
             recipients.sort_unstable();
-            let request = request.map(|r| ekg_core::ledger::RequestRecord { id: (sw(r.id.0), r.id.1), time: r.time });
+            let request = request.map(|r| ekg_core::ledger::RequestRecord { id: (sw(r.id.0), r.id.1, r.id.2), time: r.time });
             Record::Issued { key_id, handle, sender: sw(sender), recipients, policy, issued_at, expires_at, request }
         }
         Record::Destroyed { key_id, at, expires_at, reason, request } => {
-            let request = request.map(|r| ekg_core::ledger::RequestRecord { id: (sw(r.id.0), r.id.1), time: r.time });
+            let request = request.map(|r| ekg_core::ledger::RequestRecord { id: (sw(r.id.0), r.id.1, r.id.2), time: r.time });
             Record::Destroyed { key_id, at, expires_at, reason, request }
         }
         Record::Released { key_id, addresses, cert, at } => {
@@ -423,6 +433,7 @@ fn swap_gatekeeper(gk: &GkState, sw: &impl Fn(Addr) -> Addr, sw_id: &impl Fn(Id)
     Some(GkState {
         ledger,
         boot: gk.boot,
+        now: gk.now,
         next_seq: gk.next_seq,
         outbox,
         unwritten: vec![],
@@ -465,9 +476,11 @@ fn swap_history(h: &History, sw: &impl Fn(Addr) -> Addr) -> History {
         issued: h.issued.clone(),
         keys: h.keys.clone(),
         released: h.released.iter().map(|((k, a), n)| ((*k, sw(*a)), *n)).collect(),
-        released_to: h.released_to.iter().map(|(k, a, c)| (*k, sw(*a), sw(*c))).collect(),
+        released_to: h.released_to.iter().map(|(k, a, c, at)| (*k, sw(*a), sw(*c), *at)).collect(),
         exposed: h.exposed.iter().map(|(k, a)| (*k, sw(*a))).collect(),
         served: h.served.clone(),
-        released_after_served: h.released_after_served,
+        released_after_end: h.released_after_end,
+        grants: h.grants.iter().map(|((c, m, n), k)| ((sw(*c), *m, *n), *k)).collect(),
+        expiry: h.expiry.clone(),
     }
 }

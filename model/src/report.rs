@@ -184,6 +184,7 @@ fn finish<C: Checker<crate::EkgModel>>(checker: C, model: &crate::EkgModel) -> F
 pub const COLUMNS: &[(&str, &str)] = &[
     ("single", property::SINGLE_RELEASE),
     ("fresh", property::FRESH_KEYS),
+    ("idem", property::ONE_KEY_PER_REQUEST),
     ("authz", property::ONLY_AUTHORISED),
     ("attkr", property::ATTACKER_BLIND),
     ("rgw", property::RECIPIENT_GATEWAY_BLIND),
@@ -200,10 +201,11 @@ pub const COLUMNS: &[(&str, &str)] = &[
 /// `eventually` never meets a terminal state), the gateway's reachability without a gateway.
 pub fn not_applicable(config: &ModelConfig, name: &str) -> bool {
     let liveness = name == property::QUIESCENT_DELIVERED || name == property::EVENTUALLY_DELIVERED;
-    // Under `same_certificate` a served key is retained for re-delivery, and the model has no
-    // clock to end its retention: S18 has nothing to check.
-    let retained =
-        name == property::SERVED_THEN_DESTROYED && config.policy == ekg_core::ledger::ReleasePolicy::SameCertificate;
+    // Under `same_certificate` without a clock a served key is retained for re-delivery for
+    // the whole run, and no ticket expires: S18 has nothing to check.
+    let retained = name == property::SERVED_THEN_DESTROYED
+        && config.policy == ekg_core::ledger::ReleasePolicy::SameCertificate
+        && config.clock.is_none();
     (liveness && config.network == crate::NetworkKind::Duplicating)
         || (name == property::SOMETIMES_GATEWAY_READS && !config.sender_gateway)
         || retained
@@ -241,7 +243,7 @@ pub fn matrix(outcomes: &[Outcome]) -> String {
     }
     let _ = writeln!(
         out,
-        "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), reached / NEVER (sometimes), TRUNCATED (the time limit cut the search: no counterexample among the states explored, not a proof), n/a (not applicable: liveness on a duplicating network, where no state is quiescent and every redelivery loops back to a known state, so no terminal state exists for `eventually`; the gateway column without a gateway; destr under same_certificate, whose served keys are retained for the whole run, the model having no clock)."
+        "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), reached / NEVER (sometimes), TRUNCATED (the time limit cut the search: no counterexample among the states explored, not a proof), n/a (not applicable: liveness on a duplicating network, where no state is quiescent and every redelivery loops back to a known state, so no terminal state exists for `eventually`; the gateway column without a gateway; destr under same_certificate without a clock, whose served keys are retained for the whole run)."
     );
     out
 }

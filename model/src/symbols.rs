@@ -87,6 +87,7 @@ impl LedgerTypes for Sym {
     type CertId = Cert;
     /// The key as stored: its own fresh value, apart from the key id.
     type KeyHandle = KeyName;
-    /// A key request is its signer and attempt (a retry is a new request, a fresh nonce).
-    type RequestId = (Addr, u8);
+    /// A key request is its signer, its message and its attempt (each message and each retry
+    /// is a new request, a fresh nonce).
+    type RequestId = (Addr, u8, u8);
 }

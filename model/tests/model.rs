@@ -6,7 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use ekg_core::ledger::ReleasePolicy::{Once, SameCertificate};
-use ekg_model::party::{Msg, Timer};
+use ekg_model::party::{Msg, NEVER, PartyState, Timer};
 use ekg_model::property::*;
 use ekg_model::report::{Search, Verdict, check_with};
 use ekg_model::symbols::KeyName;
@@ -41,6 +41,10 @@ fn row(name: &str) -> ModelConfig {
     ModelConfig::matrix().into_iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no row {name}"))
 }
 
+fn key_request() -> Msg {
+    Msg::KeyRequest { signer: 1, message: 0, attempt: 0, time: 0 }
+}
+
 fn rr(signer: u8, attempt: u8) -> Msg {
     Msg::ReleaseRequest { key: K, signer, attempt }
 }
@@ -48,8 +52,8 @@ fn rr(signer: u8, attempt: u8) -> Msg {
 /// Issue, grant, mail to r1, r1's request, released to r1: the common prefix.
 fn to_first_release() -> Vec<Action> {
     vec![
-        deliver(SENDER, GK, Msg::KeyRequest { signer: 1, attempt: 0 }),
-        deliver(GK, SENDER, Msg::Grant { key: K, material: M, to: 1, attempt: 0 }),
+        deliver(SENDER, GK, key_request()),
+        deliver(GK, SENDER, Msg::Grant { key: K, material: M, to: 1, message: 0, attempt: 0, expires: NEVER }),
         deliver(SENDER, R1, Msg::Mail { key: K }),
         deliver(R1, GK, rr(2, 0)),
     ]
@@ -90,6 +94,8 @@ fn reliable_rows_hold_every_property_and_reach_every_goal() {
         "same-cert/2r+sgw/unordered+storefault",
         "once/3r(2,20,21)+sgw/unordered",
         "same-cert/3r(2,20,21)+sgw/unordered",
+        "once/2r+sgw+2msg/unordered",
+        "same-cert/2r+sgw+2msg/unordered",
     ] {
         let checker = checked(row(name));
         for p in SAFETY.iter().chain(&[QUIESCENT_DELIVERED, EVENTUALLY_DELIVERED]) {
@@ -105,13 +111,13 @@ fn once_loses_the_key_of_a_recipient_whose_release_is_lost() {
     let checker = checked(row("once/2r+sgw/unordered+loss1"));
     let mut path = to_first_release();
     path.extend([
-        drop_msg(GK, R1, Msg::Release { key: K, material: M, to: 2, attempt: 0, destroys: false }),
+        drop_msg(GK, R1, Msg::Release { key: K, material: M, to: 2, attempt: 0, destroys: false, at: 0 }),
         timeout(R1, Timer::Retry),
         deliver(R1, GK, rr(2, 1)),
         deliver(GK, R1, Msg::Refused { key: Some(K), signer: 2, attempt: 1 }),
         deliver(SENDER, R2, Msg::Mail { key: K }),
         deliver(R2, GK, rr(3, 0)),
-        deliver(GK, R2, Msg::Release { key: K, material: M, to: 3, attempt: 0, destroys: true }),
+        deliver(GK, R2, Msg::Release { key: K, material: M, to: 3, attempt: 0, destroys: true, at: 0 }),
         deliver(SENDER, SGW, Msg::Mail { key: K }),
         deliver(SGW, GK, rr(10, 0)),
         deliver(GK, SGW, Msg::Refused { key: Some(K), signer: 10, attempt: 0 }),
@@ -250,7 +256,7 @@ fn full_configuration_is_checked_exhaustively() {
 }
 
 /// The full configuration with the draft's key issuance (every delivery of a key request
-/// issues a key, 2 per boot): minutes, so run with
+/// issues a key, 2 per boot, so `idem` fails: F6): minutes, so run with
 /// `cargo test --release -p ekg-model -- --ignored` or `ekg check --deep`; figures in
 /// docs/model.md §7.
 #[test]
@@ -261,14 +267,22 @@ fn full_configuration_with_the_drafts_issuance_keeps_every_safety_property() {
         let outcome = check_with(&config, Search { threads: 2, dfs: false, timeout: None, reduced: true });
         assert!(!outcome.truncated);
         for p in SAFETY {
-            assert_eq!(outcome.verdict(p), Some(&Verdict::Holds), "{}: {p}", config.name);
+            // F6: the draft issues a key per delivery of a key request.
+            let ce = matches!(outcome.verdict(p), Some(Verdict::Counterexample(_)));
+            assert_eq!(ce, *p == ONE_KEY_PER_REQUEST, "{}: {p}: {:?}", config.name, outcome.verdict(p));
         }
         println!("{}: {} classes in {:.1?}", config.name, outcome.unique_states, outcome.elapsed);
     }
 }
 
 /// Unique states of the small rows (BFS, exhaustive), as `ekg check` prints them.
-const PINNED: [(&str, usize); 20] = [
+const PINNED: [(&str, usize); 26] = [
+    ("once/2r/duplicating+clock3+v14", 4277),
+    ("once/2r/unordered+clock3+v14", 359),
+    ("once/2r+sgw+2msg/unordered", 93509),
+    ("same-cert/2r/duplicating+clock3+v14", 24333),
+    ("same-cert/2r/unordered+clock3+v14", 359),
+    ("same-cert/2r+sgw+2msg/unordered", 55461),
     ("once/2r+sgw/unordered", 98),
     ("once/2r+sgw/unordered+loss1", 792),
     ("once/2r+sgw/duplicating", 2069),
@@ -290,3 +304,74 @@ const PINNED: [(&str, usize); 20] = [
     ("same-cert/2r+sgw/unordered+storefault", 440),
     ("same-cert/3r(2,20,21)+sgw/unordered", 450),
 ];
+
+/// Follows `path` from the initial state, each action enabled where it is taken.
+fn walk(model: &ekg_model::EkgModel, path: &[Action]) -> ekg_model::EkgState {
+    let mut state = model.init_states().remove(0);
+    for action in path {
+        let mut enabled = Vec::new();
+        model.actions(&state, &mut enabled);
+        assert!(enabled.contains(action), "not enabled: {action:?}");
+        state = model.next_state(&state, action.clone()).expect("a step");
+    }
+    state
+}
+
+#[test]
+fn the_clock_closes_v14_then_v13_expires_and_purges_the_key() {
+    let model = row("once/2r/duplicating+clock3+v14").into_model();
+    let again = deliver(SENDER, GK, key_request());
+    // Issued at tick 0 (expiry 2); the duplicating network delivers the request again at
+    // tick 1 (V14: `duplicate_request`), 2 (V13: stale; the key expires) and 3 (the purge).
+    let mut path = vec![again.clone()];
+    for _ in 0..3 {
+        path.extend([timeout(GK, Timer::Tick), again.clone()]);
+    }
+    let state = walk(&model, &path);
+    assert_eq!(state.history.grants.len(), 1, "one key for one request");
+    let Some(Some(storage)) = state.actor_storages.first() else { panic!("storage") };
+    assert_eq!(storage.now, 3);
+    let kinds: Vec<&str> = storage
+        .records
+        .iter()
+        .map(|r| match r {
+            ekg_core::ledger::Record::Issued { .. } => "issued",
+            ekg_core::ledger::Record::Released { .. } => "released",
+            ekg_core::ledger::Record::Destroyed { .. } => "destroyed",
+            ekg_core::ledger::Record::Purged { .. } => "purged",
+        })
+        .collect();
+    assert_eq!(kinds, ["issued", "destroyed", "purged"]);
+    let PartyState::Gatekeeper(gk) = state.actor_states[GK].as_ref() else { panic!("gatekeeper") };
+    assert_eq!(gk.ledger.held_keys(), 0);
+    // Every safety property holds over the whole row, `destr` included under both policies
+    // (the clock ends retention), and every recipient can still decrypt.
+    for name in ["once/2r/duplicating+clock3+v14", "same-cert/2r/duplicating+clock3+v14"] {
+        let checker = checked(row(name));
+        for p in SAFETY {
+            checker.assert_no_discovery(p);
+        }
+        checker.assert_any_discovery(SOMETIMES_ALL_DECRYPT);
+    }
+}
+
+#[test]
+fn a_ticket_lifetime_under_twice_the_skew_lets_a_replay_get_a_second_key() {
+    // F8: the key expires at tick 1 and its tombstone (with the request V14 remembers) is
+    // purged at tick 2, while V13 (skew 2) still accepts the request signed at tick 0.
+    let name = "once/2r/duplicating+clock3(lifetime1,skew2)+v14";
+    let again = deliver(SENDER, GK, key_request());
+    let path = vec![again.clone(), timeout(GK, Timer::Tick), timeout(GK, Timer::Tick), again];
+    checked(row(name)).assert_discovery(ONE_KEY_PER_REQUEST, path);
+}
+
+#[test]
+fn two_messages_from_one_sender_get_two_keys_each_released_on_its_own() {
+    let config = row("once/2r+sgw+2msg/unordered");
+    let second = usize::from(config.sender_id_of(1));
+    let model = config.into_model();
+    let request = |message| Msg::KeyRequest { signer: 1, message, attempt: 0, time: 0 };
+    let state = walk(&model, &[deliver(SENDER, GK, request(0)), deliver(second, GK, request(1))]);
+    let keys: Vec<KeyName> = state.history.grants.iter().map(|(_, k)| *k).collect();
+    assert_eq!(keys, [K, KeyName { boot: 0, seq: 2 }], "one fresh key per message");
+}

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use ekg_core::ledger::Ledger;
 use ekg_core::ledger::ReleasePolicy::{self, Once, SameCertificate};
 use ekg_model::party::PartyState;
-use ekg_model::property::SAFETY;
+use ekg_model::property::{ONE_KEY_PER_REQUEST, SAFETY};
 use ekg_model::reduction::sort_records;
 use ekg_model::report::{Search, Verdict, check_with};
 use ekg_model::search::{explore, fingerprint};
@@ -185,6 +185,12 @@ fn the_reduced_search_gives_the_verdicts_of_the_unreduced_one() {
             }
         }
         for p in SAFETY {
+            // The draft's issuance on a duplicating network: two keys for one request (F6)
+            // wherever the row's bound on keys lets a second be drawn (here after the crash);
+            // both searches agree on it (compared above).
+            if *p == ONE_KEY_PER_REQUEST && !config.idempotent_key_requests {
+                continue;
+            }
             assert_eq!(reduced.verdict(p), Some(&Verdict::Holds), "{}: {p}", config.name);
         }
     }

@@ -42,8 +42,8 @@ pub struct ReleaseFacts<T: LedgerTypes> {
 
 impl<T: LedgerTypes> Ledger<T> {
     /// V14, then a fresh key from `draw`, then the `Issued` record. A request whose id was
-    /// answered within the window is `duplicate_request` (nothing is drawn); a drawn key id
-    /// the ledger knows is `key_id_collision` (L2).
+    /// answered and is still remembered is `duplicate_request` (nothing is drawn); a drawn key
+    /// id the ledger knows is `key_id_collision` (L2).
     pub fn decide_issue<D: KeyDraw<T>>(
         &self,
         facts: IssueFacts<T>,
@@ -51,8 +51,12 @@ impl<T: LedgerTypes> Ledger<T> {
         now: UnixTime,
     ) -> Result<Decided<T, Drawn<T, D::Key>>> {
         let request = match self.config.request_window_secs {
-            Some(window) => {
-                if self.requests.get(&facts.request).is_some_and(|(t, _)| now <= t.plus_secs(window)) {
+            Some(_) => {
+                // Refused while remembered, not only within the window: past the window the
+                // same id with a fresh request time (a reused nonce) would pass V13, and a
+                // second key for one request id would leave one of the two keys out of V14's
+                // index (found by the model checker, docs/model.md F8).
+                if self.requests.contains_key(&facts.request) {
                     return Err(reject(Rejection::DuplicateRequest, "this request was already answered"));
                 }
                 Some(RequestRecord { id: facts.request, time: facts.request_time })

@@ -86,9 +86,13 @@ pub struct LedgerConfig {
     pub retention_secs: u64,
     /// Deliveries per address under [`ReleasePolicy::SameCertificate`] (first included).
     pub max_deliveries: u32,
-    /// V14: a key request whose id was answered is refused while `now` is within this many
-    /// seconds of its request time (the gatekeeper sets it to its clock skew). `None`: the
-    /// draft's issuance, every delivery of a request issues a key (model finding F6).
+    /// V14: a key request whose id was answered is refused as long as the ledger remembers
+    /// it, which is until its key's tombstone is purged (at the ticket's expiry at the
+    /// earliest) and so at least this many seconds after its request time when the ticket
+    /// lifetime is at least the window (the gatekeeper sets the window to its clock skew and
+    /// requires a lifetime of twice the skew; past the window V13 refuses a replay as stale).
+    /// `None`: the draft's issuance, every delivery of a request issues a key (model finding
+    /// F6).
     pub request_window_secs: Option<u64>,
 }
 
