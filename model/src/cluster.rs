@@ -289,7 +289,9 @@ impl ClusterModel {
         inst.seen.clear();
         let mut view = View { shared: &mut s.store, seen: &mut inst.seen, unconditional: false };
         let key = match req {
-            Req::Issue => view.key_of_request(&(SENDER, 0, 1)).map_err(|e| Error::new(Rejection::StorageFailed, e.0))?,
+            Req::Issue => {
+                view.key_of_request(&(SENDER, 0, 1)).map_err(|e| Error::new(Rejection::StorageFailed, e.0))?
+            }
             Req::Release { .. } => Some(KEY),
         };
         if let Some(key) = key {

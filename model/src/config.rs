@@ -270,7 +270,9 @@ impl ModelConfig {
             // from one sender.
             out.push(ModelConfig::clocked(policy, Clock::small()));
             // Liveness with a clock: every recipient gets the key or the ticket expired.
-            out.push(ModelConfig { network: NetworkKind::Unordered, ..ModelConfig::clocked(policy, Clock::small()) }.named());
+            out.push(
+                ModelConfig { network: NetworkKind::Unordered, ..ModelConfig::clocked(policy, Clock::small()) }.named(),
+            );
             out.push(ModelConfig::clocked(policy, Clock { lifetime: 1, skew: 2, window: 2, ..Clock::small() }));
             out.push(ModelConfig { messages: 2, max_keys: 2, ..ModelConfig::small(policy) }.named());
         }

@@ -457,9 +457,9 @@ fn expired(s: &EkgState, key: Option<KeyName>) -> bool {
 /// Every listed address of every message is held: some fetcher with a certificate holding it
 /// has the key.
 fn all_recipients_hold(m: &EkgModel, s: &EkgState) -> bool {
-    m.cfg.message_numbers().all(|message| {
-        m.cfg.recipients.iter().all(|a| fetchers_of(m, s, message, *a).any(|c| c.key.is_some()))
-    })
+    m.cfg
+        .message_numbers()
+        .all(|message| m.cfg.recipients.iter().all(|a| fetchers_of(m, s, message, *a).any(|c| c.key.is_some())))
 }
 
 /// Every message is held by every listed address, or its ticket (as the sender got it)

@@ -421,7 +421,9 @@ impl Actor for Party {
             // other networks the delivery removes the message, and the record keeps it a step.
             (Party::Sender { .. } | Party::Fetcher { .. } | Party::Attacker(_), _)
                 if cfg.network == NetworkKind::Duplicating && inert(self, &msg) => {}
-            (Party::Sender { .. } | Party::Fetcher { .. }, PartyState::Client(c)) if matches!(msg, Msg::Refused { .. }) => {
+            (Party::Sender { .. } | Party::Fetcher { .. }, PartyState::Client(c))
+                if matches!(msg, Msg::Refused { .. }) =>
+            {
                 if let Msg::Refused { attempt, .. } = msg
                     && !c.refused.contains(&attempt)
                 {
