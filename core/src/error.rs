@@ -113,8 +113,9 @@ rejections! {
     DuplicateRecipient => "duplicate_recipient", "V12", InvalidMessage;
     /// The request's time is too far from the gatekeeper's `now`.
     RequestTimeSkew => "request_time_skew", "V13", Refused;
-    /// The same signed key request was already answered within the freshness window (a
-    /// replay, or a duplicate from the network): a retry must be a new request.
+    /// A key request with the same (sender, nonce) was already answered and is still
+    /// remembered (a replay, a duplicate from the network, or a reused nonce): a retry must be
+    /// a new request.
     DuplicateRequest => "duplicate_request", "V14", Refused;
     /// The ticket was not signed by this gatekeeper (release) or by the gatekeeper that
     /// signed the ticket (client checks).

@@ -84,8 +84,9 @@ pub struct ModelConfig {
 /// A discrete clock, in ticks of one second: the gatekeeper's clock advances one tick at a
 /// time (a gatekeeper action, at most `ticks` times, surviving a crash), and each tick runs
 /// the core's `decide_expiry` (expiry, end of retention, purge). The sender signs its key
-/// requests at tick 0 (where every clock starts), and does not retry in the clock rows (a
-/// retry would be signed later, at a time the sender cannot read in the model).
+/// requests at tick `ahead` (its clock is that far ahead of the gatekeeper's, which starts at
+/// 0), and does not retry with a clock (a retry would be signed later, at a time the sender
+/// cannot read in the model).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Clock {
     /// Ticks in a run at most.
@@ -93,21 +94,21 @@ pub struct Clock {
     /// Ticket lifetime (`expires_at` = issue time + lifetime).
     pub lifetime: u8,
     /// V13: a key request signed more than `skew` ticks from the gatekeeper's clock is refused
-    /// (`request_time_skew`).
+    /// (`request_time_skew`); also V14's window, as the gatekeeper sets it.
     pub skew: u8,
-    /// V14: an answered request is remembered for `window` ticks from its request time
-    /// (`ekg-core` sets it to the skew).
-    pub window: u8,
+    /// How far the sender's clock is ahead of the gatekeeper's (at most `skew` for its
+    /// requests to be accepted).
+    pub ahead: u8,
     /// Retention after the last listed address was served, under `same_certificate`.
     pub retention: u8,
 }
 
 impl Clock {
-    /// The clock of the matrix's clock rows: 3 ticks, tickets of 2, skew and V14 window of
-    /// 1, retention of 1 (so that expiry, the end of retention, the purge, and both windows
+    /// The clock of the matrix's clock rows: 3 ticks, tickets of 2, skew of 1, retention of
+    /// 1, clocks in step (so that expiry, the end of retention, the purge, and V13's window
     /// closing all happen within the bound).
     pub fn small() -> Clock {
-        Clock { ticks: 3, lifetime: 2, skew: 1, window: 1, retention: 1 }
+        Clock { ticks: 3, lifetime: 2, skew: 1, ahead: 0, retention: 1 }
     }
 }
 
@@ -205,8 +206,8 @@ impl ModelConfig {
         let clock = match self.clock {
             None => String::new(),
             Some(c) if c == Clock::small() => format!("+clock{}", c.ticks),
-            Some(c) if c.window == c.skew => format!("+clock{}(lifetime{},skew{})", c.ticks, c.lifetime, c.skew),
-            Some(c) => format!("+clock{}(lifetime{},skew{},window{})", c.ticks, c.lifetime, c.skew, c.window),
+            Some(c) if c.ahead == 0 => format!("+clock{}(lifetime{},skew{})", c.ticks, c.lifetime, c.skew),
+            Some(c) => format!("+clock{}(lifetime{},skew{},ahead{})", c.ticks, c.lifetime, c.skew, c.ahead),
         };
         let messages = if self.messages > 1 { format!("+{}msg", self.messages) } else { String::new() };
         let certs = if self.certs.is_empty() {
@@ -263,17 +264,19 @@ impl ModelConfig {
             // One address with two certificates (R1, on two devices) and one certificate with
             // two listed addresses (R2 and R3).
             out.push(ModelConfig::certificates(policy));
-            // Time: a duplicating network delivers the key request again while the V14
-            // window is open, after it closed (V13 refuses it), and after the key expired
-            // and was purged; the same with a ticket lifetime shorter than twice the skew,
-            // which the gatekeeper's configuration refuses (finding F8). Then two messages
-            // from one sender.
+            // Time: a duplicating network delivers the key request again while V13 accepts it
+            // (V14 refuses it), after (V13 refuses it), after the key expired and after its
+            // tombstone was purged; the same with the sender's clock a skew ahead (V13 accepts
+            // the request up to the expiry: F8); the same with a ticket lifetime shorter than
+            // twice the skew, which the gatekeeper's configuration refuses (F8). Then two
+            // messages from one sender.
             out.push(ModelConfig::clocked(policy, Clock::small()));
+            out.push(ModelConfig::clocked(policy, Clock { ahead: 1, ..Clock::small() }));
             // Liveness with a clock: every recipient gets the key or the ticket expired.
             out.push(
                 ModelConfig { network: NetworkKind::Unordered, ..ModelConfig::clocked(policy, Clock::small()) }.named(),
             );
-            out.push(ModelConfig::clocked(policy, Clock { lifetime: 1, skew: 2, window: 2, ..Clock::small() }));
+            out.push(ModelConfig::clocked(policy, Clock { lifetime: 1, skew: 2, ..Clock::small() }));
             out.push(ModelConfig { messages: 2, max_keys: 2, ..ModelConfig::small(policy) }.named());
         }
         out

@@ -35,6 +35,9 @@ pub const EXPECTED_COUNTEREXAMPLES: &[(&str, &[&str])] = &[
     ("once/2r+sgw/unordered+storefault", &[]),
     ("once/3r(2,20,21)+sgw/unordered", &[]),
     ("once/2r/duplicating+clock3+v14", &[]),
+    // F8: V13 accepts a replay up to the expiry when the sender's clock is a skew ahead; the
+    // tombstone (and the request V14 remembers) is purged after it.
+    ("once/2r/duplicating+clock3(lifetime2,skew1,ahead1)+v14", &[]),
     // F9: a key request delivered later than the skew is refused (V13); in the clock rows the
     // sender does not retry, so nobody gets the key. A client must answer `request_time_skew`
     // with a new request.
@@ -63,6 +66,7 @@ pub const EXPECTED_COUNTEREXAMPLES: &[(&str, &[&str])] = &[
     ("same-cert/2r+sgw/unordered+storefault", &[]),
     ("same-cert/3r(2,20,21)+sgw/unordered", &[]),
     ("same-cert/2r/duplicating+clock3+v14", &[]),
+    ("same-cert/2r/duplicating+clock3(lifetime2,skew1,ahead1)+v14", &[]),
     ("same-cert/2r/unordered+clock3+v14", &["event"]),
     ("same-cert/2r/duplicating+clock3(lifetime1,skew2)+v14", &["idem"]),
     ("same-cert/2r+sgw+2msg/unordered", &[]),

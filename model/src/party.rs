@@ -259,7 +259,7 @@ pub(crate) fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<L
         (ReleasePolicy::SameCertificate, None) => u64::MAX / 4,
         (ReleasePolicy::SameCertificate, Some(clock)) => u64::from(clock.retention),
     };
-    let window = cfg.clock.map_or(u64::MAX / 4, |clock| u64::from(clock.window));
+    let window = cfg.clock.map_or(u64::MAX / 4, |clock| u64::from(clock.skew));
     // V14 on (ekg-core) or off (the draft's issuance, finding F6).
     let request_window_secs = cfg.idempotent_key_requests.then_some(window);
     let config = LedgerConfig { retention_secs, max_deliveries: cfg.max_deliveries, request_window_secs };
@@ -394,9 +394,11 @@ impl Actor for Party {
                 PartyState::Gatekeeper(gk)
             }
             Party::Sender { message, .. } => {
-                let request = Msg::KeyRequest { signer: SENDER, message: *message, attempt: 0, time: 0 };
-                o.send(cfg.gatekeeper_id(), request);
-                if cfg.retries > 0 {
+                // Signed by the sender's clock at start (the gatekeeper's reads 0).
+                let time = cfg.clock.map_or(0, |clock| clock.ahead);
+                o.send(cfg.gatekeeper_id(), Msg::KeyRequest { signer: SENDER, message: *message, attempt: 0, time });
+                // No retry with a clock: it would be signed at a time the sender cannot read.
+                if cfg.retries > 0 && cfg.clock.is_none() {
                     o.set_timer(Timer::Retry, model_timeout());
                 }
                 PartyState::Client(ClientState::default())

@@ -276,8 +276,10 @@ fn full_configuration_with_the_drafts_issuance_keeps_every_safety_property() {
 }
 
 /// Unique states of the small rows (BFS, exhaustive), as `ekg check` prints them.
-const PINNED: [(&str, usize); 26] = [
+const PINNED: [(&str, usize); 28] = [
     ("once/2r/duplicating+clock3+v14", 4277),
+    ("once/2r/duplicating+clock3(lifetime2,skew1,ahead1)+v14", 5228),
+    ("same-cert/2r/duplicating+clock3(lifetime2,skew1,ahead1)+v14", 29012),
     ("once/2r/unordered+clock3+v14", 359),
     ("once/2r+sgw+2msg/unordered", 93509),
     ("same-cert/2r/duplicating+clock3+v14", 24333),
@@ -346,7 +348,14 @@ fn the_clock_closes_v14_then_v13_expires_and_purges_the_key() {
     assert_eq!(gk.ledger.held_keys(), 0);
     // Every safety property holds over the whole row, `destr` included under both policies
     // (the clock ends retention), and every recipient can still decrypt.
-    for name in ["once/2r/duplicating+clock3+v14", "same-cert/2r/duplicating+clock3+v14"] {
+    // The `ahead1` rows: the sender's clock a tick ahead, so that V13 accepts a replay up to
+    // the expiry; the tombstone is purged after it (F8).
+    for name in [
+        "once/2r/duplicating+clock3+v14",
+        "same-cert/2r/duplicating+clock3+v14",
+        "once/2r/duplicating+clock3(lifetime2,skew1,ahead1)+v14",
+        "same-cert/2r/duplicating+clock3(lifetime2,skew1,ahead1)+v14",
+    ] {
         let checker = checked(row(name));
         for p in SAFETY {
             checker.assert_no_discovery(p);

@@ -86,13 +86,13 @@ pub struct LedgerConfig {
     pub retention_secs: u64,
     /// Deliveries per address under [`ReleasePolicy::SameCertificate`] (first included).
     pub max_deliveries: u32,
-    /// V14: a key request whose id was answered is refused as long as the ledger remembers
-    /// it, which is until its key's tombstone is purged (at the ticket's expiry at the
-    /// earliest) and so at least this many seconds after its request time when the ticket
-    /// lifetime is at least the window (the gatekeeper sets the window to its clock skew and
-    /// requires a lifetime of twice the skew; past the window V13 refuses a replay as stale).
-    /// `None`: the draft's issuance, every delivery of a request issues a key (model finding
-    /// F6).
+    /// V14: `Some`: a key request whose id was answered is refused as long as the ledger
+    /// remembers it, which is until its key's tombstone is purged, after the ticket's expiry.
+    /// The value is the window within which V13 accepts a replay (the gatekeeper's clock
+    /// skew); the gatekeeper requires a ticket lifetime of at least twice it, so that the
+    /// request is remembered past the last second at which V13 accepts it, whatever its
+    /// request time. `None`: the draft's issuance, every delivery of a request issues a key
+    /// (model finding F6).
     pub request_window_secs: Option<u64>,
 }
 
@@ -170,7 +170,8 @@ pub enum DestroyReason {
 pub struct Tombstone<T: LedgerTypes> {
     /// When it was destroyed.
     pub at: UnixTime,
-    /// The ticket's expiry; the tombstone is purged after it.
+    /// The ticket's expiry; the tombstone is purged after it (one second after, at the
+    /// earliest: see [`Tombstone::purge_at`]).
     pub expires_at: UnixTime,
     /// Why.
     pub reason: DestroyReason,
@@ -179,9 +180,14 @@ pub struct Tombstone<T: LedgerTypes> {
 }
 
 impl<T: LedgerTypes> Tombstone<T> {
-    /// When the tombstone is purged: at the ticket's expiry, and after its destruction.
+    /// When the tombstone is purged: after the ticket's expiry and after its destruction.
+    /// Strictly after the expiry, because V13 accepts a request signed up to the skew in the
+    /// future, and the gatekeeper's lifetime of at least twice the skew then puts the last
+    /// second at which V13 accepts a replay exactly at the expiry: purged at the expiry, V14
+    /// would forget the request while V13 still accepts it (a second key for one request,
+    /// docs/model.md F8).
     pub fn purge_at(&self) -> UnixTime {
-        self.expires_at.max(self.at.plus_secs(1))
+        self.expires_at.max(self.at).plus_secs(1)
     }
 }
 

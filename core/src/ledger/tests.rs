@@ -218,6 +218,22 @@ fn v14_a_request_is_answered_once_within_its_window_even_across_a_restart() {
 }
 
 #[test]
+fn a_key_destroyed_early_keeps_its_request_past_the_expiry() {
+    // Every address served at T0: destroyed at once. The tombstone (and the request V14
+    // remembers) stays until one second after the expiry, the last second at which V13 can
+    // accept a replay signed a skew in the future being the expiry itself (docs/model.md F8).
+    let (mut l, mut s) = setup(ReleasePolicy::Once, LedgerConfig::default());
+    release(&mut l, &mut s, 1, &who(1, &["a", "b"]), T0).expect("both");
+    assert!(matches!(l.state(&1), Some(KeyState::Destroyed(_))));
+    assert_eq!(l.poll_timeout(), Some(EXPIRY.plus_secs(1)));
+    assert!(l.decide_expiry(EXPIRY).records().is_empty());
+    let again = |l: &Ledger<Sym>, now| l.decide_issue(facts(1, vec!["a"], ReleasePolicy::Once), &mut Fixed(9), now);
+    assert_eq!(again(&l, EXPIRY).err().map(|e| e.rejection()), Some(Rejection::DuplicateRequest));
+    let purge = l.decide_expiry(EXPIRY.plus_secs(1));
+    assert!(matches!(purge.records(), [Record::Purged { key_id: 1 }]));
+}
+
+#[test]
 fn recovery_replays_to_the_same_ledger() {
     let (mut l, mut s) =
         setup(ReleasePolicy::SameCertificate, LedgerConfig { retention_secs: 5, ..LedgerConfig::default() });
