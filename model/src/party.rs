@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ekg_core::ledger::{
-    GatewayPrincipal, IssueFacts, KeyDraw, KeyState, Ledger, LedgerConfig, Record, ReleaseFacts, ReleasePolicy,
-    Requester, Store, StoreError,
+    Committed, Decided, GatewayPrincipal, IssueFacts, KeyDraw, KeyState, Ledger, LedgerConfig, Record, ReleaseFacts,
+    ReleasePolicy, Requester, Store, StoreError,
 };
 use ekg_core::role::draw_fresh;
 use ekg_core::{Error, Rejection, UnixTime};
@@ -583,22 +583,8 @@ fn send_release_request(cfg: &ModelConfig, o: &mut Out<Party>, req: Msg) {
 /// a request names its signer (V1 to V8), and only the sender is recognised (V10, V11).
 fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: &mut Out<Party>) {
     let refused = |key, signer, attempt| Msg::Refused { key, signer, attempt };
-    let mut store = ModelStore {
-        storage: cfg.storage,
-        written: &mut gk.written,
-        unwritten: &mut gk.unwritten,
-        failing: &mut gk.store_failing,
-        wrote: false,
-    };
-    // A commit that fails for any reason but the store's is the shared code breaking its own
-    // contract (a decided record that does not apply): recorded, never masked.
-    let mut failed = |e: &Error| {
-        if e.rejection() != Rejection::StorageFailed {
-            gk.failure.get_or_insert_with(|| format!("commit failed: {e}"));
-        }
-    };
     let now = time(gk.now);
-    let (records_empty, response) = match msg {
+    let (records_empty, wrote, response) = match msg {
         Msg::KeyRequest { signer, message, attempt, time: signed_at } => {
             // V10/V11 (only the sender is recognised) and V13 (freshness), symbolically.
             let stale = cfg.clock.is_some_and(|clock| gk.now.abs_diff(signed_at) > clock.skew);
@@ -624,17 +610,13 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                 }
             };
             let records_empty = decided.records().is_empty();
-            let committed = match gk.ledger.commit(&mut store, decided) {
-                Ok(committed) => committed,
-                Err(e) => {
-                    failed(&e);
-                    o.send(src, refused(None, signer, attempt));
-                    return;
-                }
+            let Some((committed, wrote)) = commit(cfg, gk, decided) else {
+                o.send(src, refused(None, signer, attempt));
+                return;
             };
             let drawn = committed.payload();
             let grant = Msg::Grant { key: drawn.key_id, material: drawn.key, to: signer, message, attempt, expires };
-            (records_empty, grant)
+            (records_empty, wrote, grant)
         }
         Msg::ReleaseRequest { key, signer, attempt } => {
             let facts = ReleaseFacts {
@@ -652,20 +634,15 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
             };
             let destroys = decided.records().iter().any(|r| matches!(r, Record::Destroyed { .. }));
             let records_empty = decided.records().is_empty();
-            let committed = match gk.ledger.commit(&mut store, decided) {
-                Ok(committed) => committed,
-                Err(e) => {
-                    failed(&e);
-                    o.send(src, refused(Some(key), signer, attempt));
-                    return;
-                }
+            let Some((committed, wrote)) = commit(cfg, gk, decided) else {
+                o.send(src, refused(Some(key), signer, attempt));
+                return;
             };
             let material = committed.payload().handle;
-            (records_empty, Msg::Release { key, material, to: signer, attempt, destroys, at: gk.now })
+            (records_empty, wrote, Msg::Release { key, material, to: signer, attempt, destroys, at: gk.now })
         }
         _ => return,
     };
-    let wrote = store.wrote;
     let crash_window = cfg.crashes > 0;
     match cfg.storage {
         Storage::Durable => {
@@ -718,6 +695,18 @@ fn expire(cfg: &ModelConfig, gk: &mut GkState) {
     if decided.records().is_empty() {
         return;
     }
+    // A failed commit leaves the records due: the next tick decides them again.
+    let _ = commit(cfg, gk, decided);
+    if cfg.storage == Storage::LateWrite {
+        Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
+    }
+}
+
+/// Commits `decided` through the store of the configuration's storage mode: the committed
+/// decision and whether the store wrote durably, or `None` if the commit failed. A failure for
+/// any reason but the store's is the shared code breaking its own contract (a decided record
+/// that does not apply): recorded (property `ledgr` fails on it), never masked.
+fn commit<P>(cfg: &ModelConfig, gk: &mut GkState, decided: Decided<Sym, P>) -> Option<(Committed<P>, bool)> {
     let mut store = ModelStore {
         storage: cfg.storage,
         written: &mut gk.written,
@@ -725,13 +714,14 @@ fn expire(cfg: &ModelConfig, gk: &mut GkState) {
         failing: &mut gk.store_failing,
         wrote: false,
     };
-    if let Err(e) = gk.ledger.commit(&mut store, decided)
-        && e.rejection() != Rejection::StorageFailed
-    {
-        gk.failure.get_or_insert_with(|| format!("commit failed: {e}"));
-    }
-    if cfg.storage == Storage::LateWrite {
-        Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
+    match gk.ledger.commit(&mut store, decided) {
+        Ok(committed) => Some((committed, store.wrote)),
+        Err(e) => {
+            if e.rejection() != Rejection::StorageFailed {
+                gk.failure.get_or_insert_with(|| format!("commit failed: {e}"));
+            }
+            None
+        }
     }
 }
 
