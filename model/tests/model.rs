@@ -261,7 +261,7 @@ fn full_configuration_is_checked_exhaustively() {
 /// docs/model.md §7.
 #[test]
 #[ignore = "minutes: run in release, figures in docs/model.md"]
-fn full_configuration_with_the_drafts_issuance_keeps_every_safety_property() {
+fn full_configuration_with_the_drafts_issuance_fails_only_one_key_per_request() {
     for policy in [Once, SameCertificate] {
         let config = ModelConfig::full_draft(policy);
         let outcome = check_with(&config, Search { threads: 2, dfs: false, timeout: None, reduced: true });
