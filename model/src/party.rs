@@ -14,9 +14,10 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use ekg_core::ledger::round::{Issue, Release};
 use ekg_core::ledger::{
-    Committed, Decided, GatewayPrincipal, IssueFacts, KeyDraw, KeyState, Ledger, LedgerConfig, Record, ReleaseFacts,
-    ReleasePolicy, Requester, Store, StoreError,
+    Answered, Batch, GatewayPrincipal, IssueFacts, IssueRules, KeyDraw, Ledger, LedgerConfig, LoadedKey, Record,
+    ReleaseFacts, ReleasePolicy, Requester, Round, Store, StoreError, VerifiedIssue, VerifiedRelease, Version,
 };
 use ekg_core::role::draw_fresh;
 use ekg_core::{Error, Rejection, UnixTime};
@@ -133,11 +134,11 @@ pub enum PartyState {
     Attacker(AttackerState),
 }
 
-/// The gatekeeper's volatile state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The gatekeeper's volatile state. It keeps no ledger: like the real gatekeeper, each
+/// decision reads the key it is about from the store (its records in `written` and, for the
+/// wrong storage designs, `unwritten`), through the core's rounds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GkState {
-    /// The decision logic of `ekg-core`.
-    pub ledger: Ledger<Sym>,
     /// This boot.
     pub boot: u8,
     /// The clock, in ticks.
@@ -152,27 +153,10 @@ pub struct GkState {
     pub written: Arc<Vec<Record<Sym>>>,
     /// The store's next append fails (a fault injected by the environment).
     pub store_failing: bool,
-    /// A recovery or an `apply` that failed: the shared code broke its own contract. The model
-    /// records it instead of masking it; property `ledger` fails on it.
+    /// A round of the shared code that broke its own contract (a decided record that does not
+    /// apply, a store that does not replay): recorded instead of masked; property `ledgr`
+    /// fails on it.
     pub failure: Option<String>,
-}
-
-/// Hashes everything but the ledger, which is a function of the rest: in every storage mode
-/// the ledger is the recovery of `written` followed by `unwritten` (test
-/// `canonical_record_order_recovers_the_same_ledger` checks it on every reachable state), so
-/// states with equal hashed parts have equal ledgers. Hashing the ledger's trees again was a
-/// tenth of the checker's time.
-impl std::hash::Hash for GkState {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.boot.hash(state);
-        self.now.hash(state);
-        self.next_seq.hash(state);
-        self.outbox.hash(state);
-        self.unwritten.hash(state);
-        self.written.hash(state);
-        self.store_failing.hash(state);
-        self.failure.hash(state);
-    }
 }
 
 /// A client's state.
@@ -250,8 +234,9 @@ impl Party {
     }
 }
 
-/// The ledger of the model's gatekeeper: `ekg-core`'s, configured as the model says.
-pub(crate) fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<Ledger<Sym>, Error> {
+/// The rules of the model's gatekeeper (the ledger's configuration and gateways), as the model
+/// configures `ekg-core`.
+pub fn rules(cfg: &ModelConfig) -> Ledger<Sym> {
     // Without a clock retention never ends (a retained key stays for re-delivery) and the V14
     // window never closes.
     let retention_secs = match (cfg.policy, cfg.clock) {
@@ -264,7 +249,80 @@ pub(crate) fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<L
     let request_window_secs = cfg.idempotent_key_requests.then_some(window);
     let config = LedgerConfig { retention_secs, max_deliveries: cfg.max_deliveries, request_window_secs };
     let gateways = vec![GatewayPrincipal { address: SENDER_GATEWAY, issuer: CA_A }];
-    Ok(Ledger::recover(config, records.iter())?.with_gateways(gateways))
+    Ledger::new(config).with_gateways(gateways)
+}
+
+/// The whole state `records` rebuild under the model's rules (the ghost checks' view; the
+/// gatekeeper itself reads key by key).
+pub fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<Ledger<Sym>, Error> {
+    let rules = rules(cfg);
+    Ok(Ledger::recover(*rules.config(), records.iter())?.with_gateways(rules.gateways().to_vec()))
+}
+
+/// What an issuance takes from the configuration: the policy, and a lifetime in ticks (with a
+/// clock) or one that ends at [`FAR`] (without).
+fn issue_rules(cfg: &ModelConfig) -> IssueRules {
+    let ticket_lifetime_secs = cfg.clock.map_or(FAR.secs() - EPOCH, |clock| u64::from(clock.lifetime));
+    IssueRules { policy: cfg.policy, ticket_lifetime_secs }
+}
+
+/// The tick of a time ([`NEVER`] at or past [`FAR`]).
+fn tick_of(t: UnixTime) -> u8 {
+    if t >= FAR { NEVER } else { u8::try_from(t.secs().saturating_sub(EPOCH)).unwrap_or(NEVER) }
+}
+
+/// A key request as symbolic verification established it (V1 to V13): the gatekeeper's facts
+/// are built from it by the core's own code ([`IssueFacts::of`]).
+struct SymKeyRequest {
+    signer: Cert,
+    message: u8,
+    attempt: u8,
+    signed_at: u8,
+    recipients: Vec<Addr>,
+}
+
+impl VerifiedIssue<Sym> for SymKeyRequest {
+    fn request_id(&self) -> (Addr, u8, u8) {
+        (self.signer, self.message, self.attempt)
+    }
+
+    fn request_time(&self) -> UnixTime {
+        time(self.signed_at)
+    }
+
+    fn sender(&self) -> Addr {
+        SENDER
+    }
+
+    fn recipients(&self) -> Vec<Addr> {
+        self.recipients.clone()
+    }
+}
+
+/// A release request as symbolic verification established it (V1 to V13, V20).
+struct SymReleaseRequest {
+    key: KeyName,
+    signer: Cert,
+    listed: Vec<Addr>,
+    expires_at: UnixTime,
+}
+
+impl VerifiedRelease<Sym> for SymReleaseRequest {
+    fn key_id(&self) -> KeyName {
+        self.key
+    }
+
+    fn ticket_expiry(&self) -> UnixTime {
+        self.expires_at
+    }
+
+    fn listed(&self) -> Vec<Addr> {
+        self.listed.clone()
+    }
+
+    fn requester(&self) -> Requester<Sym> {
+        Requester { cert: self.signer, addresses: addresses(self.signer), anchor: anchor(self.signer) }
+    }
 }
 
 /// The shared drawing code (`ekg_core::role::draw_fresh`) fed with fresh symbols
@@ -310,38 +368,102 @@ impl KeyDraw<Sym> for DrawNames<'_> {
 /// The gatekeeper's store, per the configuration's storage mode: `Durable` writes before the
 /// response exists (the core's contract); `LateWrite` and `Volatile` claim durability they do
 /// not have (the designs the model shows to be wrong): the records wait in `unwritten`, to be
-/// written after the response (`LateWrite`) or never (`Volatile`).
+/// written after the response (`LateWrite`) or never (`Volatile`). Reads see both, as the
+/// process does. A key's version is the number of its records (one gatekeeper: rounds run
+/// whole, between transitions, so no condition can fail but on the store fault).
 struct ModelStore<'a> {
     storage: Storage,
+    config: LedgerConfig,
     written: &'a mut Arc<Vec<Record<Sym>>>,
     unwritten: &'a mut Vec<Record<Sym>>,
     failing: &'a mut bool,
+    /// Appended durably in this transition.
     wrote: bool,
+    /// Records appended (durably or not) in this transition.
+    appended: Vec<Record<Sym>>,
+    /// The injected fault failed an append in this transition.
+    faulted: bool,
+}
+
+impl ModelStore<'_> {
+    fn all(&self) -> impl Iterator<Item = &Record<Sym>> {
+        self.written.iter().chain(self.unwritten.iter())
+    }
+
+    fn loaded(&self, key_id: &KeyName) -> LoadedKey<Sym> {
+        let records: Vec<Record<Sym>> = self.all().filter(|r| r.key_id() == key_id).cloned().collect();
+        LoadedKey { version: Version(records.len() as u64), records }
+    }
+
+    fn whole(&self) -> Result<Ledger<Sym>, StoreError> {
+        let records: Vec<Record<Sym>> = self.all().cloned().collect();
+        Ledger::recover(self.config, records.iter()).map_err(|e| StoreError(e.detail().to_owned()))
+    }
 }
 
 impl Store<Sym> for ModelStore<'_> {
-    fn append(&mut self, batch: &[Record<Sym>]) -> Result<(), StoreError> {
+    fn load_key(&mut self, key_id: &KeyName) -> Result<LoadedKey<Sym>, StoreError> {
+        Ok(self.loaded(key_id))
+    }
+
+    fn load_request(&mut self, id: &(Addr, u8, u8)) -> Result<Option<Answered<Sym>>, StoreError> {
+        let key = self.all().find_map(|r| match r {
+            Record::Issued { key_id, request: Some(q), .. } | Record::Destroyed { key_id, request: Some(q), .. }
+                if q.id == *id =>
+            {
+                Some(*key_id)
+            }
+            _ => None,
+        });
+        let purged = |k: &KeyName| self.all().any(|r| matches!(r, Record::Purged { key_id } if key_id == k));
+        Ok(key.filter(|k| !purged(k)).map(|k| (k, self.loaded(&k))))
+    }
+
+    fn append_if_unchanged(&mut self, batch: &Batch<Sym>) -> Result<bool, StoreError> {
         if std::mem::take(self.failing) {
+            self.faulted = true;
             return Err(StoreError("the model's store fault".into()));
+        }
+        for change in &batch.keys {
+            if self.loaded(&change.key_id).version != change.read {
+                return Ok(false);
+            }
         }
         match self.storage {
             Storage::Durable => {
-                Arc::make_mut(self.written).extend_from_slice(batch);
+                Arc::make_mut(self.written).extend_from_slice(&batch.records);
                 self.wrote = true;
             }
-            Storage::LateWrite => self.unwritten.extend_from_slice(batch),
+            Storage::LateWrite => self.unwritten.extend_from_slice(&batch.records),
             Storage::Volatile => {
                 // Never written, so their order is never read: kept sorted, so that the
                 // order in which they were decided does not split states.
-                self.unwritten.extend_from_slice(batch);
+                self.unwritten.extend_from_slice(&batch.records);
                 crate::reduction::sort_records(self.unwritten);
             }
         }
-        Ok(())
+        self.appended.extend_from_slice(&batch.records);
+        Ok(true)
     }
 
-    fn load(&self) -> Result<Vec<Record<Sym>>, StoreError> {
-        Ok(self.written.iter().chain(self.unwritten.iter()).cloned().collect())
+    fn due(&mut self, now: UnixTime, limit: usize) -> Result<Vec<KeyName>, StoreError> {
+        let ledger = self.whole()?;
+        let mut due: Vec<(UnixTime, KeyName)> =
+            ledger.keys().map(|(k, s)| (s.deadline(), *k)).filter(|(t, _)| *t <= now).collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, k)| k).collect())
+    }
+
+    fn next_deadline(&mut self) -> Result<Option<UnixTime>, StoreError> {
+        Ok(self.whole()?.poll_timeout())
+    }
+
+    fn held_keys(&mut self) -> Result<u64, StoreError> {
+        Ok(self.whole()?.held_keys() as u64)
+    }
+
+    fn live_handle(&mut self) -> Result<Option<KeyName>, StoreError> {
+        Ok(None)
     }
 }
 
@@ -362,17 +484,13 @@ impl Actor for Party {
                     (Storage::Volatile, _) | (_, None) => Arc::new(Vec::new()),
                     (_, Some(s)) => Arc::clone(&s.records),
                 };
-                // The core's own recovery: replay the durable records. A recovery that fails is
-                // recorded (property `ledger` fails on it), never replaced by an empty ledger.
-                let (ledger, failure) = match new_ledger(cfg, &records) {
-                    Ok(ledger) => (ledger, None),
-                    Err(e) => (Ledger::new(LedgerConfig::default()), Some(format!("recovery failed: {e}"))),
-                };
+                // Nothing is recovered into memory (each decision reads its key); a store whose
+                // records do not replay is recorded (property `ledgr` fails on it).
+                let failure = new_ledger(cfg, &records).err().map(|e| format!("the store does not replay: {e}"));
                 if cfg.store_fault && boots == 0 {
                     o.set_timer(Timer::StoreFault, model_timeout());
                 }
                 let mut gk = GkState {
-                    ledger,
                     boot: boots,
                     now,
                     next_seq: 0,
@@ -578,13 +696,15 @@ fn send_release_request(cfg: &ModelConfig, o: &mut Out<Party>, req: Msg) {
     o.send(cfg.gatekeeper_id(), req);
 }
 
-/// The gatekeeper: `ekg-core`'s serial stage decides (V14, key drawing, V21 to V24) and
-/// commits through the store of the configuration's storage mode. Verification is symbolic:
-/// a request names its signer (V1 to V8), and only the sender is recognised (V10, V11).
+/// The gatekeeper: `ekg-core`'s own rounds read the key from the store, decide (V14, key
+/// drawing, V21 to V24) and append through the store of the configuration's storage mode; the
+/// facts come from the core's own constructors. Verification is symbolic: a request names its
+/// signer (V1 to V8), and only the sender is recognised (V10, V11).
 fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: &mut Out<Party>) {
     let refused = |key, signer, attempt| Msg::Refused { key, signer, attempt };
     let now = time(gk.now);
-    let (records_empty, wrote, response) = match msg {
+    let rules = rules(cfg);
+    let (appended, wrote, response) = match msg {
         Msg::KeyRequest { signer, message, attempt, time: signed_at } => {
             // V10/V11 (only the sender is recognised) and V13 (freshness), symbolically.
             let stale = cfg.clock.is_some_and(|clock| gk.now.abs_diff(signed_at) > clock.skew);
@@ -592,57 +712,47 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
                 o.send(src, refused(None, signer, attempt));
                 return;
             }
-            let expires = cfg.clock.map_or(NEVER, |clock| gk.now.saturating_add(clock.lifetime));
-            let facts = IssueFacts {
-                request: (signer, message, attempt),
-                request_time: time(signed_at),
-                sender: SENDER,
-                recipients: cfg.recipients.clone(),
-                policy: cfg.policy,
-                expires_at: time(expires),
-            };
-            let mut draw = DrawNames { boot: gk.boot, next_seq: &mut gk.next_seq, max_keys: cfg.max_keys };
-            let decided = match gk.ledger.decide_issue(facts, &mut draw, now) {
-                Ok(d) => d,
-                Err(_) => {
-                    o.send(src, refused(None, signer, attempt));
-                    return;
-                }
-            };
-            let records_empty = decided.records().is_empty();
-            let Some((committed, wrote)) = commit(cfg, gk, decided) else {
+            let request = SymKeyRequest { signer, message, attempt, signed_at, recipients: cfg.recipients.clone() };
+            let facts = IssueFacts::of(&request, issue_rules(cfg), now);
+            let (boot, max_keys) = (gk.boot, cfg.max_keys);
+            let mut next_seq = gk.next_seq;
+            let mut draw = DrawNames { boot, next_seq: &mut next_seq, max_keys };
+            let mut store = model_store(cfg, gk);
+            let result = Round::new(&rules, Issue::new(facts), now).run(&mut store, &mut draw);
+            let (appended, wrote, faulted) = (std::mem::take(&mut store.appended), store.wrote, store.faulted);
+            gk.next_seq = next_seq;
+            let Some(committed) = settle(gk, result, faulted) else {
                 o.send(src, refused(None, signer, attempt));
                 return;
             };
             let drawn = committed.payload();
+            let expires = tick_of(drawn.expires_at);
             let grant = Msg::Grant { key: drawn.key_id, material: drawn.key, to: signer, message, attempt, expires };
-            (records_empty, wrote, grant)
+            (appended, wrote, grant)
         }
         Msg::ReleaseRequest { key, signer, attempt } => {
-            let facts = ReleaseFacts {
-                key_id: key,
+            let request = SymReleaseRequest {
+                key,
+                signer,
                 listed: cfg.recipients.clone(),
-                expires_at: ticket_expiry(&gk.ledger, &key),
-                requester: Requester { cert: signer, addresses: addresses(signer), anchor: anchor(signer) },
+                expires_at: ticket_expiry(gk.written.iter().chain(gk.unwritten.iter()), &key),
             };
-            let decided = match gk.ledger.decide_release(&facts, now) {
-                Ok(d) => d,
-                Err(_) => {
-                    o.send(src, refused(Some(key), signer, attempt));
-                    return;
-                }
-            };
-            let destroys = decided.records().iter().any(|r| matches!(r, Record::Destroyed { .. }));
-            let records_empty = decided.records().is_empty();
-            let Some((committed, wrote)) = commit(cfg, gk, decided) else {
+            let facts = ReleaseFacts::of(&request);
+            let mut store = model_store(cfg, gk);
+            let result =
+                Round::new(&rules, Release::new(facts), now).run(&mut store, &mut ekg_core::ledger::round::NoDraw);
+            let (appended, wrote, faulted) = (std::mem::take(&mut store.appended), store.wrote, store.faulted);
+            let Some(committed) = settle(gk, result, faulted) else {
                 o.send(src, refused(Some(key), signer, attempt));
                 return;
             };
+            let destroys = appended.iter().any(|r| matches!(r, Record::Destroyed { .. }));
             let material = committed.payload().handle;
-            (records_empty, wrote, Msg::Release { key, material, to: signer, attempt, destroys, at: gk.now })
+            (appended, wrote, Msg::Release { key, material, to: signer, attempt, destroys, at: gk.now })
         }
         _ => return,
     };
+    let records_empty = appended.is_empty();
     let crash_window = cfg.crashes > 0;
     match cfg.storage {
         Storage::Durable => {
@@ -676,52 +786,78 @@ fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: 
     }
 }
 
-/// The expiry a ticket of `key` carries. Symbolic: a ticket is made by the gatekeeper only, so
-/// its expiry is the one the ledger recorded; for a key the ledger does not know any expiry
-/// gives the same refusal (expired or `key_unknown`).
-fn ticket_expiry(ledger: &Ledger<Sym>, key: &KeyName) -> UnixTime {
-    match ledger.state(key) {
-        Some(KeyState::Pending(k) | KeyState::Retained { key: k, .. }) => k.expires_at,
-        Some(KeyState::Destroyed(t)) => t.expires_at,
-        None => FAR,
-    }
-}
-
-/// What is due at the gatekeeper's clock (`decide_expiry`: expiry, end of retention, purge),
-/// committed through the store. No response waits on these records: a late-writing store
-/// writes them at once.
-fn expire(cfg: &ModelConfig, gk: &mut GkState) {
-    let decided = gk.ledger.decide_expiry(time(gk.now));
-    if decided.records().is_empty() {
-        return;
-    }
-    // A failed commit leaves the records due: the next tick decides them again.
-    let _ = commit(cfg, gk, decided);
-    if cfg.storage == Storage::LateWrite {
-        Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
-    }
-}
-
-/// Commits `decided` through the store of the configuration's storage mode: the committed
-/// decision and whether the store wrote durably, or `None` if the commit failed. A failure for
-/// any reason but the store's is the shared code breaking its own contract (a decided record
-/// that does not apply): recorded (property `ledgr` fails on it), never masked.
-fn commit<P>(cfg: &ModelConfig, gk: &mut GkState, decided: Decided<Sym, P>) -> Option<(Committed<P>, bool)> {
-    let mut store = ModelStore {
+/// The gatekeeper's store for one transition.
+fn model_store<'a>(cfg: &ModelConfig, gk: &'a mut GkState) -> ModelStore<'a> {
+    ModelStore {
         storage: cfg.storage,
+        config: *rules(cfg).config(),
         written: &mut gk.written,
         unwritten: &mut gk.unwritten,
         failing: &mut gk.store_failing,
         wrote: false,
-    };
-    match gk.ledger.commit(&mut store, decided) {
-        Ok(committed) => Some((committed, store.wrote)),
+        appended: Vec::new(),
+        faulted: false,
+    }
+}
+
+/// A round's outcome: the committed decision, or `None` (refused: a refusal goes out). A
+/// `storage_failed` the injected fault did not cause is the shared code breaking its own
+/// contract (a decided record that does not apply, a store that does not replay): recorded
+/// (property `ledgr` fails on it), never masked.
+fn settle<P>(
+    gk: &mut GkState,
+    result: Result<ekg_core::ledger::Committed<P>, Error>,
+    faulted: bool,
+) -> Option<ekg_core::ledger::Committed<P>> {
+    match result {
+        Ok(committed) => Some(committed),
         Err(e) => {
-            if e.rejection() != Rejection::StorageFailed {
-                gk.failure.get_or_insert_with(|| format!("commit failed: {e}"));
+            if e.rejection() == Rejection::StorageFailed && !faulted {
+                gk.failure.get_or_insert_with(|| format!("a round failed: {e}"));
             }
             None
         }
+    }
+}
+
+/// The expiry a ticket of `key` carries. Symbolic: a ticket is made by the gatekeeper only, so
+/// its expiry is the one recorded with the key; for a key the store does not know any expiry
+/// gives the same refusal (expired or `key_unknown`).
+fn ticket_expiry<'a>(mut records: impl Iterator<Item = &'a Record<Sym>>, key: &KeyName) -> UnixTime {
+    records
+        .find_map(|r| match r {
+            Record::Issued { key_id, expires_at, .. } | Record::Destroyed { key_id, expires_at, .. }
+                if key_id == key =>
+            {
+                Some(*expires_at)
+            }
+            _ => None,
+        })
+        .unwrap_or(FAR)
+}
+
+/// What is due at the gatekeeper's clock (expiry, end of retention, purge): the core's own
+/// sweep, a round per due key, through the store. No response waits on these records: a
+/// late-writing store writes them at once.
+fn expire(cfg: &ModelConfig, gk: &mut GkState) {
+    let rules = rules(cfg);
+    let now = time(gk.now);
+    let mut store = model_store(cfg, gk);
+    // A failed append leaves the records due: the next tick decides them again.
+    let swept = ekg_core::ledger::sweep(&rules, &mut store, now);
+    let faulted = store.faulted;
+    match swept {
+        Ok(swept) => {
+            for e in swept.failed {
+                settle::<()>(gk, Err(e), faulted);
+            }
+        }
+        Err(e) => {
+            settle::<()>(gk, Err(e), faulted);
+        }
+    }
+    if cfg.storage == Storage::LateWrite {
+        Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
     }
 }
 
