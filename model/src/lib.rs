@@ -9,6 +9,8 @@
 pub mod cluster;
 pub mod config;
 pub mod expected;
+pub mod gatekeeper;
+pub mod msg;
 pub mod party;
 pub mod reduction;
 pub mod report;
