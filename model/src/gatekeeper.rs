@@ -114,7 +114,7 @@ pub(crate) fn start(cfg: &ModelConfig, storage: &Option<GkStorage>) -> (GkState,
 pub(crate) fn on_timeout(cfg: &ModelConfig, gk: &mut GkState, timer: &Timer) -> Effects {
     let mut o = Effects::default();
     match timer {
-        Timer::Respond => o.sends.extend(gk.outbox.drain(..)),
+        Timer::Respond => o.sends.append(&mut gk.outbox),
         Timer::StoreFault => gk.store_failing = true,
         Timer::Persist => {
             Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
