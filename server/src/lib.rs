@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod binding;
+pub mod caller;
 pub mod config;
 pub mod demo;
 pub mod http;
@@ -102,7 +103,7 @@ pub async fn run(
         TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
     bound(addr);
-    let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout));
+    let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout, settings.request_deadline));
     let (stop_timer, timer_stopped) = tokio::sync::oneshot::channel::<()>();
     let timer = tokio::spawn(Arc::clone(&service).run_timer(async move {
         let _ = timer_stopped.await;
