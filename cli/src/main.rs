@@ -213,6 +213,15 @@ struct LoadArgs {
     /// Requests per operation, at most (1 to 100000), all signed before the clock starts.
     #[arg(long, default_value_t = 2000)]
     requests: usize,
+    /// With --in-process: this many keys pending in the fresh database before the run (0 to
+    /// 2000000), made by the core's issuance round; the report then gives this process's
+    /// memory before and during the run.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// With --in-process: this SQLite file instead of a fresh temporary database (created if
+    /// absent, kept after the run: `ekg serve` can then run on what --prefill wrote).
+    #[arg(long)]
+    database: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -337,6 +346,8 @@ fn main() -> ExitCode {
             concurrency: a.concurrency,
             duration: a.duration,
             requests: a.requests,
+            prefill: a.prefill,
+            database: a.database,
         }),
         Command::Send(a) => send::run(&send::Args {
             identity: a.who.identity(),

@@ -55,6 +55,9 @@ struct Shared {
     _lock: std::fs::File,
 }
 
+/// Batches per transaction in [`SqliteStore::import`].
+pub const IMPORT_CHUNK: usize = 10_000;
+
 /// An append waiting for its group: its ticket, its plan, its caller.
 type Queued = (u64, Plan, Option<Caller>);
 
@@ -175,6 +178,30 @@ impl SqliteStore {
                 q.query_map([], |r| r.get(0)).map_err(err)?.collect::<Result<_, _>>().map_err(err)?;
             decode_records(bodies.iter().map(Vec::as_slice))
         })
+    }
+
+    /// Appends `batches` in transactions of [`IMPORT_CHUNK`] batches each, under the same
+    /// conditions as an append (a batch whose condition fails is skipped); the number
+    /// written. For loading a store in bulk before a measurement (`ekg load --prefill`) or a
+    /// migration: it takes the write connection, so appends wait meanwhile.
+    pub fn import(&self, batches: impl IntoIterator<Item = Batch<Concrete>>) -> Result<u64, StoreError> {
+        let mut w = self.shared.writer.lock().map_err(|_| poisoned())?;
+        let conn = w.conn.as_mut().ok_or_else(|| err("the write connection is busy"))?;
+        let mut written = 0u64;
+        let mut batches = batches.into_iter().peekable();
+        while batches.peek().is_some() {
+            let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+            for batch in batches.by_ref().take(IMPORT_CHUNK) {
+                let plan = Plan::of(&batch)?;
+                let sp = tx.savepoint().map_err(err)?;
+                if write_plan(&sp, &plan)? {
+                    sp.commit().map_err(err)?;
+                    written += 1;
+                }
+            }
+            tx.commit().map_err(err)?;
+        }
+        Ok(written)
     }
 
     /// This handle's appends are written only while `caller` waits (`None`: always).
