@@ -26,12 +26,16 @@
 
 mod build;
 mod config;
+mod credential;
 mod verify;
 
 use std::sync::Arc;
 
 pub use build::{DrawFromRng, IssueWork, ReleaseWork, draw_fresh};
-pub use config::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey, limits};
+pub use config::{
+    GatekeeperConfig, GatewayPrincipal, RecipientRule, RetiredCertificate, RetiredKey, SenderRule, StorageKey, limits,
+};
+pub use credential::{CredentialStatus, check_credential};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
@@ -43,7 +47,6 @@ use crate::ledger::{
 };
 use crate::pki::Credential;
 use crate::time::UnixTime;
-use crate::wire::oid;
 
 /// What the gatekeeper returns to a sender.
 #[derive(Clone, Debug)]
@@ -105,7 +108,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         store: S,
     ) -> Result<Self> {
         config.validate()?;
-        check_credential(&config, &credential)?;
+        credential::check_profile(&config, &credential)?;
         let mut store = store;
         let mut handles = Vec::new();
         let ledger = if let Some(shared) = store.shared() {
@@ -390,26 +393,4 @@ fn storage_failed(e: crate::ledger::StoreError) -> crate::Error {
 
 fn contended() -> crate::Error {
     reject(Rejection::StorageFailed, "other gatekeepers kept changing this key: try again")
-}
-
-/// Clients accept a ticket only from a certificate that passes C1: refuse a credential they
-/// would refuse, or whose certificates would not fit a ticket's limit.
-fn check_credential(config: &GatekeeperConfig, credential: &Credential) -> Result<()> {
-    // Its certificates ride in every ticket and release (docs/protocol.md §4.4).
-    let chain_len =
-        credential.chain_der().iter().map(Vec::len).fold(credential.certificate_der().len(), usize::saturating_add);
-    if chain_len > crate::wire::MAX_GATEKEEPER_CERTIFICATES_LEN {
-        return Err(reject(Rejection::InvalidConfiguration, "credential: certificate and chain over 32 KiB"));
-    }
-    if !credential.has_extended_key_usage(&oid::KP_GATEKEEPER) || !credential.uris().contains(&config.uri) {
-        return Err(reject(Rejection::InvalidConfiguration, "certificate lacks id-ekg-kp-gatekeeper or the URI"));
-    }
-    // C1 validates the ticket's signer as an S/MIME certificate (V7, V8).
-    if !credential.has_extended_key_usage(&oid::KP_EMAIL_PROTECTION) || credential.addresses().is_empty() {
-        return Err(reject(
-            Rejection::InvalidConfiguration,
-            "credential: certificate lacks emailProtection or an rfc822Name",
-        ));
-    }
-    Ok(())
 }
