@@ -2,18 +2,22 @@
 //! the certificates it signed under before (retired), checked against the rules clients
 //! apply to it (C1, C2) so that a gatekeeper never issues a ticket every client refuses.
 //!
-//! Two checks, each failure naming the field and the rule (`invalid_configuration`):
+//! Three checks, each failure naming the field and the rule (`invalid_configuration`):
 //! - [`check_profile`], without a clock (at [`super::Gatekeeper::new`]): the certificate and
 //!   chain fit a ticket (32 KiB), the certificate carries `id-ekg-kp-gatekeeper` and
 //!   emailProtection, names the configured URI and an rfc822Name; each retired certificate
 //!   names the same URI, carries `id-ekg-kp-gatekeeper`, certifies the key its entry
 //!   declares (the current key for a renewal, another key for a rotation), and is neither
 //!   the current certificate nor listed twice.
-//! - [`check_credential`], at `now` (at start, in `ekg serve --check-config`, and before each
-//!   issuance): the profile, then the certificate's path to a configured anchor through the
-//!   intermediates that follow it (V5 to V8 of `docs/protocol.md` §3.0.4 with the
-//!   gatekeeper's own anchors and CRLs), a not-yet-valid certificate told apart from an
-//!   expired one.
+//! - [`check_validity`], at `now`, before each issuance: the certificate and the
+//!   intermediates configured with it are valid (a not-yet-valid certificate told apart from
+//!   an expired one).
+//! - [`check_credential`], at `now` (the reference server runs it at start, in `ekg serve
+//!   --check-config` and after reloading its CRLs): the profile, the validity, then the
+//!   certificate's path to a configured anchor through those intermediates (V5 to V8 of
+//!   `docs/protocol.md` §3.0.4 with the gatekeeper's own anchors and CRLs). It is not run
+//!   before each issuance: the anchors do not change while the gatekeeper runs, and the
+//!   conformance vectors let a gatekeeper trust other anchors than its own CA's.
 //!
 //! [`CredentialStatus::expiry_warning`] says when to renew: a ticket is checked by clients
 //! against their clock (C1), so a ticket that outlives the certificate that signed it cannot
@@ -153,6 +157,32 @@ pub(super) fn check_profile(config: &GatekeeperConfig, credential: &Credential) 
     Ok(())
 }
 
+/// The credential's certificate and the intermediates configured with it are valid at
+/// `now`; the window in which that holds (the latest notBefore, the earliest notAfter).
+pub(super) fn check_validity(credential: &Credential, now: UnixTime) -> Result<(UnixTime, UnixTime)> {
+    let (mut from, mut until) = (UnixTime(0), UnixTime(u64::MAX));
+    for (i, cert) in core::iter::once(credential.certificate()).chain(credential.chain()).enumerate() {
+        let what = if i == 0 { "certificate".to_owned() } else { format!("certificate: intermediate {i}") };
+        let v = cert.tbs_certificate().validity();
+        let (not_before, not_after) = (UnixTime::from_x509(&v.not_before), UnixTime::from_x509(&v.not_after));
+        if now < not_before {
+            return Err(reject(
+                Rejection::InvalidConfiguration,
+                format!("{what}: not valid yet (valid from {not_before}, its notBefore; now is {now})"),
+            ));
+        }
+        if now > not_after {
+            return Err(reject(
+                Rejection::InvalidConfiguration,
+                format!("{what}: expired (valid to {not_after}, its notAfter; now is {now})"),
+            ));
+        }
+        from = from.max(not_before);
+        until = until.min(not_after);
+    }
+    Ok((from, until))
+}
+
 /// Every rule on the gatekeeper's credential at `now`, with the anchors and CRLs of
 /// `config` (see the module documentation).
 pub fn check_credential(
@@ -173,6 +203,7 @@ pub(super) fn check_with(
     now: UnixTime,
 ) -> Result<CredentialStatus> {
     check_profile(config, credential)?;
+    check_validity(credential, now)?;
     let validated = config
         .anchors
         .validate_with(provider, credential.certificate(), credential.chain(), revocation, now)

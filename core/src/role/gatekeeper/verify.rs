@@ -100,8 +100,8 @@ pub struct GatekeeperCrypto {
     /// The CRLs paths are checked against: the configuration's, until
     /// [`GatekeeperCrypto::reload_revocation`] replaces them.
     revocation: RwLock<Arc<Revocation>>,
-    /// When the last full check of the gatekeeper's own credential holds (from, until):
-    /// within it, an issuance does not check again.
+    /// When the gatekeeper's own certificate and chain are valid (from, until), once
+    /// checked: within it, an issuance does not check again.
     credential_holds: Mutex<Option<(UnixTime, UnixTime)>>,
 }
 
@@ -137,9 +137,6 @@ impl GatekeeperCrypto {
         if let Ok(mut paths) = self.paths.lock() {
             paths.clear();
         }
-        if let Ok(mut holds) = self.credential_holds.lock() {
-            *holds = None;
-        }
     }
 
     /// The CRLs in force.
@@ -148,22 +145,23 @@ impl GatekeeperCrypto {
     }
 
     /// Every rule on the gatekeeper's own credential at `now`, with the CRLs in force
-    /// ([`super::check_credential`]): for the start-up check, metrics and expiry warnings.
+    /// ([`super::check_credential`]): for the start-up check, after a reload of the CRLs,
+    /// for metrics and expiry warnings.
     pub fn check_credential(&self, now: UnixTime) -> Result<CredentialStatus> {
         credential::check_with(self.provider, &self.config, &self.credential, &self.revocation(), now)
     }
 
-    /// The credential check before an issuance: done in full when the last one does not
-    /// hold at `now`.
+    /// The credential check before an issuance: its certificate and chain valid at `now`
+    /// (its profile was checked at start).
     fn own_credential(&self, now: UnixTime) -> Result<()> {
         if let Ok(holds) = self.credential_holds.lock()
             && holds.is_some_and(|(from, until)| from <= now && now <= until)
         {
             return Ok(());
         }
-        let status = self.check_credential(now)?;
+        let window = credential::check_validity(&self.credential, now)?;
         if let Ok(mut holds) = self.credential_holds.lock() {
-            *holds = Some((status.holds_from, status.holds_until));
+            *holds = Some(window);
         }
         Ok(())
     }
@@ -204,11 +202,11 @@ impl GatekeeperCrypto {
         Ok(validated)
     }
 
-    /// V1 to V13 for a key request (`docs/protocol.md` §3.0.7), after L3 on the gatekeeper's
-    /// own credential at `now` (a ticket every client would refuse is never issued).
+    /// V1 to V13 for a key request (`docs/protocol.md` §3.0.7), then L3 on the gatekeeper's
+    /// own certificate at `now` (a ticket every client would refuse for its signer's validity
+    /// is never issued).
     pub fn verify_key_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedKeyRequest> {
         let p = self.provider;
-        self.own_credential(now)?;
         // V1-V4: DER, profile, digest, signature.
         let signed = signed::open(p, der, oid::CT_KEY_REQUEST, MAX_KEY_REQUEST_LEN)?;
         // V5-V8: the sender's certificate.
@@ -235,6 +233,8 @@ impl GatekeeperCrypto {
         // V13: freshness, the request's own time first, then the signing time.
         check_skew(content.request_time, now, self.config.max_clock_skew_secs)?;
         check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
+        // L3: a ticket is signed only by a certificate valid now.
+        self.own_credential(now)?;
         Ok(VerifiedKeyRequest { der: der.to_vec(), digest: p.sha256(der), content, sender })
     }
 
