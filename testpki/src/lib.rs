@@ -24,7 +24,7 @@ use rcgen::{
 use rsa::pkcs8::EncodePrivateKey;
 use zeroize::Zeroizing;
 
-pub use lifecycle::{Crl, Lifecycle};
+pub use lifecycle::{Crl, Lifecycle, crl};
 
 /// The EKG gatekeeper extended key usage (`id-ekg-kp-gatekeeper`), as rcgen wants it.
 pub const KP_GATEKEEPER: &[u64] = &[1, 3, 6, 1, 4, 1, 99999, 1, 3, 1];

@@ -239,6 +239,13 @@ pub fn certificate_uris(cert: &Certificate) -> Vec<String> {
     validate::uris(cert)
 }
 
+/// The validity (notBefore, notAfter) of a DER certificate, without validating it
+/// (`invalid_configuration` if it does not decode).
+pub fn certificate_validity(der: &[u8]) -> Result<(crate::UnixTime, crate::UnixTime)> {
+    let v = parse_certificate(der)?.tbs_certificate().validity().clone();
+    Ok((crate::UnixTime::from_x509(&v.not_before), crate::UnixTime::from_x509(&v.not_after)))
+}
+
 /// Whether a certificate's extended key usage lists `purpose`, without validating it.
 pub fn certificate_has_extended_key_usage(cert: &Certificate, purpose: &der::asn1::ObjectIdentifier) -> bool {
     validate::has_extended_key_usage(cert, purpose)

@@ -12,7 +12,8 @@ pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient};
 pub use gatekeeper::{
     CredentialStatus, DecidedIssuance, DecidedRelease, DrawFromRng, Gatekeeper, GatekeeperConfig, GatekeeperCrypto,
     GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork, RetiredCertificate, RetiredKey,
-    SenderRule, StorageKey, VerifiedKeyRequest, VerifiedReleaseRequest, check_credential, draw_fresh, limits,
+    SenderRule, StorageKey, VerifiedKeyRequest, VerifiedReleaseRequest, check_credential, check_profile, draw_fresh,
+    limits,
 };
 pub use sender::{PendingKeyRequest, SendKey, Sender};
 pub use ticket::{

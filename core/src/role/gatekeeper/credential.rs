@@ -85,7 +85,7 @@ impl CredentialStatus {
 }
 
 /// The credential's rules that need no clock (see the module documentation).
-pub(super) fn check_profile(config: &GatekeeperConfig, credential: &Credential) -> Result<()> {
+pub fn check_profile(config: &GatekeeperConfig, credential: &Credential) -> Result<()> {
     let bad = |field: &str, rule: String| Err(reject(Rejection::InvalidConfiguration, format!("{field}: {rule}")));
     // Its certificates ride in every ticket and release (docs/protocol.md §4.4).
     let chain_len =

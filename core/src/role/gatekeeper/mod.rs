@@ -35,7 +35,7 @@ pub use build::{DrawFromRng, IssueWork, ReleaseWork, draw_fresh};
 pub use config::{
     GatekeeperConfig, GatewayPrincipal, RecipientRule, RetiredCertificate, RetiredKey, SenderRule, StorageKey, limits,
 };
-pub use credential::{CredentialStatus, check_credential};
+pub use credential::{CredentialStatus, check_credential, check_profile};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
