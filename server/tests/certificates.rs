@@ -60,12 +60,15 @@ fn regex_free_replace(text: &str, from: &str, to: &str, with: &str) -> String {
     format!("{}{with}{}", &text[..a], &text[b..])
 }
 
+/// A change to a certificate's specification.
+type Edit = dyn Fn(&mut EntitySpec);
+
 #[test]
 fn a_credential_that_does_not_hold_refuses_the_start_naming_field_and_rule() {
     let dir = fresh_dir("cert-start");
     let files = demo(&dir, "");
     let original = std::fs::read_to_string(&files.config).unwrap();
-    let cases: [(&str, Box<dyn Fn(&mut EntitySpec)>, &str); 4] = [
+    let cases: [(&str, Box<Edit>, &str); 4] = [
         ("expired", Box::new(|s| s.valid = ((2020, 1, 1), (2025, 1, 1))), "expired"),
         ("future", Box::new(|s| s.valid = ((2040, 1, 1), (2045, 1, 1))), "not valid yet"),
         ("no_eku", Box::new(|s| s.eku = Eku::EmailProtection), "must carry extended key usage id-ekg-kp-gatekeeper"),

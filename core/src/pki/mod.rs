@@ -242,7 +242,8 @@ pub fn certificate_uris(cert: &Certificate) -> Vec<String> {
 /// The validity (notBefore, notAfter) of a DER certificate, without validating it
 /// (`invalid_configuration` if it does not decode).
 pub fn certificate_validity(der: &[u8]) -> Result<(crate::UnixTime, crate::UnixTime)> {
-    let v = parse_certificate(der)?.tbs_certificate().validity().clone();
+    let cert = parse_certificate(der)?;
+    let v = cert.tbs_certificate().validity();
     Ok((crate::UnixTime::from_x509(&v.not_before), crate::UnixTime::from_x509(&v.not_after)))
 }
 
