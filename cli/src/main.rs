@@ -8,6 +8,7 @@ mod conformance;
 mod demo;
 mod fixtures;
 mod inspect;
+mod keys;
 mod load;
 mod mail;
 mod read;
@@ -106,6 +107,12 @@ enum Command {
     Conformance {
         #[command(subcommand)]
         action: conformance::Action,
+    },
+    /// Key material for operators: `gatekeeper-csr` makes the gatekeeper's key and a CSR with
+    /// the certificate profile it needs (docs/server.md, "Certificates").
+    Keys {
+        #[command(subcommand)]
+        action: keys::Action,
     },
     /// Model-check the protocol: the results matrix (configuration x property), with unique
     /// states, time and states/s, and every counterexample as a readable trace.
@@ -374,6 +381,7 @@ fn main() -> ExitCode {
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             .map_err(Into::into),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
+        Command::Keys { action } => keys::run(action).map(|()| ExitCode::SUCCESS),
         Command::Check { full, deep, only, threads, explore, addr, dfs, reduced, timeout_secs } => {
             let timeout = timeout_secs.map(std::time::Duration::from_secs);
             let search = ekg_model::report::Search { threads, dfs, timeout, reduced };

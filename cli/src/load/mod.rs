@@ -362,7 +362,7 @@ fn run_in(args: &Args, scratch: &Path) -> Result<ExitCode, DynError> {
     if let Some((i, body)) = keys.iter().enumerate().find_map(|(i, k)| Some((i, k.as_ref()?))) {
         let (msg, request) = releases.get(i).ok_or("no such release request")?;
         recipient
-            .accept_release(msg, request, body, &mut rng(5, i))
+            .accept_release(msg, request, body, now(), &mut rng(5, i))
             .map_err(|e| format!("release {i}: {}: {}", e.code(), e.detail()))?;
     }
 
