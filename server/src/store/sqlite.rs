@@ -42,6 +42,9 @@ pub struct SqliteStore {
 
 struct Shared {
     path: PathBuf,
+    /// The database file's inode at open: a file removed or replaced under a running store
+    /// is noticed by [`SqliteStore::probe`].
+    inode: u64,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Writer>,
     committed: Condvar,
@@ -123,8 +126,13 @@ impl SqliteStore {
         migrate(&mut conn, config)?;
         let writer =
             Writer { conn: Some(conn), queue: Vec::new(), results: BTreeMap::new(), next_ticket: 0, leading: false };
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(path).map_err(|e| err(format!("{}: {e}", path.display())))?.ino()
+        };
         let shared = Shared {
             path: path.to_owned(),
+            inode,
             readers: Mutex::new(Vec::new()),
             writer: Mutex::new(writer),
             committed: Condvar::new(),
@@ -202,6 +210,21 @@ impl SqliteStore {
             tx.commit().map_err(err)?;
         }
         Ok(written)
+    }
+
+    /// Checks the store answers now: its file is still the one opened (not removed or
+    /// replaced), a read, and an empty write through the group commit (`BEGIN IMMEDIATE` and
+    /// `COMMIT`: the write lock is obtainable).
+    pub fn probe(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let path = &self.shared.path;
+        match std::fs::metadata(path) {
+            Ok(m) if m.ino() == self.shared.inode => {}
+            Ok(_) => return Err(err(format!("{}: the database file was replaced while open", path.display()))),
+            Err(e) => return Err(err(format!("{}: the database file is gone while open: {e}", path.display()))),
+        }
+        self.read(version)?;
+        self.append(Plan { keys: Vec::new(), requests: Vec::new() }).map(|_| ())
     }
 
     /// This handle's appends are written only while `caller` waits (`None`: always).
