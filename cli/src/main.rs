@@ -111,7 +111,8 @@ enum Command {
         action: conformance::Action,
     },
     /// Model-check the protocol: the results matrix (configuration x property), with unique
-    /// states, time and states/s, and every counterexample as a readable trace.
+    /// states and time, and every counterexample as a readable trace (actors by name), all
+    /// within 100 columns.
     Check {
         /// Also check the full configuration (3 recipients, both gateways, attacker, lossy
         /// duplicating network, one crash) under both policies, the gatekeeper as ekg-core
