@@ -78,22 +78,24 @@ fn describe(phase: &str) -> &str {
 
 fn bar(label: &str, phase: &str, total: u64) -> ProgressBar {
     let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let unit = match phase {
-        "late" => "messages submitted",
-        "early" => "messages",
-        "sweep" => "runs",
-        _ => "",
-    };
+    // The bar takes what the terminal's width leaves, so the line never wraps.
     let template = if phase == "pki" {
         "{prefix} {spinner} {msg} {elapsed}".to_owned()
     } else {
-        format!("{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit}, {{msg}} {{elapsed}} (eta {{eta}})")
+        "{prefix} {msg} [{wide_bar}] {pos}/{len} {elapsed}".to_owned()
     };
     if let Ok(style) = ProgressStyle::with_template(&template) {
         b.set_style(style.progress_chars("=> "));
     }
+    let what = match phase {
+        "pki" => "making the PKI's RSA keys",
+        "late" => "late binding, messages",
+        "early" => "early binding, messages",
+        "sweep" => "availability sweep, runs",
+        other => other,
+    };
     b.set_prefix(label.to_owned());
-    b.set_message(describe(phase).to_owned());
+    b.set_message(what.to_owned());
     b.enable_steady_tick(Duration::from_millis(120));
     b
 }
