@@ -456,7 +456,16 @@ impl StackedBars {
                 }
             }
         }
-        // Read is green and "never" grey whatever else there is; the others take turns.
+        // Read first and green, "never" last and grey, the others in between, taking turns.
+        names.sort_by_key(|n| {
+            if n == "read" {
+                0
+            } else if n.starts_with("never") {
+                2
+            } else {
+                1
+            }
+        });
         let mut others = PALETTE.iter().filter(|c| **c != GREEN && **c != GREY).cycle();
         names
             .into_iter()

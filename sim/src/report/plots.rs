@@ -356,7 +356,7 @@ pub fn availability(r: &RunReport) -> Figure {
             y: Axis {
                 label: "pairs read / pairs opened (%)".into(),
                 log: false,
-                range: (0.0, 100.0),
+                range: (0.0, 105.0),
                 ticks: linear_ticks(0.0, 100.0),
             },
             series: vec![
