@@ -51,6 +51,14 @@ fn check_fits_100_columns_and_names_the_actors_in_its_traces() {
     assert!(text.contains("lost: gatekeeper → bob: Release { key: k0.0"), "{text}");
     assert!(text.contains("bob: timer Retry"), "{text}");
     assert!(!text.contains("Id("), "an actor without a name: {text}");
+    // The longest configuration names (49 characters without the policy) fit too.
+    let out = ekg(&["check", "--only", "duplicating+clock3(lifetime2,skew1,ahead1)+v14"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2r/duplicating+clock3(lifetime2,skew1,ahead1)+v14"), "{text}");
+    for line in text.lines() {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
 }
 
 #[test]
@@ -74,7 +82,9 @@ fn fixtures_check_counts_each_family() {
 /// `OPENSSL.sh` run with a stand-in `openssl` that answers `version` with `version` and
 /// fails anything else.
 fn openssl_sh_with(version: &str) -> (bool, String) {
-    let dir = tmp(&format!("openssl-{}", version.replace(' ', "_")));
+    // The directory goes into PATH: letters, digits and dots only (a ':' would split it).
+    let safe: String = version.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let dir = tmp(&format!("openssl-{safe}"));
     let demo = dir.join("demo");
     let out = ekg(&["demo", "--out", demo.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
