@@ -10,7 +10,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -27,18 +26,7 @@ fn on_a_terminal(command: &str) -> String {
 fn a_once_release_is_not_spent_on_a_terminal_unless_asked() {
     let dir = fresh_dir("read-terminal");
     let port = free_port();
-    let mut server = Command::new(EKG)
-        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while agent().get(format!("http://127.0.0.1:{port}/healthz")).call().is_err() {
-        assert!(Instant::now() < deadline, "ekg serve --demo did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut server = spawn_demo_serve(EKG, &dir, port);
     let d = dir.display();
     // Two recipients, so that the key outlives bob's release.
     let message = "From: alice@example.com\r\nTo: bob@example.org, carol@example.com\r\nSubject: t\r\n\r\nhello\r\n";
@@ -66,6 +54,5 @@ fn a_once_release_is_not_spent_on_a_terminal_unless_asked() {
     let again = Command::new("sh").arg("-c").arg(format!("{} > {d}/again.eml", read(""))).output().unwrap();
     assert!(String::from_utf8_lossy(&again.stderr).contains("ekg: already_released:"), "{again:?}");
 
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
-    assert!(server.wait().unwrap().success());
+    assert!(server.terminate().success(), "ekg serve --demo did not stop cleanly");
 }
