@@ -56,6 +56,11 @@ fn check_fits_100_columns_and_names_the_actors_in_its_traces() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("2r/duplicating+clock3(lifetime2,skew1,ahead1)+v14"), "{text}");
+    // Grouped by release policy: a heading per policy, the rows without it.
+    for policy in ["once/", "same-cert/"] {
+        assert_eq!(text.lines().filter(|l| *l == policy).count(), 2, "a {policy} heading per table: {text}");
+        assert!(!text.lines().any(|l| l.starts_with(&format!("  {policy}"))), "a row with its policy: {text}");
+    }
     for line in text.lines() {
         assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
     }
