@@ -234,35 +234,43 @@ impl XyChart {
         let r = inner(area, 64.0);
         let px = |x: f64| self.x.at(x, r.x, r.w);
         let py = |y: f64| self.y.at(y, r.y + r.h, -r.h);
-        // Labels one under the other: spans first, then marks.
-        for (i, (from, to, label, colour)) in self.spans.iter().enumerate() {
+        // Labels one under the other (spans first, then marks), drawn last with a white halo so
+        // that no series hides them.
+        let mut labels =
+            String::from("<g class=\"labels\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\">");
+        let mut label = |x: f64, row: usize, colour: &str, text: &str| {
+            let y = r.y + 11.0 + 12.0 * row as f64;
+            let _ = write!(
+                labels,
+                "<text x=\"{x:.1}\" y=\"{y:.1}\" font-size=\"10\" fill=\"{colour}\">{}</text>",
+                esc(text)
+            );
+        };
+        for (i, (from, to, text, colour)) in self.spans.iter().enumerate() {
             let (a, b) = (px(*from), px(*to));
             let _ = writeln!(
                 s,
-                "<g class=\"span\" data-span=\"{l}\"><rect x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\" fill-opacity=\"0.15\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{l}</text></g>",
+                "<g class=\"span\" data-span=\"{l}\"><rect x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\" fill-opacity=\"0.15\"/></g>",
                 r.y,
                 (b - a).max(1.0),
                 r.h,
-                a + 3.0,
-                r.y + 11.0 + 12.0 * i as f64,
-                l = esc(label)
+                l = esc(text)
             );
+            label(a + 3.0, i, "#555", text);
         }
         grid_and_axes(s, r, &self.x, &self.y, px, py);
-        for (i, (at, label)) in self.marks.iter().enumerate() {
+        for (i, (at, text)) in self.marks.iter().enumerate() {
             let x = px(*at);
             let _ = writeln!(
                 s,
-                "<g class=\"mark\" data-mark=\"{l}\"><line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#d62728\">{l}</text></g>",
+                "<g class=\"mark\" data-mark=\"{l}\"><line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/></g>",
                 r.y,
                 r.y + r.h,
-                x + 3.0,
-                r.y + 11.0 + 12.0 * (self.spans.len() + i) as f64,
-                l = esc(label)
+                l = esc(text)
             );
+            label(x + 3.0, self.spans.len() + i, "#d62728", text);
         }
+        labels.push_str("</g>");
         for series in &self.series {
             let pts: Vec<(f64, f64)> = series.points.iter().map(|(x, y)| (px(*x), py(*y))).collect();
             let _ = write!(s, "<g class=\"series\" data-series=\"{}\">", esc(&series.name));
@@ -308,6 +316,8 @@ impl XyChart {
             }
             s.push_str("</g>\n");
         }
+        s.push_str(&labels);
+        s.push('\n');
     }
 }
 
