@@ -154,6 +154,11 @@ pub struct ServerSection {
     /// Seconds in-flight requests get to finish at shutdown.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// Seconds a protocol request may take once its body is read (a client's own
+    /// `Ekg-Timeout` header may shorten it): past it, nothing is recorded and the answer is 503
+    /// `deadline_exceeded`.
+    #[serde(default = "default_request_deadline")]
+    pub request_deadline_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -169,6 +174,7 @@ impl Default for ServerSection {
             body_timeout_secs: default_body_timeout(),
             max_connections: default_max_connections(),
             shutdown_grace_secs: default_grace(),
+            request_deadline_secs: default_request_deadline(),
         }
     }
 }
@@ -211,6 +217,11 @@ fn default_max_connections() -> usize {
 }
 fn default_grace() -> u64 {
     30
+}
+/// A protocol request's deadline unless configured (`server.request_deadline_secs`).
+pub const DEFAULT_REQUEST_DEADLINE_SECS: u64 = 10;
+fn default_request_deadline() -> u64 {
+    DEFAULT_REQUEST_DEADLINE_SECS
 }
 
 /// Where records are kept. `Debug` and `Display` never show a PostgreSQL password.
@@ -292,6 +303,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Shutdown grace.
     pub shutdown_grace: std::time::Duration,
+    /// The longest a protocol request may take once its body is read.
+    pub request_deadline: std::time::Duration,
     /// The service's clock (the wall clock; tests move it forward).
     pub clock: std::sync::Arc<crate::service::Clock>,
 }
@@ -454,6 +467,7 @@ impl FileConfig {
             ("server.header_timeout_secs", s.header_timeout_secs),
             ("server.body_timeout_secs", s.body_timeout_secs),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs),
+            ("server.request_deadline_secs", s.request_deadline_secs),
         ] {
             if !(1..=MAX_TIMEOUT_SECS).contains(&v) {
                 return bad(field, format!("1 to {MAX_TIMEOUT_SECS} seconds"));
@@ -472,6 +486,7 @@ impl FileConfig {
             body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
             max_connections: s.max_connections,
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
+            request_deadline: std::time::Duration::from_secs(s.request_deadline_secs),
             clock: std::sync::Arc::default(),
         })
     }
