@@ -11,6 +11,7 @@ mod inspect;
 mod keys;
 mod load;
 mod mail;
+mod progress;
 mod read;
 mod send;
 mod serve;
@@ -41,11 +42,13 @@ enum Command {
     /// same workload: the README's main job. Exit 2: an invariant was violated; exit 3: a key
     /// owed to a reading recipient was not delivered after the network healed.
     Simulate {
-        /// Shipped scenario names (default, mailing-list, cross-org-with-loss,
-        /// gatekeeper-outage, low-certificate-availability, untrusted-org,
-        /// compromised-recipient) or TOML paths. Default: `default`.
+        /// Shipped scenario names (the eight of fixtures/scenarios: default, mailing-list,
+        /// cross-org-with-loss, gatekeeper-outage, low-certificate-availability,
+        /// untrusted-org, compromised-recipient, seed-policy) or TOML paths. Default:
+        /// `default`.
         scenarios: Vec<String>,
-        /// Run every shipped scenario.
+        /// Run every shipped scenario (eight), then print and write a summary of their
+        /// headlines (OUT/summary.txt, OUT/index.html).
         #[arg(long)]
         all: bool,
         /// Override the scenario's seed.
@@ -115,7 +118,8 @@ enum Command {
         action: keys::Action,
     },
     /// Model-check the protocol: the results matrix (configuration x property), with unique
-    /// states, time and states/s, and every counterexample as a readable trace.
+    /// states and time, and every counterexample as a readable trace (actors by name), all
+    /// within 100 columns.
     Check {
         /// Also check the full configuration (3 recipients, both gateways, attacker, lossy
         /// duplicating network, one crash) under both policies, the gatekeeper as ekg-core
@@ -294,6 +298,10 @@ struct ReadArgs {
     /// The message (default: standard output; a file is written chmod 600).
     #[arg(long, default_value = "-")]
     output: PathBuf,
+    /// Under policy `once`, show the message on a terminal anyway: without it `ekg read`
+    /// refuses (before asking the gatekeeper) to spend the only release on a screen.
+    #[arg(long)]
+    to_terminal: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -374,6 +382,7 @@ fn main() -> ExitCode {
             anchors: a.who.anchors,
             input: a.input,
             output: a.output,
+            to_terminal: a.to_terminal,
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(Into::into),

@@ -169,7 +169,7 @@ impl LateRun<'_> {
         if let Some(r) = rcpt {
             match outcome {
                 Ok(()) => {
-                    self.read_latency.push((now_ms - started) as f64 / 1000.0);
+                    self.read_latency.push((started, now_ms - started));
                     if let Some(p) = self.st(msg)?.pairs.get_mut(r) {
                         *p = Pair::Read;
                     }
