@@ -51,7 +51,8 @@ run_matrix() {
 # The cluster model's tests on the copy; prints the failing tests' names ("" when all pass).
 run_cluster() {
   local log=$1
-  (cd "$work/ws" && timeout $((timeout_secs * 4)) cargo test --release --locked -q -p ekg-model --test cluster) >>"$log" 2>&1 || true
+  (cd "$work/ws" && cargo test --release --locked -q -p ekg-model --test cluster --no-run) >>"$log" 2>&1 || true
+  (cd "$work/ws" && timeout 900 cargo test --release --locked -q -p ekg-model --test cluster) >>"$log" 2>&1 || true
   grep -E '^test .* FAILED$' "$log" | awk '{ print $2 }' | paste -sd ',' - || true
 }
 
