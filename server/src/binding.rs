@@ -20,6 +20,10 @@ pub const MEDIA_PROBLEM: &str = "application/problem+json";
 /// Seconds a client waits before retrying after `503`.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// `Retry-After` on `429 sender_quota_exceeded`, seconds: keys leave the quota as they are
+/// released or expire, which takes longer than a store's hiccup.
+pub const QUOTA_RETRY_AFTER_SECS: u32 = 60;
+
 /// The base path of a gatekeeper URI (`https://ekg.example.com/ekg` -> `/ekg/`): its path,
 /// ending with `/`. Endpoints are `{base}key-request` and `{base}release-request`.
 pub fn base_path(uri: &str) -> String {
@@ -91,6 +95,10 @@ pub mod http_codes {
     /// The request's deadline passed (or its client left) before its records were written:
     /// nothing was recorded; the same bytes may be sent again.
     pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
+    /// The sender has as many keys held as its quota allows (`server.max_held_per_sender`):
+    /// nothing was recorded; the same request may succeed once some of its keys are released
+    /// or expire (429, `Retry-After`).
+    pub const SENDER_QUOTA_EXCEEDED: &str = "sender_quota_exceeded";
 }
 
 /// An RFC 9457 problem body.

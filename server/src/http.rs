@@ -133,7 +133,19 @@ impl Routes {
         let started = Instant::now();
         let now = self.service.clock.now();
         let result = match endpoint {
-            Endpoint::KeyRequest => self.service.key_request(body, now, Some(caller.clone())).await,
+            Endpoint::KeyRequest => match self.service.key_request(body, now, Some(caller.clone())).await {
+                Ok(Err(over)) => {
+                    let detail = format!("{} keys held for this sender, at most {}", over.held, over.limit);
+                    let p = Problem::new(429, http_codes::SENDER_QUOTA_EXCEEDED, detail);
+                    let codes = crate::metrics::CodeLabels { code: p.code.clone() };
+                    self.service.metrics.refusals.get_or_create(&codes).inc();
+                    let mut answer = problem(&p);
+                    answer.headers_mut().insert(RETRY_AFTER, HeaderValue::from(binding::QUOTA_RETRY_AFTER_SECS));
+                    return answer;
+                }
+                Ok(Ok(der)) => Ok(der),
+                Err(e) => Err(e),
+            },
             Endpoint::ReleaseRequest => self.service.release_request(body, now, Some(caller.clone())).await,
         };
         let labels = crate::metrics::EndpointLabels { endpoint: name.into() };
