@@ -53,7 +53,10 @@ run_cluster() {
   local log=$1
   (cd "$work/ws" && cargo test --release --locked -q -p ekg-model --test cluster --no-run) >>"$log" 2>&1 || true
   (cd "$work/ws" && timeout 900 cargo test --release --locked -q -p ekg-model --test cluster) >>"$log" 2>&1 || true
-  grep -E '^test .* FAILED$' "$log" | awk '{ print $2 }' | paste -sd ',' - || true
+  # `cargo test -q` lists the failed tests under "failures:", four spaces in.
+  if grep -q "test result: FAILED" "$log"; then
+    awk '/^failures:$/ { f = 1; next } f && /^    [a-z_0-9]+$/ { print $1 } /^test result/ { f = 0 }' "$log" | sort -u | paste -sd ',' -
+  fi
 }
 
 echo "| planted bug | caught | cells that differ |"
