@@ -77,6 +77,9 @@ impl Routes {
         } else if path == binding::HEALTHZ {
             ("healthz", self.healthz(req.method()))
         } else if path == binding::METRICS {
+            if req.method() == Method::GET {
+                self.service.count_held().await;
+            }
             ("metrics", self.metrics(req.method()))
         } else {
             ("other", problem(&Problem::http(http_codes::NOT_FOUND, format!("no resource at {path}"))))
