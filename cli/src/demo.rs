@@ -147,7 +147,7 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
         "AuthEnvelopedData(-> gateway) { SignedData(gatekeeper) { KeyDelivery } }",
         &gw_release.der,
     )?;
-    let gw_key = gateway.accept_key(&outbound, &fetch, &gw_release.der, &mut rng)?;
+    let gw_key = gateway.accept_key(&outbound, &fetch, &gw_release.der, now, &mut rng)?;
     let inspected = gateway.open(&outbound, &gw_key)?;
     println!("gateway of {} read the outbound message ({} bytes, {:?})", org.domain, inspected.len(), gw_release.kind);
 
@@ -169,7 +169,7 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
             &format!("AuthEnvelopedData(-> {who}) {{ SignedData(gatekeeper) {{ KeyDelivery }} }}"),
             &release.der,
         )?;
-        let key = r.accept_release(&msg, &req, &release.der, &mut rng)?;
+        let key = r.accept_release(&msg, &req, &release.der, now, &mut rng)?;
         let plain = r.open(&msg, &key)?;
         if plain.as_slice() != message {
             return Err("recipient decrypted something else".into());

@@ -8,6 +8,7 @@ mod conformance;
 mod demo;
 mod fixtures;
 mod inspect;
+mod keys;
 mod load;
 mod mail;
 mod read;
@@ -106,6 +107,12 @@ enum Command {
     Conformance {
         #[command(subcommand)]
         action: conformance::Action,
+    },
+    /// Key material for operators: `gatekeeper-csr` makes the gatekeeper's key and a CSR with
+    /// the certificate profile it needs (docs/server.md, "Certificates").
+    Keys {
+        #[command(subcommand)]
+        action: keys::Action,
     },
     /// Model-check the protocol: the results matrix (configuration x property), with unique
     /// states, time and states/s, and every counterexample as a readable trace.
@@ -213,6 +220,15 @@ struct LoadArgs {
     /// Requests per operation, at most (1 to 100000), all signed before the clock starts.
     #[arg(long, default_value_t = 2000)]
     requests: usize,
+    /// With --in-process: this many keys pending in the fresh database before the run (0 to
+    /// 2000000), made by the core's issuance round; the report then gives this process's
+    /// memory before and during the run.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// With --in-process: this SQLite file instead of a fresh temporary database (created if
+    /// absent, kept after the run: `ekg serve` can then run on what --prefill wrote).
+    #[arg(long)]
+    database: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -337,6 +353,8 @@ fn main() -> ExitCode {
             concurrency: a.concurrency,
             duration: a.duration,
             requests: a.requests,
+            prefill: a.prefill,
+            database: a.database,
         }),
         Command::Send(a) => send::run(&send::Args {
             identity: a.who.identity(),
@@ -363,6 +381,7 @@ fn main() -> ExitCode {
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             .map_err(Into::into),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
+        Command::Keys { action } => keys::run(action).map(|()| ExitCode::SUCCESS),
         Command::Check { full, deep, only, threads, explore, addr, dfs, reduced, timeout_secs } => {
             let timeout = timeout_secs.map(std::time::Duration::from_secs);
             let search = ekg_model::report::Search { threads, dfs, timeout, reduced };

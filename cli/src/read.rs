@@ -42,14 +42,14 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
         let msg = gw.receive(&sealed, t)?;
         let pending = gw.request_key(&msg, t, &mut rng)?;
         let answer = http.post(msg.gatekeeper_uri(), binding::RELEASE_REQUEST, &pending.der)?;
-        let key = gw.accept_key(&msg, &pending, &answer, &mut rng)?;
+        let key = gw.accept_key(&msg, &pending, &answer, now(), &mut rng)?;
         gw.open(&msg, &key)?
     } else {
         let r = Recipient::new(provider(), credential, anchors);
         let msg = r.receive(&sealed, t)?;
         let pending = r.request_release(&msg, t, &mut rng)?;
         let answer = http.post(msg.gatekeeper_uri(), binding::RELEASE_REQUEST, &pending.der)?;
-        let key = r.accept_release(&msg, &pending, &answer, &mut rng)?;
+        let key = r.accept_release(&msg, &pending, &answer, now(), &mut rng)?;
         r.open(&msg, &key)?
     };
     write_output(&args.output, &plaintext)

@@ -185,6 +185,9 @@ pub mod http_codes {
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// The server is stopping, or its store is down.
     pub const UNAVAILABLE: &str = "service_unavailable";
+    /// The request's deadline passed (or its client left) before its records were written:
+    /// nothing was recorded; the same bytes may be sent again.
+    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
 }
 
 /// An RFC 9457 problem body.

@@ -57,6 +57,12 @@ pub struct FileConfig {
     /// `[[gateway]]`: this organisation's gateways.
     #[serde(default, rename = "gateway")]
     pub gateways: Vec<GatewaySection>,
+    /// `[[recipient]]`: which anchors may certify which recipient domains.
+    #[serde(default, rename = "recipient")]
+    pub recipients: Vec<crate::certificates::RecipientSection>,
+    /// `[[crl]]`: CRL files and the CAs that sign them.
+    #[serde(default, rename = "crl")]
+    pub crls: Vec<crate::certificates::CrlSection>,
     /// `[server]`.
     #[serde(default)]
     pub server: ServerSection,
@@ -100,6 +106,15 @@ pub struct GatekeeperSection {
     /// `aws-lc-rs` (default) or `rustcrypto`.
     #[serde(default = "default_provider")]
     pub provider: String,
+    /// `[[gatekeeper.retired]]`: certificates it signed tickets under before (renewals).
+    #[serde(default)]
+    pub retired: Vec<crate::certificates::RetiredSection>,
+    /// Days before renewal is due (notAfter minus the ticket lifetime) to start warning.
+    #[serde(default = "default_renewal_warning_days")]
+    pub renewal_warning_days: u64,
+    /// Seconds between two readings of the `[[crl]]` files.
+    #[serde(default = "default_crl_refresh")]
+    pub crl_refresh_secs: u64,
 }
 
 /// `[[sender]]`: a sender rule.
@@ -139,7 +154,10 @@ pub struct ServerSection {
     /// `sqlite:PATH` (or a plain path), `postgres://...` (several instances), or `memory`.
     #[serde(default = "default_database")]
     pub database: String,
-    /// Threads for verification and response building (0: one per core).
+    /// Requests worked on at once, each on a thread of its own: verification, the round over
+    /// the store, response building (0: [`WORKERS_PER_CORE`] per core). A worker waits for
+    /// its group's commit (an fsync) without using its core, and a group holds at most one
+    /// append per worker: one per core would cap every group at the number of cores.
     #[serde(default)]
     pub workers: usize,
     /// Seconds to read a request's headers.
@@ -154,6 +172,11 @@ pub struct ServerSection {
     /// Seconds in-flight requests get to finish at shutdown.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// Seconds a protocol request may take once its body is read (a client's own
+    /// `Ekg-Timeout` header may shorten it): past it, nothing is recorded and the answer is 503
+    /// `deadline_exceeded`.
+    #[serde(default = "default_request_deadline")]
+    pub request_deadline_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -169,6 +192,7 @@ impl Default for ServerSection {
             body_timeout_secs: default_body_timeout(),
             max_connections: default_max_connections(),
             shutdown_grace_secs: default_grace(),
+            request_deadline_secs: default_request_deadline(),
         }
     }
 }
@@ -191,6 +215,12 @@ fn default_skew() -> u64 {
 fn default_path_len() -> usize {
     4
 }
+fn default_renewal_warning_days() -> u64 {
+    14
+}
+fn default_crl_refresh() -> u64 {
+    300
+}
 fn default_provider() -> String {
     "aws-lc-rs".into()
 }
@@ -211,6 +241,16 @@ fn default_max_connections() -> usize {
 }
 fn default_grace() -> u64 {
     30
+}
+/// Workers per core unless `server.workers` is set (`docs/performance.md`, "Memory and group
+/// commit": with one per core, 8 clients on 2 cores got 1,005 issuances/s on disk; with four,
+/// 1,980).
+pub const WORKERS_PER_CORE: usize = 4;
+
+/// A protocol request's deadline unless configured (`server.request_deadline_secs`).
+pub const DEFAULT_REQUEST_DEADLINE_SECS: u64 = 10;
+fn default_request_deadline() -> u64 {
+    DEFAULT_REQUEST_DEADLINE_SECS
 }
 
 /// Where records are kept. `Debug` and `Display` never show a PostgreSQL password.
@@ -292,18 +332,27 @@ pub struct Settings {
     pub max_connections: usize,
     /// Shutdown grace.
     pub shutdown_grace: std::time::Duration,
+    /// The longest a protocol request may take once its body is read.
+    pub request_deadline: std::time::Duration,
     /// The service's clock (the wall clock; tests move it forward).
     pub clock: std::sync::Arc<crate::service::Clock>,
+    /// The CRL files to re-read, and the renewal warning.
+    pub certificates: crate::certificates::CertificateSettings,
 }
 
 /// Reads a file of at most [`MAX_FILE_LEN`] bytes.
 pub fn read_bounded(path: &Path, field: &str) -> Result<Vec<u8>, ConfigError> {
+    read_bounded_to(path, field, MAX_FILE_LEN)
+}
+
+/// Reads a file of at most `max` bytes.
+pub fn read_bounded_to(path: &Path, field: &str, max: u64) -> Result<Vec<u8>, ConfigError> {
     use std::io::Read;
     let f = std::fs::File::open(path).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
     let mut out = Vec::new();
-    f.take(MAX_FILE_LEN + 1).read_to_end(&mut out).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
-    if out.len() as u64 > MAX_FILE_LEN {
-        return bad(field, format!("{}: larger than {MAX_FILE_LEN} bytes", path.display()));
+    f.take(max + 1).read_to_end(&mut out).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
+    if out.len() as u64 > max {
+        return bad(field, format!("{}: larger than {max} bytes", path.display()));
     }
     Ok(out)
 }
@@ -357,8 +406,10 @@ impl FileConfig {
             anchor_pem.push('\n');
         }
         let limits = PathLimits { max_path_len: g.max_path_len };
+        let crl_files: Vec<(PathBuf, PathBuf)> = self.crls.iter().map(|c| (at(&c.file), at(&c.issuer))).collect();
         let anchors = TrustAnchors::from_pem(provider, &anchor_pem, limits)
-            .or_else(|e| bad("gatekeeper.anchors", e.detail().to_owned()))?;
+            .or_else(|e| bad("gatekeeper.anchors", e.detail().to_owned()))?
+            .with_revocation(crate::certificates::load_crls(provider, &crl_files)?);
         let anchor_id = |field: &str, p: &Path| -> Result<ekg_core::CertId, ConfigError> {
             let pem = text(&read_bounded(&at(p), field)?, field)?;
             let (_, der) = der::pem::decode_vec(pem.as_bytes()).or_else(|e| bad(field, format!("PEM: {e}")))?;
@@ -378,7 +429,14 @@ impl FileConfig {
             let address = EmailAddress::parse(&gw.address).or_else(|_| bad("gateway.address", "an address"))?;
             gateways.push(GatewayPrincipal { address, issuer: anchor_id("gateway.issuer", &gw.issuer)? });
         }
+        let mut recipients = Vec::new();
+        for r in &self.recipients {
+            let issuer = r.issuer.as_deref().map(|p| anchor_id("recipient.issuer", p)).transpose()?;
+            recipients.push(ekg_core::role::RecipientRule { domain: r.domain.clone(), issuer });
+        }
         let mut config = GatekeeperConfig::new(g.uri.clone(), anchors);
+        config.recipients = recipients;
+        config.retired = crate::certificates::retired(&g.retired, &at)?;
         config.senders = senders;
         config.gateways = gateways;
         config.policy = policy;
@@ -402,6 +460,20 @@ impl FileConfig {
         let (first, chain) = split_first_pem(&cert_pem);
         let credential = Credential::from_pem(provider, &first, &chain, &key_pem)
             .or_else(|e| bad("gatekeeper.certificate", e.detail().to_owned()))?;
+        // The rules clients apply to it that need no clock; those that do run at start.
+        ekg_core::role::check_profile(&config, &credential).map_err(|e| crate::certificates::credential_error(&e))?;
+        if !crate::certificates::RENEWAL_WARNING_DAYS.contains(&g.renewal_warning_days) {
+            return bad("gatekeeper.renewal_warning_days", "0 to 365");
+        }
+        if !crate::certificates::CRL_REFRESH_SECS.contains(&g.crl_refresh_secs) {
+            return bad("gatekeeper.crl_refresh_secs", "10 to 86400 seconds");
+        }
+        let certificates = crate::certificates::CertificateSettings {
+            crls: crl_files,
+            crl_refresh_secs: g.crl_refresh_secs,
+            renewal_warning_secs: g.renewal_warning_days * 24 * 3600,
+            reload: std::sync::Arc::default(),
+        };
         let storage_key = storage_key(&read_secret(&at(&g.storage_key), "gatekeeper.storage_key")?)?;
 
         let s = &self.server;
@@ -443,10 +515,13 @@ impl FileConfig {
             );
         }
         if s.workers > MAX_WORKERS {
-            return bad("server.workers", format!("0 (one per core) to {MAX_WORKERS}"));
+            return bad("server.workers", format!("0 ({WORKERS_PER_CORE} per core) to {MAX_WORKERS}"));
         }
-        let workers =
-            if s.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { s.workers };
+        let workers = if s.workers == 0 {
+            WORKERS_PER_CORE * std::thread::available_parallelism().map_or(2, usize::from)
+        } else {
+            s.workers
+        };
         if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
             return bad("server.max_connections", format!("1 to {MAX_CONNECTIONS}"));
         }
@@ -454,6 +529,7 @@ impl FileConfig {
             ("server.header_timeout_secs", s.header_timeout_secs),
             ("server.body_timeout_secs", s.body_timeout_secs),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs),
+            ("server.request_deadline_secs", s.request_deadline_secs),
         ] {
             if !(1..=MAX_TIMEOUT_SECS).contains(&v) {
                 return bad(field, format!("1 to {MAX_TIMEOUT_SECS} seconds"));
@@ -472,7 +548,9 @@ impl FileConfig {
             body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
             max_connections: s.max_connections,
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
+            request_deadline: std::time::Duration::from_secs(s.request_deadline_secs),
             clock: std::sync::Arc::default(),
+            certificates,
         })
     }
 }

@@ -13,6 +13,7 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTE
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::binding::{self, Problem, http_codes};
+use crate::caller::{self, Caller};
 use crate::service::Service;
 
 /// The answer type.
@@ -32,6 +33,7 @@ pub struct Routes {
     key_request: String,
     release_request: String,
     body_timeout: Duration,
+    request_deadline: Duration,
 }
 
 impl core::fmt::Debug for Routes {
@@ -47,18 +49,20 @@ enum Endpoint {
 
 impl Routes {
     /// The routes of `service` (its URI's path gives the endpoints' base).
-    pub fn new(service: Arc<Service>, body_timeout: Duration) -> Routes {
+    /// A protocol request has `request_deadline` once its body is read (`crate::caller`).
+    pub fn new(service: Arc<Service>, body_timeout: Duration, request_deadline: Duration) -> Routes {
         let base = binding::base_path(service.uri());
-        Routes::at(service, &base, body_timeout)
+        Routes::at(service, &base, body_timeout, request_deadline)
     }
 
     /// The routes of `service` below `base` (`/`: the test mode, whatever URI is loaded).
-    pub fn at(service: Arc<Service>, base: &str, body_timeout: Duration) -> Routes {
+    pub fn at(service: Arc<Service>, base: &str, body_timeout: Duration, request_deadline: Duration) -> Routes {
         Routes {
             key_request: format!("{base}{}", binding::KEY_REQUEST),
             release_request: format!("{base}{}", binding::RELEASE_REQUEST),
             service,
             body_timeout,
+            request_deadline,
         }
     }
 
@@ -118,15 +122,19 @@ impl Routes {
             Endpoint::KeyRequest => (MAX_KEY_REQUEST_LEN, "key_request"),
             Endpoint::ReleaseRequest => (MAX_RELEASE_REQUEST_LEN, "release_request"),
         };
+        let stated = req.headers().get(caller::TIMEOUT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = match read_body(req, limit, self.body_timeout).await {
             Ok(b) => b,
             Err(answer) => return answer,
         };
+        // `_departure` goes with this future: if the connection closes, hyper drops it and
+        // the store writes nothing more for this request.
+        let (caller, _departure) = Caller::new(caller::deadline(self.request_deadline, stated.as_deref()));
         let started = Instant::now();
         let now = self.service.clock.now();
         let result = match endpoint {
-            Endpoint::KeyRequest => self.service.key_request(body, now).await,
-            Endpoint::ReleaseRequest => self.service.release_request(body, now).await,
+            Endpoint::KeyRequest => self.service.key_request(body, now, Some(caller.clone())).await,
+            Endpoint::ReleaseRequest => self.service.release_request(body, now, Some(caller.clone())).await,
         };
         let labels = crate::metrics::EndpointLabels { endpoint: name.into() };
         self.service.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
@@ -137,9 +145,15 @@ impl Routes {
                 r
             }
             Err(e) => {
-                let codes = crate::metrics::CodeLabels { code: e.code().into() };
+                let p = if e.rejection() == ekg_core::Rejection::StorageFailed && !caller.waiting() {
+                    let detail = "the request's deadline passed before its records were written: nothing was recorded";
+                    Problem::new(503, http_codes::DEADLINE_EXCEEDED, detail)
+                } else {
+                    Problem::of(&e)
+                };
+                let codes = crate::metrics::CodeLabels { code: p.code.clone() };
                 self.service.metrics.refusals.get_or_create(&codes).inc();
-                problem(&Problem::of(&e))
+                problem(&p)
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `ekg-server`: the Email Key Gatekeeper as a network service.
 //!
 //! - [`binding`]: the HTTP binding (paths, media types, statuses, problem bodies).
+//! - [`certificates`]: the credential check at start, CRL reloads, renewal warnings.
 //! - [`config`]: the TOML configuration, checked field by field.
 //! - [`store`]: the durable store (SQLite, one schema for every database store).
 //! - [`service`]: `ekg-core`'s typed pipeline on threads around one serial ledger.
@@ -13,6 +14,8 @@
 #![forbid(unsafe_code)]
 
 pub mod binding;
+pub mod caller;
+pub mod certificates;
 pub mod config;
 pub mod demo;
 pub mod http;
@@ -84,6 +87,11 @@ pub async fn run(
     bound: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
+    // The gatekeeper's own certificate must hold now (a ticket clients refuse is never issued).
+    for line in certificates::check_at(&settings, settings.clock.now())? {
+        eprintln!("ekg serve: {line}");
+    }
+    let watched = settings.certificates.clone();
     // Opening a store and recovering from it block (a database client, a disk): not on the
     // async threads.
     let (provider, config, credential, storage_key, database) =
@@ -96,16 +104,28 @@ pub async fn run(
     .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;
     let metrics = Arc::new(metrics::Metrics::new());
     let (workers, clock) = (settings.workers, settings.clock);
+    let watch = Arc::new(certificates::CertificateWatch::new(
+        gatekeeper.shared_crypto(),
+        provider,
+        watched,
+        Arc::clone(&metrics),
+        Arc::clone(&clock),
+    ));
+    watch.observe();
     let service = Arc::new(service::Service::new(gatekeeper, workers, metrics, clock));
     service.count_held().await;
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
     bound(addr);
-    let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout));
+    let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout, settings.request_deadline));
     let (stop_timer, timer_stopped) = tokio::sync::oneshot::channel::<()>();
     let timer = tokio::spawn(Arc::clone(&service).run_timer(async move {
         let _ = timer_stopped.await;
+    }));
+    let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel::<()>();
+    let watching = tokio::spawn(Arc::clone(&watch).run(async move {
+        let _ = watch_stopped.await;
     }));
     let listen = listener::Listen {
         listener,
@@ -117,6 +137,8 @@ pub async fn run(
     listener::serve(listen, routes.handler(), stop).await;
     let _ = stop_timer.send(());
     let _ = timer.await;
+    let _ = stop_watch.send(());
+    let _ = watching.await;
     // The last reference to the gatekeeper (and its store) goes with the service.
     drop(service);
     Ok(())

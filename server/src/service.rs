@@ -24,6 +24,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tokio::sync::Semaphore;
 
+use crate::caller::Caller;
 use crate::metrics::Metrics;
 use crate::store::AnyStore;
 
@@ -140,9 +141,11 @@ impl Service {
     }
 
     /// Runs `f` on a gatekeeper of this service on the blocking pool, holding one worker
-    /// permit; records what the store did.
+    /// permit; records what the store did. With a `caller`, nothing is started once it no
+    /// longer waits, and the store writes nothing for it after that (`crate::caller`).
     async fn on_worker<T: Send + 'static>(
         &self,
+        caller: Option<Caller>,
         f: impl FnOnce(&mut Gatekeeper<AnyStore>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let permit = Arc::clone(&self.workers)
@@ -150,26 +153,35 @@ impl Service {
             .await
             .map_err(|_| Error::new(Rejection::CryptoFailure, "the worker pool is closed"))?;
         let mut gk = self.prototype.clone();
+        let abandoned = caller.clone();
         let (r, races, trips) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            if let Some(c) = &caller {
+                c.check().map_err(|e| Error::new(Rejection::StorageFailed, e.0))?;
+            }
+            gk.store_mut().set_caller(caller);
             let r = f(&mut gk);
-            (r, gk.races_lost(), gk.store().round_trips())
+            Ok::<_, Error>((r, gk.races_lost(), gk.store().round_trips()))
         })
         .await
-        .map_err(joined)?;
+        .map_err(joined)??;
         self.metrics.store_races_lost.inc_by(races);
         // The store's total only grows: count what is new.
         let seen = self.seen_trips.fetch_max(trips, Ordering::Relaxed);
         self.metrics.store_round_trips.inc_by(trips.saturating_sub(seen));
-        self.store_ok.store(!matches!(&r, Err(e) if e.rejection() == Rejection::StorageFailed), Ordering::Relaxed);
+        // A write dropped because its client left says nothing about the store.
+        if abandoned.is_none_or(|c| c.waiting()) {
+            self.store_ok.store(!matches!(&r, Err(e) if e.rejection() == Rejection::StorageFailed), Ordering::Relaxed);
+        }
         r
     }
 
     /// A key request: verify, decide over the store, build. The answer is the issuance
     /// response's DER (`docs/protocol.md` §8).
-    pub async fn key_request(&self, der: Vec<u8>, now: UnixTime) -> Result<Vec<u8>, Error> {
+    /// Nothing is recorded for a `caller` that no longer waits.
+    pub async fn key_request(&self, der: Vec<u8>, now: UnixTime, caller: Option<Caller>) -> Result<Vec<u8>, Error> {
         let body = self
-            .on_worker(move |gk| {
+            .on_worker(caller, move |gk| {
                 let mut rng = request_rng()?;
                 let verified = gk.crypto().verify_key_request(&der, now)?;
                 let committed = gk.issue(verified, now, &mut rng)?;
@@ -181,10 +193,10 @@ impl Service {
     }
 
     /// A release request: verify, decide over the store, build. The answer is the release's
-    /// DER.
-    pub async fn release_request(&self, der: Vec<u8>, now: UnixTime) -> Result<Vec<u8>, Error> {
+    /// DER. Nothing is recorded for a `caller` that no longer waits.
+    pub async fn release_request(&self, der: Vec<u8>, now: UnixTime, caller: Option<Caller>) -> Result<Vec<u8>, Error> {
         let release = self
-            .on_worker(move |gk| {
+            .on_worker(caller, move |gk| {
                 let mut rng = request_rng()?;
                 let verified = gk.crypto().verify_release_request(&der, now)?;
                 let committed = gk.release(verified, now)?;
@@ -211,7 +223,7 @@ impl Service {
                 () = tokio::time::sleep(std::time::Duration::from_secs(SWEEP_SECS)) => {}
             }
             let now = self.clock.now();
-            let _ = self.on_worker(move |gk| gk.handle_timeout(now)).await;
+            let _ = self.on_worker(None, move |gk| gk.handle_timeout(now)).await;
         }
     }
 }

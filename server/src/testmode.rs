@@ -255,7 +255,12 @@ impl TestMode {
                     Arc::new(Metrics::new()),
                     Arc::clone(&self.clock),
                 ));
-                let routes = Arc::new(Routes::at(Arc::clone(&service), "/", self.settings.body_timeout));
+                let routes = Arc::new(Routes::at(
+                    Arc::clone(&service),
+                    "/",
+                    self.settings.body_timeout,
+                    Duration::from_secs(crate::config::DEFAULT_REQUEST_DEADLINE_SECS),
+                ));
                 self.set(Some(Current { config, provider, service, routes, forced_key_id }));
                 no_content()
             }

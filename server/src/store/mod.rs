@@ -38,6 +38,17 @@ impl AnyStore {
         }
     }
 
+    /// This handle's appends are written only while `caller` waits (`None`: always). The
+    /// memory store's appends never wait for a lock or a disk: the service's check before the
+    /// work starts is the only one it needs.
+    pub fn set_caller(&mut self, caller: Option<crate::caller::Caller>) {
+        match self {
+            AnyStore::Sqlite(s) => s.set_caller(caller),
+            AnyStore::Postgres(s) => s.set_caller(caller),
+            AnyStore::Memory(_) => {}
+        }
+    }
+
     /// Statements sent to a database server so far (PostgreSQL; 0 otherwise).
     pub fn round_trips(&self) -> u64 {
         match self {

@@ -33,6 +33,9 @@ use super::v2;
 #[derive(Clone)]
 pub struct PostgresStore {
     shared: Arc<Shared>,
+    /// The client this handle writes for, if any (`crate::caller`): checked before the
+    /// append's round trip. Inside it, the session's statement timeout bounds a stall.
+    caller: Option<crate::caller::Caller>,
 }
 
 struct Shared {
@@ -114,6 +117,11 @@ impl Statements {
 }
 
 impl PostgresStore {
+    /// This handle's appends are sent only while `caller` waits (`None`: always).
+    pub fn set_caller(&mut self, caller: Option<crate::caller::Caller>) {
+        self.caller = caller;
+    }
+
     /// Connects to `url` (`postgres://user@host:port/db`), migrated to [`schema::VERSION`]
     /// under an advisory lock, so instances starting together migrate once (`config`: the
     /// retention under which a migrated key's deadline is computed).
@@ -138,6 +146,7 @@ impl PostgresStore {
                 pool: Mutex::new(Vec::new()),
                 round_trips: AtomicU64::new(0),
             }),
+            caller: None,
         };
         let first = store.connect_one(Some(config))?;
         store.give_back(first);
@@ -268,7 +277,11 @@ impl Store<Concrete> for PostgresStore {
         let q_senders: Vec<&str> = plan.requests.iter().map(|(s, _, _)| s.as_str()).collect();
         let q_nonces: Vec<&[u8]> = plan.requests.iter().map(|(_, n, _)| n.as_slice()).collect();
         let q_keys: Vec<&[u8]> = plan.requests.iter().map(|(_, _, k)| k.as_slice()).collect();
+        let caller = self.caller.clone();
         self.run(false, |c| {
+            if let Some(caller) = &caller {
+                caller.check()?;
+            }
             let row = c
                 .client
                 .query_one(

@@ -28,12 +28,16 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use super::plan::{Plan, decode_records, secs};
 use super::schema;
 use super::v2;
+use crate::caller::Caller;
 
 /// The SQLite store: a handle on one database. Clones share it (its connections and its
 /// group commit), one per request thread.
 #[derive(Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
+    /// The client this handle writes for, if any: its appends are dropped, not written, once
+    /// it no longer waits (`crate::caller`).
+    caller: Option<Caller>,
 }
 
 struct Shared {
@@ -51,10 +55,16 @@ struct Shared {
     _lock: std::fs::File,
 }
 
+/// Batches per transaction in [`SqliteStore::import`].
+pub const IMPORT_CHUNK: usize = 10_000;
+
+/// An append waiting for its group: its ticket, its plan, its caller.
+type Queued = (u64, Plan, Option<Caller>);
+
 struct Writer {
     /// The write connection (taken by the thread committing a group).
     conn: Option<Connection>,
-    queue: Vec<(u64, Plan)>,
+    queue: Vec<Queued>,
     results: BTreeMap<u64, Result<bool, StoreError>>,
     next_ticket: u64,
     leading: bool,
@@ -123,7 +133,7 @@ impl SqliteStore {
             written: AtomicU64::new(0),
             _lock: lock,
         };
-        Ok(SqliteStore { shared: Arc::new(shared) })
+        Ok(SqliteStore { shared: Arc::new(shared), caller: None })
     }
 
     /// The schema version of the database.
@@ -170,12 +180,41 @@ impl SqliteStore {
         })
     }
 
+    /// Appends `batches` in transactions of [`IMPORT_CHUNK`] batches each, under the same
+    /// conditions as an append (a batch whose condition fails is skipped); the number
+    /// written. For loading a store in bulk before a measurement (`ekg load --prefill`) or a
+    /// migration: it takes the write connection, so appends wait meanwhile.
+    pub fn import(&self, batches: impl IntoIterator<Item = Batch<Concrete>>) -> Result<u64, StoreError> {
+        let mut w = self.shared.writer.lock().map_err(|_| poisoned())?;
+        let conn = w.conn.as_mut().ok_or_else(|| err("the write connection is busy"))?;
+        let mut written = 0u64;
+        let mut batches = batches.into_iter().peekable();
+        while batches.peek().is_some() {
+            let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+            for batch in batches.by_ref().take(IMPORT_CHUNK) {
+                let plan = Plan::of(&batch)?;
+                let sp = tx.savepoint().map_err(err)?;
+                if write_plan(&sp, &plan)? {
+                    sp.commit().map_err(err)?;
+                    written += 1;
+                }
+            }
+            tx.commit().map_err(err)?;
+        }
+        Ok(written)
+    }
+
+    /// This handle's appends are written only while `caller` waits (`None`: always).
+    pub fn set_caller(&mut self, caller: Option<Caller>) {
+        self.caller = caller;
+    }
+
     fn append(&self, plan: Plan) -> Result<bool, StoreError> {
         let shared = &self.shared;
         let mut w = shared.writer.lock().map_err(|_| poisoned())?;
         let ticket = w.next_ticket;
         w.next_ticket += 1;
-        w.queue.push((ticket, plan));
+        w.queue.push((ticket, plan, self.caller.clone()));
         loop {
             if let Some(result) = w.results.remove(&ticket) {
                 return result;
@@ -206,16 +245,22 @@ impl SqliteStore {
 
 /// One group: one transaction, a savepoint per append, one commit. A failed commit fails
 /// every append that would have been written.
-fn write_group(conn: &mut Connection, group: Vec<(u64, Plan)>) -> Vec<(u64, Result<bool, StoreError>)> {
+/// An append whose caller has left by the time the group holds the write lock is not
+/// written (`crate::caller`).
+fn write_group(conn: &mut Connection, group: Vec<Queued>) -> Vec<(u64, Result<bool, StoreError>)> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let e = err(e);
-            return group.into_iter().map(|(t, _)| (t, Err(e.clone()))).collect();
+            return group.into_iter().map(|(t, _, _)| (t, Err(e.clone()))).collect();
         }
     };
     let mut results = Vec::with_capacity(group.len());
-    for (ticket, plan) in group {
+    for (ticket, plan, caller) in group {
+        if let Some(Err(e)) = caller.as_ref().map(Caller::check) {
+            results.push((ticket, Err(e)));
+            continue;
+        }
         let outcome = match tx.savepoint() {
             Err(e) => Err(err(e)),
             Ok(sp) => match write_plan(&sp, &plan) {

@@ -143,7 +143,7 @@ pub fn fetch(server: &Running, who: &Recipient, sealed: &[u8], seed: u64) -> Res
     if status != 200 {
         return Err((status, code(&body)));
     }
-    let key = who.accept_release(&msg, &pending, &body, &mut r).expect("release");
+    let key = who.accept_release(&msg, &pending, &body, now, &mut r).expect("release");
     Ok(who.open(&msg, &key).unwrap().to_vec())
 }
 

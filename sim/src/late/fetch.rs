@@ -130,7 +130,8 @@ impl LateRun<'_> {
         };
         let (Some(received), Some(pending)) = (received, pending) else { return Ok("no request".into()) };
         self.w.provider.act_as(role_of(who));
-        let key = match client.accept(&received, &pending, der, &mut self.rng) {
+        let now = self.now();
+        let key = match client.accept(&received, &pending, der, now, &mut self.rng) {
             Ok(k) => k,
             Err(e) => return self.finish_fetch(f, Err(e.code().to_owned())),
         };
