@@ -71,9 +71,13 @@ pub const REJECTION_STATUS: &[(Rejection, u16)] = {
         (R::UntrustedCertificate, 403),
         (R::ChainTooLong, 403),
         (R::CertificateExpired, 403),
+        (R::CertificateNotYetValid, 403),
+        (R::CertificateRevoked, 403),
+        (R::CrlStale, 500),
         (R::KeyUsageNotAllowed, 403),
         (R::ExtendedKeyUsageNotAllowed, 403),
         (R::UnknownCriticalExtension, 403),
+        (R::NameNotPermitted, 403),
         (R::UnsupportedKey, 403),
         (R::CertificateHasNoEmail, 403),
         (R::InvalidAddress, 400),
@@ -92,6 +96,7 @@ pub const REJECTION_STATUS: &[(Rejection, u16)] = {
         (R::AlreadyReleased, 409),
         (R::ReleasedToOtherCertificate, 409),
         (R::RedeliveryLimit, 409),
+        (R::AnchorNotAllowedForDomain, 403),
         (R::ResponseMismatch, 403),
         (R::NotForThisRecipient, 400),
         (R::KeyUnwrapFailed, 403),
@@ -117,6 +122,7 @@ pub const HTTP_CODE_STATUS: &[(&str, u16)] = &[
     (http_codes::REQUEST_TIMEOUT, 408),
     (http_codes::UNSUPPORTED_MEDIA_TYPE, 415),
     (http_codes::UNAVAILABLE, 503),
+    (http_codes::DEADLINE_EXCEEDED, 503),
 ];
 
 /// The status of an HTTP-layer code (`500` for a code the table lacks).
