@@ -2,7 +2,7 @@
 //! of every rejection and what a client does on it, and RFC 9457 problem bodies. Shared by
 //! the server and the clients (`ekg send`, `ekg read`, `ekg load`, `ekg conformance`).
 
-use ekg_core::{Fault, Rejection};
+use ekg_core::Rejection;
 use serde::{Deserialize, Serialize};
 
 /// The path, below the gatekeeper's URI, that takes key requests.
@@ -52,22 +52,130 @@ pub enum ClientAction {
     RetryWithBackoff,
 }
 
-/// The HTTP status of a rejection, by who is at fault and what is left to do.
-pub fn status(rejection: Rejection) -> u16 {
+/// The HTTP status of every rejection, in [`Rejection::ALL`]'s order: the one table the
+/// server answers with, the runner expects and `docs/protocol.md` §8.2 shows
+/// ([`status_table`]; `server/tests/docs.rs` checks the document against it). A requester's
+/// fault is a `4xx`: `400` when the bytes are not a message of the profile, `403` when they
+/// are but the requester may not have this, `404`/`409`/`410`/`413` where the ledger or a limit
+/// says more; the gatekeeper's own failures are `500`, its store's `503`.
+pub const REJECTION_STATUS: &[(Rejection, u16)] = {
     use Rejection as R;
-    match rejection {
-        R::InputTooLarge => 413,
-        R::DuplicateRequest | R::AlreadyReleased | R::ReleasedToOtherCertificate | R::RedeliveryLimit => 409,
-        R::KeyUnknown => 404,
-        R::KeyDestroyed | R::TicketExpired => 410,
-        R::StorageFailed => 503,
-        R::KeyIdCollision | R::CryptoFailure | R::InvalidConfiguration => 500,
-        r => match r.fault() {
-            Fault::InvalidMessage => 400,
-            Fault::Untrusted | Fault::Refused => 403,
-            Fault::Local => 500,
-        },
+    &[
+        (R::InputTooLarge, 413),
+        (R::BerNotDer, 400),
+        (R::MalformedDer, 400),
+        (R::UnexpectedContentType, 400),
+        (R::UnsupportedVersion, 400),
+        (R::UnsupportedAlgorithm, 400),
+        (R::ProfileViolation, 400),
+        (R::ContentTypeMismatch, 400),
+        (R::DigestMismatch, 403),
+        (R::SignerCertificateMissing, 400),
+        (R::BadSignature, 403),
+        (R::UntrustedCertificate, 403),
+        (R::ChainTooLong, 403),
+        (R::CertificateExpired, 403),
+        (R::CertificateNotYetValid, 403),
+        (R::CertificateRevoked, 403),
+        (R::CrlStale, 500),
+        (R::KeyUsageNotAllowed, 403),
+        (R::ExtendedKeyUsageNotAllowed, 403),
+        (R::UnknownCriticalExtension, 403),
+        (R::NameNotPermitted, 403),
+        (R::UnsupportedKey, 403),
+        (R::CertificateHasNoEmail, 403),
+        (R::InvalidAddress, 400),
+        (R::SenderAddressMismatch, 403),
+        (R::SenderNotRecognised, 403),
+        (R::NoRecipients, 400),
+        (R::TooManyRecipients, 403),
+        (R::DuplicateRecipient, 400),
+        (R::RequestTimeSkew, 403),
+        (R::DuplicateRequest, 409),
+        (R::WrongGatekeeper, 403),
+        (R::TicketExpired, 410),
+        (R::RecipientNotListed, 403),
+        (R::KeyUnknown, 404),
+        (R::KeyDestroyed, 410),
+        (R::AlreadyReleased, 409),
+        (R::ReleasedToOtherCertificate, 409),
+        (R::RedeliveryLimit, 409),
+        (R::AnchorNotAllowedForDomain, 403),
+        (R::ResponseMismatch, 403),
+        (R::NotForThisRecipient, 400),
+        (R::KeyUnwrapFailed, 403),
+        (R::AuthenticationFailed, 403),
+        (R::TicketDigestMismatch, 403),
+        (R::StorageFailed, 503),
+        (R::KeyIdCollision, 500),
+        (R::InvalidConfiguration, 500),
+        (R::CryptoFailure, 500),
+    ]
+};
+
+/// The HTTP status of a rejection ([`REJECTION_STATUS`]; `500` for a code the table lacks,
+/// which a test rules out).
+pub fn status(rejection: Rejection) -> u16 {
+    REJECTION_STATUS.iter().find(|(r, _)| *r == rejection).map_or(500, |(_, s)| *s)
+}
+
+/// The HTTP layer's own codes ([`http_codes`]) and their status.
+pub const HTTP_CODE_STATUS: &[(&str, u16)] = &[
+    (http_codes::NOT_FOUND, 404),
+    (http_codes::METHOD_NOT_ALLOWED, 405),
+    (http_codes::REQUEST_TIMEOUT, 408),
+    (http_codes::UNSUPPORTED_MEDIA_TYPE, 415),
+    (http_codes::UNAVAILABLE, 503),
+    (http_codes::DEADLINE_EXCEEDED, 503),
+    (http_codes::SENDER_QUOTA_EXCEEDED, 429),
+];
+
+/// The status of an HTTP-layer code (`500` for a code the table lacks).
+pub fn http_status(code: &str) -> u16 {
+    HTTP_CODE_STATUS.iter().find(|(c, _)| *c == code).map_or(500, |(_, s)| *s)
+}
+
+/// What each status means to a client (the third column of `docs/protocol.md` §8.2).
+const MEANING: &[(u16, &str)] = &[
+    (400, "the bytes are not a message of the profile"),
+    (403, "the bytes are right, the requester may not have this"),
+    (404, "no such key, or no such path"),
+    (405, "the path takes another method (`Allow` says which)"),
+    (408, "the body did not arrive within the server's body timeout"),
+    (409, "the ledger has already decided otherwise"),
+    (410, "gone for good"),
+    (413, "the body is over the endpoint's limit (§8.4)"),
+    (415, "the body is not `application/cms`"),
+    (
+        429,
+        "nothing was recorded: the sender has its quota of keys held; the same bytes may succeed after `Retry-After: 60`",
+    ),
+    (500, "the server failed; nothing was released"),
+    (503, "nothing was recorded: send the same bytes again after `Retry-After: 5`"),
+];
+
+/// `docs/protocol.md` §8.2's table, made from [`REJECTION_STATUS`] and [`HTTP_CODE_STATUS`]:
+/// one row per status, every code in exactly one row.
+pub fn status_table() -> String {
+    let mut statuses: Vec<u16> =
+        REJECTION_STATUS.iter().map(|(_, s)| *s).chain(HTTP_CODE_STATUS.iter().map(|(_, s)| *s)).collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    let mut out = String::from("| Status | Codes | Meaning |\n|---|---|---|\n");
+    for status in statuses {
+        let quoted = |c: &str| format!("`{c}`");
+        let protocol: Vec<String> =
+            REJECTION_STATUS.iter().filter(|(_, s)| *s == status).map(|(r, _)| quoted(r.code())).collect();
+        let http: Vec<String> = HTTP_CODE_STATUS.iter().filter(|(_, s)| *s == status).map(|(c, _)| quoted(c)).collect();
+        let codes = match (protocol.is_empty(), http.is_empty()) {
+            (false, true) => protocol.join(", "),
+            (true, false) => format!("HTTP layer: {}", http.join(", ")),
+            _ => format!("{}; HTTP layer: {}", protocol.join(", "), http.join(", ")),
+        };
+        let meaning = MEANING.iter().find(|(s, _)| *s == status).map_or("", |(_, m)| *m);
+        out.push_str(&format!("| `{status}` | {codes} | {meaning} |\n"));
     }
+    out
 }
 
 /// What a client does on `status` (`docs/protocol.md` §8.3).
@@ -119,6 +227,12 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem of the HTTP layer: `code` (one of [`http_codes`]) with its status
+    /// ([`HTTP_CODE_STATUS`]).
+    pub fn http(code: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(http_status(code), code, detail)
+    }
+
     /// A problem with `code` and `status`.
     pub fn new(status: u16, code: &str, detail: impl Into<String>) -> Problem {
         Problem {
@@ -128,6 +242,11 @@ impl Problem {
             code: code.to_owned(),
             detail: detail.into(),
         }
+    }
+
+    /// A problem of a protocol code, with its status ([`REJECTION_STATUS`]).
+    pub fn rejection(rejection: Rejection, detail: impl Into<String>) -> Problem {
+        Problem::new(status(rejection), rejection.code(), detail)
     }
 
     /// The problem of a rejection.
@@ -159,15 +278,30 @@ pub fn is_cms(content_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ekg_core::Fault;
 
     #[test]
     fn every_rejection_has_a_status_and_requester_faults_are_4xx() {
+        // The table lists every code once, in Rejection::ALL's order (a new code without a
+        // status fails here rather than answering 500).
+        let listed: Vec<Rejection> = REJECTION_STATUS.iter().map(|(r, _)| *r).collect();
+        assert_eq!(listed, Rejection::ALL);
         for r in Rejection::ALL {
             let s = status(*r);
             assert!((400..600).contains(&s), "{r:?}");
             if r.fault() != Fault::Local {
                 assert!((400..500).contains(&s), "{r:?} is the requester's: 4xx, got {s}");
+            } else {
+                assert!(s >= 500, "{r:?} is the gatekeeper's own failure: 5xx, got {s}");
             }
+        }
+        for (code, s) in HTTP_CODE_STATUS {
+            assert_eq!(http_status(code), *s);
+            assert!(Rejection::from_code(code).is_none(), "{code} is also a protocol code");
+        }
+        let table = status_table();
+        for r in Rejection::ALL {
+            assert_eq!(table.matches(&format!("`{}`", r.code())).count(), 1, "{r:?}");
         }
         assert_eq!(status(Rejection::StorageFailed), 503);
         assert_eq!(client_action(503), ClientAction::RetryLater);

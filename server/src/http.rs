@@ -86,7 +86,7 @@ impl Routes {
             }
             ("metrics", self.metrics(req.method()))
         } else {
-            ("other", problem(&Problem::new(404, http_codes::NOT_FOUND, format!("no resource at {path}"))))
+            ("other", problem(&Problem::http(http_codes::NOT_FOUND, format!("no resource at {path}"))))
         };
         self.service.metrics.answered(label, answer.status().as_u16());
         Ok(answer)
@@ -99,7 +99,7 @@ impl Routes {
         }
         match self.service.probe().await {
             Ok(()) => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
-            Err(detail) => problem(&Problem::new(503, http_codes::UNAVAILABLE, format!("the store: {detail}"))),
+            Err(detail) => problem(&Problem::http(http_codes::UNAVAILABLE, format!("the store: {detail}"))),
         }
     }
 
@@ -136,7 +136,7 @@ impl Routes {
             Endpoint::KeyRequest => match self.service.key_request(body, now, Some(caller.clone())).await {
                 Ok(Err(over)) => {
                     let detail = format!("{} keys held for this sender, at most {}", over.held, over.limit);
-                    let p = Problem::new(429, http_codes::SENDER_QUOTA_EXCEEDED, detail);
+                    let p = Problem::http(http_codes::SENDER_QUOTA_EXCEEDED, detail);
                     let codes = crate::metrics::CodeLabels { code: p.code.clone() };
                     self.service.metrics.refusals.get_or_create(&codes).inc();
                     let mut answer = problem(&p);
@@ -159,7 +159,7 @@ impl Routes {
             Err(e) => {
                 let p = if e.rejection() == ekg_core::Rejection::StorageFailed && !caller.waiting() {
                     let detail = "the request's deadline passed before its records were written: nothing was recorded";
-                    Problem::new(503, http_codes::DEADLINE_EXCEEDED, detail)
+                    Problem::http(http_codes::DEADLINE_EXCEEDED, detail)
                 } else {
                     Problem::of(&e)
                 };
@@ -180,10 +180,11 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !binding::is_cms(content_type) {
         let detail = format!("the body must be {} (got {content_type:?})", binding::MEDIA_CMS);
-        return Err(problem(&Problem::new(415, http_codes::UNSUPPORTED_MEDIA_TYPE, detail)));
+        return Err(problem(&Problem::http(http_codes::UNSUPPORTED_MEDIA_TYPE, detail)));
     }
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    let too_large = || problem(&Problem::new(413, "input_too_large", format!("at most {limit} bytes")));
+    let too_large =
+        || problem(&Problem::rejection(ekg_core::Rejection::InputTooLarge, format!("at most {limit} bytes")));
     if let Some(n) = declared.filter(|n| *n > limit as u64) {
         // Refused before it is read whole. A body of at most MAX_DRAIN_LEN is read and thrown
         // away first (at most a second): closing on unread bytes resets the connection, and
@@ -197,9 +198,11 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
     }
     let body = Limited::new(req.into_body(), limit);
     match tokio::time::timeout(timeout, body.collect()).await {
-        Err(_) => Err(problem(&Problem::new(408, http_codes::REQUEST_TIMEOUT, "the body did not arrive in time"))),
+        Err(_) => Err(problem(&Problem::http(http_codes::REQUEST_TIMEOUT, "the body did not arrive in time"))),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(problem(&Problem::new(400, "malformed_der", format!("reading the body: {e}")))),
+        Ok(Err(e)) => {
+            Err(problem(&Problem::rejection(ekg_core::Rejection::MalformedDer, format!("reading the body: {e}"))))
+        }
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
     }
 }
@@ -216,7 +219,7 @@ pub fn problem(p: &Problem) -> Answer {
 }
 
 fn not_allowed(allow: &'static str) -> Answer {
-    let mut r = problem(&Problem::new(405, http_codes::METHOD_NOT_ALLOWED, format!("use {allow}")));
+    let mut r = problem(&Problem::http(http_codes::METHOD_NOT_ALLOWED, format!("use {allow}")));
     r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     r
 }

@@ -122,7 +122,7 @@ impl TestMode {
         if let Some(action) = path.strip_prefix(MANAGE_BASE) {
             let action = action.to_owned();
             if req.method() != Method::POST {
-                return Ok(problem(&Problem::new(405, binding::http_codes::METHOD_NOT_ALLOWED, "use POST")));
+                return Ok(problem(&Problem::http(binding::http_codes::METHOD_NOT_ALLOWED, "use POST")));
             }
             let body = match read_json(req, self.settings.body_timeout).await {
                 Ok(b) => b,
@@ -200,7 +200,7 @@ impl TestMode {
                 Some(fails) => self.recover(Some(fails)),
                 None => malformed("store: {\"fails\": true|false}"),
             },
-            other => problem(&Problem::new(404, binding::http_codes::NOT_FOUND, format!("no action {other}"))),
+            other => problem(&Problem::http(binding::http_codes::NOT_FOUND, format!("no action {other}"))),
         }
     }
 
@@ -295,14 +295,16 @@ async fn read_json(req: Request<Incoming>, timeout: Duration) -> Result<Value, A
     let body = Limited::new(req.into_body(), MAX_STATE_LEN);
     let bytes = match tokio::time::timeout(timeout, body.collect()).await {
         Err(_) => {
-            return Err(problem(&Problem::new(
-                408,
+            return Err(problem(&Problem::http(
                 binding::http_codes::REQUEST_TIMEOUT,
                 "the body did not arrive in time",
             )));
         }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(problem(&Problem::new(413, "input_too_large", format!("at most {MAX_STATE_LEN} bytes"))));
+            return Err(problem(&Problem::rejection(
+                ekg_core::Rejection::InputTooLarge,
+                format!("at most {MAX_STATE_LEN} bytes"),
+            )));
         }
         Ok(Err(e)) => return Err(malformed(format!("reading the body: {e}"))),
         Ok(Ok(c)) => c.to_bytes(),

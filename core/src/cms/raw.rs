@@ -221,6 +221,9 @@ pub fn content_info_parts<'a>(der: &'a [u8], max_len: usize, what: &str) -> Resu
         let mut r = SliceReader::new(der)?;
         let parts = r.sequence(|r| {
             let oid = ObjectIdentifier::decode(r)?;
+            if !strict::oid_contents_minimal(oid.as_bytes()) {
+                return Err(der::Error::from(der::ErrorKind::Value { tag: Tag::ObjectIdentifier }));
+            }
             let header = Header::decode(r)?;
             if header.tag() != EXPLICIT_0 {
                 return Err(der::Error::from(header.tag().unexpected_error(Some(EXPLICIT_0))));

@@ -27,6 +27,11 @@ where
             return Err(reject(rejection, format!("{what}: {e}")));
         }
     };
+    // Step 2 also holds for what the decoder takes as it is: an OBJECT IDENTIFIER's
+    // subidentifiers are minimal (X.690 8.19.2), wherever one is (an ignored attribute too).
+    if !oids_minimal(bytes) {
+        return Err(reject(Rejection::MalformedDer, format!("{what}: an OBJECT IDENTIFIER subidentifier led by 80")));
+    }
     // The re-encoding may hold a secret (a key delivery): zeroized when dropped.
     match value.to_der().map(zeroize::Zeroizing::new) {
         Ok(again) if again.as_slice() == bytes => Ok(value),
@@ -37,13 +42,44 @@ where
 
 /// Whether `bytes` is one complete BER element that uses a feature DER forbids.
 pub fn is_ber_not_der(bytes: &[u8]) -> bool {
-    let mut seen = false;
-    matches!(walk(bytes, 0, &mut seen), Ok(n) if n == bytes.len()) && seen
+    let mut seen = Seen::default();
+    matches!(walk(bytes, 0, &mut seen), Ok(n) if n == bytes.len()) && seen.ber
 }
 
-/// Walks one BER TLV at the start of `input`, returns its length in bytes. Sets `ber` when a
-/// non-DER feature is seen.
-fn walk(input: &[u8], depth: usize, ber: &mut bool) -> core::result::Result<usize, ()> {
+/// Whether every OBJECT IDENTIFIER (universal tag 6) in the element `bytes`, at any depth of
+/// its constructed elements, has minimal subidentifiers. Primitive contents (an OCTET STRING
+/// that wraps an encoding) are not looked into: they are decoded, and checked, on their own.
+/// `false` if `bytes` is not one BER element.
+pub fn oids_minimal(bytes: &[u8]) -> bool {
+    let mut seen = Seen::default();
+    matches!(walk(bytes, 0, &mut seen), Ok(n) if n == bytes.len()) && !seen.non_minimal_oid
+}
+
+/// Whether the contents octets of an OBJECT IDENTIFIER have no subidentifier led by `80`
+/// (X.690 8.19.2: "the leading octet of the subidentifier shall not have the value 80").
+pub fn oid_contents_minimal(contents: &[u8]) -> bool {
+    let mut first_of_subidentifier = true;
+    for &b in contents {
+        if first_of_subidentifier && b == 0x80 {
+            return false;
+        }
+        first_of_subidentifier = b & 0x80 == 0;
+    }
+    true
+}
+
+/// What a walk saw.
+#[derive(Default)]
+struct Seen {
+    /// A feature of BER that DER forbids.
+    ber: bool,
+    /// An OBJECT IDENTIFIER with a non-minimal subidentifier.
+    non_minimal_oid: bool,
+}
+
+/// Walks one BER TLV at the start of `input`, returns its length in bytes. Notes in `seen`
+/// a non-DER feature and a non-minimal OBJECT IDENTIFIER.
+fn walk(input: &[u8], depth: usize, seen: &mut Seen) -> core::result::Result<usize, ()> {
     if depth > 64 {
         return Err(());
     }
@@ -70,13 +106,13 @@ fn walk(input: &[u8], depth: usize, ber: &mut bool) -> core::result::Result<usiz
         if !constructed {
             return Err(());
         }
-        *ber = true;
+        seen.ber = true;
         loop {
             let rest = input.get(pos..).ok_or(())?;
             if rest.starts_with(&[0, 0]) {
                 return Ok(pos + 2);
             }
-            pos += walk(rest, depth + 1, ber)?;
+            pos += walk(rest, depth + 1, seen)?;
         }
     }
     let len = if first & 0x80 == 0 {
@@ -90,7 +126,7 @@ fn walk(input: &[u8], depth: usize, ber: &mut bool) -> core::result::Result<usiz
         pos += n;
         let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         if len < 0x80 || bytes.first() == Some(&0) {
-            *ber = true; // non-minimal length
+            seen.ber = true; // non-minimal length
         }
         len
     };
@@ -99,12 +135,15 @@ fn walk(input: &[u8], depth: usize, ber: &mut bool) -> core::result::Result<usiz
     // Constructed form of a string type (OCTET STRING, BIT STRING, the character strings).
     let universal_string = matches!(tag, 0x23 | 0x24 | 0x2c | 0x33 | 0x34 | 0x36);
     if universal_string {
-        *ber = true;
+        seen.ber = true;
+    }
+    if tag == 0x06 && !oid_contents_minimal(body) {
+        seen.non_minimal_oid = true;
     }
     if constructed {
         let mut inner = 0;
         while inner < body.len() {
-            inner += walk(body.get(inner..).ok_or(())?, depth + 1, ber)?;
+            inner += walk(body.get(inner..).ok_or(())?, depth + 1, seen)?;
         }
     }
     Ok(end)
@@ -135,6 +174,25 @@ mod tests {
     fn constructed_octet_string_is_ber_not_der() {
         let ber = [0x24, 0x06, 0x04, 0x01, 0xAA, 0x04, 0x01, 0xBB];
         assert!(is_ber_not_der(&ber));
+    }
+
+    #[test]
+    fn a_subidentifier_led_by_80_is_malformed() {
+        // 1.2.840.113549 with its arc 113549 written 80 86 F7 0D: the decoder takes it.
+        let odd = [0x06, 0x07, 0x2a, 0x86, 0x48, 0x80, 0x86, 0xf7, 0x0d];
+        let taken: core::result::Result<der::asn1::ObjectIdentifier, _> = der::Decode::from_der(&odd);
+        assert!(taken.is_ok());
+        assert!(!oids_minimal(&odd));
+        assert_eq!(decode::<der::Any>(&odd, 100, "x").err().map(|e| e.rejection()), Some(Rejection::MalformedDer));
+        // Nested in a SEQUENCE, and as the first subidentifier.
+        let nested = [0x30, 0x04, 0x06, 0x02, 0x80, 0x01];
+        assert_eq!(decode::<der::Any>(&nested, 100, "x").err().map(|e| e.rejection()), Some(Rejection::MalformedDer));
+        // `80` inside a subidentifier is fine (113549 is 86 F7 0D; 128 is 81 00).
+        let fine = [0x30, 0x09, 0x06, 0x07, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x81, 0x00];
+        assert!(oids_minimal(&fine));
+        assert!(decode::<der::Any>(&fine, 100, "x").is_ok());
+        // Inside an OCTET STRING it is not an OID.
+        assert!(oids_minimal(&[0x04, 0x03, 0x06, 0x01, 0x80]));
     }
 
     #[test]
