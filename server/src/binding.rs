@@ -182,7 +182,7 @@ pub fn status_table() -> String {
 pub fn client_action(status: u16) -> ClientAction {
     match status {
         200 => ClientAction::Accept,
-        503 => ClientAction::RetryLater,
+        429 | 503 => ClientAction::RetryLater,
         500 | 502 | 504 => ClientAction::RetryWithBackoff,
         _ => ClientAction::GiveUp,
     }
