@@ -8,6 +8,7 @@ mod conformance;
 mod demo;
 mod fixtures;
 mod inspect;
+mod keys;
 mod load;
 mod mail;
 mod read;
@@ -76,6 +77,11 @@ enum Command {
     /// binding, a durable SQLite store or a PostgreSQL one shared by several instances,
     /// metrics; SIGTERM stops it gracefully.
     Serve(ServeArgs),
+    /// Make the gatekeeper's key material: `storage-key --out FILE` (docs/server.md).
+    Keys {
+        #[command(subcommand)]
+        action: keys::Action,
+    },
     /// Drive a gatekeeper with pre-signed key requests, then release requests for what it
     /// issued, from concurrent clients; report throughput and p50/p99/max latency per
     /// operation (docs/performance.md). Exit 1 if any request failed.
@@ -179,6 +185,10 @@ struct ServeArgs {
     /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1), readable by its owner only; with --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Log format on standard error: `text` or `json` (one object a line). RUST_LOG filters
+    /// (default `info`).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -325,7 +335,9 @@ fn main() -> ExitCode {
             tls_key: a.tls_key,
             test_mode: a.test_mode,
             vectors: a.vectors,
+            log_json: a.log_format == "json",
         }),
+        Command::Keys { action } => keys::run(action).map(|()| ExitCode::SUCCESS),
         Command::Conformance { action } => conformance::run(action).map_err(Into::into),
         Command::Load(a) => load::run(load::Args {
             target: a.target,

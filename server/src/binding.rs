@@ -88,6 +88,36 @@ pub mod http_codes {
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// The server is stopping, or its store is down.
     pub const UNAVAILABLE: &str = "service_unavailable";
+    /// The request is not well-formed HTTP/1.1 (hyper's parser refused it): 400.
+    pub const MALFORMED_HTTP: &str = "malformed_http";
+    /// The request target is longer than the server takes: 414.
+    pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// The request head is larger than the server takes, or has too many fields: 431.
+    pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
+    /// Every connection slot is busy (none idle to close): 503, `Retry-After`.
+    pub const CONNECTION_LIMIT: &str = "connection_limit";
+    /// The client's address holds its share of the connections: 429, `Retry-After`.
+    pub const CLIENT_CONNECTION_LIMIT: &str = "client_connection_limit";
+    /// Test mode: the `Host` header is not a loopback name: 403.
+    pub const HOST_NOT_ALLOWED: &str = "host_not_allowed";
+    /// Test mode: a browser's cross-origin request (an `Origin` header): 403.
+    pub const CROSS_ORIGIN_REFUSED: &str = "cross_origin_refused";
+
+    /// Every code of the HTTP layer, with its status.
+    pub const ALL: &[(&str, u16)] = &[
+        (NOT_FOUND, 404),
+        (METHOD_NOT_ALLOWED, 405),
+        (UNSUPPORTED_MEDIA_TYPE, 415),
+        (REQUEST_TIMEOUT, 408),
+        (UNAVAILABLE, 503),
+        (MALFORMED_HTTP, 400),
+        (URI_TOO_LONG, 414),
+        (HEADERS_TOO_LARGE, 431),
+        (CONNECTION_LIMIT, 503),
+        (CLIENT_CONNECTION_LIMIT, 429),
+        (HOST_NOT_ALLOWED, 403),
+        (CROSS_ORIGIN_REFUSED, 403),
+    ];
 }
 
 /// An RFC 9457 problem body.

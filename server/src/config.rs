@@ -21,6 +21,8 @@ pub const MAX_ANCHOR_FILES: usize = 100;
 pub const MAX_WORKERS: usize = 256;
 /// Most concurrent connections.
 pub const MAX_CONNECTIONS: usize = 100_000;
+/// Most requests on one connection.
+pub const MAX_REQUESTS_PER_CONNECTION: u32 = 1_000_000;
 /// Longest timeout of any kind, seconds.
 pub const MAX_TIMEOUT_SECS: u64 = 3600;
 
@@ -72,7 +74,7 @@ pub struct GatekeeperSection {
     pub certificate: PathBuf,
     /// PEM PKCS#8: its private key (mode 0600 or stricter).
     pub key: PathBuf,
-    /// The storage key: 64 hex digits (mode 0600 or stricter).
+    /// The path of the storage key's file: 64 hex digits (mode 0600 or stricter).
     pub storage_key: PathBuf,
     /// PEM files of the trust anchors (the federation's CAs).
     pub anchors: Vec<PathBuf>,
@@ -133,7 +135,7 @@ pub struct ServerSection {
     pub tls_cert: Option<PathBuf>,
     /// PEM PKCS#8 key for TLS.
     pub tls_key: Option<PathBuf>,
-    /// Serve plain HTTP on a non-loopback address.
+    /// Serve plain HTTP on a private (not loopback) address, behind a TLS-terminating proxy.
     #[serde(default)]
     pub allow_plain_http: bool,
     /// `sqlite:PATH` (or a plain path), `postgres://...` (several instances), or `memory`.
@@ -142,15 +144,28 @@ pub struct ServerSection {
     /// Threads for verification and response building (0: one per core).
     #[serde(default)]
     pub workers: usize,
-    /// Seconds to read a request's headers.
+    /// Seconds from a request head's first byte to its end (and for a TLS handshake).
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// Seconds a connection may wait for a request (before its first, between keep-alive
+    /// requests) before it is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds to write a response's bytes (a client that does not read loses the connection).
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_secs: u64,
     /// Seconds to read a request's body.
     #[serde(default = "default_body_timeout")]
     pub body_timeout_secs: u64,
     /// Most concurrent connections.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most concurrent connections from one client address.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Most requests on one connection (then it is closed after the answer).
+    #[serde(default = "default_max_requests_per_connection")]
+    pub max_requests_per_connection: u32,
     /// Seconds in-flight requests get to finish at shutdown.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
@@ -166,8 +181,12 @@ impl Default for ServerSection {
             database: default_database(),
             workers: 0,
             header_timeout_secs: default_header_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            write_timeout_secs: default_write_timeout(),
             body_timeout_secs: default_body_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            max_requests_per_connection: default_max_requests_per_connection(),
             shutdown_grace_secs: default_grace(),
         }
     }
@@ -203,6 +222,18 @@ fn default_database() -> String {
 fn default_header_timeout() -> u64 {
     10
 }
+fn default_idle_timeout() -> u64 {
+    15
+}
+fn default_write_timeout() -> u64 {
+    10
+}
+fn default_max_connections_per_client() -> usize {
+    64
+}
+fn default_max_requests_per_connection() -> u32 {
+    1000
+}
 fn default_body_timeout() -> u64 {
     30
 }
@@ -225,18 +256,40 @@ pub enum Database {
 }
 
 impl Database {
-    /// A PostgreSQL URL with its password, if any, replaced by `***`.
-    fn redacted(url: &str) -> String {
-        let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-                None => url.to_owned(),
+    /// A PostgreSQL URL with its password, if any, replaced by `***`: the one in the user
+    /// information (everything up to the last `@` is taken as user information, so a password
+    /// holding `/`, `?`, `#` or `@` is hidden whole), and a `password` parameter of the query.
+    /// What cannot be told apart is hidden: the answer may hide more than the password, never
+    /// less.
+    pub fn redacted(url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else { return "(not a URL: not shown)".to_owned() };
+        let (userinfo, tail) = match rest.rfind('@') {
+            Some(at) => (Some(rest.get(..at).unwrap_or_default()), rest.get(at + 1..).unwrap_or_default()),
+            None => (None, rest),
+        };
+        let user = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((user, _)) if !user.contains(['/', '?', '#']) => format!("{user}:***@"),
+                Some(_) => "***@".to_owned(),
+                None if u.contains(['/', '?', '#']) => "***@".to_owned(),
+                None => format!("{u}@"),
             },
-            None => url.to_owned(),
-        }
+            None => String::new(),
+        };
+        format!("{scheme}://{user}{}", Database::redact_query(tail))
+    }
+
+    /// `password=...` parameters of a URL's query replaced by `password=***`.
+    fn redact_query(tail: &str) -> String {
+        let Some((before, query)) = tail.split_once('?') else { return tail.to_owned() };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        format!("{before}?{}", params.join("&"))
     }
 }
 
@@ -284,16 +337,19 @@ pub struct Settings {
     pub database: Database,
     /// Worker threads.
     pub workers: usize,
-    /// Header read timeout.
-    pub header_timeout: std::time::Duration,
+    /// Whether plain HTTP on a private address is intended (behind a TLS proxy).
+    pub allow_plain_http: bool,
+    /// The connection layer's caps and timeouts.
+    pub limits: crate::listener::ConnectionLimits,
     /// Body read timeout.
     pub body_timeout: std::time::Duration,
-    /// Most concurrent connections.
-    pub max_connections: usize,
     /// Shutdown grace.
     pub shutdown_grace: std::time::Duration,
     /// The service's clock (the wall clock; tests move it forward).
     pub clock: std::sync::Arc<crate::service::Clock>,
+    /// Parts SIGHUP reloads besides TLS (none yet: the certificate checks' CRLs and
+    /// credential go here).
+    pub reloadable: Vec<std::sync::Arc<dyn crate::Reload>>,
 }
 
 /// Reads a file of at most [`MAX_FILE_LEN`] bytes.
@@ -402,7 +458,7 @@ impl FileConfig {
         let (first, chain) = split_first_pem(&cert_pem);
         let credential = Credential::from_pem(provider, &first, &chain, &key_pem)
             .or_else(|e| bad("gatekeeper.certificate", e.detail().to_owned()))?;
-        let storage_key = storage_key(&read_secret(&at(&g.storage_key), "gatekeeper.storage_key")?)?;
+        let storage_key = storage_key(&read_storage_key(&at(&g.storage_key), &g.storage_key)?)?;
 
         let s = &self.server;
         let listen: SocketAddr = s.listen.parse().or_else(|_| bad("server.listen", "an IP address and port"))?;
@@ -414,12 +470,7 @@ impl FileConfig {
         if let Some(files) = &tls {
             crate::tls::acceptor(files)?;
         }
-        if tls.is_none() && !listen.ip().is_loopback() && !s.allow_plain_http {
-            return bad(
-                "server.listen",
-                "plain HTTP only on a loopback address (set tls_cert and tls_key, or allow_plain_http = true)",
-            );
-        }
+        plain_http_allowed(listen, tls.is_some(), s.allow_plain_http).or_else(|rule| bad("server.listen", rule))?;
         if s.database.len() > 4096 {
             return bad("server.database", "at most 4 KiB");
         }
@@ -450,8 +501,16 @@ impl FileConfig {
         if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
             return bad("server.max_connections", format!("1 to {MAX_CONNECTIONS}"));
         }
+        if !(1..=s.max_connections).contains(&s.max_connections_per_client) {
+            return bad("server.max_connections_per_client", "1 to server.max_connections");
+        }
+        if !(1..=MAX_REQUESTS_PER_CONNECTION).contains(&s.max_requests_per_connection) {
+            return bad("server.max_requests_per_connection", format!("1 to {MAX_REQUESTS_PER_CONNECTION}"));
+        }
         for (field, v) in [
             ("server.header_timeout_secs", s.header_timeout_secs),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            ("server.write_timeout_secs", s.write_timeout_secs),
             ("server.body_timeout_secs", s.body_timeout_secs),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs),
         ] {
@@ -468,11 +527,19 @@ impl FileConfig {
             tls,
             database,
             workers,
-            header_timeout: std::time::Duration::from_secs(s.header_timeout_secs),
+            allow_plain_http: s.allow_plain_http,
+            limits: crate::listener::ConnectionLimits {
+                max_connections: s.max_connections,
+                max_connections_per_client: s.max_connections_per_client,
+                max_requests_per_connection: s.max_requests_per_connection,
+                idle_timeout: std::time::Duration::from_secs(s.idle_timeout_secs),
+                header_timeout: std::time::Duration::from_secs(s.header_timeout_secs),
+                write_timeout: std::time::Duration::from_secs(s.write_timeout_secs),
+            },
             body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
-            max_connections: s.max_connections,
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
             clock: std::sync::Arc::default(),
+            reloadable: Vec::new(),
         })
     }
 }
@@ -486,6 +553,61 @@ fn split_first_pem(pem: &str) -> (String, String) {
             (pem[..cut].to_owned(), pem[cut..].to_owned())
         }
         None => (pem.to_owned(), String::new()),
+    }
+}
+
+/// The storage key's file. The field is a path: a value that looks like the key itself (32
+/// or more hex digits and nothing else) is refused without being repeated in the error.
+fn read_storage_key(path: &Path, as_written: &Path) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+    const FIELD: &str = "gatekeeper.storage_key";
+    let written = as_written.to_string_lossy();
+    let looks_like_a_key = written.len() >= 32 && written.trim().chars().all(|c| c.is_ascii_hexdigit());
+    if looks_like_a_key && !path.exists() {
+        return bad(
+            FIELD,
+            "the path of a file holding the key (64 hex digits, mode 0600), not the key itself; \
+             make one with `ekg keys storage-key --out FILE`",
+        );
+    }
+    read_secret(path, FIELD)
+}
+
+/// Whether plain HTTP may be served on `listen`: on a loopback address always; on a private
+/// address (IPv4 10/8, 172.16/12, 192.168/16, 100.64/10; IPv6 fc00::/7) with
+/// `allow_plain_http` (a TLS-terminating proxy in front); never on any other address
+/// (public, or unspecified: `0.0.0.0` and `::` listen on every interface).
+pub fn plain_http_allowed(listen: SocketAddr, tls: bool, allow_plain_http: bool) -> Result<(), String> {
+    let ip = listen.ip();
+    if tls || ip.is_loopback() {
+        return Ok(());
+    }
+    if !allow_plain_http {
+        return Err(format!(
+            "{listen}: plain HTTP only on a loopback address (set tls_cert and tls_key; or, behind a \
+             TLS-terminating proxy on a private network, allow_plain_http = true)"
+        ));
+    }
+    if is_private(ip) {
+        return Ok(());
+    }
+    let what = if ip.is_unspecified() { "every interface" } else { "a public address" };
+    Err(format!(
+        "{listen}: allow_plain_http serves plain HTTP on a loopback or private address only, not on \
+         {what}: listen on the private address the proxy reaches (or set tls_cert and tls_key)"
+    ))
+}
+
+/// A private (RFC 1918, RFC 6598 shared, IPv6 unique local) address.
+pub fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || (a == 100 && (64..128).contains(&b))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let [first, ..] = v6.segments();
+            (first & 0xfe00) == 0xfc00
+        }
     }
 }
 
@@ -506,6 +628,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::Database;
 
@@ -517,5 +640,43 @@ mod tests {
             assert!(shown.contains("postgres://ekg:***@db.internal:5432/ekg?connect_timeout=3"), "{shown}");
         }
         assert_eq!(Database::Postgres("postgres://ekg@h/d".into()).to_string(), "postgres://ekg@h/d");
+    }
+
+    #[test]
+    fn a_postgres_password_in_the_query_or_holding_separators_is_never_shown() {
+        for (url, shown_as) in [
+            (
+                "postgres://ekg@db:5432/ekg?password=s3cret&connect_timeout=3",
+                "postgres://ekg@db:5432/ekg?password=***&connect_timeout=3",
+            ),
+            ("postgres://db/ekg?user=ekg&PASSWORD=s3cret", "postgres://db/ekg?user=ekg&PASSWORD=***"),
+            ("postgres://ekg:s3/cret@db/ekg", "postgres://ekg:***@db/ekg"),
+            ("postgres://ekg:s3?c#r@et@db/ekg", "postgres://ekg:***@db/ekg"),
+            ("postgresql://ekg:a/b?s3cret@db/ekg?password=s3cret", "postgresql://ekg:***@db/ekg?password=***"),
+            ("s3cret", "(not a URL: not shown)"),
+        ] {
+            let db = Database::Postgres(url.into());
+            for shown in [db.to_string(), format!("{db:?}")] {
+                assert!(!shown.contains("s3") && !shown.contains("cret"), "{url} -> {shown}");
+                assert!(shown.contains(shown_as), "{url} -> {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_http_is_allowed_on_loopback_and_private_addresses_only() {
+        use super::plain_http_allowed;
+        let ok = |a: &str, allow| plain_http_allowed(a.parse().unwrap(), false, allow).is_ok();
+        assert!(ok("127.0.0.1:8443", false) && ok("[::1]:8443", false));
+        for private in ["10.1.2.3:80", "172.16.0.1:80", "192.168.1.1:80", "100.64.0.1:80", "[fd00::1]:80"] {
+            assert!(!ok(private, false), "{private} without allow_plain_http");
+            assert!(ok(private, true), "{private}");
+        }
+        for public in ["203.0.113.7:80", "0.0.0.0:80", "[::]:80", "[2001:db8::1]:80", "172.32.0.1:80"] {
+            assert!(!ok(public, true), "{public}");
+        }
+        let e = plain_http_allowed("0.0.0.0:80".parse().unwrap(), false, true).unwrap_err();
+        assert!(e.contains("every interface"), "{e}");
+        assert!(plain_http_allowed("203.0.113.7:443".parse().unwrap(), true, false).is_ok(), "TLS anywhere");
     }
 }

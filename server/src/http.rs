@@ -70,6 +70,7 @@ impl Routes {
     /// Answers one request (never fails: every refusal is a problem body).
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Answer, Infallible> {
         let path = req.uri().path().to_owned();
+        let peer = req.extensions().get::<crate::ClientConnection>().map(crate::ClientConnection::peer);
         let (label, answer) = if path == self.key_request {
             ("key_request", self.protocol(req, Endpoint::KeyRequest).await)
         } else if path == self.release_request {
@@ -81,7 +82,13 @@ impl Routes {
         } else {
             ("other", problem(&Problem::new(404, http_codes::NOT_FOUND, format!("no resource at {path}"))))
         };
-        self.service.metrics.answered(label, answer.status().as_u16());
+        let status = answer.status().as_u16();
+        self.service.metrics.answered(label, status);
+        if status >= 400 {
+            let code = answer.extensions().get::<RefusalCode>().map_or("", |c| c.0.as_str());
+            // The code and status only: a detail may name addresses.
+            tracing::info!(endpoint = label, status, code, peer = ?peer.map(|p| p.ip()), "refused");
+        }
         Ok(answer)
     }
 
@@ -92,6 +99,7 @@ impl Routes {
         if self.service.healthy() {
             text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
         } else {
+            tracing::warn!("healthz: 503, the store failed its last write");
             problem(&Problem::new(503, http_codes::UNAVAILABLE, "the store failed its last write"))
         }
     }
@@ -136,6 +144,18 @@ impl Routes {
             Err(e) => {
                 let codes = crate::metrics::CodeLabels { code: e.code().into() };
                 self.service.metrics.refusals.get_or_create(&codes).inc();
+                if e.rejection() == ekg_core::Rejection::StorageFailed {
+                    // The operator's, not the client's: the store's own words (a database's
+                    // host and port, a file's path).
+                    tracing::error!(
+                        endpoint = name,
+                        detail = e.detail(),
+                        "store failed: answered 503, nothing recorded"
+                    );
+                    let mut p = Problem::of(&e);
+                    p.detail = "the store did not take the record: nothing was recorded; retry later".into();
+                    return problem(&p);
+                }
                 problem(&Problem::of(&e))
             }
         }
@@ -175,9 +195,14 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
     }
 }
 
+/// The code of a refusal, kept with its answer for the log.
+#[derive(Clone, Debug)]
+pub struct RefusalCode(pub String);
+
 /// A problem+json answer (with `Retry-After` on 503).
 pub fn problem(p: &Problem) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(p.to_json())));
+    r.extensions_mut().insert(RefusalCode(p.code.clone()));
     *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(binding::MEDIA_PROBLEM));
     if p.status == 503 {

@@ -4,8 +4,9 @@
 //! - [`config`]: the TOML configuration, checked field by field.
 //! - [`store`]: the durable store (SQLite, one schema for every database store).
 //! - [`service`]: `ekg-core`'s typed pipeline on threads around one serial ledger.
-//! - [`http`]: requests to answers; `listener`: connections, graceful stop; [`tls`]: TLS.
-//! - [`metrics`]: Prometheus metrics.
+//! - [`http`]: requests to answers; [`listener`]: connections (caps, timeouts, graceful
+//!   stop); [`tls`]: TLS.
+//! - [`metrics`]: Prometheus metrics; [`files`]: modes of the files the server keeps.
 //!
 //! [`run`] serves until told to stop; [`start`] does it on a thread of its own (tests, the
 //! demo); `ekg serve` is the command line around both.
@@ -15,8 +16,9 @@
 pub mod binding;
 pub mod config;
 pub mod demo;
+pub mod files;
 pub mod http;
-mod listener;
+pub mod listener;
 pub mod metrics;
 pub mod service;
 pub mod store;
@@ -30,6 +32,7 @@ use ekg_core::role::Gatekeeper;
 use tokio::net::TcpListener;
 
 pub use config::Settings;
+pub use listener::{ClientConnection, ConnectionLimits};
 
 use crate::config::Database;
 use crate::store::{AnyStore, PostgresStore, SqliteStore};
@@ -71,21 +74,61 @@ pub fn open_store(database: &Database, max_deliveries: u32) -> Result<AnyStore, 
     };
     match database {
         Database::Memory => Ok(AnyStore::Memory(ekg_core::ledger::MemoryStore::new())),
-        Database::Sqlite(path) => SqliteStore::open(path).map(AnyStore::Sqlite).map_err(failed),
+        Database::Sqlite(path) => {
+            files::owner_only_database(path).map_err(ServeError::Io)?;
+            SqliteStore::open(path).map(AnyStore::Sqlite).map_err(failed)
+        }
         Database::Postgres(url) => {
             PostgresStore::connect(url, max_deliveries).map(|s| AnyStore::Postgres(Box::new(s))).map_err(failed)
         }
     }
 }
 
+/// What SIGHUP reloads: a part of the configuration read again from its files. A reload that
+/// fails leaves the part as it was (and says why).
+pub trait Reload: Send + Sync + core::fmt::Debug {
+    /// What it is, for the log (`tls (/etc/ekg/tls.pem)`).
+    fn name(&self) -> String;
+    /// Reads it again and puts it in place.
+    fn reload(&self) -> Result<(), String>;
+}
+
+/// Reloads every part that can be (on SIGHUP): each is logged, a failure keeps the old one.
+/// Returns how many failed.
+pub fn reload_all(parts: &[Arc<dyn Reload>]) -> usize {
+    let mut failed = 0;
+    for part in parts {
+        match part.reload() {
+            Ok(()) => tracing::info!(part = %part.name(), "reloaded"),
+            Err(e) => {
+                failed += 1;
+                tracing::error!(part = %part.name(), error = %e, "reload failed: the previous one stays in use");
+            }
+        }
+    }
+    if parts.is_empty() {
+        tracing::info!("reload: nothing to reload (no TLS files); the rest of the configuration needs a restart");
+    }
+    failed
+}
+
 /// Serves `settings` until `stop` resolves, then stops gracefully (no new connections,
-/// in-flight requests finish, the store is closed). `bound` learns the listening address.
+/// in-flight requests finish, the store is closed). Each message on `reloads` reloads what
+/// can be ([`Reload`]: the TLS certificate and key). `bound` learns the listening address.
 pub async fn run(
     settings: Settings,
     stop: impl std::future::Future<Output = ()>,
+    mut reloads: tokio::sync::mpsc::Receiver<()>,
     bound: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
+    let tls = settings.tls.clone().map(tls::Reloadable::new).transpose()?;
+    let mut reloadable: Vec<Arc<dyn Reload>> = Vec::new();
+    if let Some(t) = &tls {
+        reloadable.push(Arc::new(t.clone()));
+    }
+    // Where the certificate helper's parts go (CRLs, the gatekeeper's credential) once they
+    // can be replaced in a running gatekeeper.
+    reloadable.extend(settings.reloadable.iter().cloned());
     // Opening a store and recovering from it block (a database client, a disk): not on the
     // async threads.
     let (provider, config, credential, storage_key, database) =
@@ -98,27 +141,37 @@ pub async fn run(
     .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;
     let metrics = Arc::new(metrics::Metrics::new());
     let (workers, clock) = (settings.workers, settings.clock);
-    let service = tokio::task::spawn_blocking(move || service::Service::new(gatekeeper, workers, metrics, clock))
-        .await
-        .map_err(|e| ServeError::Io(format!("starting: {e}")))?;
+    let service_metrics = Arc::clone(&metrics);
+    let service =
+        tokio::task::spawn_blocking(move || service::Service::new(gatekeeper, workers, service_metrics, clock))
+            .await
+            .map_err(|e| ServeError::Io(format!("starting: {e}")))?;
     let service = Arc::new(service);
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    files::warn_if_few_descriptors(settings.limits.max_connections);
     bound(addr);
     let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout));
     let (stop_timer, timer_stopped) = tokio::sync::oneshot::channel::<()>();
     let timer = tokio::spawn(Arc::clone(&service).run_timer(async move {
         let _ = timer_stopped.await;
     }));
+    let reloader = tokio::spawn(async move {
+        while reloads.recv().await.is_some() {
+            let parts = reloadable.clone();
+            let _ = tokio::task::spawn_blocking(move || reload_all(&parts)).await;
+        }
+    });
     let listen = listener::Listen {
         listener,
         tls,
-        header_timeout: settings.header_timeout,
-        max_connections: settings.max_connections,
+        limits: settings.limits,
         grace: settings.shutdown_grace,
+        metrics: Some(metrics),
     };
     listener::serve(listen, routes.handler(), stop).await;
+    reloader.abort();
     let _ = stop_timer.send(());
     let _ = timer.await;
     // The last reference to the gatekeeper (and its store) goes with the service.
@@ -134,10 +187,16 @@ pub struct Running {
     /// Its clock (tests move it forward).
     pub clock: Arc<service::Clock>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    reloads: tokio::sync::mpsc::Sender<()>,
     thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
 }
 
 impl Running {
+    /// Reloads what can be (as SIGHUP does to `ekg serve`); returns at once.
+    pub fn reload(&self) {
+        let _ = self.reloads.try_send(());
+    }
+
     /// Stops gracefully and waits for it.
     pub fn stop(mut self) -> Result<(), ServeError> {
         self.shutdown()
@@ -164,7 +223,7 @@ impl Drop for Running {
 /// Starts serving `settings` on a new thread; returns once it listens.
 pub fn start(settings: Settings) -> Result<Running, ServeError> {
     let (workers, clock) = (settings.workers, Arc::clone(&settings.clock));
-    spawn(workers, clock, move |stop, bound| run(settings, stop, bound))
+    spawn(workers, clock, move |stop, reloads, bound| run(settings, stop, reloads, bound))
 }
 
 /// Runs the server future that `serve` makes on a new thread with its own runtime; returns
@@ -173,6 +232,7 @@ pub(crate) fn spawn<F, Fut>(workers: usize, clock: Arc<service::Clock>, serve: F
 where
     F: FnOnce(
             std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+            tokio::sync::mpsc::Receiver<()>,
             Box<dyn FnOnce(SocketAddr) + Send>,
         ) -> Fut
         + Send
@@ -180,6 +240,7 @@ where
     Fut: std::future::Future<Output = Result<(), ServeError>>,
 {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (reloads, reload_rx) = tokio::sync::mpsc::channel::<()>(4);
     let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
     let thread = std::thread::Builder::new()
         .name("ekg-server".into())
@@ -194,6 +255,7 @@ where
                 Box::pin(async move {
                     let _ = stopped.await;
                 }),
+                reload_rx,
                 Box::new(move |addr| {
                     let _ = tx2.send(Ok(addr));
                 }),
@@ -205,7 +267,7 @@ where
         })
         .map_err(|e| ServeError::Io(e.to_string()))?;
     match rx.recv() {
-        Ok(Ok(addr)) => Ok(Running { addr, clock, stop: Some(stop), thread: Some(thread) }),
+        Ok(Ok(addr)) => Ok(Running { addr, clock, stop: Some(stop), reloads, thread: Some(thread) }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(ServeError::Io(e))

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub store_round_trips: Counter,
     /// Decisions read again because another instance changed the key first.
     pub store_races_lost: Counter,
+    /// Connections refused over a cap, by code (`connection_limit`, `client_connection_limit`).
+    pub connections_refused: Family<CodeLabels, Counter>,
 }
 
 impl core::fmt::Debug for Metrics {
@@ -89,6 +91,7 @@ impl Metrics {
         let keys_held = Gauge::default();
         let store_round_trips = Counter::default();
         let store_races_lost = Counter::default();
+        let connections_refused = Family::<CodeLabels, Counter>::default();
         registry.register("requests", "Requests answered, by endpoint and HTTP status", requests.clone());
         registry.register("issuances", "Keys issued", issuances.clone());
         registry.register("releases", "Keys released, by kind (first, redelivery, gateway)", releases.clone());
@@ -105,6 +108,11 @@ impl Metrics {
             "Decisions read and made again because another instance changed the key first",
             store_races_lost.clone(),
         );
+        registry.register(
+            "connections_refused",
+            "Connections refused over a connection cap, by code",
+            connections_refused.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -115,6 +123,7 @@ impl Metrics {
             keys_held,
             store_round_trips,
             store_races_lost,
+            connections_refused,
         }
     }
 

@@ -1,0 +1,126 @@
+//! What is known about one connection while it lives, shared by its stream ([`super::io`]),
+//! the requests it carries, and the admission of new connections ([`super::admission`]).
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{Notify, watch};
+
+/// One connection's state.
+#[derive(Debug)]
+pub struct ConnState {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// Requests whose handler runs.
+    in_flight: AtomicU32,
+    /// Requests begun on this connection.
+    requests: AtomicU32,
+    /// When the first byte of the next request head arrived (none: no head begun).
+    head_started: Mutex<Option<Instant>>,
+    /// Since when nothing is in progress (an evictable connection), if so.
+    idle_since: Mutex<Option<Instant>>,
+    /// The client ended its input during a request.
+    half_closed: AtomicBool,
+    /// Set once the connection is gone (an I/O error, a timeout, eviction, or its end).
+    closed: watch::Sender<bool>,
+    /// Asks the connection to close (it is idle and a new one needs its slot).
+    pub(crate) evict: Notify,
+}
+
+impl ConnState {
+    pub(crate) fn new(peer: SocketAddr) -> ConnState {
+        ConnState {
+            peer,
+            in_flight: AtomicU32::new(0),
+            requests: AtomicU32::new(0),
+            head_started: Mutex::new(None),
+            idle_since: Mutex::new(Some(Instant::now())),
+            half_closed: AtomicBool::new(false),
+            closed: watch::Sender::new(false),
+            evict: Notify::new(),
+        }
+    }
+
+    /// Whether a request's handler runs.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// A request's handler starts: its head is complete. Returns how many requests this
+    /// connection has begun, this one included.
+    pub(crate) fn begin_request(&self) -> u32 {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.set_head_started(None);
+        self.not_idle();
+        self.requests.fetch_add(1, Ordering::AcqRel).saturating_add(1)
+    }
+
+    /// A request's handler has returned (or was dropped).
+    pub(crate) fn end_request(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn set_head_started(&self, at: Option<Instant>) {
+        if let Ok(mut h) = self.head_started.lock() {
+            *h = at;
+        }
+    }
+
+    /// Bytes of a request head arrived while no request was in progress.
+    pub(crate) fn head_bytes_arrived(&self) {
+        self.not_idle();
+        if let Ok(mut h) = self.head_started.lock() {
+            h.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// When the current request head began, if one did.
+    pub(crate) fn head_started_at(&self) -> Option<Instant> {
+        self.head_started.lock().ok().and_then(|h| *h)
+    }
+
+    /// Nothing in progress: the connection waits for a request.
+    pub(crate) fn mark_idle(&self) {
+        if let Ok(mut i) = self.idle_since.lock() {
+            i.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Something in progress (bytes read or written).
+    pub(crate) fn not_idle(&self) {
+        if let Ok(mut i) = self.idle_since.lock() {
+            *i = None;
+        }
+    }
+
+    /// Since when the connection is idle, if it is.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight() {
+            return None;
+        }
+        self.idle_since.lock().ok().and_then(|i| *i)
+    }
+
+    pub(crate) fn mark_half_closed(&self) {
+        self.half_closed.store(true, Ordering::Release);
+    }
+
+    /// The connection is gone.
+    pub(crate) fn mark_closed(&self) {
+        self.closed.send_replace(true);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    pub(crate) fn is_half_closed(&self) -> bool {
+        self.half_closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+}
