@@ -173,8 +173,13 @@ def load_summary(proc):
     if proc is None:
         return ""
     out, _ = proc.communicate(timeout=600)
-    rows = [l for l in out.splitlines() if l.startswith(("issuance", "release"))]
-    return " / ".join(" ".join(r.split()) for r in rows) + ("" if proc.returncode == 0 else f" (exit {proc.returncode})")
+    parts = []
+    for line in out.splitlines():
+        f = line.split()
+        # operation sent ok req/s p50(ms) p99(ms) max(ms)
+        if len(f) == 7 and f[0] in ("issuance", "release"):
+            parts.append(f"{f[0]} {f[2]}/{f[1]} ok, p99 {f[5]} ms")
+    return "; ".join(parts) + ("" if proc.returncode == 0 else f" (exit {proc.returncode})")
 
 
 async def phase(kind, args):

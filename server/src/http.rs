@@ -186,12 +186,18 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
         }
         return Err(too_large());
     }
+    let conn = req.extensions().get::<crate::ClientConnection>().cloned();
     let body = Limited::new(req.into_body(), limit);
     match tokio::time::timeout(timeout, body.collect()).await {
         Err(_) => Err(problem(&Problem::new(408, http_codes::REQUEST_TIMEOUT, "the body did not arrive in time"))),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(problem(&Problem::new(400, "malformed_der", format!("reading the body: {e}")))),
-        Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+        Ok(Ok(collected)) => {
+            if let Some(c) = conn {
+                c.body_read();
+            }
+            Ok(collected.to_bytes().to_vec())
+        }
     }
 }
 

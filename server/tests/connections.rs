@@ -22,7 +22,7 @@ fn small_server(name: &str) -> (ekg_server::Running, ekg_server::demo::DemoFiles
 /// A server with small caps and short timeouts, as `adjust` changes them.
 fn small_server_with(
     name: &str,
-    adjust: impl FnOnce(&mut ekg_server::ConnectionLimits),
+    adjust: impl FnOnce(&mut ekg_server::Settings),
 ) -> (ekg_server::Running, ekg_server::demo::DemoFiles) {
     let dir = fresh_dir(name);
     let files = demo(&dir, "");
@@ -35,7 +35,7 @@ fn small_server_with(
         header_timeout: Duration::from_secs(1),
         write_timeout: Duration::from_secs(1),
     };
-    adjust(&mut s.limits);
+    adjust(&mut s);
     (ekg_server::start(s).expect("server"), files)
 }
 
@@ -89,9 +89,9 @@ fn legitimate_answer_within(server: &ekg_server::Running, within: Duration) -> D
 #[test]
 fn slow_readers_that_pipeline_lose_their_connections_and_a_legitimate_client_is_served() {
     // Enough requests per connection that the request limit does not end them first.
-    let (server, _files) = small_server_with("slow-readers", |l| {
-        l.max_requests_per_connection = 1000;
-        l.idle_timeout = Duration::from_secs(10);
+    let (server, _files) = small_server_with("slow-readers", |s| {
+        s.limits.max_requests_per_connection = 1000;
+        s.limits.idle_timeout = Duration::from_secs(10);
     });
     // 4 addresses x 10 connections: every slot, each with 2,000 pipelined requests for
     // /metrics and never a byte read.
@@ -124,7 +124,7 @@ fn slow_readers_that_pipeline_lose_their_connections_and_a_legitimate_client_is_
 #[test]
 fn an_idle_flood_gives_way_to_a_legitimate_client_and_a_client_over_its_share_is_told_429() {
     // Idle connections would wait 10 s: only eviction makes room in time.
-    let (server, _files) = small_server_with("idle-flood", |l| l.idle_timeout = Duration::from_secs(10));
+    let (server, _files) = small_server_with("idle-flood", |s| s.limits.idle_timeout = Duration::from_secs(10));
     let mut idle = Vec::new();
     for a in 2..6u8 {
         for _ in 0..10 {
@@ -211,8 +211,8 @@ fn hypers_own_refusals_carry_a_problem_body_with_a_stable_code() {
 }
 
 #[test]
-fn a_half_closed_request_is_answered() {
-    let (server, _files) = small_server("half-close");
+fn a_half_closed_request_is_answered_and_a_body_cut_short_is_not_waited_for() {
+    let (server, _files) = small_server_with("half-close", |s| s.body_timeout = Duration::from_secs(10));
     for request in [
         &b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         b"POST /key-request HTTP/1.1\r\nHost: x\r\nContent-Type: application/cms\r\nContent-Length: 4\r\n\r\n\x30\x02\x05\x00",
@@ -223,6 +223,16 @@ fn a_half_closed_request_is_answered() {
         let answer = read_some(&mut s, Duration::from_secs(5), 64 * 1024);
         assert!(answer.starts_with("HTTP/1.1 200 OK") || answer.starts_with("HTTP/1.1 400 Bad Request"), "{answer:?}");
     }
+    // 10 bytes of a declared 1,000, then the end of input: the body will never come; the
+    // connection is not held for the body timeout (10 s here).
+    let mut s = connect_from([127, 0, 0, 1], server.addr);
+    let started = Instant::now();
+    s.write_all(b"POST /key-request HTTP/1.1\r\nHost: x\r\nContent-Type: application/cms\r\nContent-Length: 1000\r\n\r\n0123456789")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let answer = read_some(&mut s, Duration::from_secs(10), 64 * 1024);
+    assert!(started.elapsed() < Duration::from_secs(3), "held {:?}: {answer}", started.elapsed());
+    assert!(!answer.contains("200 OK"), "{answer}");
     server.stop().unwrap();
 }
 

@@ -1,6 +1,7 @@
 //! Admission: at most `max_connections` connections at once, at most `max_per_client` from
 //! one address. At the total cap the connection idle the longest (waiting for a request, as
-//! nginx reuses its idle keep-alive connections) is closed to make room; when none is idle
+//! nginx reuses its idle keep-alive connections, or with an answer its client does not read)
+//! is closed to make room; when none is
 //! the new connection is refused `503 connection_limit`; over the per-address cap, `429
 //! client_connection_limit`. Refusals are answered (problem+json) by a few tasks at most,
 //! each bounded in time; past that a connection is closed unanswered.
@@ -123,7 +124,7 @@ impl Registry {
                 .by_id
                 .iter()
                 .filter(|(_, c)| !c.is_closed())
-                .filter_map(|(id, c)| c.idle_since().map(|t| (t, *id)))
+                .filter_map(|(id, c)| c.evictable_since().map(|t| (t, *id)))
                 .min()
                 .and_then(|(_, id)| live.by_id.get(&id).cloned());
             match victim {

@@ -149,7 +149,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() == before {
-                    if busy {
+                    // A half-close after a whole request is held back until its answer; a
+                    // body cut short is shown at once (hyper then fails the body).
+                    if busy && this.state.is_body_read() {
                         this.eof_held = true;
                         this.state.mark_half_closed();
                         return Poll::Pending;
@@ -217,6 +219,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
                 this.state.mark_closed();
                 Poll::Ready(Err(e))
             }
+            Poll::Pending => {
+                this.state.write_stalled();
+                Poll::Pending
+            }
             other => other,
         }
     }
@@ -230,6 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
         // Everything handed over is written: the next write starts a new deadline.
         this.write_timer = None;
+        this.state.write_flowing();
         Poll::Ready(Ok(()))
     }
 

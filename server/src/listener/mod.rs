@@ -115,6 +115,12 @@ impl ClientConnection {
         self.state.is_half_closed()
     }
 
+    /// The handler has read the request's body whole: from now on the end of the client's
+    /// input is a half-close (the answer is still owed), not a body cut short.
+    pub fn body_read(&self) {
+        self.state.mark_body_read();
+    }
+
     /// Resolves once the connection is gone.
     pub async fn closed(&self) {
         let mut rx = self.state.subscribe();
@@ -239,8 +245,9 @@ impl Connection {
             .max_header_size(MAX_HEAD_LEN)
             .max_headers(MAX_HEADERS);
         let max_requests = limits.max_requests_per_connection;
-        let service = service_fn(move |mut req| {
-            let n = state.begin_request();
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let has_body = !hyper::body::Body::is_end_stream(req.body());
+            let n = state.begin_request(has_body);
             let in_flight = InFlight(Arc::clone(&state));
             req.extensions_mut().insert(ClientConnection { state: Arc::clone(&state) });
             let answer = handler(req);

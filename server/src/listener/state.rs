@@ -21,6 +21,11 @@ pub struct ConnState {
     head_started: Mutex<Option<Instant>>,
     /// Since when nothing is in progress (an evictable connection), if so.
     idle_since: Mutex<Option<Instant>>,
+    /// Since when bytes of an answer wait for the client to read them (also evictable).
+    write_stalled_since: Mutex<Option<Instant>>,
+    /// The current request's body has been read whole (or it has none): the end of the
+    /// client's input is then a half-close, not a cut-off body.
+    body_read: AtomicBool,
     /// The client ended its input during a request.
     half_closed: AtomicBool,
     /// Set once the connection is gone (an I/O error, a timeout, eviction, or its end).
@@ -37,6 +42,8 @@ impl ConnState {
             requests: AtomicU32::new(0),
             head_started: Mutex::new(None),
             idle_since: Mutex::new(Some(Instant::now())),
+            write_stalled_since: Mutex::new(None),
+            body_read: AtomicBool::new(true),
             half_closed: AtomicBool::new(false),
             closed: watch::Sender::new(false),
             evict: Notify::new(),
@@ -50,7 +57,8 @@ impl ConnState {
 
     /// A request's handler starts: its head is complete. Returns how many requests this
     /// connection has begun, this one included.
-    pub(crate) fn begin_request(&self) -> u32 {
+    pub(crate) fn begin_request(&self, has_body: bool) -> u32 {
+        self.body_read.store(!has_body, Ordering::Release);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.set_head_started(None);
         self.not_idle();
@@ -101,6 +109,39 @@ impl ConnState {
             return None;
         }
         self.idle_since.lock().ok().and_then(|i| *i)
+    }
+
+    /// Since when the connection may be closed to make room: idle, or its answer waiting
+    /// for a client that does not read.
+    pub(crate) fn evictable_since(&self) -> Option<Instant> {
+        let stalled = self.write_stalled_since.lock().ok().and_then(|w| *w);
+        match (self.idle_since(), stalled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A write could not go on: the client is not reading.
+    pub(crate) fn write_stalled(&self) {
+        if let Ok(mut w) = self.write_stalled_since.lock() {
+            w.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Everything written was taken.
+    pub(crate) fn write_flowing(&self) {
+        if let Ok(mut w) = self.write_stalled_since.lock() {
+            *w = None;
+        }
+    }
+
+    /// The current request's body has been read whole.
+    pub(crate) fn mark_body_read(&self) {
+        self.body_read.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_body_read(&self) -> bool {
+        self.body_read.load(Ordering::Acquire)
     }
 
     pub(crate) fn mark_half_closed(&self) {
