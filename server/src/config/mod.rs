@@ -13,6 +13,12 @@ use ekg_core::{EmailAddress, ids::KEY_LEN};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+mod database;
+mod listen;
+
+pub use database::Database;
+pub use listen::{is_private, plain_http_allowed};
+
 /// Largest configuration file, and largest PEM or key file it names.
 pub const MAX_FILE_LEN: u64 = 1024 * 1024;
 /// Most trust anchor files.
@@ -242,71 +248,6 @@ fn default_max_connections() -> usize {
 }
 fn default_grace() -> u64 {
     30
-}
-
-/// Where records are kept. `Debug` and `Display` never show a PostgreSQL password.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Database {
-    /// A SQLite file.
-    Sqlite(PathBuf),
-    /// Memory only.
-    Memory,
-    /// PostgreSQL (`postgres://` or `postgresql://` URL), shared by several instances.
-    Postgres(String),
-}
-
-impl Database {
-    /// A PostgreSQL URL with its password, if any, replaced by `***`: the one in the user
-    /// information (everything up to the last `@` is taken as user information, so a password
-    /// holding `/`, `?`, `#` or `@` is hidden whole), and a `password` parameter of the query.
-    /// What cannot be told apart is hidden: the answer may hide more than the password, never
-    /// less.
-    pub fn redacted(url: &str) -> String {
-        let Some((scheme, rest)) = url.split_once("://") else { return "(not a URL: not shown)".to_owned() };
-        let (userinfo, tail) = match rest.rfind('@') {
-            Some(at) => (Some(rest.get(..at).unwrap_or_default()), rest.get(at + 1..).unwrap_or_default()),
-            None => (None, rest),
-        };
-        let user = match userinfo {
-            Some(u) => match u.split_once(':') {
-                Some((user, _)) if !user.contains(['/', '?', '#']) => format!("{user}:***@"),
-                Some(_) => "***@".to_owned(),
-                None if u.contains(['/', '?', '#']) => "***@".to_owned(),
-                None => format!("{u}@"),
-            },
-            None => String::new(),
-        };
-        format!("{scheme}://{user}{}", Database::redact_query(tail))
-    }
-
-    /// `password=...` parameters of a URL's query replaced by `password=***`.
-    fn redact_query(tail: &str) -> String {
-        let Some((before, query)) = tail.split_once('?') else { return tail.to_owned() };
-        let params: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => kv.to_owned(),
-            })
-            .collect();
-        format!("{before}?{}", params.join("&"))
-    }
-}
-
-impl core::fmt::Display for Database {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Database::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Database::Memory => f.write_str("memory"),
-            Database::Postgres(url) => f.write_str(&Database::redacted(url)),
-        }
-    }
-}
-
-impl core::fmt::Debug for Database {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Database({self})")
-    }
 }
 
 /// TLS files.
@@ -572,45 +513,6 @@ fn read_storage_key(path: &Path, as_written: &Path) -> Result<Zeroizing<Vec<u8>>
     read_secret(path, FIELD)
 }
 
-/// Whether plain HTTP may be served on `listen`: on a loopback address always; on a private
-/// address (IPv4 10/8, 172.16/12, 192.168/16, 100.64/10; IPv6 fc00::/7) with
-/// `allow_plain_http` (a TLS-terminating proxy in front); never on any other address
-/// (public, or unspecified: `0.0.0.0` and `::` listen on every interface).
-pub fn plain_http_allowed(listen: SocketAddr, tls: bool, allow_plain_http: bool) -> Result<(), String> {
-    let ip = listen.ip();
-    if tls || ip.is_loopback() {
-        return Ok(());
-    }
-    if !allow_plain_http {
-        return Err(format!(
-            "{listen}: plain HTTP only on a loopback address (set tls_cert and tls_key; or, behind a \
-             TLS-terminating proxy on a private network, allow_plain_http = true)"
-        ));
-    }
-    if is_private(ip) {
-        return Ok(());
-    }
-    let what = if ip.is_unspecified() { "every interface" } else { "a public address" };
-    Err(format!(
-        "{listen}: allow_plain_http serves plain HTTP on a loopback or private address only, not on \
-         {what}: listen on the private address the proxy reaches (or set tls_cert and tls_key)"
-    ))
-}
-
-/// A private (RFC 1918, RFC 6598 shared, IPv6 unique local) address.
-pub fn is_private(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private() || (a == 100 && (64..128).contains(&b))
-        }
-        std::net::IpAddr::V6(v6) => {
-            let [first, ..] = v6.segments();
-            (first & 0xfe00) == 0xfc00
-        }
-    }
-}
-
 /// 64 hex digits (surrounding white space ignored).
 fn storage_key(bytes: &[u8]) -> Result<StorageKey, ConfigError> {
     let text = std::str::from_utf8(bytes).or_else(|_| bad("gatekeeper.storage_key", "64 hex digits"))?;
@@ -625,58 +527,4 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     let file = FileConfig::read(path)?;
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     file.settings(&dir)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::Database;
-
-    #[test]
-    fn a_postgres_password_is_never_shown() {
-        let db = Database::Postgres("postgres://ekg:s3cret@db.internal:5432/ekg?connect_timeout=3".into());
-        for shown in [db.to_string(), format!("{db:?}")] {
-            assert!(!shown.contains("s3cret"), "{shown}");
-            assert!(shown.contains("postgres://ekg:***@db.internal:5432/ekg?connect_timeout=3"), "{shown}");
-        }
-        assert_eq!(Database::Postgres("postgres://ekg@h/d".into()).to_string(), "postgres://ekg@h/d");
-    }
-
-    #[test]
-    fn a_postgres_password_in_the_query_or_holding_separators_is_never_shown() {
-        for (url, shown_as) in [
-            (
-                "postgres://ekg@db:5432/ekg?password=s3cret&connect_timeout=3",
-                "postgres://ekg@db:5432/ekg?password=***&connect_timeout=3",
-            ),
-            ("postgres://db/ekg?user=ekg&PASSWORD=s3cret", "postgres://db/ekg?user=ekg&PASSWORD=***"),
-            ("postgres://ekg:s3/cret@db/ekg", "postgres://ekg:***@db/ekg"),
-            ("postgres://ekg:s3?c#r@et@db/ekg", "postgres://ekg:***@db/ekg"),
-            ("postgresql://ekg:a/b?s3cret@db/ekg?password=s3cret", "postgresql://ekg:***@db/ekg?password=***"),
-            ("s3cret", "(not a URL: not shown)"),
-        ] {
-            let db = Database::Postgres(url.into());
-            for shown in [db.to_string(), format!("{db:?}")] {
-                assert!(!shown.contains("s3") && !shown.contains("cret"), "{url} -> {shown}");
-                assert!(shown.contains(shown_as), "{url} -> {shown}");
-            }
-        }
-    }
-
-    #[test]
-    fn plain_http_is_allowed_on_loopback_and_private_addresses_only() {
-        use super::plain_http_allowed;
-        let ok = |a: &str, allow| plain_http_allowed(a.parse().unwrap(), false, allow).is_ok();
-        assert!(ok("127.0.0.1:8443", false) && ok("[::1]:8443", false));
-        for private in ["10.1.2.3:80", "172.16.0.1:80", "192.168.1.1:80", "100.64.0.1:80", "[fd00::1]:80"] {
-            assert!(!ok(private, false), "{private} without allow_plain_http");
-            assert!(ok(private, true), "{private}");
-        }
-        for public in ["203.0.113.7:80", "0.0.0.0:80", "[::]:80", "[2001:db8::1]:80", "172.32.0.1:80"] {
-            assert!(!ok(public, true), "{public}");
-        }
-        let e = plain_http_allowed("0.0.0.0:80".parse().unwrap(), false, true).unwrap_err();
-        assert!(e.contains("every interface"), "{e}");
-        assert!(plain_http_allowed("203.0.113.7:443".parse().unwrap(), true, false).is_ok(), "TLS anywhere");
-    }
 }
