@@ -13,6 +13,7 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTE
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::binding::{self, Problem, http_codes};
+use crate::listener::WatchedBody;
 use crate::service::Service;
 
 /// The answer type.
@@ -173,6 +174,7 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
         let detail = format!("the body must be {} (got {content_type:?})", binding::MEDIA_CMS);
         return Err(problem(&Problem::new(415, http_codes::UNSUPPORTED_MEDIA_TYPE, detail)));
     }
+    let conn = req.extensions().get::<crate::ClientConnection>().cloned();
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let too_large = || problem(&Problem::new(413, "input_too_large", format!("at most {limit} bytes")));
     if let Some(n) = declared.filter(|n| *n > limit as u64) {
@@ -180,24 +182,18 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
         // away first (at most a second): closing on unread bytes resets the connection, and
         // the client could lose the 413 with it.
         if n <= MAX_DRAIN_LEN {
-            let mut body = req.into_body();
+            let mut body = WatchedBody::new(req.into_body(), conn.as_ref());
             let drain = async { while let Some(Ok(_)) = body.frame().await {} };
             let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
         }
         return Err(too_large());
     }
-    let conn = req.extensions().get::<crate::ClientConnection>().cloned();
-    let body = Limited::new(req.into_body(), limit);
+    let body = Limited::new(WatchedBody::new(req.into_body(), conn.as_ref()), limit);
     match tokio::time::timeout(timeout, body.collect()).await {
         Err(_) => Err(problem(&Problem::new(408, http_codes::REQUEST_TIMEOUT, "the body did not arrive in time"))),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(problem(&Problem::new(400, "malformed_der", format!("reading the body: {e}")))),
-        Ok(Ok(collected)) => {
-            if let Some(c) = conn {
-                c.body_read();
-            }
-            Ok(collected.to_bytes().to_vec())
-        }
+        Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
     }
 }
 

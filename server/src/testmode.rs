@@ -342,7 +342,7 @@ fn no_state() -> Answer {
 /// A JSON body of at most [`MAX_STATE_LEN`] bytes (an empty body is `{}`).
 async fn read_json(req: Request<Incoming>, timeout: Duration) -> Result<Value, Answer> {
     let conn = req.extensions().get::<crate::ClientConnection>().cloned();
-    let body = Limited::new(req.into_body(), MAX_STATE_LEN);
+    let body = Limited::new(crate::listener::WatchedBody::new(req.into_body(), conn.as_ref()), MAX_STATE_LEN);
     let bytes = match tokio::time::timeout(timeout, body.collect()).await {
         Err(_) => {
             return Err(problem(&Problem::new(
@@ -355,12 +355,7 @@ async fn read_json(req: Request<Incoming>, timeout: Duration) -> Result<Value, A
             return Err(problem(&Problem::new(413, "input_too_large", format!("at most {MAX_STATE_LEN} bytes"))));
         }
         Ok(Err(e)) => return Err(malformed(format!("reading the body: {e}"))),
-        Ok(Ok(c)) => {
-            if let Some(conn) = conn {
-                conn.body_read();
-            }
-            c.to_bytes()
-        }
+        Ok(Ok(c)) => c.to_bytes(),
     };
     if bytes.is_empty() {
         return Ok(Value::Object(serde_json::Map::new()));

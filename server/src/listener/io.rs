@@ -52,6 +52,9 @@ pub(crate) struct ConnIo<S> {
     out_pos: usize,
     /// The client ended its input while a request was in progress: shown once it is answered.
     eof_held: bool,
+    /// The client ended its input before the handler had read the request's body whole:
+    /// held until the handler's next look at the body says whether it was whole.
+    eof_pending: bool,
     /// A 408 was queued: once it is written, reading fails (hyper closes).
     closing: bool,
 }
@@ -77,6 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
             out: Vec::new(),
             out_pos: 0,
             eof_held: false,
+            eof_pending: false,
             closing: false,
         }
     }
@@ -133,6 +137,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ConnIo<S> {
     }
 }
 
+impl<S> ConnIo<S> {
+    /// The end of input came during a request: held (a half-close after a whole body: the
+    /// answer is owed) or shown to hyper (a body cut short, or the request is over).
+    fn poll_eof_verdict(&mut self, cx: &mut Context<'_>, busy: bool) -> Poll<io::Result<()>> {
+        if !busy {
+            self.eof_pending = false;
+            return Poll::Ready(Ok(()));
+        }
+        self.state.wait_for_eof_verdict(cx.waker());
+        if self.state.is_body_read() {
+            self.eof_pending = false;
+            self.eof_held = true;
+            self.state.mark_half_closed();
+        } else if self.state.is_body_waiting() {
+            // The handler waits for bytes that will not come.
+            self.eof_pending = false;
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
@@ -141,6 +167,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
             return Poll::Ready(Err(timed_out("the request head did not arrive in time")));
         }
         let busy = this.state.in_flight();
+        if this.eof_pending {
+            return this.poll_eof_verdict(cx, busy);
+        }
         if this.eof_held {
             // The input ended during a request: its answer first, then the end.
             return if busy { Poll::Pending } else { Poll::Ready(Ok(())) };
@@ -150,11 +179,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() == before {
                     // A half-close after a whole request is held back until its answer; a
-                    // body cut short is shown at once (hyper then fails the body).
-                    if busy && this.state.is_body_read() {
-                        this.eof_held = true;
-                        this.state.mark_half_closed();
-                        return Poll::Pending;
+                    // body cut short is shown at once (hyper then fails the body). hyper
+                    // may have taken the whole body before the handler read it: then the
+                    // handler's next look at the body decides.
+                    if busy && !this.state.is_body_waiting() {
+                        this.eof_pending = true;
+                        return this.poll_eof_verdict(cx, busy);
                     }
                     return Poll::Ready(Ok(()));
                 }

@@ -11,9 +11,12 @@ mod io;
 mod state;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -115,16 +118,63 @@ impl ClientConnection {
         self.state.is_half_closed()
     }
 
-    /// The handler has read the request's body whole: from now on the end of the client's
-    /// input is a half-close (the answer is still owed), not a body cut short.
-    pub fn body_read(&self) {
-        self.state.mark_body_read();
+    /// Wraps the request's body so that the connection learns how the handler reads it: whole
+    /// (the end of the client's input after it is a half-close) or waiting for bytes (an end
+    /// of input then cuts the body short). Read a body through it.
+    pub fn watch_body<B: Body + Unpin>(&self, body: B) -> WatchedBody<B> {
+        WatchedBody { inner: body, state: Some(Arc::clone(&self.state)) }
     }
 
     /// Resolves once the connection is gone.
     pub async fn closed(&self) {
         let mut rx = self.state.subscribe();
         let _ = rx.wait_for(|closed| *closed).await;
+    }
+}
+
+/// A request body read through [`ClientConnection::watch_body`] (or, with no connection, as
+/// it is).
+#[derive(Debug)]
+pub struct WatchedBody<B> {
+    inner: B,
+    state: Option<Arc<ConnState>>,
+}
+
+impl<B> WatchedBody<B> {
+    /// `body` read through `conn`'s watch, if there is a connection.
+    pub fn new(body: B, conn: Option<&ClientConnection>) -> WatchedBody<B> {
+        WatchedBody { inner: body, state: conn.map(|c| Arc::clone(&c.state)) }
+    }
+}
+
+impl<B: Body + Unpin> Body for WatchedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Some(state) = &self.state {
+            match &polled {
+                Poll::Pending => state.set_body_waiting(true),
+                Poll::Ready(None) => {
+                    state.set_body_waiting(false);
+                    state.mark_body_read();
+                }
+                Poll::Ready(Some(_)) => state.set_body_waiting(false),
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::task::Waker;
 use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
@@ -28,6 +29,13 @@ pub struct ConnState {
     body_read: AtomicBool,
     /// The client ended its input during a request.
     half_closed: AtomicBool,
+    /// The handler's last poll of the request's body found nothing to take: it waits for
+    /// bytes from the client.
+    body_waiting: AtomicBool,
+    /// The end of input came before the handler had read the body whole: the reader waiting
+    /// to learn whether it cut the body short (the handler waits for more) or followed a
+    /// whole body (a half-close).
+    eof_waiter: Mutex<Option<Waker>>,
     /// Set once the connection is gone (an I/O error, a timeout, eviction, or its end).
     closed: watch::Sender<bool>,
     /// Asks the connection to close (it is idle and a new one needs its slot).
@@ -45,6 +53,8 @@ impl ConnState {
             write_stalled_since: Mutex::new(None),
             body_read: AtomicBool::new(true),
             half_closed: AtomicBool::new(false),
+            body_waiting: AtomicBool::new(false),
+            eof_waiter: Mutex::new(None),
             closed: watch::Sender::new(false),
             evict: Notify::new(),
         }
@@ -59,6 +69,7 @@ impl ConnState {
     /// connection has begun, this one included.
     pub(crate) fn begin_request(&self, has_body: bool) -> u32 {
         self.body_read.store(!has_body, Ordering::Release);
+        self.body_waiting.store(false, Ordering::Release);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.set_head_started(None);
         self.not_idle();
@@ -68,6 +79,8 @@ impl ConnState {
     /// A request's handler has returned (or was dropped).
     pub(crate) fn end_request(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // An end of input held during the request is shown now.
+        self.wake_eof_waiter();
     }
 
     fn set_head_started(&self, at: Option<Instant>) {
@@ -138,6 +151,35 @@ impl ConnState {
     /// The current request's body has been read whole.
     pub(crate) fn mark_body_read(&self) {
         self.body_read.store(true, Ordering::Release);
+        self.wake_eof_waiter();
+    }
+
+    /// The handler's poll of the body found nothing (`true`), or took a frame (`false`). An
+    /// end of input already seen then cut the body short: its reader is woken to show it.
+    pub(crate) fn set_body_waiting(&self, waiting: bool) {
+        self.body_waiting.store(waiting, Ordering::Release);
+        if waiting {
+            self.wake_eof_waiter();
+        }
+    }
+
+    pub(crate) fn is_body_waiting(&self) -> bool {
+        self.body_waiting.load(Ordering::Acquire)
+    }
+
+    /// The reader holds an end of input until the handler's next look at the body tells what
+    /// it is; `waker` is woken then.
+    pub(crate) fn wait_for_eof_verdict(&self, waker: &Waker) {
+        if let Ok(mut w) = self.eof_waiter.lock() {
+            *w = Some(waker.clone());
+        }
+    }
+
+    fn wake_eof_waiter(&self) {
+        let waker = self.eof_waiter.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     pub(crate) fn is_body_read(&self) -> bool {
