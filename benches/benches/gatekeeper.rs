@@ -285,9 +285,9 @@ fn binding(c: &mut Criterion) {
     }
 }
 
-/// Issuance throughput on 1 and 2 threads around one gatekeeper state: each thread verifies,
-/// draws and builds with the shared crypto half; the ledger decision and durable record run
-/// under a mutex. A batch of 32 fresh requests per iteration (made outside the timing).
+/// Issuance throughput on 1 and 2 threads on one store: each thread verifies, draws and
+/// builds with the shared crypto half, and runs the core's round (read, decide, append if
+/// unchanged) with its own gatekeeper on the one memory store; no lock around the decision. A batch of 32 fresh requests per iteration (made outside the timing).
 fn threads(c: &mut Criterion) {
     const BATCH: usize = 32;
     for p in providers() {
@@ -295,7 +295,6 @@ fn threads(c: &mut Criterion) {
         let sender = w.sender();
         let gk = w.gatekeeper();
         let crypto = gk.shared_crypto();
-        let gk = std::sync::Mutex::new(gk);
         let mut seed = 0u64;
         // Thread RNGs must differ per iteration too: a repeated key id is refused by the
         // ledger (key_id_collision), as it should be.
@@ -319,17 +318,14 @@ fn threads(c: &mut Criterion) {
                     |requests| {
                         std::thread::scope(|s| {
                             for chunk in requests.chunks(BATCH / n) {
-                                let (crypto, gk) = (&crypto, &gk);
+                                // Each thread its own gatekeeper on the one store: no lock.
+                                let (crypto, mut gk) = (&crypto, gk.clone());
                                 let seed = rng_seed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 s.spawn(move || {
                                     let mut rng = ChaCha20Rng::seed_from_u64(seed);
                                     for r in chunk {
                                         let v = crypto.verify_key_request(&r.der, NOW).expect("verify");
-                                        let committed = {
-                                            let mut gk = gk.lock().expect("lock");
-                                            let decided = gk.decide_issue(v, NOW, &mut rng).expect("decide");
-                                            gk.commit(decided).expect("commit")
-                                        };
+                                        let committed = gk.issue(v, NOW, &mut rng).expect("issue");
                                         black_box(crypto.build_issuance(committed, &mut rng).expect("build"));
                                     }
                                 });

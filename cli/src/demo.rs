@@ -183,7 +183,7 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
         }
         step += 2;
     }
-    println!("keys still held by the gatekeeper: {}", gk.ledger().held_keys());
+    println!("keys still held by the gatekeeper: {}", gk.held_keys().map_err(|e| e.to_string())?);
     out.file("OPENSSL.sh", "every artifact opened with openssl alone: sh OPENSSL.sh", OPENSSL_SH.as_bytes())?;
     fs::write(dir.join("MANIFEST.txt"), &out.manifest)?;
     println!("wrote {} (see MANIFEST.txt)", dir.display());

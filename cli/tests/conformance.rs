@@ -6,7 +6,8 @@
 //!   the fault touches, by id, and `--expected-failures` turns them into a pass;
 //! - a shim with a planted fault (certificates in path order, no ticket digest) fails the
 //!   production cases it should;
-//! - the Python shim written from `docs/` alone passes what it implements and declares the rest.
+//! - the Python shim written from `docs/` alone passes every client case, nothing skipped, and a
+//!   sample of its planted client bugs (`EKG_SHIM_BUG`) each fail the cases that catch them.
 //!
 //! Loopback only; every server and proxy stops with the test.
 
@@ -445,7 +446,7 @@ fn a_shim_is_bounded_and_its_children_do_not_outlive_a_step() {
 }
 
 #[test]
-fn the_python_shim_passes_what_it_implements_and_declares_the_rest() {
+fn the_python_shim_passes_every_client_case_and_its_planted_bugs_fail() {
     if !std::process::Command::new("python3")
         .args(["-c", "import cryptography"])
         .output()
@@ -459,27 +460,72 @@ fn the_python_shim_passes_what_it_implements_and_declares_the_rest() {
         "python3 {}",
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/shims/python/ekg_shim.py").display()
     );
-    let (code, records, out) = conformance(&["client", "--shim", &shim], &[]);
+    // A second client, written from docs/ alone: every case, nothing skipped.
+    let (code, records, out) = conformance(&["client", "--shim", &shim, "--no-skips"], &[]);
     assert_eq!(code, 0, "{out}");
-    // It makes key and release requests; the reference answers every one.
-    let passed = ids(&records, "pass");
-    let made: BTreeSet<String> = [
-        "produce/key_request",
-        "produce/key_request_three",
-        "produce/key_request_intermediate",
-        "produce/key_request_two_intermediates",
-        "produce/release_request",
-        "produce/release_request_gateway",
-    ]
-    .map(str::to_owned)
-    .into();
-    assert_eq!(passed, made, "{out}");
-    // It opens nothing: those cases are skipped with its reason (exit 89), none fails.
-    assert!(ids(&records, "fail").is_empty(), "{out}");
-    let skipped: Vec<&Value> = records.iter().filter(|r| r["result"] == "skip").collect();
-    assert_eq!(skipped.len(), records.len() - made.len());
-    assert!(skipped.iter().all(|r| r["reason"].as_str().unwrap().ends_with("not implemented by the Python shim")));
-    // Under --no-skips the same run fails.
-    let (code, _, _) = conformance(&["client", "--shim", &shim, "--no-skips"], &[]);
+    let client = vector_ids("client_test.json", "client", |_, _| true);
+    assert_eq!(records.len(), 8 + client.len(), "{out}");
+    assert_eq!(ids(&records, "pass").len(), records.len(), "{out}");
+
+    // A sample of its planted bugs (scripts/shim-bugs.sh runs them all), one per client check,
+    // each on the vectors that could catch it: exactly those the bug touches fail.
+    let flagged =
+        |t: &Value, any: &[&str]| t["flags"].as_array().unwrap().iter().any(|f| any.contains(&f.as_str().unwrap()));
+    let sample: [(&str, BTreeSet<String>, BTreeSet<String>); 4] = [
+        (
+            // C1: a ticket from another gatekeeper, an expired gatekeeper, a signer without the
+            // gatekeeper usage; the release signed by another gatekeeper is C2's and still fails.
+            "skip_c1",
+            vector_ids("client_test.json", "client", |_, t| flagged(t, &["OtherGatekeeper", "Expired"])),
+            vector_ids("client_test.json", "client", |g, t| {
+                g["check"] != "release" && flagged(t, &["OtherGatekeeper", "Expired"])
+            }),
+        ),
+        (
+            // C4: the envelope's recipient info and algorithms; a content type that is not
+            // SignedData and AES-128 are refused after C4 and still fail.
+            "skip_c4",
+            vector_ids("client_test.json", "client", |g, t| {
+                g["check"] == "release" && flagged(t, &["Profile", "NotForUs"])
+            }),
+            vector_ids("client_test.json", "client", |g, t| {
+                let skipped = ["profile_violation", "not_for_this_recipient", "unsupported_version"];
+                g["check"] == "release"
+                    && (skipped.contains(&t["code"].as_str().unwrap_or(""))
+                        || t["comment"].as_str().unwrap().starts_with("OAEP parameters"))
+            }),
+        ),
+        (
+            // C6: the recipient's address compared with the list, local part exact.
+            "local_part_case_insensitive",
+            vector_ids("client_test.json", "client", |_, t| flagged(t, &["NotListed"])),
+            vector_ids("client_test.json", "client", |_, t| flagged(t, &["NotListed"]) && flagged(t, &["AddressCase"])),
+        ),
+        (
+            // C3: the release's key id (its request digest is still compared).
+            "release_for_other_key",
+            vector_ids("client_test.json", "client", |g, t| {
+                g["check"] == "release" && flagged(t, &["ResponseMismatch"])
+            }),
+            vector_ids("client_test.json", "client", |g, t| {
+                g["check"] == "release" && t["comment"].as_str().unwrap().contains("key id of another message")
+            }),
+        ),
+    ];
+    for (bug, selection, want) in sample {
+        assert!(!want.is_empty() && want.len() < selection.len(), "{bug}: {want:?} of {selection:?}");
+        let mut args = vec!["client", "--shim", &shim];
+        for id in &selection {
+            args.extend(["--only", id]);
+        }
+        let (code, records, out) = conformance(&args, &[("EKG_SHIM_BUG", bug)]);
+        assert_eq!(code, 1, "{bug}: {out}");
+        assert_eq!(records.len(), selection.len(), "{bug}: {out}");
+        assert_eq!(ids(&records, "fail"), want, "{bug}: {out}");
+    }
+    // An unknown bug is a usage error (exit 2), not a refusal.
+    let (code, records, _) =
+        conformance(&["client", "--shim", &shim, "--only", "produce/key_request"], &[("EKG_SHIM_BUG", "bogus")]);
     assert_eq!(code, 1);
+    assert!(records[0]["got"].as_str().unwrap().contains("exited with 2"), "{}", records[0]);
 }

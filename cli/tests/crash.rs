@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ekg_core::KeyId;
+use ekg_core::ledger::{Delivery, KeyState};
 use ekg_server::demo::DemoFiles;
 
 const EKG: &str = env!("CARGO_BIN_EXE_ekg");
@@ -93,19 +94,25 @@ impl Run {
             server.child.kill().unwrap();
             server.child.wait().unwrap();
         }
-        let over = format!("SELECT COUNT(*) FROM ekg_recipients WHERE deliveries > {max}");
-        match &self.store {
-            Store::Sqlite(dir) => {
-                let store = ekg_server::store::SqliteStore::open(&dir.join("ekg.db")).unwrap();
-                let over: i64 = store.connection().query_row(&over, [], |r| r.get(0)).unwrap();
-                (over, store.counts().unwrap().0)
-            }
-            Store::Postgres(url) => {
-                let mut db = ekg_server::store::PostgresStore::connect(url, max).unwrap();
-                let live = db.count("SELECT COUNT(*) FROM ekg_keys WHERE handle IS NOT NULL").unwrap();
-                (db.count(&over).unwrap(), u64::try_from(live).unwrap())
-            }
+        // The store read back through the core's own codec and ledger: every key's records
+        // replay, and no address was delivered to more often than the policy allows.
+        let config = ekg_core::ledger::LedgerConfig::default();
+        let records = match &self.store {
+            Store::Sqlite(dir) => ekg_server::store::SqliteStore::open(&dir.join("ekg.db"), config).unwrap().records(),
+            Store::Postgres(url) => ekg_server::store::PostgresStore::connect(url, config).unwrap().records(),
         }
+        .unwrap();
+        let ledger = ekg_core::ledger::Ledger::recover(config, records.iter()).expect("the store replays");
+        let over = ledger
+            .keys()
+            .filter_map(|(_, s)| match s {
+                KeyState::Pending(k) | KeyState::Retained { key: k, .. } => Some(k),
+                KeyState::Destroyed(_) => None,
+            })
+            .flat_map(|k| k.recipients.values())
+            .filter(|d| matches!(d, Delivery::Released { deliveries, .. } if *deliveries > max))
+            .count();
+        (i64::try_from(over).unwrap(), u64::try_from(ledger.held_keys()).unwrap())
     }
 }
 

@@ -254,7 +254,7 @@ proptest! {
                     }
                 }
             }
-            prop_assert_eq!(gk.ledger().check_invariants(), Ok(()));
+            prop_assert_eq!(ledger(&gk).check_invariants(), Ok(()));
         }
         for ((m, a), certs) in &served {
             prop_assert_eq!(certs.len(), 1, "message {} address {} served to {} certificates", m, a, certs.len());

@@ -11,9 +11,9 @@ use der::asn1::{GeneralizedTime, Ia5String, OctetString};
 use der::{DateTime, Encode};
 use ekg_core::internal::cms::signed;
 use ekg_core::internal::wire::{KeyRequest, oid};
-use ekg_core::ledger::{KeyState, MemoryStore, ReleaseKind, ReleasePolicy, Store};
+use ekg_core::ledger::{KeyState, MemoryStore, ReleaseKind, ReleasePolicy};
 use ekg_core::pki::{PathLimits, TrustAnchors};
-use ekg_core::role::Recipient;
+use ekg_core::role::{Gatekeeper, Recipient};
 use ekg_core::{Rejection, UnixTime};
 
 fn sign_request(signer: &ekg_testpki::Issued, sender: &str, recipients: &[&str], time: UnixTime) -> Vec<u8> {
@@ -61,10 +61,10 @@ fn full_flow_across_two_organisations() {
     assert_eq!(release.kind, ReleaseKind::Gateway);
     let key = gw.accept_key(&msg, &pending, &release.der, &mut rng(14)).expect("gateway key");
     assert_eq!(gw.open(&msg, &key).expect("gateway open").to_vec(), sent.plaintext);
-    assert_eq!(gk.ledger().held_keys(), 1);
+    assert_eq!(ledger(&gk).held_keys(), 1);
     assert_eq!(fetch(&mut gk, &carol(), &sent.sealed, NOW, 15).expect("carol"), sent.plaintext);
     // Every listed recipient served: destroyed (seed: "must never be served out again").
-    assert_eq!(gk.ledger().held_keys(), 0);
+    assert_eq!(ledger(&gk).held_keys(), 0);
     assert_eq!(code(fetch(&mut gk, &bob(), &sent.sealed, NOW, 16)), Some("key_destroyed"));
 }
 
@@ -74,10 +74,9 @@ fn keys_and_key_ids_are_fresh_for_every_request() {
     let a = send(&mut gk, &alice(), &["bob@example.org"], 20);
     let b = send(&mut gk, &alice(), &["bob@example.org"], 21);
     assert_ne!(a.ticket, b.ticket);
-    let ids: Vec<_> = gk.ledger().keys().map(|(id, _)| *id).collect();
+    let ids: Vec<_> = ledger(&gk).keys().map(|(id, _)| *id).collect();
     assert_eq!(ids.len(), 2);
-    let handles: Vec<_> = gk
-        .ledger()
+    let handles: Vec<_> = ledger(&gk)
         .keys()
         .filter_map(|(_, s)| match s {
             KeyState::Pending(k) => Some(k.handle.clone()),
@@ -96,7 +95,7 @@ fn a_repeating_rng_is_caught_as_a_key_id_collision_and_nothing_is_issued() {
     let other = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(24)).expect("request");
     assert_eq!(code(gk.handle_key_request(&other.der, NOW, &mut rng(23))), Some("key_id_collision"));
     assert_eq!(gk.store().appends(), appends);
-    assert_eq!(gk.ledger().held_keys(), 1);
+    assert_eq!(ledger(&gk).held_keys(), 1);
 }
 
 // ---------------------------------------------------------------- V1-V4: DER and CMS
@@ -320,11 +319,11 @@ fn v21_expired_tickets_are_refused_and_their_keys_destroyed() {
     let msg = bob.receive(&sent.sealed, later).expect("receive");
     let pending = bob.request_release(&msg, later, &mut rng(51)).expect("request");
     assert_eq!(code(gk.handle_release_request(&pending.der, later, &mut rng(52))), Some("ticket_expired"));
-    assert_eq!(gk.poll_timeout(), Some(later));
+    assert_eq!(gk.next_deadline().expect("deadline"), Some(later));
     assert_eq!(gk.handle_timeout(later).expect("timeout"), 1);
-    assert_eq!(gk.ledger().held_keys(), 0);
+    assert_eq!(ledger(&gk).held_keys(), 0);
     // Nothing of the key is left in the store.
-    assert!(gk.store().load().expect("load").iter().all(|r| matches!(r, ekg_core::ledger::Record::Destroyed { .. })));
+    assert!(gk.store().records().iter().all(|r| matches!(r, ekg_core::ledger::Record::Destroyed { .. })));
 }
 
 #[test]
@@ -412,7 +411,7 @@ fn v24_same_certificate_policy_redelivers_and_refuses_a_second_certificate() {
     assert_eq!(code(gk.handle_release_request(&pending.der, NOW, &mut rng(97))), Some("redelivery_limit"));
     // Retention ends: destroyed.
     gk.handle_timeout(NOW.plus_secs(3600)).expect("timeout");
-    assert_eq!(gk.ledger().held_keys(), 0);
+    assert_eq!(ledger(&gk).held_keys(), 0);
 }
 
 #[test]
@@ -432,14 +431,14 @@ fn v24_under_once_a_second_certificate_for_a_served_address_is_refused() {
 fn nothing_is_answered_without_a_durable_record() {
     let mut gk = gatekeeper(ReleasePolicy::Once);
     let sent = send(&mut gk, &alice(), &["bob@example.org"], 110);
-    let mut store = gk.into_store();
+    let store = gk.into_store();
     store.set_failing(true);
     let mut gk = gatekeeper_with(config(ReleasePolicy::Once), store);
     assert_eq!(code(fetch(&mut gk, &bob(), &sent.sealed, NOW, 111)), Some("storage_failed"));
     let pending = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(112)).expect("request");
     assert_eq!(code(gk.handle_key_request(&pending.der, NOW, &mut rng(113))), Some("storage_failed"));
     // The failed release did not count: once the store works, bob gets the key.
-    let mut store = gk.into_store();
+    let store = gk.into_store();
     store.set_failing(false);
     let mut gk = gatekeeper_with(config(ReleasePolicy::Once), store);
     assert_eq!(fetch(&mut gk, &bob(), &sent.sealed, NOW, 114).expect("bob"), sent.plaintext);
@@ -454,7 +453,7 @@ fn stored_keys_are_wrapped_never_in_the_clear() {
     let pending = bob.request_release(&msg, NOW, &mut rng(121)).expect("request");
     let release = gk.crypto().verify_release_request(&pending.der, NOW).expect("verify");
     let _ = release;
-    let dump = format!("{:?}", gk.store().load().expect("load"));
+    let dump = format!("{:?}", gk.store().records());
     assert!(dump.contains("WrappedKey(<40 bytes>)"), "{dump}");
     let released = gk.handle_release_request(&pending.der, NOW, &mut rng(122)).expect("release");
     let key = bob.accept_release(&msg, &pending, &released.der, &mut rng(123)).expect("key");
@@ -657,7 +656,7 @@ fn l4_a_failing_provider_is_a_crypto_failure_and_issues_nothing() {
     .expect("gatekeeper");
     let pending = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(720)).expect("request");
     assert_eq!(code(gk.handle_key_request(&pending.der, NOW, &mut rng(721))), Some("crypto_failure"));
-    assert_eq!((gk.store().appends(), gk.ledger().held_keys()), (0, 0));
+    assert_eq!((gk.store().appends(), ledger(&gk).held_keys()), (0, 0));
 }
 
 #[test]
@@ -668,7 +667,7 @@ fn v14_a_replayed_key_request_is_refused_and_a_new_request_is_answered() {
     let pending = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(730)).expect("request");
     gk.handle_key_request(&pending.der, NOW, &mut rng(731)).expect("first");
     assert_eq!(code(gk.handle_key_request(&pending.der, NOW.plus_secs(60), &mut rng(732))), Some("duplicate_request"));
-    assert_eq!(gk.ledger().held_keys(), 1);
+    assert_eq!(ledger(&gk).held_keys(), 1);
     // A retry is a new request (new nonce): answered.
     let retry = alice().request_key(&[addr("bob@example.org")], NOW, &mut rng(734)).expect("retry");
     assert!(gk.handle_key_request(&retry.der, NOW.plus_secs(60), &mut rng(735)).is_ok());
@@ -677,14 +676,13 @@ fn v14_a_replayed_key_request_is_refused_and_a_new_request_is_answered() {
     assert_eq!(code(gk.handle_key_request(&pending.der, NOW.plus_secs(301), &mut rng(733))), Some("request_time_skew"));
 }
 
-/// Issuance on two threads around one gatekeeper, through the typed pipeline: verify and
-/// build on the shared crypto half, decide and commit under a lock. Every request gets its
-/// own key, every grant opens, the ledger holds them all.
+/// Issuance on two threads, each with its own gatekeeper on one store and one shared crypto
+/// half, no lock: every request gets its own key, every grant opens, the store holds them all,
+/// and a replay is refused whichever gatekeeper sees it.
 #[test]
-fn two_threads_issue_around_one_gatekeeper_state() {
+fn two_threads_issue_on_one_store_without_a_lock() {
     let gk = gatekeeper(ekg_core::ledger::ReleasePolicy::SameCertificate);
     let crypto = gk.shared_crypto();
-    let gk = std::sync::Mutex::new(gk);
     let alice = alice();
     let requests: Vec<_> =
         (0..8).map(|i| alice.request_key(&[addr("bob@example.org")], NOW, &mut rng(900 + i)).unwrap()).collect();
@@ -693,18 +691,15 @@ fn two_threads_issue_around_one_gatekeeper_state() {
             .chunks(4)
             .enumerate()
             .map(|(t, chunk)| {
-                let (crypto, gk) = (&crypto, &gk);
+                let mut mine = Gatekeeper::with_crypto(std::sync::Arc::clone(&crypto), gk.store().clone()).unwrap();
+                let crypto = &crypto;
                 s.spawn(move || {
                     let mut r = rng(950 + t as u64);
                     chunk
                         .iter()
                         .map(|p| {
                             let v = crypto.verify_key_request(&p.der, NOW).unwrap();
-                            let committed = {
-                                let mut gk = gk.lock().unwrap();
-                                let decided = gk.decide_issue(v, NOW, &mut r).unwrap();
-                                gk.commit(decided).unwrap()
-                            };
+                            let committed = mine.issue(v, NOW, &mut r).unwrap();
                             crypto.build_issuance(committed, &mut r).unwrap()
                         })
                         .collect::<Vec<_>>()
@@ -715,13 +710,14 @@ fn two_threads_issue_around_one_gatekeeper_state() {
     });
     let ids: std::collections::BTreeSet<_> = issued.iter().map(|i| i.key_id).collect();
     assert_eq!(ids.len(), 8);
-    assert_eq!(gk.lock().unwrap().ledger().held_keys(), 8);
+    assert_eq!(ledger(&gk).held_keys(), 8);
     for (p, i) in requests.iter().zip(&issued) {
         alice.accept_grant(p, &i.grant, &i.ticket, NOW, &mut rng(999)).unwrap();
     }
-    // The serial part still refuses a replay.
+    // A replay is refused by any gatekeeper on the store.
     let v = crypto.verify_key_request(&requests[0].der, NOW).unwrap();
-    assert_eq!(code(gk.lock().unwrap().decide_issue(v, NOW, &mut rng(1000))), Some("duplicate_request"));
+    let mut gk = gk;
+    assert_eq!(code(gk.issue(v, NOW, &mut rng(1000))), Some("duplicate_request"));
 }
 
 /// The gatekeeper caches validated certificate paths, but a cached path is not reused once

@@ -1,11 +1,12 @@
 //! The cluster: two gatekeeper instances on one linearizable shared store (the PostgreSQL
 //! deployment of `docs/server.md`, "Several instances"), checked exhaustively.
 //!
-//! Each instance runs the core's own shared-store path: [`Ledger::refresh`] from the store,
-//! `decide_issue` / `decide_release`, [`Ledger::commit_if_unchanged`]. Reading and committing
-//! are separate steps, so every interleaving of two instances between them is explored; each
-//! request may be delivered several times (duplication, a client's retry) to either instance,
-//! or never (loss); either instance may crash between its read and its commit.
+//! Each instance runs the core's own rounds (`ekg_core::ledger::Round`, what every gatekeeper
+//! runs on every store): read the key from the store and decide, then append if unchanged, or
+//! read and decide again. The two steps of a round are separate actions, so every
+//! interleaving of two instances between a read and a write is explored; each request may be
+//! delivered several times (duplication, a client's retry) to either instance, or never
+//! (loss); either instance may crash between its read and its write.
 //!
 //! What is checked comes from ghost state the model keeps itself, not from the ledger: every
 //! release an instance answered (address and certificate) and every key it issued (and for
@@ -17,9 +18,10 @@
 
 use std::collections::BTreeMap;
 
+use ekg_core::ledger::round::{Issue, NoDraw, Release};
 use ekg_core::ledger::{
-    Delivery, KeyDraw, KeyState, Ledger, LedgerConfig, Record, ReleaseFacts, ReleasePolicy, Requester, SharedStore,
-    Store, StoreError,
+    Answered, Batch, Delivery, IssueFacts, KeyDraw, KeyState, Ledger, LedgerConfig, LoadedKey, Record, ReleaseFacts,
+    ReleasePolicy, Requester, Round, Step, Store, StoreError, Version,
 };
 use ekg_core::{Error, Rejection, UnixTime};
 use stateright::{Model, Property};
@@ -93,16 +95,36 @@ pub const REQUESTS: [Req; 4] = [
 /// One instance.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Instance {
-    /// Its ledger: a scratch read from the store (shared designs) or its own (local).
-    ledger: Ledger<Sym>,
-    /// Versions it read (shared designs).
-    seen: BTreeMap<KeyName, u8>,
-    /// The request read and not yet committed.
-    step: Option<Req>,
+    /// Its own ledger, recovered from the store at start (the rejected local design only).
+    ledger: Option<Ledger<Sym>>,
+    /// The request in progress: the core's round between its steps (or, for the local
+    /// design, the request read).
+    round: Option<InFlight>,
     /// Crashes so far (also its boot: fresh key names survive crashes).
     crashes: u8,
     /// Keys drawn this boot.
     next_seq: u8,
+}
+
+/// A request an instance is working on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum InFlight {
+    /// The key request, in the core's issuance round.
+    Issue(Round<Sym, Issue<Sym, ()>>),
+    /// A release request, in the core's release round.
+    Release(Round<Sym, Release<Sym>>, Addr, Addr),
+    /// The local design's request, read and not yet decided.
+    Local(Req),
+}
+
+impl InFlight {
+    fn writes_next(&self) -> bool {
+        match self {
+            InFlight::Issue(r) => r.writes_next(),
+            InFlight::Release(r, _, _) => r.writes_next(),
+            InFlight::Local(_) => true,
+        }
+    }
 }
 
 /// The shared store: linearizable, one version per key.
@@ -125,17 +147,19 @@ pub struct ClusterState {
     issued: Vec<KeyName>,
     /// Ghost: commits refused because another instance changed the key first.
     conflicts: u8,
-    /// A store record that did not apply, or a commit error (a model failure, never masked).
+    /// A store record that did not apply, or a round's error (a model failure, never masked).
     failure: Option<String>,
 }
 
 /// What an instance does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Instance `0` takes a copy of request `1` and reads what it needs.
+    /// Instance `0` takes a copy of request `1`, reads what it needs and decides.
     Read(usize, usize),
-    /// Instance `0` decides and commits what it read.
+    /// Instance `0` writes what it decided (if nothing it read changed meanwhile).
     Commit(usize),
+    /// Instance `0`'s write lost its race: it reads and decides again.
+    Again(usize),
     /// Instance `0` crashes and restarts.
     Crash(usize),
 }
@@ -152,7 +176,7 @@ impl ClusterConfig {
         LedgerConfig { retention_secs: 0, max_deliveries: self.max_deliveries, request_window_secs: Some(u64::MAX / 4) }
     }
 
-    fn empty_ledger(&self) -> Ledger<Sym> {
+    fn rules(&self) -> Ledger<Sym> {
         Ledger::new(self.ledger_config())
     }
 
@@ -162,45 +186,44 @@ impl ClusterConfig {
     }
 }
 
-/// The store as one instance sees it: the shared state and that instance's versions read.
-struct View<'a> {
+/// The shared store as one instance's connection sees it: a linearizable store (the
+/// model's PostgreSQL), or, for the rejected read-then-write design, one that writes without
+/// checking anything.
+struct Connection<'a> {
     shared: &'a mut SharedState,
-    seen: &'a mut BTreeMap<KeyName, u8>,
-    /// Commit without checking versions (the rejected designs).
     unconditional: bool,
 }
 
-impl SharedStore<Sym> for View<'_> {
-    fn load_key(&mut self, key_id: &KeyName) -> Result<Vec<Record<Sym>>, StoreError> {
+impl Store<Sym> for Connection<'_> {
+    fn load_key(&mut self, key_id: &KeyName) -> Result<LoadedKey<Sym>, StoreError> {
         let (version, records) = self.shared.keys.get(key_id).cloned().unwrap_or_default();
-        self.seen.insert(*key_id, version);
-        Ok(records)
+        Ok(LoadedKey { records, version: Version(u64::from(version)) })
     }
 
-    fn key_of_request(&mut self, id: &(Addr, u8, u8)) -> Result<Option<KeyName>, StoreError> {
-        Ok(self.shared.requests.get(id).copied())
+    fn load_request(&mut self, id: &(Addr, u8, u8)) -> Result<Option<Answered<Sym>>, StoreError> {
+        match self.shared.requests.get(id).copied() {
+            Some(k) => Ok(Some((k, self.load_key(&k)?))),
+            None => Ok(None),
+        }
     }
 
-    fn append_if_unchanged(
-        &mut self,
-        batch: &[Record<Sym>],
-        _: &[(KeyName, Option<UnixTime>)],
-    ) -> Result<bool, StoreError> {
+    fn append_if_unchanged(&mut self, batch: &Batch<Sym>) -> Result<bool, StoreError> {
         if !self.unconditional {
-            for r in batch {
-                let current = self.shared.keys.get(r.key_id()).map(|k| k.0);
-                let unchanged = match r {
-                    Record::Issued { request, .. } => {
-                        current.is_none() && request.as_ref().is_none_or(|q| !self.shared.requests.contains_key(&q.id))
-                    }
-                    _ => current.is_some() && self.seen.get(r.key_id()).copied() == current,
-                };
-                if !unchanged {
+            for change in &batch.keys {
+                let current = self.shared.keys.get(&change.key_id).map_or(0, |k| k.0);
+                if Version(u64::from(current)) != change.read {
+                    return Ok(false);
+                }
+            }
+            for r in &batch.records {
+                if let Record::Issued { request: Some(q), .. } = r
+                    && self.shared.requests.contains_key(&q.id)
+                {
                     return Ok(false);
                 }
             }
         }
-        self.write(batch);
+        self.shared.write(&batch.records);
         Ok(true)
     }
 
@@ -221,28 +244,25 @@ impl SharedStore<Sym> for View<'_> {
     }
 }
 
-impl View<'_> {
+impl SharedState {
+    /// Appends records: each key's version is raised once per append.
     fn write(&mut self, batch: &[Record<Sym>]) {
+        let mut raised = Vec::new();
         for r in batch {
             if let Record::Issued { request: Some(q), key_id, .. } = r {
-                self.shared.requests.insert(q.id, *key_id);
+                self.requests.insert(q.id, *key_id);
             }
-            let key = self.shared.keys.entry(*r.key_id()).or_default();
-            key.0 = key.0.saturating_add(1);
+            let key = self.keys.entry(*r.key_id()).or_default();
+            if !raised.contains(r.key_id()) {
+                key.0 = key.0.saturating_add(1);
+                raised.push(*r.key_id());
+            }
             key.1.push(r.clone());
         }
     }
-}
 
-impl Store<Sym> for View<'_> {
-    /// The unconditional write of the rejected designs.
-    fn append(&mut self, batch: &[Record<Sym>]) -> Result<(), StoreError> {
-        self.write(batch);
-        Ok(())
-    }
-
-    fn load(&self) -> Result<Vec<Record<Sym>>, StoreError> {
-        Ok(self.shared.keys.values().flat_map(|k| k.1.iter().cloned()).collect())
+    fn records(&self) -> Vec<Record<Sym>> {
+        self.keys.values().flat_map(|k| k.1.iter().cloned()).collect()
     }
 }
 
@@ -266,105 +286,141 @@ fn anchor(cert: Addr) -> Addr {
     if cert == CAROL_CERT { CA_A } else { CA_B }
 }
 
+/// The one key request of a run, and a release request's facts.
+fn issue_facts(policy: ReleasePolicy) -> IssueFacts<Sym> {
+    IssueFacts {
+        request: (SENDER, 0, 1),
+        request_time: NOW,
+        sender: SENDER,
+        recipients: vec![BOB],
+        policy,
+        expires_at: FAR,
+    }
+}
+
+fn release_facts(cert: Addr, address: Addr) -> ReleaseFacts<Sym> {
+    ReleaseFacts {
+        key_id: KEY,
+        listed: vec![BOB, CAROL],
+        expires_at: FAR,
+        requester: Requester { cert, addresses: vec![address], anchor: anchor(cert) },
+    }
+}
+
 impl ClusterModel {
     fn instance(&self, store: &SharedState) -> Result<Instance, Error> {
         let ledger = match self.cfg.design {
-            Design::LocalLedger => {
-                let records: Vec<Record<Sym>> = store.keys.values().flat_map(|k| k.1.iter().cloned()).collect();
-                Ledger::recover(self.cfg.ledger_config(), records.iter())?
-            }
-            Design::Shared | Design::ReadThenWrite => self.cfg.empty_ledger(),
+            Design::LocalLedger => Some(Ledger::recover(self.cfg.ledger_config(), store.records().iter())?),
+            Design::Shared | Design::ReadThenWrite => None,
         };
-        Ok(Instance { ledger, seen: BTreeMap::new(), step: None, crashes: 0, next_seq: 0 })
+        Ok(Instance { ledger, round: None, crashes: 0, next_seq: 0 })
     }
 
+    /// Instance `i` takes request `req`: the local design only notes it; the others start the
+    /// core's round (read and decide).
     fn read(&self, s: &mut ClusterState, i: usize, req: Req) -> Result<(), Error> {
-        let design = self.cfg.design;
         let inst = s.instances.get_mut(i).ok_or_else(|| Error::new(Rejection::StorageFailed, "no instance"))?;
-        inst.step = Some(req);
-        if design == Design::LocalLedger {
-            return Ok(());
-        }
-        inst.ledger.clear();
-        inst.seen.clear();
-        let mut view = View { shared: &mut s.store, seen: &mut inst.seen, unconditional: false };
-        let key = match req {
-            Req::Issue => {
-                view.key_of_request(&(SENDER, 0, 1)).map_err(|e| Error::new(Rejection::StorageFailed, e.0))?
+        inst.round = Some(match (self.cfg.design, req) {
+            (Design::LocalLedger, _) => {
+                inst.round = Some(InFlight::Local(req));
+                return Ok(());
             }
-            Req::Release { .. } => Some(KEY),
-        };
-        if let Some(key) = key {
-            let records = view.load_key(&key).map_err(|e| Error::new(Rejection::StorageFailed, e.0))?;
-            inst.ledger.refresh(&key, &records)?;
-        }
-        Ok(())
+            (_, Req::Issue) => {
+                InFlight::Issue(Round::new(&self.cfg.rules(), Issue::new(issue_facts(self.cfg.policy)), NOW))
+            }
+            (_, Req::Release { cert, address }) => InFlight::Release(
+                Round::new(&self.cfg.rules(), Release::new(release_facts(cert, address)), NOW),
+                address,
+                cert,
+            ),
+        });
+        self.step(s, i)
     }
 
-    /// Decides and commits instance `i`'s request; a refusal answers nothing.
-    fn commit(&self, s: &mut ClusterState, i: usize) -> Result<(), Error> {
-        let design = self.cfg.design;
-        let policy = self.cfg.policy;
+    /// One step of instance `i`'s round (read and decide, or write); the ghost records what a
+    /// finished round answered. A refusal answers nothing.
+    fn step(&self, s: &mut ClusterState, i: usize) -> Result<(), Error> {
+        let unconditional = self.cfg.design != Design::Shared;
         let inst = s.instances.get_mut(i).ok_or_else(|| Error::new(Rejection::StorageFailed, "no instance"))?;
-        let Some(req) = inst.step.take() else { return Ok(()) };
+        let Some(mut round) = inst.round.take() else { return Ok(()) };
+        let writing = round.writes_next();
         let boot = u8::try_from(i).unwrap_or(0) * 16 + inst.crashes + 1;
-        let mut view = View { shared: &mut s.store, seen: &mut inst.seen, unconditional: design != Design::Shared };
-        match req {
-            Req::Issue => {
-                let facts = ekg_core::ledger::IssueFacts {
-                    request: (SENDER, 0, 1),
-                    request_time: NOW,
-                    sender: SENDER,
-                    recipients: vec![BOB],
-                    policy,
-                    expires_at: FAR,
-                };
+        let mut store = Connection { shared: &mut s.store, unconditional };
+        let done = match &mut round {
+            InFlight::Local(req) => {
+                let Some(ledger) = inst.ledger.as_mut() else { return Ok(()) };
                 let mut draw = Draw { boot, seq: inst.next_seq };
-                let decided = match inst.ledger.decide_issue(facts, &mut draw, NOW) {
-                    Ok(d) => d,
-                    Err(_) => return Ok(()),
-                };
+                let answered = local_decision(ledger, &mut store, *req, self.cfg.policy, &mut draw)?;
                 inst.next_seq = draw.seq;
-                let key = decided.payload().key_id;
-                if commit(&mut inst.ledger, &mut view, design, decided)? {
-                    s.issued.push(key);
-                } else {
-                    s.conflicts = s.conflicts.saturating_add(1);
+                match (answered, *req) {
+                    (Some(key), Req::Issue) => s.issued.push(key),
+                    (Some(_), Req::Release { cert, address }) => s.released.push((address, cert)),
+                    (None, _) => {}
+                }
+                true
+            }
+            InFlight::Issue(r) => {
+                let mut draw = Draw { boot, seq: inst.next_seq };
+                let step = r.step(&mut store, &mut draw);
+                inst.next_seq = draw.seq;
+                match step {
+                    Step::Again => false,
+                    Step::Done(Ok(c)) => {
+                        s.issued.push(c.payload().key_id);
+                        true
+                    }
+                    Step::Done(Err(e)) => refused_or_failed(e)?,
                 }
             }
-            Req::Release { cert, address } => {
-                let facts = ReleaseFacts {
-                    key_id: KEY,
-                    listed: vec![BOB, CAROL],
-                    expires_at: FAR,
-                    requester: Requester { cert, addresses: vec![address], anchor: anchor(cert) },
-                };
-                let decided = match inst.ledger.decide_release(&facts, NOW) {
-                    Ok(d) => d,
-                    Err(_) => return Ok(()),
-                };
-                if commit(&mut inst.ledger, &mut view, design, decided)? {
-                    s.released.push((address, cert));
-                } else {
-                    s.conflicts = s.conflicts.saturating_add(1);
+            InFlight::Release(r, address, cert) => match r.step(&mut store, &mut NoDraw) {
+                Step::Again => false,
+                Step::Done(Ok(_)) => {
+                    s.released.push((*address, *cert));
+                    true
                 }
+                Step::Done(Err(e)) => refused_or_failed(e)?,
+            },
+        };
+        if !done {
+            if writing {
+                s.conflicts = s.conflicts.saturating_add(1);
             }
+            inst.round = Some(round);
         }
         Ok(())
     }
 }
 
-/// Commits per design: `false` when the shared store refused (another instance was first).
-fn commit<P>(
+/// A round that ended in a refusal is over (`true`); a `storage_failed` (no store of this model
+/// fails) is the shared code breaking its own contract: an error.
+fn refused_or_failed(e: Error) -> Result<bool, Error> {
+    if e.rejection() == Rejection::StorageFailed { Err(e) } else { Ok(true) }
+}
+
+/// The rejected local design: decide on the instance's own ledger, write without a
+/// condition, apply. The answered key (an issuance's) or `Some` of the key released.
+fn local_decision(
     ledger: &mut Ledger<Sym>,
-    view: &mut View<'_>,
-    design: Design,
-    decided: ekg_core::ledger::Decided<Sym, P>,
-) -> Result<bool, Error> {
-    match design {
-        Design::Shared => Ok(ledger.commit_if_unchanged(view, decided)?.is_some()),
-        Design::LocalLedger | Design::ReadThenWrite => ledger.commit(view, decided).map(|_| true),
+    store: &mut Connection<'_>,
+    req: Req,
+    policy: ReleasePolicy,
+    draw: &mut Draw,
+) -> Result<Option<KeyName>, Error> {
+    let records = match req {
+        Req::Issue => match ledger.decide_issue(issue_facts(policy), draw, NOW) {
+            Ok(d) => d.records().to_vec(),
+            Err(_) => return Ok(None),
+        },
+        Req::Release { cert, address } => match ledger.decide_release(&release_facts(cert, address), NOW) {
+            Ok(d) => d.records().to_vec(),
+            Err(_) => return Ok(None),
+        },
+    };
+    store.shared.write(&records);
+    for r in &records {
+        ledger.apply(r)?;
     }
+    Ok(records.first().map(|r| *r.key_id()))
 }
 
 impl Model for ClusterModel {
@@ -404,8 +460,8 @@ impl Model for ClusterModel {
             return;
         }
         for (i, inst) in s.instances.iter().enumerate() {
-            if inst.step.is_some() {
-                actions.push(Action::Commit(i));
+            if let Some(round) = &inst.round {
+                actions.push(if round.writes_next() { Action::Commit(i) } else { Action::Again(i) });
             } else {
                 for (r, left) in s.left.iter().enumerate() {
                     if *left > 0 {
@@ -427,7 +483,7 @@ impl Model for ClusterModel {
                 *left = left.checked_sub(1)?;
                 self.read(&mut s, i, *REQUESTS.get(r)?)
             }
-            Action::Commit(i) => self.commit(&mut s, i),
+            Action::Commit(i) | Action::Again(i) => self.step(&mut s, i),
             Action::Crash(i) => {
                 let crashes = s.instances.get(i)?.crashes.saturating_add(1);
                 match self.instance(&s.store) {
@@ -485,8 +541,7 @@ fn destroyed_once_all_released(s: &ClusterState) -> bool {
 
 fn replay(s: &ClusterState) -> Option<Ledger<Sym>> {
     let cfg = LedgerConfig { retention_secs: 0, max_deliveries: 100, request_window_secs: Some(u64::MAX / 4) };
-    let records: Vec<Record<Sym>> = s.store.keys.values().flat_map(|k| k.1.iter().cloned()).collect();
-    Ledger::recover(cfg, records.iter()).ok()
+    Ledger::recover(cfg, s.store.records().iter()).ok()
 }
 
 /// The store's records replay into a ledger whose deliveries match the policy.

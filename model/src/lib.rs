@@ -9,6 +9,8 @@
 pub mod cluster;
 pub mod config;
 pub mod expected;
+pub mod gatekeeper;
+pub mod msg;
 pub mod party;
 pub mod reduction;
 pub mod report;
@@ -419,19 +421,25 @@ fn served_then_destroyed(m: &EkgModel, s: &EkgState) -> bool {
     })
 }
 
-/// The gatekeeper never met a failed recovery or `apply`, its ledger's invariants hold, and
-/// (durable storage) its ledger is what a recovery from the durable store gives: nothing was
-/// decided that is not durable.
+/// No round of the gatekeeper broke its contract (a decided record that did not apply, a
+/// store that did not replay), what it holds replays into a ledger whose invariants hold, and
+/// (durable storage) what it reads is what the durable store holds: nothing was decided on
+/// that is not durable.
 fn ledger_consistent(m: &EkgModel, s: &EkgState) -> bool {
     let Some(PartyState::Gatekeeper(gk)) = s.actor_states.first().map(|a| a.as_ref()) else { return true };
-    if gk.failure.is_some() || gk.ledger.check_invariants().is_err() {
+    if gk.failure.is_some() {
+        return false;
+    }
+    let held: Vec<Record<crate::symbols::Sym>> = gk.written.iter().chain(gk.unwritten.iter()).cloned().collect();
+    let Ok(view) = party::new_ledger(&m.cfg, &held) else { return false };
+    if view.check_invariants().is_err() {
         return false;
     }
     if m.cfg.storage != Storage::Durable {
         return true;
     }
     let Some(Some(storage)) = s.actor_storages.first() else { return true };
-    party::new_ledger(&m.cfg, &storage.records).is_ok_and(|recovered| recovered == gk.ledger)
+    party::new_ledger(&m.cfg, &storage.records).is_ok_and(|recovered| recovered == view)
 }
 
 /// The fetchers of message `message` for listed address `address` (the actors whose

@@ -12,115 +12,15 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use ekg_core::ledger::{
-    Committed, Decided, GatewayPrincipal, IssueFacts, KeyDraw, KeyState, Ledger, LedgerConfig, Record, ReleaseFacts,
-    ReleasePolicy, Requester, Store, StoreError,
-};
-use ekg_core::role::draw_fresh;
-use ekg_core::{Error, Rejection, UnixTime};
 use stateright::actor::{Actor, Id, Out, model_timeout};
 
-use crate::config::{ModelConfig, NetworkKind, Storage};
-use crate::symbols::{ATTACKER, Addr, CA_A, Cert, KeyName, SENDER, SENDER_GATEWAY, Sym, addresses, anchor};
-
-/// The model's time: tick `t` is second `EPOCH + t`. Without a clock every action happens at
-/// tick 0, tickets never expire ([`FAR`]) and retention never ends.
-const EPOCH: u64 = 1_000;
-const FAR: UnixTime = UnixTime(u64::MAX / 2);
-/// A ticket expiry that never comes (no clock).
-pub const NEVER: u8 = u8::MAX;
-
-/// The time of tick `tick` ([`NEVER`]: never).
-pub(crate) fn time(tick: u8) -> UnixTime {
-    if tick == NEVER { FAR } else { UnixTime(EPOCH + u64::from(tick)) }
-}
-
-/// Messages. `attempt` distinguishes a client's retries and `message` the sender's messages
-/// (fresh nonces in the real protocol); `signer` is the certificate that signed; `to` the
-/// certificate a key is encrypted to; `key` is a ticket's key id and `material` the key
-/// itself; times are ticks.
-#[allow(missing_docs)]
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Msg {
-    /// A key request for message `message`, signed by `signer` at tick `time`.
-    KeyRequest { signer: Cert, message: u8, attempt: u8, time: u8 },
-    /// Grant and ticket: the ticket of key id `key` (expiring at tick `expires`, [`NEVER`]
-    /// without a clock), the key `material` encrypted to `to`.
-    Grant { key: KeyName, material: KeyName, to: Cert, message: u8, attempt: u8, expires: u8 },
-    /// The sealed message with its ticket (by mail).
-    Mail { key: KeyName },
-    /// A release request: `signer` countersigns the ticket of `key`.
-    ReleaseRequest { key: KeyName, signer: Cert, attempt: u8 },
-    /// A release for the ticket of `key`: the stored key `material` encrypted to `to`.
-    /// `destroys` (the ledger destroyed the key with this release) only orders a batch of
-    /// responses ([`batch_order`]); no property reads it. `at` is the tick it was decided at
-    /// (ghost: property `destr` reads it, no actor does; always 0 without a clock).
-    Release { key: KeyName, material: KeyName, to: Cert, attempt: u8, destroys: bool, at: u8 },
-    /// A refusal of `signer`'s request `attempt` (for `key`, if a release); the real
-    /// gatekeeper answers with a rejection code.
-    Refused { key: Option<KeyName>, signer: Cert, attempt: u8 },
-}
-
-impl Msg {
-    /// The message packed into one integer, injectively (every field is a byte or a flag):
-    /// how `reduction::role` describes a recipient's messages.
-    pub(crate) fn packed(&self) -> u128 {
-        let key = |k: &KeyName| (u128::from(k.boot) << 8) | u128::from(k.seq);
-        let (tag, material, key, addr, attempt, flag, extra) = match self {
-            Msg::KeyRequest { signer, message, attempt, time } => {
-                (0, 0, 0, *signer, *attempt, false, u16::from(*message) << 8 | u16::from(*time))
-            }
-            Msg::Grant { key: k, material: m, to, message, attempt, expires } => {
-                (1, key(m), key(k), *to, *attempt, false, u16::from(*message) << 8 | u16::from(*expires))
-            }
-            Msg::Mail { key: k } => (2, 0, key(k), 0, 0, false, 0),
-            Msg::ReleaseRequest { key: k, signer, attempt } => (3, 0, key(k), *signer, *attempt, false, 0),
-            Msg::Release { key: k, material: m, to, attempt, destroys, at } => {
-                (4, key(m), key(k), *to, *attempt, *destroys, u16::from(*at))
-            }
-            Msg::Refused { key: k, signer, attempt } => {
-                (5, 0, k.as_ref().map_or(0, key), *signer, *attempt, k.is_some(), 0)
-            }
-        };
-        (tag << 80)
-            | (material << 64)
-            | (key << 48)
-            | (u128::from(addr) << 40)
-            | (u128::from(attempt) << 32)
-            | (u128::from(flag) << 24)
-            | u128::from(extra)
-    }
-}
-
-/// Timers.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Timer {
-    /// A client retries its request.
-    Retry,
-    /// The gatekeeper sends responses whose records are durable (crash window after them).
-    Respond,
-    /// The gatekeeper writes records of responses already sent (the wrong order).
-    Persist,
-    /// The gatekeeper's store starts failing (its next append fails).
-    StoreFault,
-    /// The clock advances one tick (the gatekeeper then runs what is due).
-    Tick,
-}
-
-/// The gatekeeper's storage: its records, and a boot counter (a modelling device that bounds
-/// reboots and keeps fresh names fresh; it holds no protocol state).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct GkStorage {
-    /// Durable records (shared with the gatekeeper's `written` until either changes).
-    pub records: Arc<Vec<Record<Sym>>>,
-    /// Boots so far.
-    pub boots: u8,
-    /// The clock (a modelling device, like `boots`: the gatekeeper's clock is not reset by a
-    /// crash).
-    pub now: u8,
-}
+use crate::config::{ModelConfig, NetworkKind};
+pub(crate) use crate::gatekeeper::batch_order;
+use crate::gatekeeper::{self, Effects};
+pub use crate::gatekeeper::{GkState, GkStorage, new_ledger, rules};
+pub use crate::msg::{Msg, NEVER, Timer};
+use crate::symbols::{ATTACKER, Addr, Cert, KeyName, SENDER};
 
 /// Actor states.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -131,48 +31,6 @@ pub enum PartyState {
     Client(ClientState),
     /// The attacker.
     Attacker(AttackerState),
-}
-
-/// The gatekeeper's volatile state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GkState {
-    /// The decision logic of `ekg-core`.
-    pub ledger: Ledger<Sym>,
-    /// This boot.
-    pub boot: u8,
-    /// The clock, in ticks.
-    pub now: u8,
-    /// Next issue sequence.
-    pub next_seq: u8,
-    /// Responses waiting to be sent (their records are durable).
-    pub outbox: Vec<(Id, Msg)>,
-    /// Records waiting to be written (responses already sent; the wrong order).
-    pub unwritten: Vec<Record<Sym>>,
-    /// Records written so far (mirrors storage).
-    pub written: Arc<Vec<Record<Sym>>>,
-    /// The store's next append fails (a fault injected by the environment).
-    pub store_failing: bool,
-    /// A recovery or an `apply` that failed: the shared code broke its own contract. The model
-    /// records it instead of masking it; property `ledger` fails on it.
-    pub failure: Option<String>,
-}
-
-/// Hashes everything but the ledger, which is a function of the rest: in every storage mode
-/// the ledger is the recovery of `written` followed by `unwritten` (test
-/// `canonical_record_order_recovers_the_same_ledger` checks it on every reachable state), so
-/// states with equal hashed parts have equal ledgers. Hashing the ledger's trees again was a
-/// tenth of the checker's time.
-impl std::hash::Hash for GkState {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.boot.hash(state);
-        self.now.hash(state);
-        self.next_seq.hash(state);
-        self.outbox.hash(state);
-        self.unwritten.hash(state);
-        self.written.hash(state);
-        self.store_failing.hash(state);
-        self.failure.hash(state);
-    }
 }
 
 /// A client's state.
@@ -250,101 +108,6 @@ impl Party {
     }
 }
 
-/// The ledger of the model's gatekeeper: `ekg-core`'s, configured as the model says.
-pub(crate) fn new_ledger(cfg: &ModelConfig, records: &[Record<Sym>]) -> Result<Ledger<Sym>, Error> {
-    // Without a clock retention never ends (a retained key stays for re-delivery) and the V14
-    // window never closes.
-    let retention_secs = match (cfg.policy, cfg.clock) {
-        (ReleasePolicy::Once, _) => 0,
-        (ReleasePolicy::SameCertificate, None) => u64::MAX / 4,
-        (ReleasePolicy::SameCertificate, Some(clock)) => u64::from(clock.retention),
-    };
-    let window = cfg.clock.map_or(u64::MAX / 4, |clock| u64::from(clock.skew));
-    // V14 on (ekg-core) or off (the draft's issuance, finding F6).
-    let request_window_secs = cfg.idempotent_key_requests.then_some(window);
-    let config = LedgerConfig { retention_secs, max_deliveries: cfg.max_deliveries, request_window_secs };
-    let gateways = vec![GatewayPrincipal { address: SENDER_GATEWAY, issuer: CA_A }];
-    Ok(Ledger::recover(config, records.iter())?.with_gateways(gateways))
-}
-
-/// The shared drawing code (`ekg_core::role::draw_fresh`) fed with fresh symbols
-/// instead of random bytes: every value it asks for is filled with a symbol of its own, and
-/// the key id and the key are read back from what it returned (so a drawing that repeats a
-/// value, copies one into the other, or ignores its source, is seen by property `fresh`). At most `max_keys` a boot (a bound of
-/// the model, not of the protocol).
-struct DrawNames<'a> {
-    boot: u8,
-    next_seq: &'a mut u8,
-    max_keys: u8,
-}
-
-impl KeyDraw<Sym> for DrawNames<'_> {
-    /// The key, as the grant carries it.
-    type Key = KeyName;
-
-    fn draw(&mut self) -> Result<(KeyName, KeyName, KeyName), Error> {
-        if *self.next_seq >= self.max_keys {
-            return Err(Error::new(Rejection::CryptoFailure, "the model's bound on keys per boot"));
-        }
-        let (boot, seq) = (self.boot, *self.next_seq);
-        *self.next_seq += 1;
-        // Each value asked for gets its own symbol: (boot, 2 seq) for the first, (boot, 2 seq
-        // + 1) for the second (`max_keys` is far below 128).
-        let mut asked = 0u8;
-        let (key_id, key) = draw_fresh(|bytes| {
-            bytes.fill(0);
-            if let [b, s, ..] = bytes {
-                (*b, *s) = (boot, seq.wrapping_mul(2).wrapping_add(asked));
-            }
-            asked = asked.wrapping_add(1);
-        });
-        let read = |bytes: &[u8]| KeyName {
-            boot: bytes.first().copied().unwrap_or(0),
-            seq: bytes.get(1).copied().unwrap_or(0),
-        };
-        let (id, material) = (read(&key_id.0), read(key.expose()));
-        Ok((id, material, material))
-    }
-}
-
-/// The gatekeeper's store, per the configuration's storage mode: `Durable` writes before the
-/// response exists (the core's contract); `LateWrite` and `Volatile` claim durability they do
-/// not have (the designs the model shows to be wrong): the records wait in `unwritten`, to be
-/// written after the response (`LateWrite`) or never (`Volatile`).
-struct ModelStore<'a> {
-    storage: Storage,
-    written: &'a mut Arc<Vec<Record<Sym>>>,
-    unwritten: &'a mut Vec<Record<Sym>>,
-    failing: &'a mut bool,
-    wrote: bool,
-}
-
-impl Store<Sym> for ModelStore<'_> {
-    fn append(&mut self, batch: &[Record<Sym>]) -> Result<(), StoreError> {
-        if std::mem::take(self.failing) {
-            return Err(StoreError("the model's store fault".into()));
-        }
-        match self.storage {
-            Storage::Durable => {
-                Arc::make_mut(self.written).extend_from_slice(batch);
-                self.wrote = true;
-            }
-            Storage::LateWrite => self.unwritten.extend_from_slice(batch),
-            Storage::Volatile => {
-                // Never written, so their order is never read: kept sorted, so that the
-                // order in which they were decided does not split states.
-                self.unwritten.extend_from_slice(batch);
-                crate::reduction::sort_records(self.unwritten);
-            }
-        }
-        Ok(())
-    }
-
-    fn load(&self) -> Result<Vec<Record<Sym>>, StoreError> {
-        Ok(self.written.iter().chain(self.unwritten.iter()).cloned().collect())
-    }
-}
-
 impl Actor for Party {
     type Msg = Msg;
     type State = PartyState;
@@ -356,41 +119,8 @@ impl Actor for Party {
         let cfg = self.cfg();
         match self {
             Party::Gatekeeper(_) => {
-                let boots = storage.as_ref().map_or(0, |s| s.boots.saturating_add(1));
-                let now = storage.as_ref().map_or(0, |s| s.now);
-                let records = match (cfg.storage, storage) {
-                    (Storage::Volatile, _) | (_, None) => Arc::new(Vec::new()),
-                    (_, Some(s)) => Arc::clone(&s.records),
-                };
-                // The core's own recovery: replay the durable records. A recovery that fails is
-                // recorded (property `ledger` fails on it), never replaced by an empty ledger.
-                let (ledger, failure) = match new_ledger(cfg, &records) {
-                    Ok(ledger) => (ledger, None),
-                    Err(e) => (Ledger::new(LedgerConfig::default()), Some(format!("recovery failed: {e}"))),
-                };
-                if cfg.store_fault && boots == 0 {
-                    o.set_timer(Timer::StoreFault, model_timeout());
-                }
-                let mut gk = GkState {
-                    ledger,
-                    boot: boots,
-                    now,
-                    next_seq: 0,
-                    outbox: vec![],
-                    unwritten: vec![],
-                    written: records,
-                    store_failing: false,
-                    failure,
-                };
-                // What fell due while it was down is decided first (as a real gatekeeper does
-                // with `poll_timeout` at start).
-                if let Some(clock) = cfg.clock {
-                    expire(cfg, &mut gk);
-                    if gk.now < clock.ticks {
-                        o.set_timer(Timer::Tick, model_timeout());
-                    }
-                }
-                o.save(gk.storage());
+                let (gk, effects) = gatekeeper::start(cfg, storage);
+                apply(o, effects, &gk);
                 PartyState::Gatekeeper(gk)
             }
             Party::Sender { message, .. } => {
@@ -413,7 +143,8 @@ impl Actor for Party {
         match (self, state.as_ref()) {
             (Party::Gatekeeper(_), PartyState::Gatekeeper(_)) => {
                 let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
-                gatekeeper_on_msg(cfg, gk, src, msg, o);
+                let effects = gatekeeper::on_msg(cfg, gk, src, msg);
+                apply(o, effects, gk);
             }
             // On a duplicating network a delivered message stays in flight, so consuming it
             // needs no state change: recording a refusal (or a release for someone else, below)
@@ -512,30 +243,10 @@ impl Actor for Party {
     fn on_timeout(&self, _id: Id, state: &mut Cow<PartyState>, timer: &Timer, o: &mut Out<Self>) {
         let cfg = self.cfg();
         match (self, timer) {
-            (Party::Gatekeeper(_), Timer::Respond) => {
+            (Party::Gatekeeper(_), timer) => {
                 let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
-                for (dst, msg) in gk.outbox.drain(..) {
-                    o.send(dst, msg);
-                }
-            }
-            (Party::Gatekeeper(_), Timer::StoreFault) => {
-                let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
-                gk.store_failing = true;
-            }
-            (Party::Gatekeeper(_), Timer::Persist) => {
-                let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
-                Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
-                o.save(gk.storage());
-            }
-            (Party::Gatekeeper(_), Timer::Tick) => {
-                let PartyState::Gatekeeper(gk) = state.to_mut() else { return };
-                let Some(clock) = cfg.clock else { return };
-                gk.now += 1;
-                expire(cfg, gk);
-                o.save(gk.storage());
-                if gk.now < clock.ticks {
-                    o.set_timer(Timer::Tick, model_timeout());
-                }
+                let effects = gatekeeper::on_timeout(cfg, gk, timer);
+                apply(o, effects, gk);
             }
             (Party::Sender { message, .. }, Timer::Retry) => {
                 let PartyState::Client(s) = state.as_ref() else { return };
@@ -578,184 +289,15 @@ fn send_release_request(cfg: &ModelConfig, o: &mut Out<Party>, req: Msg) {
     o.send(cfg.gatekeeper_id(), req);
 }
 
-/// The gatekeeper: `ekg-core`'s serial stage decides (V14, key drawing, V21 to V24) and
-/// commits through the store of the configuration's storage mode. Verification is symbolic:
-/// a request names its signer (V1 to V8), and only the sender is recognised (V10, V11).
-fn gatekeeper_on_msg(cfg: &ModelConfig, gk: &mut GkState, src: Id, msg: Msg, o: &mut Out<Party>) {
-    let refused = |key, signer, attempt| Msg::Refused { key, signer, attempt };
-    let now = time(gk.now);
-    let (records_empty, wrote, response) = match msg {
-        Msg::KeyRequest { signer, message, attempt, time: signed_at } => {
-            // V10/V11 (only the sender is recognised) and V13 (freshness), symbolically.
-            let stale = cfg.clock.is_some_and(|clock| gk.now.abs_diff(signed_at) > clock.skew);
-            if signer != SENDER || stale {
-                o.send(src, refused(None, signer, attempt));
-                return;
-            }
-            let expires = cfg.clock.map_or(NEVER, |clock| gk.now.saturating_add(clock.lifetime));
-            let facts = IssueFacts {
-                request: (signer, message, attempt),
-                request_time: time(signed_at),
-                sender: SENDER,
-                recipients: cfg.recipients.clone(),
-                policy: cfg.policy,
-                expires_at: time(expires),
-            };
-            let mut draw = DrawNames { boot: gk.boot, next_seq: &mut gk.next_seq, max_keys: cfg.max_keys };
-            let decided = match gk.ledger.decide_issue(facts, &mut draw, now) {
-                Ok(d) => d,
-                Err(_) => {
-                    o.send(src, refused(None, signer, attempt));
-                    return;
-                }
-            };
-            let records_empty = decided.records().is_empty();
-            let Some((committed, wrote)) = commit(cfg, gk, decided) else {
-                o.send(src, refused(None, signer, attempt));
-                return;
-            };
-            let drawn = committed.payload();
-            let grant = Msg::Grant { key: drawn.key_id, material: drawn.key, to: signer, message, attempt, expires };
-            (records_empty, wrote, grant)
-        }
-        Msg::ReleaseRequest { key, signer, attempt } => {
-            let facts = ReleaseFacts {
-                key_id: key,
-                listed: cfg.recipients.clone(),
-                expires_at: ticket_expiry(&gk.ledger, &key),
-                requester: Requester { cert: signer, addresses: addresses(signer), anchor: anchor(signer) },
-            };
-            let decided = match gk.ledger.decide_release(&facts, now) {
-                Ok(d) => d,
-                Err(_) => {
-                    o.send(src, refused(Some(key), signer, attempt));
-                    return;
-                }
-            };
-            let destroys = decided.records().iter().any(|r| matches!(r, Record::Destroyed { .. }));
-            let records_empty = decided.records().is_empty();
-            let Some((committed, wrote)) = commit(cfg, gk, decided) else {
-                o.send(src, refused(Some(key), signer, attempt));
-                return;
-            };
-            let material = committed.payload().handle;
-            (records_empty, wrote, Msg::Release { key, material, to: signer, attempt, destroys, at: gk.now })
-        }
-        _ => return,
-    };
-    let crash_window = cfg.crashes > 0;
-    match cfg.storage {
-        Storage::Durable => {
-            // The core's contract: durable before the response exists.
-            if wrote {
-                o.save(gk.storage());
-            }
-            // On a duplicating network a response that needs no record can go at once: a crash
-            // that ate it would be the same as a crash before the request was delivered, since
-            // the request stays in flight and is answered again after recovery.
-            let recordless_on_duplicating = records_empty && cfg.network == NetworkKind::Duplicating;
-            if crash_window && !recordless_on_duplicating {
-                queue_response(cfg, gk, src, response);
-                o.set_timer(Timer::Respond, model_timeout());
-            } else {
-                o.send(src, response);
-            }
-        }
-        Storage::LateWrite => {
-            o.send(src, response);
-            if !records_empty {
-                if crash_window {
-                    o.set_timer(Timer::Persist, model_timeout());
-                } else {
-                    Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
-                    o.save(gk.storage());
-                }
-            }
-        }
-        Storage::Volatile => o.send(src, response),
+/// Does what a gatekeeper step returned: its sends in order, its timers, its save.
+fn apply(o: &mut Out<Party>, effects: Effects, gk: &GkState) {
+    for (dst, msg) in effects.sends {
+        o.send(dst, msg);
     }
-}
-
-/// The expiry a ticket of `key` carries. Symbolic: a ticket is made by the gatekeeper only, so
-/// its expiry is the one the ledger recorded; for a key the ledger does not know any expiry
-/// gives the same refusal (expired or `key_unknown`).
-fn ticket_expiry(ledger: &Ledger<Sym>, key: &KeyName) -> UnixTime {
-    match ledger.state(key) {
-        Some(KeyState::Pending(k) | KeyState::Retained { key: k, .. }) => k.expires_at,
-        Some(KeyState::Destroyed(t)) => t.expires_at,
-        None => FAR,
+    for timer in effects.timers {
+        o.set_timer(timer, model_timeout());
     }
-}
-
-/// What is due at the gatekeeper's clock (`decide_expiry`: expiry, end of retention, purge),
-/// committed through the store. No response waits on these records: a late-writing store
-/// writes them at once.
-fn expire(cfg: &ModelConfig, gk: &mut GkState) {
-    let decided = gk.ledger.decide_expiry(time(gk.now));
-    if decided.records().is_empty() {
-        return;
-    }
-    // A failed commit leaves the records due: the next tick decides them again.
-    let _ = commit(cfg, gk, decided);
-    if cfg.storage == Storage::LateWrite {
-        Arc::make_mut(&mut gk.written).append(&mut gk.unwritten);
-    }
-}
-
-/// Commits `decided` through the store of the configuration's storage mode: the committed
-/// decision and whether the store wrote durably, or `None` if the commit failed. A failure for
-/// any reason but the store's is the shared code breaking its own contract (a decided record
-/// that does not apply): recorded (property `ledgr` fails on it), never masked.
-fn commit<P>(cfg: &ModelConfig, gk: &mut GkState, decided: Decided<Sym, P>) -> Option<(Committed<P>, bool)> {
-    let mut store = ModelStore {
-        storage: cfg.storage,
-        written: &mut gk.written,
-        unwritten: &mut gk.unwritten,
-        failing: &mut gk.store_failing,
-        wrote: false,
-    };
-    match gk.ledger.commit(&mut store, decided) {
-        Ok(committed) => Some((committed, store.wrote)),
-        Err(e) => {
-            if e.rejection() != Rejection::StorageFailed {
-                gk.failure.get_or_insert_with(|| format!("commit failed: {e}"));
-            }
-            None
-        }
-    }
-}
-
-impl GkState {
-    /// What the gatekeeper's storage holds now.
-    fn storage(&self) -> GkStorage {
-        GkStorage { records: Arc::clone(&self.written), boots: self.boot, now: self.now }
-    }
-}
-
-/// Queues a response whose record is durable; the `Respond` timer sends the whole outbox at
-/// once. Its order matters only on an ordered network: elsewhere the outbox is kept sorted
-/// (see [`batch_order`]), so
-/// that two interleavings which queued the same responses are one state. On a duplicating
-/// network a response already waiting is not queued twice: one copy sent into it is
-/// delivered any number of times, exactly as two copies are. (Without this, every redelivery
-/// of the sender gateway's request, which the ledger always serves, grew the outbox: the state
-/// space of the full configuration was infinite.)
-/// The order in which one `Respond` step sends the outbox: any order, but the release that
-/// destroyed a key last, as it was decided (the ledger refuses every later request for that
-/// key, so every other response for it in the batch was decided before it). Property `destr`
-/// reads the order of sends: no release may follow the one that served every listed address.
-pub(crate) fn batch_order(entry: &(Id, Msg)) -> (bool, &(Id, Msg)) {
-    (matches!(entry.1, Msg::Release { destroys: true, .. }), entry)
-}
-
-fn queue_response(cfg: &ModelConfig, gk: &mut GkState, dst: Id, response: Msg) {
-    let entry = (dst, response);
-    match cfg.network {
-        NetworkKind::Ordered => gk.outbox.push(entry),
-        NetworkKind::Duplicating if gk.outbox.contains(&entry) => {}
-        NetworkKind::Unordered | NetworkKind::Duplicating => {
-            let at = gk.outbox.partition_point(|e| batch_order(e) < batch_order(&entry));
-            gk.outbox.insert(at, entry);
-        }
+    if effects.save {
+        o.save(gk.storage());
     }
 }

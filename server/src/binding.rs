@@ -98,6 +98,9 @@ pub mod http_codes {
     pub const CONNECTION_LIMIT: &str = "connection_limit";
     /// The client's address holds its share of the connections: 429, `Retry-After`.
     pub const CLIENT_CONNECTION_LIMIT: &str = "client_connection_limit";
+    /// The request's deadline passed (or its client left) before its records were written:
+    /// nothing was recorded; the same bytes may be sent again.
+    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
     /// Test mode: the `Host` header is not a loopback name: 403.
     pub const HOST_NOT_ALLOWED: &str = "host_not_allowed";
     /// Test mode: a browser's cross-origin request (an `Origin` header): 403.
@@ -115,6 +118,7 @@ pub mod http_codes {
         (HEADERS_TOO_LARGE, 431),
         (CONNECTION_LIMIT, 503),
         (CLIENT_CONNECTION_LIMIT, 429),
+        (DEADLINE_EXCEEDED, 503),
         (HOST_NOT_ALLOWED, 403),
         (CROSS_ORIGIN_REFUSED, 403),
     ];

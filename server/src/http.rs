@@ -13,6 +13,7 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTE
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::binding::{self, Problem, http_codes};
+use crate::caller::{self, Caller};
 use crate::listener::WatchedBody;
 use crate::service::Service;
 
@@ -33,6 +34,7 @@ pub struct Routes {
     key_request: String,
     release_request: String,
     body_timeout: Duration,
+    request_deadline: Duration,
 }
 
 impl core::fmt::Debug for Routes {
@@ -48,18 +50,20 @@ enum Endpoint {
 
 impl Routes {
     /// The routes of `service` (its URI's path gives the endpoints' base).
-    pub fn new(service: Arc<Service>, body_timeout: Duration) -> Routes {
+    /// A protocol request has `request_deadline` once its body is read (`crate::caller`).
+    pub fn new(service: Arc<Service>, body_timeout: Duration, request_deadline: Duration) -> Routes {
         let base = binding::base_path(service.uri());
-        Routes::at(service, &base, body_timeout)
+        Routes::at(service, &base, body_timeout, request_deadline)
     }
 
     /// The routes of `service` below `base` (`/`: the test mode, whatever URI is loaded).
-    pub fn at(service: Arc<Service>, base: &str, body_timeout: Duration) -> Routes {
+    pub fn at(service: Arc<Service>, base: &str, body_timeout: Duration, request_deadline: Duration) -> Routes {
         Routes {
             key_request: format!("{base}{}", binding::KEY_REQUEST),
             release_request: format!("{base}{}", binding::RELEASE_REQUEST),
             service,
             body_timeout,
+            request_deadline,
         }
     }
 
@@ -79,6 +83,9 @@ impl Routes {
         } else if path == binding::HEALTHZ {
             ("healthz", self.healthz(req.method()))
         } else if path == binding::METRICS {
+            if req.method() == Method::GET {
+                self.service.count_held().await;
+            }
             ("metrics", self.metrics(req.method()))
         } else {
             ("other", problem(&Problem::new(404, http_codes::NOT_FOUND, format!("no resource at {path}"))))
@@ -124,16 +131,27 @@ impl Routes {
             Endpoint::KeyRequest => (MAX_KEY_REQUEST_LEN, "key_request"),
             Endpoint::ReleaseRequest => (MAX_RELEASE_REQUEST_LEN, "release_request"),
         };
+        let stated = req.headers().get(caller::TIMEOUT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let conn = req.extensions().get::<crate::ClientConnection>().cloned();
         let body = match read_body(req, limit, self.body_timeout).await {
             Ok(b) => b,
             Err(answer) => return answer,
         };
+        // `departure` goes with this future (if the connection fails, hyper drops it), or
+        // as soon as the client's input ends: the store then writes nothing more for this
+        // request.
+        let (caller, departure) = Caller::new(caller::deadline(self.request_deadline, stated.as_deref()));
         let started = Instant::now();
         let now = self.service.clock.now();
-        let result = match endpoint {
-            Endpoint::KeyRequest => self.service.key_request(body, now).await,
-            Endpoint::ReleaseRequest => self.service.release_request(body, now).await,
+        let work = async {
+            match endpoint {
+                Endpoint::KeyRequest => self.service.key_request(body, now, Some(caller.clone())).await,
+                Endpoint::ReleaseRequest => self.service.release_request(body, now, Some(caller.clone())).await,
+            }
         };
+        // The departure, if not dropped, lives on until the answer is made (the store's error
+        // is told apart by whether the caller still waits).
+        let (result, _departure) = unless_departed(work, conn, departure).await;
         let labels = crate::metrics::EndpointLabels { endpoint: name.into() };
         self.service.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         match result {
@@ -143,9 +161,11 @@ impl Routes {
                 r
             }
             Err(e) => {
-                let codes = crate::metrics::CodeLabels { code: e.code().into() };
-                self.service.metrics.refusals.get_or_create(&codes).inc();
-                if e.rejection() == ekg_core::Rejection::StorageFailed {
+                let storage_failed = e.rejection() == ekg_core::Rejection::StorageFailed;
+                let p = if storage_failed && !caller.waiting() {
+                    let detail = "the request's deadline passed, or the client's input ended, before its records were written: nothing was recorded";
+                    Problem::new(503, http_codes::DEADLINE_EXCEEDED, detail)
+                } else if storage_failed {
                     // The operator's, not the client's: the store's own words (a database's
                     // host and port, a file's path).
                     tracing::error!(
@@ -155,10 +175,40 @@ impl Routes {
                     );
                     let mut p = Problem::of(&e);
                     p.detail = "the store did not take the record: nothing was recorded; retry later".into();
-                    return problem(&p);
-                }
-                problem(&Problem::of(&e))
+                    p
+                } else {
+                    Problem::of(&e)
+                };
+                let codes = crate::metrics::CodeLabels { code: p.code.clone() };
+                self.service.metrics.refusals.get_or_create(&codes).inc();
+                problem(&p)
             }
+        }
+    }
+}
+
+/// Runs `work`, dropping `departure` (its caller is then no longer waiting) as soon as the
+/// client's input ends or its connection fails. A half-close after a whole request looks,
+/// on the wire, like a client that closed its socket and left; a release recorded for a
+/// client that left is a key spent for nobody (under `once`, for good), so both are taken
+/// as a departure: the request is still answered (`503 deadline_exceeded` if its records
+/// were not written), and a client that wants its key keeps its sending side open.
+/// Returns the departure unless it was dropped: the caller must keep it while it still
+/// asks whether its caller waits.
+async fn unless_departed<T>(
+    work: impl std::future::Future<Output = T>,
+    conn: Option<crate::ClientConnection>,
+    departure: caller::Departure,
+) -> (T, Option<caller::Departure>) {
+    let Some(conn) = conn else {
+        return (work.await, Some(departure));
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        result = &mut work => (result, Some(departure)),
+        () = conn.departed() => {
+            drop(departure);
+            (work.await, None)
         }
     }
 }

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod binding;
+pub mod caller;
 pub mod config;
 pub mod demo;
 pub mod files;
@@ -66,9 +67,9 @@ impl From<config::ConfigError> for ServeError {
     }
 }
 
-/// Opens the configured store (blocking: call it off the async threads). `max_deliveries`
-/// is the configuration's, which the PostgreSQL store enforces in its release statement.
-pub fn open_store(database: &Database, max_deliveries: u32) -> Result<AnyStore, ServeError> {
+/// Opens the configured store (blocking: call it off the async threads), migrated; `config`
+/// gives the retention under which a migrated key's deadline is computed.
+pub fn open_store(database: &Database, config: ekg_core::ledger::LedgerConfig) -> Result<AnyStore, ServeError> {
     let failed = |e: ekg_core::ledger::StoreError| {
         ServeError::Core(ekg_core::Error::new(ekg_core::Rejection::StorageFailed, e.0))
     };
@@ -76,11 +77,9 @@ pub fn open_store(database: &Database, max_deliveries: u32) -> Result<AnyStore, 
         Database::Memory => Ok(AnyStore::Memory(ekg_core::ledger::MemoryStore::new())),
         Database::Sqlite(path) => {
             files::owner_only_database(path).map_err(ServeError::Io)?;
-            SqliteStore::open(path).map(AnyStore::Sqlite).map_err(failed)
+            SqliteStore::open(path, config).map(AnyStore::Sqlite).map_err(failed)
         }
-        Database::Postgres(url) => {
-            PostgresStore::connect(url, max_deliveries).map(|s| AnyStore::Postgres(Box::new(s))).map_err(failed)
-        }
+        Database::Postgres(url) => PostgresStore::connect(url, config).map(AnyStore::Postgres).map_err(failed),
     }
 }
 
@@ -134,25 +133,21 @@ pub async fn run(
     let (provider, config, credential, storage_key, database) =
         (settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, settings.database);
     let gatekeeper = tokio::task::spawn_blocking(move || {
-        let store = open_store(&database, config.ledger.max_deliveries)?;
+        let store = open_store(&database, config.ledger_config())?;
         Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)
     })
     .await
     .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;
     let metrics = Arc::new(metrics::Metrics::new());
     let (workers, clock) = (settings.workers, settings.clock);
-    let service_metrics = Arc::clone(&metrics);
-    let service =
-        tokio::task::spawn_blocking(move || service::Service::new(gatekeeper, workers, service_metrics, clock))
-            .await
-            .map_err(|e| ServeError::Io(format!("starting: {e}")))?;
-    let service = Arc::new(service);
+    let service = Arc::new(service::Service::new(gatekeeper, workers, Arc::clone(&metrics), clock));
+    service.count_held().await;
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
     files::warn_if_few_descriptors(settings.limits.max_connections);
     bound(addr);
-    let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout));
+    let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout, settings.request_deadline));
     let (stop_timer, timer_stopped) = tokio::sync::oneshot::channel::<()>();
     let timer = tokio::spawn(Arc::clone(&service).run_timer(async move {
         let _ = timer_stopped.await;

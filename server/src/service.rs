@@ -1,52 +1,49 @@
-//! The gatekeeper as a service: the typed pipeline of `ekg-core` driven on threads.
+//! The gatekeeper as a service: `ekg-core`'s one decision path, on the blocking pool.
 //!
-//! - verify and build run on the blocking pool, at most `workers` at a time (a semaphore
-//!   sized to the cores);
-//! - decide and commit run one at a time under the gatekeeper's lock, the commit making the
-//!   records durable in the store before the lock is released and before any response
-//!   exists;
+//! - a request runs on one worker thread, at most `workers` at a time (a semaphore sized to
+//!   the cores): verify, then the core's round over the store (read the key, decide, append
+//!   if unchanged; the store makes the records durable before the round ends), then build;
+//!   one hand-off from the async threads and back;
+//! - nothing about keys is kept in this process between requests, whatever the store: no
+//!   lock is held around a decision, requests on different keys run in parallel, and the
+//!   store orders those on one key (SQLite: its group commit; PostgreSQL: its row locks);
 //! - the key is in memory only inside the one request that needs it (`OneTimeKey` and the
 //!   built bodies zeroize themselves; the store holds it wrapped);
-//! - a timer task sleeps until the ledger's `poll_timeout` and handles what is due; on a
-//!   store shared with other instances (PostgreSQL), where they add deadlines too, it sweeps
-//!   every [`SHARED_SWEEP_SECS`] instead.
+//! - a timer task sweeps what is due (expiry, end of retention, purge) every
+//!   [`SWEEP_SECS`], and when the test clock moves.
 //!
 //! No protocol decision is made here: every `if` about tickets or addresses is the core's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ekg_core::ledger::ReleaseKind;
-use ekg_core::role::{Gatekeeper, GatekeeperCrypto};
+use ekg_core::role::Gatekeeper;
 use ekg_core::{Error, Rejection, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 
+use crate::caller::Caller;
 use crate::metrics::Metrics;
 use crate::store::AnyStore;
 
 /// The running gatekeeper.
 pub struct Service {
-    crypto: Arc<GatekeeperCrypto>,
-    serial: Arc<Mutex<Gatekeeper<AnyStore>>>,
+    /// Cloned for each request: the crypto half is shared, the store is a handle.
+    prototype: Gatekeeper<AnyStore>,
     workers: Arc<Semaphore>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
-    /// The ledger's next deadline, as last seen: the timer task sleeps until it.
-    deadline: watch::Sender<Option<UnixTime>>,
     store_ok: AtomicBool,
-    /// Whether the store is shared: nothing about keys is kept in this process.
-    shared: bool,
-    /// The store's round trips and lost races, as last counted into the metrics.
-    seen_trips: std::sync::atomic::AtomicU64,
-    seen_races: std::sync::atomic::AtomicU64,
+    /// The store's round trips as last counted into the metrics.
+    seen_trips: AtomicU64,
     /// The clock.
     pub clock: Arc<Clock>,
 }
 
-/// How often an instance on a shared store sweeps for what is due.
-pub const SHARED_SWEEP_SECS: u64 = 1;
+/// How often the timer sweeps for what is due.
+pub const SWEEP_SECS: u64 = 1;
 
 impl core::fmt::Debug for Service {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -105,49 +102,29 @@ fn joined(e: tokio::task::JoinError) -> Error {
     Error::new(Rejection::CryptoFailure, format!("worker: {e}"))
 }
 
-fn poisoned() -> Error {
-    Error::new(Rejection::StorageFailed, "the gatekeeper's lock is poisoned")
-}
-
 impl Service {
-    /// A service around `gatekeeper`, with `workers` threads for verification and building.
-    /// Blocking on a shared store (it counts the keys held): call it off the async threads.
-    pub fn new(
-        mut gatekeeper: Gatekeeper<AnyStore>,
-        workers: usize,
-        metrics: Arc<Metrics>,
-        clock: Arc<Clock>,
-    ) -> Service {
-        let crypto = gatekeeper.shared_crypto();
-        let shared = gatekeeper.is_shared();
-        if let Ok(held) = gatekeeper.held_keys() {
-            metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
-        }
-        let (deadline, _) = watch::channel(gatekeeper.poll_timeout());
+    /// A service around `gatekeeper`, with `workers` threads for requests.
+    pub fn new(gatekeeper: Gatekeeper<AnyStore>, workers: usize, metrics: Arc<Metrics>, clock: Arc<Clock>) -> Service {
         Service {
-            crypto,
-            serial: Arc::new(Mutex::new(gatekeeper)),
+            prototype: gatekeeper,
             workers: Arc::new(Semaphore::new(workers.max(1))),
             metrics,
-            deadline,
             store_ok: AtomicBool::new(true),
-            shared,
-            seen_trips: std::sync::atomic::AtomicU64::new(0),
-            seen_races: std::sync::atomic::AtomicU64::new(0),
+            seen_trips: AtomicU64::new(0),
             clock,
         }
     }
 
-    /// Runs `f` on the gatekeeper under its lock, on this thread (the management endpoint:
-    /// a tick, a restart).
+    /// Runs `f` on a gatekeeper of this service, on this thread (the management endpoint: a
+    /// tick, a restart, an injected draw).
     pub fn with_gatekeeper<T>(&self, f: impl FnOnce(&mut Gatekeeper<AnyStore>) -> T) -> Result<T, Error> {
-        let mut gk = self.serial.lock().map_err(|_| poisoned())?;
+        let mut gk = self.prototype.clone();
         Ok(f(&mut gk))
     }
 
     /// The gatekeeper's URI.
     pub fn uri(&self) -> &str {
-        &self.crypto.config().uri
+        &self.prototype.crypto().config().uri
     }
 
     /// Whether the last use of the store succeeded.
@@ -155,93 +132,75 @@ impl Service {
         self.store_ok.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the blocking pool, holding one worker permit.
+    /// Counts the keys held into the metrics (a query: on a scrape, not per request).
+    pub async fn count_held(&self) {
+        let mut gk = self.prototype.clone();
+        if let Ok(Ok(held)) = tokio::task::spawn_blocking(move || gk.held_keys()).await {
+            self.metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Runs `f` on a gatekeeper of this service on the blocking pool, holding one worker
+    /// permit; records what the store did. With a `caller`, nothing is started once it no
+    /// longer waits, and the store writes nothing for it after that (`crate::caller`).
     async fn on_worker<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+        caller: Option<Caller>,
+        f: impl FnOnce(&mut Gatekeeper<AnyStore>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let permit = Arc::clone(&self.workers)
             .acquire_owned()
             .await
             .map_err(|_| Error::new(Rejection::CryptoFailure, "the worker pool is closed"))?;
-        tokio::task::spawn_blocking(move || {
+        let mut gk = self.prototype.clone();
+        let abandoned = caller.clone();
+        let (r, races, trips) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            f()
-        })
-        .await
-        .map_err(joined)?
-    }
-
-    /// Runs `f` on the gatekeeper under its lock (decide and commit), on the blocking pool.
-    async fn serially<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Gatekeeper<AnyStore>) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        let serial = Arc::clone(&self.serial);
-        let shared = self.shared;
-        let result = tokio::task::spawn_blocking(move || {
-            let mut gk = serial.lock().map_err(|_| poisoned())?;
+            if let Some(c) = &caller {
+                c.check().map_err(|e| Error::new(Rejection::StorageFailed, e.0))?;
+            }
+            gk.store_mut().set_caller(caller);
             let r = f(&mut gk);
-            // On a shared store the count is the database's: the sweep reads it.
-            let held = if shared { None } else { gk.held_keys().ok() };
-            let trips = match gk.store() {
-                AnyStore::Postgres(s) => s.round_trips(),
-                AnyStore::Sqlite(_) | AnyStore::Memory(_) => 0,
-            };
-            Ok::<_, Error>((r, held, gk.poll_timeout(), (trips, gk.races_lost())))
+            Ok::<_, Error>((r, gk.races_lost(), gk.store().round_trips()))
         })
         .await
         .map_err(joined)??;
-        let (r, held, next, (trips, races)) = result;
-        // Totals read under the lock only grow: count what is new.
-        let seen_trips = self.seen_trips.fetch_max(trips, Ordering::Relaxed);
-        self.metrics.store_round_trips.inc_by(trips.saturating_sub(seen_trips));
-        let seen_races = self.seen_races.fetch_max(races, Ordering::Relaxed);
-        self.metrics.store_races_lost.inc_by(races.saturating_sub(seen_races));
-        if let Some(held) = held {
-            self.metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
+        self.metrics.store_races_lost.inc_by(races);
+        // The store's total only grows: count what is new.
+        let seen = self.seen_trips.fetch_max(trips, Ordering::Relaxed);
+        self.metrics.store_round_trips.inc_by(trips.saturating_sub(seen));
+        // A write dropped because its client left says nothing about the store.
+        if abandoned.is_none_or(|c| c.waiting()) {
+            self.store_ok.store(!matches!(&r, Err(e) if e.rejection() == Rejection::StorageFailed), Ordering::Relaxed);
         }
-        self.store_ok.store(!matches!(&r, Err(e) if e.rejection() == Rejection::StorageFailed), Ordering::Relaxed);
-        self.deadline.send_if_modified(|d| {
-            let changed = *d != next;
-            *d = next;
-            changed
-        });
         r
     }
 
-    /// A key request: verify, decide, commit, build. The answer is the issuance response's
-    /// DER (`docs/protocol.md` §8).
-    pub async fn key_request(&self, der: Vec<u8>, now: UnixTime) -> Result<Vec<u8>, Error> {
-        let crypto = Arc::clone(&self.crypto);
-        let verified = self.on_worker(move || crypto.verify_key_request(&der, now)).await?;
-        let committed = self
-            .serially(move |gk| {
-                let mut rng = request_rng()?;
-                gk.issue(verified, now, &mut rng)
-            })
-            .await?;
-        let crypto = Arc::clone(&self.crypto);
+    /// A key request: verify, decide over the store, build. The answer is the issuance
+    /// response's DER (`docs/protocol.md` §8).
+    /// Nothing is recorded for a `caller` that no longer waits.
+    pub async fn key_request(&self, der: Vec<u8>, now: UnixTime, caller: Option<Caller>) -> Result<Vec<u8>, Error> {
         let body = self
-            .on_worker(move || {
+            .on_worker(caller, move |gk| {
                 let mut rng = request_rng()?;
-                crypto.build_issuance(committed, &mut rng)?.to_response_der()
+                let verified = gk.crypto().verify_key_request(&der, now)?;
+                let committed = gk.issue(verified, now, &mut rng)?;
+                gk.crypto().build_issuance(committed, &mut rng)?.to_response_der()
             })
             .await?;
         self.metrics.issuances.inc();
         Ok(body)
     }
 
-    /// A release request: verify, decide, commit, build. The answer is the release's DER.
-    pub async fn release_request(&self, der: Vec<u8>, now: UnixTime) -> Result<Vec<u8>, Error> {
-        let crypto = Arc::clone(&self.crypto);
-        let verified = self.on_worker(move || crypto.verify_release_request(&der, now)).await?;
-        let committed = self.serially(move |gk| gk.release(verified, now)).await?;
-        let crypto = Arc::clone(&self.crypto);
+    /// A release request: verify, decide over the store, build. The answer is the release's
+    /// DER. Nothing is recorded for a `caller` that no longer waits.
+    pub async fn release_request(&self, der: Vec<u8>, now: UnixTime, caller: Option<Caller>) -> Result<Vec<u8>, Error> {
         let release = self
-            .on_worker(move || {
+            .on_worker(caller, move |gk| {
                 let mut rng = request_rng()?;
-                crypto.build_release(committed, now, &mut rng)
+                let verified = gk.crypto().verify_release_request(&der, now)?;
+                let committed = gk.release(verified, now)?;
+                gk.crypto().build_release(committed, now, &mut rng)
             })
             .await?;
         let kind = match release.kind {
@@ -253,34 +212,18 @@ impl Service {
         Ok(release.der)
     }
 
-    /// Sleeps until the ledger's next deadline (woken when it moves, at most a minute) and
-    /// handles what is due; returns when `stop` resolves.
+    /// Sweeps what is due every [`SWEEP_SECS`] (and when the test clock moves); returns when
+    /// `stop` resolves.
     pub async fn run_timer(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        let mut deadline = self.deadline.subscribe();
         loop {
-            let next = *deadline.borrow_and_update();
-            let wait = next.map_or(60, |t| t.secs().saturating_sub(self.clock.now().secs()).min(60));
-            let wait = if self.shared { SHARED_SWEEP_SECS } else { wait };
             tokio::select! {
                 () = &mut stop => return,
-                changed = deadline.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    continue;
-                }
                 () = self.clock.moved.notified() => {}
-                () = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(SWEEP_SECS)) => {}
             }
             let now = self.clock.now();
-            if self.shared {
-                if let Ok(held) = self.serially(move |gk| gk.handle_timeout(now).and_then(|_| gk.held_keys())).await {
-                    self.metrics.keys_held.set(i64::try_from(held).unwrap_or(i64::MAX));
-                }
-            } else if next.is_some_and(|t| t <= now) {
-                let _ = self.serially(move |gk| gk.handle_timeout(now)).await;
-            }
+            let _ = self.on_worker(None, move |gk| gk.handle_timeout(now)).await;
         }
     }
 }

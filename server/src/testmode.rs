@@ -170,10 +170,10 @@ impl TestMode {
             service.with_gatekeeper(|gk| {
                 let mut rng = ChaCha20Rng::seed_from_u64(now.secs());
                 let verified = gk.crypto().verify_key_request(&der, now)?;
-                let mut draw = ForcedKeyId { inner: gk.crypto().draw_from(&mut rng), key_id };
-                let decided = gk.decide_issue_with(verified, &mut draw, now)?;
-                let committed = gk.commit(decided)?;
-                gk.crypto().build_issuance(committed, &mut rng)?.to_response_der()
+                let crypto = gk.shared_crypto();
+                let mut draw = ForcedKeyId { inner: crypto.draw_from(&mut rng), key_id };
+                let committed = gk.issue_with(verified, &mut draw, now)?;
+                crypto.build_issuance(committed, &mut rng)?.to_response_der()
             })
         })
         .await;
@@ -270,7 +270,12 @@ impl TestMode {
                     Arc::new(Metrics::new()),
                     Arc::clone(&self.clock),
                 ));
-                let routes = Arc::new(Routes::at(Arc::clone(&service), "/", self.settings.body_timeout));
+                let routes = Arc::new(Routes::at(
+                    Arc::clone(&service),
+                    "/",
+                    self.settings.body_timeout,
+                    Duration::from_secs(crate::config::DEFAULT_REQUEST_DEADLINE_SECS),
+                ));
                 self.set(Some(Current { config, provider, service, routes, forced_key_id }));
                 no_content()
             }
@@ -287,7 +292,7 @@ impl TestMode {
             AnyStore::Memory(m) => Some(m.clone()),
             AnyStore::Sqlite(_) | AnyStore::Postgres(_) => None,
         });
-        let Ok(Some(mut store)) = store else { return malformed("the store cannot be copied") };
+        let Ok(Some(store)) = store else { return malformed("the store cannot be copied") };
         if let Some(f) = fails {
             store.set_failing(f);
         }

@@ -99,8 +99,11 @@ fn expiry_destroys_keys_at_their_time() {
         std::thread::sleep(Duration::from_millis(100));
     }
     server.stop().unwrap();
-    let store = ekg_server::store::SqliteStore::open(&dir.join("ekg.db")).unwrap();
-    assert_eq!(store.counts().unwrap(), (0, 1), "no live key, one tombstone");
+    let config = ekg_core::ledger::LedgerConfig::default();
+    let store = ekg_server::store::SqliteStore::open(&dir.join("ekg.db"), config).unwrap();
+    let ledger = ekg_core::ledger::Ledger::recover(config, store.records().unwrap().iter()).unwrap();
+    let states: Vec<bool> = ledger.keys().map(|(_, s)| matches!(s, ekg_core::ledger::KeyState::Destroyed(_))).collect();
+    assert_eq!(states, [true], "no live key, one tombstone");
 }
 
 /// Sends raw bytes, then reads what comes back until the server closes or `wait` passes.

@@ -132,8 +132,8 @@ fn concurrent_duplicate_key_requests_at_three_instances_issue_one_key() {
             "round {round}: {outcomes:?}"
         );
     }
-    let mut db = ekg_server::store::PostgresStore::connect(&url, 3).unwrap();
-    assert_eq!(db.count("SELECT COUNT(*) FROM ekg_keys").unwrap(), 3, "one key per request");
+    let mut db = ekg_server::store::PostgresStore::connect(&url, ekg_core::ledger::LedgerConfig::default()).unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM ekg_key").unwrap(), 3, "one key per request");
     assert_eq!(db.schema_version().unwrap(), ekg_server::store::schema::VERSION);
 }
 
@@ -148,9 +148,13 @@ fn a_released_key_is_destroyed_and_its_tombstone_refuses_at_every_instance() {
         let got = fetch(server, &bob, &sealed, 602 + i as u64);
         assert_eq!(got, Err((410, "key_destroyed".into())), "instance {i}");
     }
-    let mut db = ekg_server::store::PostgresStore::connect(&url, 3).unwrap();
-    assert_eq!(db.count("SELECT COUNT(*) FROM ekg_keys WHERE handle IS NOT NULL").unwrap(), 0, "the key is gone");
-    assert_eq!(db.count("SELECT COUNT(*) FROM ekg_keys WHERE handle IS NULL").unwrap(), 1, "its tombstone stays");
+    let mut db = ekg_server::store::PostgresStore::connect(&url, ekg_core::ledger::LedgerConfig::default()).unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM ekg_key WHERE held").unwrap(), 0, "the key is gone");
+    let records = db.records().unwrap();
+    assert!(
+        matches!(records.as_slice(), [ekg_core::ledger::Record::Destroyed { .. }]),
+        "only its tombstone stays: {records:?}"
+    );
 }
 
 #[test]

@@ -224,7 +224,7 @@ fn in_process(config: &Path, scratch: &Path) -> Result<(target::InProcess, Strin
     let mut settings = ekg_server::config::load(config)?;
     settings.database = ekg_server::config::Database::Sqlite(scratch.join("ekg.db"));
     let uri = settings.gatekeeper.uri.clone();
-    let store = ekg_server::open_store(&settings.database, settings.gatekeeper.ledger.max_deliveries)?;
+    let store = ekg_server::open_store(&settings.database, settings.gatekeeper.ledger_config())?;
     let gatekeeper = ekg_core::role::Gatekeeper::new(
         settings.provider,
         settings.gatekeeper,

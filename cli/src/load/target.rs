@@ -96,8 +96,8 @@ impl Target for InProcess {
         let der = der.to_vec();
         let result = self.runtime.block_on(async {
             match operation {
-                "key-request" => self.service.key_request(der, now).await,
-                _ => self.service.release_request(der, now).await,
+                "key-request" => self.service.key_request(der, now, None).await,
+                _ => self.service.release_request(der, now, None).await,
             }
         });
         match result {

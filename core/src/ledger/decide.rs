@@ -11,7 +11,7 @@ use crate::error::{Rejection, Result, reject};
 use crate::time::UnixTime;
 
 /// What verification established about a key request (V1 to V13), for the ledger.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IssueFacts<T: LedgerTypes> {
     /// What identifies the request (V14).
     pub request: T::RequestId,
@@ -28,7 +28,7 @@ pub struct IssueFacts<T: LedgerTypes> {
 }
 
 /// What verification established about a release request (V1 to V13, V20), for the ledger.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReleaseFacts<T: LedgerTypes> {
     /// The ticket's key id.
     pub key_id: T::KeyId,
@@ -38,6 +38,69 @@ pub struct ReleaseFacts<T: LedgerTypes> {
     pub expires_at: UnixTime,
     /// Who asks.
     pub requester: Requester<T>,
+}
+
+/// A key request whose checks passed (V1 to V13), as the ledger reads it: the gatekeeper's
+/// verified request, or the model's symbolic one.
+pub trait VerifiedIssue<T: LedgerTypes> {
+    /// What identifies it (V14): its signed sender and nonce.
+    fn request_id(&self) -> T::RequestId;
+    /// Its signed request time.
+    fn request_time(&self) -> UnixTime;
+    /// The sender.
+    fn sender(&self) -> T::Address;
+    /// The listed recipients, as signed.
+    fn recipients(&self) -> Vec<T::Address>;
+}
+
+/// A release request whose checks passed (V1 to V13, V20), as the ledger reads it.
+pub trait VerifiedRelease<T: LedgerTypes> {
+    /// The ticket's key id.
+    fn key_id(&self) -> T::KeyId;
+    /// The ticket's expiry.
+    fn ticket_expiry(&self) -> UnixTime;
+    /// The addresses the ticket lists.
+    fn listed(&self) -> Vec<T::Address>;
+    /// Who asks, as its certificate says.
+    fn requester(&self) -> Requester<T>;
+}
+
+/// What an issuance takes from the gatekeeper's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IssueRules {
+    /// The release policy of new tickets (recorded with the key: a release follows the policy
+    /// recorded, not the one configured at the time of the release).
+    pub policy: ReleasePolicy,
+    /// How long a ticket lives, from its issuance.
+    pub ticket_lifetime_secs: u64,
+}
+
+impl<T: LedgerTypes> IssueFacts<T> {
+    /// The facts of an issuance decided at `now`: the request's, the configured policy, and
+    /// the ticket's one expiry, `now` plus the lifetime (the gatekeeper's clock, never the
+    /// request's signed time).
+    pub fn of(request: &impl VerifiedIssue<T>, rules: IssueRules, now: UnixTime) -> Self {
+        IssueFacts {
+            request: request.request_id(),
+            request_time: request.request_time(),
+            sender: request.sender(),
+            recipients: request.recipients(),
+            policy: rules.policy,
+            expires_at: now.plus_secs(rules.ticket_lifetime_secs),
+        }
+    }
+}
+
+impl<T: LedgerTypes> ReleaseFacts<T> {
+    /// The facts of a release request.
+    pub fn of(request: &impl VerifiedRelease<T>) -> Self {
+        ReleaseFacts {
+            key_id: request.key_id(),
+            listed: request.listed(),
+            expires_at: request.ticket_expiry(),
+            requester: request.requester(),
+        }
+    }
 }
 
 impl<T: LedgerTypes> Ledger<T> {

@@ -1,40 +1,40 @@
 //! The gatekeeper's decision logic: who may get which key, and how often. Crypto-free.
 //!
 //! # Driving it
-//! The ledger never changes by itself. Each `decide_*` method reads the state and returns
-//! the [`Record`]s a change would make (or a rejection); the caller then
-//! 1. makes the records durable with [`Store::append`] (all or nothing),
-//! 2. applies them with [`Ledger::apply`],
-//! 3. and only then builds and sends the response.
+//! The ledger is a view: the state of the keys one decision read from the [`Store`], nothing
+//! kept between requests. Each `decide_*` method reads the view and returns the [`Record`]s a
+//! change would make (or a rejection) in a [`Decided`]; a [`Round`] ([`round`]) reads the
+//! view, decides, and makes the records durable with [`Store::append_if_unchanged`] if
+//! nothing it read changed meanwhile; only then does a [`Committed`] exist, the one input a
+//! response is built from.
 //!
-//! A crash between 1 and 3 leaves a durable record and no response: the release is counted
-//! but not delivered. Policy `once` then never serves that recipient again (the draft's
-//! promise costs liveness); policy `same_certificate` re-delivers to the same certificate.
-//! A crash before 1 leaves nothing: the request can be made again. Recovery replays the
-//! store with [`Ledger::recover`]. See `docs/protocol.md`, "Crash-safety contract".
+//! A crash between the write and the response leaves a durable record and no response: the
+//! release is counted but not delivered. Policy `once` then never serves that recipient
+//! again (the draft's promise costs liveness); policy `same_certificate` re-delivers to the
+//! same certificate. A crash before the write leaves nothing: the request can be made again.
+//! See `docs/protocol.md`, "Crash-safety contract".
 //!
 //! The ledger is generic over [`LedgerTypes`] (key ids, addresses, certificate ids, key
-//! handles, request ids), so that the model checker runs this very code with symbolic
-//! values, and a server runs the expensive crypto on many cores around one serial ledger.
-//!
-//! The typed pipeline ([`pipeline`]): `decide_*` returns a [`Decided`], which only
-//! [`Ledger::commit`] turns into a [`Committed`] (records durable, then applied); a response
-//! is built from a `Committed` only. Timers, quinn-style: [`Ledger::poll_timeout`] says when
-//! the next expiry, end of retention or purge is due, [`Ledger::decide_expiry`] decides them.
+//! handles, request ids), so that the model checker runs this very code, the rounds
+//! included, with symbolic values. [`Ledger::recover`] rebuilds the whole state from every
+//! record (for checks of a whole store). What is due at a time (expiry, end of retention,
+//! purge) is decided per key by [`round::sweep`], from the deadlines the store indexes.
 
+mod codec;
 mod decide;
 pub mod pipeline;
-mod shared;
+pub mod round;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 
-pub use decide::{IssueFacts, ReleaseFacts};
+pub use codec::VERSION as CODEC_VERSION;
+pub use decide::{IssueFacts, IssueRules, ReleaseFacts, VerifiedIssue, VerifiedRelease};
 pub use pipeline::{Committed, Decided, Drawn, Granted, KeyDraw};
-pub use shared::{SharedMemoryStore, SharedStore};
-pub use store::{MemoryStore, Store, StoreError};
+pub use round::{Round, Step, Swept, View, sweep};
+pub use store::{Answered, Batch, KeyChange, LoadedKey, MemoryState, MemoryStore, Store, StoreError, Version};
 
 use crate::error::{Rejection, Result, reject};
 use crate::time::UnixTime;
@@ -350,6 +350,29 @@ impl<T: LedgerTypes> Ledger<T> {
     /// The gateway principals.
     pub fn gateways(&self) -> &[GatewayPrincipal<T>] {
         &self.gateways
+    }
+
+    /// The same configuration and gateways, no key: a view's starting point.
+    pub fn emptied(&self) -> Self {
+        Ledger::new(self.config).with_gateways(self.gateways.clone())
+    }
+
+    /// Forgets everything about `key_id`, then rebuilds its state from `records` (one key's,
+    /// as a store returns them). Fails (`storage_failed`) on records that do not apply.
+    pub fn refresh(&mut self, key_id: &T::KeyId, records: &[Record<T>]) -> Result<()> {
+        if let Some(state) = self.keys.remove(key_id) {
+            self.deadlines.remove(&(state.deadline(), key_id.clone()));
+            if !matches!(state, KeyState::Destroyed(_)) {
+                self.held -= 1;
+            }
+            if let Some(r) = state.request() {
+                self.requests.remove(&r.id);
+            }
+        }
+        for record in records {
+            self.apply(record)?;
+        }
+        Ok(())
     }
 
     /// Rebuilds the ledger from durable records, in the order they were appended.

@@ -1,13 +1,13 @@
 //! The typed pipeline, rustls-style: each stage consumes the previous one's type.
 //!
 //! ```text
-//! verify (crypto, any thread) -> decide_* (serial) -> Decided -> commit (serial) -> Committed
-//!                                                                -> build (crypto, any thread)
+//! verify (crypto) -> read, decide_* -> Decided -> append_if_unchanged -> Committed -> build (crypto)
 //! ```
 //!
-//! A [`Decided`] is made only by the ledger's `decide_*` methods and a [`Committed`] only by
-//! [`Ledger::commit`], which makes the records durable ([`Store::append`]) and then applies
-//! them: a response, built from a `Committed`, cannot exist without its durable record.
+//! A [`Decided`] is made only by the ledger's `decide_*` methods and a [`Committed`] only by a
+//! [`super::Round`] once the store has made the decided records durable
+//! ([`super::Store::append_if_unchanged`]): a response, built from a `Committed`, cannot exist
+//! without its durable record.
 //!
 //! ```compile_fail
 //! // A Committed cannot be made but by `commit`: its fields are private and it has no
@@ -21,8 +21,8 @@
 //!     ekg_core::ledger::Decided { records: vec![], payload: () };
 //! ```
 
-use super::{Ledger, LedgerTypes, Record, ReleaseKind, Store};
-use crate::error::{Rejection, Result, reject};
+use super::{LedgerTypes, Record, ReleaseKind};
+use crate::error::Result;
 use crate::time::UnixTime;
 
 /// Fresh key material: a key id, the key as stored (its handle), and the key itself for the
@@ -36,7 +36,7 @@ pub trait KeyDraw<T: LedgerTypes> {
 }
 
 /// Records a decision would make, and what its response needs. Made only by the ledger.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[must_use = "a decision does nothing until it is committed"]
 pub struct Decided<T: LedgerTypes, P> {
     records: Vec<Record<T>>,
@@ -58,6 +58,14 @@ impl<T: LedgerTypes, P> Decided<T, P> {
         &self.payload
     }
 
+    pub(super) fn into_parts(self) -> (Vec<Record<T>>, P) {
+        (self.records, self.payload)
+    }
+
+    pub(super) fn into_payload(self) -> P {
+        self.payload
+    }
+
     /// The same records, with what the response needs turned by `f` (a role adds what it
     /// verified to the ledger's payload; the records cannot change).
     pub fn map<Q>(self, f: impl FnOnce(P) -> Q) -> Decided<T, Q> {
@@ -73,9 +81,19 @@ pub struct Committed<P> {
 }
 
 impl<P> Committed<P> {
+    pub(super) fn new(payload: P) -> Self {
+        Committed { payload }
+    }
+
     /// What the response needs.
     pub fn payload(&self) -> &P {
         &self.payload
+    }
+
+    /// The same commitment, with what the response needs turned by `f` (a role adds what it
+    /// verified).
+    pub fn map<Q>(self, f: impl FnOnce(P) -> Q) -> Committed<Q> {
+        Committed { payload: f(self.payload) }
     }
 
     /// Takes the payload (the decision stays committed: its records are durable).
@@ -85,7 +103,7 @@ impl<P> Committed<P> {
 }
 
 /// An issuance decided: the drawn key and the ticket's one expiry.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Drawn<T: LedgerTypes, K> {
     /// The key id.
     pub key_id: T::KeyId,
@@ -96,7 +114,7 @@ pub struct Drawn<T: LedgerTypes, K> {
 }
 
 /// A release decided: the stored key, the addresses served and the kind of delivery.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Granted<T: LedgerTypes> {
     /// The key to deliver, as stored.
     pub handle: T::KeyHandle,
@@ -104,20 +122,4 @@ pub struct Granted<T: LedgerTypes> {
     pub served: Vec<T::Address>,
     /// First release, re-delivery or gateway.
     pub kind: ReleaseKind,
-}
-
-impl<T: LedgerTypes> Ledger<T> {
-    /// Makes `decided`'s records durable in `store` (all or nothing), then applies them.
-    /// A failing store yields `storage_failed` and changes nothing (L1). A decision with no
-    /// records (a gateway's fetch) commits without touching the store.
-    pub fn commit<S: Store<T> + ?Sized, P>(&mut self, store: &mut S, decided: Decided<T, P>) -> Result<Committed<P>> {
-        let Decided { records, payload } = decided;
-        if !records.is_empty() {
-            store.append(&records).map_err(|e| reject(Rejection::StorageFailed, e.0))?;
-            for r in &records {
-                self.apply(r)?;
-            }
-        }
-        Ok(Committed { payload })
-    }
 }

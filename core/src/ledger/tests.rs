@@ -44,6 +44,35 @@ fn decide_release(
     ledger.decide_release(&ReleaseFacts { key_id, listed, expires_at: EXPIRY, requester: r.clone() }, now)
 }
 
+/// Test-only: makes `decided` durable in `store` (conditioned on the store's current
+/// versions: this whole-state ledger is the store's only writer) and applies it.
+fn commit<P>(ledger: &mut Ledger<Sym>, store: &mut MemoryStore<Sym>, decided: Decided<Sym, P>) -> Result<P> {
+    let (records, payload) = decided.into_parts();
+    let mut after = ledger.clone();
+    for r in &records {
+        after.apply(r)?;
+    }
+    let mut keys: Vec<KeyChange<Sym>> = Vec::new();
+    for r in &records {
+        let id = *r.key_id();
+        if keys.iter().any(|k| k.key_id == id) {
+            continue;
+        }
+        let state = after.state(&id);
+        keys.push(KeyChange {
+            key_id: id,
+            read: store.load_key(&id).map_err(round::storage_failed)?.version,
+            deadline: state.map(KeyState::deadline),
+            held: state.is_some_and(|s| !matches!(s, KeyState::Destroyed(_))),
+        });
+    }
+    if !records.is_empty() && !store.append_if_unchanged(&Batch { records, keys }).map_err(round::storage_failed)? {
+        return Err(reject(Rejection::StorageFailed, "changed meanwhile"));
+    }
+    *ledger = after;
+    Ok(payload)
+}
+
 const T0: UnixTime = UnixTime(1_000);
 const EXPIRY: UnixTime = UnixTime(2_000);
 
@@ -57,7 +86,7 @@ fn issue(
     let d = ledger
         .decide_issue(facts(u32::from(key_id), recipients.to_vec(), policy), &mut Fixed(key_id), T0)
         .expect("issue");
-    ledger.commit(store, d).expect("commit");
+    commit(ledger, store, d).expect("commit");
 }
 
 fn who(cert: u8, addresses: &[&'static str]) -> Requester<Sym> {
@@ -72,7 +101,7 @@ fn release(
     now: UnixTime,
 ) -> Result<ReleaseKind> {
     let d = decide_release(ledger, key_id, r, now)?;
-    Ok(ledger.commit(store, d)?.payload().kind)
+    Ok(commit(ledger, store, d)?.kind)
 }
 
 fn code(r: Result<ReleaseKind>) -> Option<Rejection> {
@@ -155,7 +184,7 @@ fn retention_keeps_the_key_for_redelivery_then_destroys_it() {
     assert_eq!(l.poll_timeout(), Some(T0.plus_secs(10)));
     let due = l.decide_expiry(T0.plus_secs(10));
     assert!(matches!(due.records(), [Record::Destroyed { reason: DestroyReason::AllReleased, .. }]));
-    l.commit(&mut s, due).expect("commit");
+    commit(&mut l, &mut s, due).expect("commit");
     assert_eq!(l.held_keys(), 0);
 }
 
@@ -167,15 +196,15 @@ fn expiry_refuses_then_destroys_then_purges() {
     assert!(l.decide_expiry(UnixTime(EXPIRY.0 - 1)).records().is_empty());
     let due = l.decide_expiry(EXPIRY);
     assert!(matches!(due.records(), [Record::Destroyed { reason: DestroyReason::Expired, .. }]));
-    l.commit(&mut s, due).expect("commit");
+    commit(&mut l, &mut s, due).expect("commit");
     assert_eq!(code(release(&mut l, &mut s, 1, &who(1, &["a"]), T0)), Some(Rejection::KeyDestroyed));
     assert_eq!(l.poll_timeout(), Some(EXPIRY.plus_secs(1)), "the purge is due after the destruction");
     let purge = l.decide_expiry(EXPIRY.plus_secs(1));
     assert!(matches!(purge.records(), [Record::Purged { key_id: 1 }]));
-    l.commit(&mut s, purge).expect("commit");
+    commit(&mut l, &mut s, purge).expect("commit");
     assert_eq!(l.state(&1), None);
     assert_eq!(l.poll_timeout(), None);
-    assert!(s.load().expect("load").is_empty());
+    assert!(s.records().is_empty());
 }
 
 #[test]
@@ -202,7 +231,7 @@ fn v14_a_request_is_answered_once_within_its_window_even_across_a_restart() {
     assert_eq!(again(&l, T0).err().map(|e| e.rejection()), Some(Rejection::DuplicateRequest));
     // Durable: a recovered ledger refuses it too, and after the key was destroyed.
     release(&mut l, &mut s, 1, &who(1, &["a", "b"]), T0).expect("both");
-    let recovered = Ledger::recover(*l.config(), s.load().expect("load").iter()).expect("recover");
+    let recovered = Ledger::recover(*l.config(), s.records().iter()).expect("recover");
     assert_eq!(again(&recovered, T0.plus_secs(300)).err().map(|e| e.rejection()), Some(Rejection::DuplicateRequest));
     // Past the window V13 refuses a replay as stale; the same id with a fresh request time (a
     // reused nonce) is still refused while the ledger remembers it: two keys for one request
@@ -211,7 +240,7 @@ fn v14_a_request_is_answered_once_within_its_window_even_across_a_restart() {
     // The draft's issuance (no window): every delivery issues a key.
     let draft = Ledger::<Sym>::recover(
         LedgerConfig { request_window_secs: None, ..LedgerConfig::default() },
-        s.load().expect("load").iter(),
+        s.records().iter(),
     )
     .expect("recover");
     assert!(again(&draft, T0).is_ok());
@@ -240,9 +269,8 @@ fn recovery_replays_to_the_same_ledger() {
     issue(&mut l, &mut s, 2, &["a"], ReleasePolicy::Once);
     release(&mut l, &mut s, 1, &who(1, &["a"]), T0).expect("a");
     release(&mut l, &mut s, 2, &who(1, &["a"]), T0).expect("a2");
-    let recovered = Ledger::recover(*l.config(), s.load().expect("load").iter())
-        .expect("recover")
-        .with_gateways(l.gateways().to_vec());
+    let recovered =
+        Ledger::recover(*l.config(), s.records().iter()).expect("recover").with_gateways(l.gateways().to_vec());
     assert_eq!(recovered, l);
 }
 
@@ -251,7 +279,7 @@ fn volatile_state_would_release_twice_durable_state_does_not() {
     // Durable: the record is written before the response; the recovered ledger refuses.
     let (mut l, mut s) = setup(ReleasePolicy::Once, LedgerConfig::default());
     release(&mut l, &mut s, 1, &who(1, &["a"]), T0).expect("first");
-    let after_crash = Ledger::recover(*l.config(), s.load().expect("load").iter()).expect("recover");
+    let after_crash = Ledger::recover(*l.config(), s.records().iter()).expect("recover");
     assert_eq!(
         decide_release(&after_crash, 1, &who(1, &["a"]), T0).err().map(|e| e.rejection()),
         Some(Rejection::AlreadyReleased)
@@ -263,7 +291,7 @@ fn failed_append_changes_nothing() {
     let (mut l, mut s) = setup(ReleasePolicy::Once, LedgerConfig::default());
     s.set_failing(true);
     let d = decide_release(&l, 1, &who(1, &["a"]), T0).expect("decide");
-    assert_eq!(l.commit(&mut s, d).err().map(|e| e.rejection()), Some(Rejection::StorageFailed));
+    assert_eq!(commit(&mut l, &mut s, d).err().map(|e| e.rejection()), Some(Rejection::StorageFailed));
     // Not applied: a later attempt still finds the address owed.
     s.set_failing(false);
     assert_eq!(release(&mut l, &mut s, 1, &who(1, &["a"]), T0).ok(), Some(ReleaseKind::First));
@@ -335,14 +363,14 @@ proptest! {
                     }
                     if let Ok(d) = ledger.decide_issue(f, &mut Draw(key, next_handle), now) {
                         prop_assert!(handles.insert(key, next_handle).is_none(), "key id {} issued twice while known", key);
-                        ledger.commit(&mut store, d).expect("commit");
+                        commit(&mut ledger, &mut store, d).expect("commit");
                     }
                 }
                 Op::Release { key, cert, address } => {
                     let r = who(cert, &[ADDRESSES[address]]);
                     if let Ok(d) = decide_release(&ledger, key, &r, now) {
                         prop_assert_eq!(Some(&d.payload().handle), handles.get(&key));
-                        let granted = ledger.commit(&mut store, d).expect("commit").into_payload();
+                        let granted = commit(&mut ledger, &mut store, d).expect("commit");
                         for a in granted.served {
                             let e = served.entry((key, a)).or_insert((cert, 0));
                             prop_assert_eq!(e.0, cert, "second certificate served for {}", a);
@@ -364,7 +392,7 @@ proptest! {
                     let due = ledger.decide_expiry(now);
                     prop_assert!(due.records().is_empty() || ledger.poll_timeout().is_some_and(|t| t <= now));
                     let records = due.records().to_vec();
-                    ledger.commit(&mut store, due).expect("commit");
+                    commit(&mut ledger, &mut store, due).expect("commit");
                     // A purged id's ticket has expired, so no release can ever reach it
                     // again; only then may the (tiny, symbolic) id space reuse it.
                     for r in &records {
@@ -375,7 +403,7 @@ proptest! {
                     }
                 }
                 Op::Crash => {
-                    ledger = Ledger::recover(config, store.load().expect("load").iter()).expect("recover").with_gateways(gateways.clone());
+                    ledger = Ledger::recover(config, store.records().iter()).expect("recover").with_gateways(gateways.clone());
                 }
             }
             prop_assert_eq!(ledger.check_invariants(), Ok(()));
@@ -391,32 +419,59 @@ proptest! {
     }
 }
 
-/// Two gatekeepers on one shared store: both read the key, the first commit wins, the
-/// second is refused without writing, and after reading again it decides `already_released`.
+/// Two gatekeepers on one store: both read the key, the first write wins, the second is
+/// refused without writing, reads again and decides `already_released`.
 #[test]
-fn on_a_shared_store_the_second_of_two_racing_releases_reads_again_and_is_refused() {
+fn of_two_racing_releases_the_second_reads_again_and_is_refused() {
     let cfg = LedgerConfig { retention_secs: 3600, ..LedgerConfig::default() };
-    let mut store = SharedMemoryStore::<Sym>::new();
-    let mut a = Ledger::new(cfg);
-    let d = a.decide_issue(facts(1, vec!["bob"], ReleasePolicy::Once), &mut Fixed(1), T0).unwrap();
-    assert!(a.commit_if_unchanged(&mut store, d).unwrap().is_some());
+    let rules = Ledger::<Sym>::new(cfg);
+    let mut store = MemoryStore::<Sym>::new();
+    let issue = round::Issue::new(facts(1, vec!["bob"], ReleasePolicy::Once));
+    Round::new(&rules, issue, T0).run(&mut store, &mut Fixed(1)).expect("issued");
     let mut other = store.clone();
-    let (mut a, mut b) = (Ledger::new(cfg), Ledger::new(cfg));
-    a.refresh(&1, &store.load_key(&1).unwrap()).unwrap();
-    b.refresh(&1, &other.load_key(&1).unwrap()).unwrap();
     let bob = who(7, &["bob"]);
-    let da = decide_release(&a, 1, &bob, T0).unwrap();
-    let db = decide_release(&b, 1, &bob, T0).unwrap();
-    assert!(a.commit_if_unchanged(&mut store, da).unwrap().is_some(), "the first commit wins");
-    assert!(b.commit_if_unchanged(&mut other, db).unwrap().is_none(), "the second is refused");
-    b.clear();
-    b.refresh(&1, &other.load_key(&1).unwrap()).unwrap();
-    assert_eq!(decide_release(&b, 1, &bob, T0).err().map(|e| e.rejection()), Some(Rejection::AlreadyReleased));
+    let release = || {
+        round::Release::new(ReleaseFacts { key_id: 1, listed: vec!["bob"], expires_at: EXPIRY, requester: bob.clone() })
+    };
+    let (mut a, mut b) = (Round::new(&rules, release(), T0), Round::new(&rules, release(), T0));
+    assert!(matches!(a.step(&mut store, &mut round::NoDraw), Step::Again), "a read and decided");
+    assert!(matches!(b.step(&mut other, &mut round::NoDraw), Step::Again), "b read and decided");
+    assert!(matches!(a.step(&mut store, &mut round::NoDraw), Step::Done(Ok(_))), "the first write wins");
+    assert!(matches!(b.step(&mut other, &mut round::NoDraw), Step::Again), "the second is not written");
+    match b.step(&mut other, &mut round::NoDraw) {
+        Step::Done(Err(e)) => assert_eq!(e.rejection(), Rejection::AlreadyReleased),
+        other => panic!("expected already_released, got {other:?}"),
+    }
     assert_eq!(store.appends(), 2, "the issue and one release, nothing more");
-    // A second issue of request 1 elsewhere: the store knows the request, the commit fails.
-    let mut c = Ledger::new(cfg);
-    let d = c.decide_issue(facts(1, vec!["bob"], ReleasePolicy::Once), &mut Fixed(2), T0).unwrap();
-    assert!(c.commit_if_unchanged(&mut other, d).unwrap().is_none(), "the request was answered");
-    // An unconditional append is refused outright.
-    assert!(Store::append(&mut store, &[]).is_err());
+    // A second issue of request 1: the store knows the request; read again, V14 refuses.
+    let again = round::Issue::new(facts(1, vec!["bob"], ReleasePolicy::Once));
+    let refused = Round::new(&rules, again, T0).run(&mut other, &mut Fixed(2));
+    assert_eq!(refused.err().map(|e| e.rejection()), Some(Rejection::DuplicateRequest));
+}
+
+/// A write that loses its race reuses the key it drew: the next attempt draws nothing new.
+#[test]
+fn a_lost_race_reuses_the_drawn_key() {
+    struct Counting(u8);
+    impl KeyDraw<Sym> for Counting {
+        type Key = ();
+        fn draw(&mut self) -> Result<(u8, u32, ())> {
+            self.0 += 1;
+            Ok((self.0, 100 + u32::from(self.0), ()))
+        }
+    }
+    let rules = Ledger::<Sym>::new(LedgerConfig::default());
+    let mut store = MemoryStore::<Sym>::new();
+    let mut draw = Counting(0);
+    let mut round = Round::new(&rules, round::Issue::new(facts(1, vec!["bob"], ReleasePolicy::Once)), T0);
+    assert!(matches!(round.step(&mut store, &mut draw), Step::Again));
+    // Another request changes nothing this one read, but the store refuses the write once.
+    let busy = round::Issue::new(facts(2, vec!["bob"], ReleasePolicy::Once));
+    Round::new(&rules, busy, T0).run(&mut store, &mut Fixed(1)).expect("key 1 issued by another request");
+    assert!(matches!(round.step(&mut store, &mut draw), Step::Again), "key id 1 is taken: not written");
+    match round.step(&mut store, &mut draw) {
+        Step::Done(Err(e)) => assert_eq!(e.rejection(), Rejection::KeyIdCollision, "read again, the ledger refuses"),
+        other => panic!("expected key_id_collision, got {other:?}"),
+    }
+    assert_eq!(draw.0, 1, "one draw for one request");
 }

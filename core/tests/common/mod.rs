@@ -69,6 +69,11 @@ pub fn gatekeeper_with(config: GatekeeperConfig, store: MemoryStore<Concrete>) -
         .expect("gatekeeper")
 }
 
+/// The whole ledger the store holds (recovered from every record), for assertions.
+pub fn ledger(gk: &Gk) -> ekg_core::ledger::Ledger<Concrete> {
+    ekg_core::ledger::Ledger::recover(*gk.rules().config(), gk.store().records().iter()).expect("recover")
+}
+
 pub fn gatekeeper(policy: ReleasePolicy) -> Gk {
     gatekeeper_with(config(policy), MemoryStore::new())
 }

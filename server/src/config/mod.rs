@@ -175,6 +175,11 @@ pub struct ServerSection {
     /// Seconds in-flight requests get to finish at shutdown.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// Seconds a protocol request may take once its body is read (a client's own
+    /// `Ekg-Timeout` header may shorten it): past it, nothing is recorded and the answer is 503
+    /// `deadline_exceeded`.
+    #[serde(default = "default_request_deadline")]
+    pub request_deadline_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -194,6 +199,7 @@ impl Default for ServerSection {
             max_connections_per_client: default_max_connections_per_client(),
             max_requests_per_connection: default_max_requests_per_connection(),
             shutdown_grace_secs: default_grace(),
+            request_deadline_secs: default_request_deadline(),
         }
     }
 }
@@ -249,6 +255,11 @@ fn default_max_connections() -> usize {
 fn default_grace() -> u64 {
     30
 }
+/// A protocol request's deadline unless configured (`server.request_deadline_secs`).
+pub const DEFAULT_REQUEST_DEADLINE_SECS: u64 = 10;
+fn default_request_deadline() -> u64 {
+    DEFAULT_REQUEST_DEADLINE_SECS
+}
 
 /// TLS files.
 #[derive(Debug, Clone)]
@@ -286,6 +297,8 @@ pub struct Settings {
     pub body_timeout: std::time::Duration,
     /// Shutdown grace.
     pub shutdown_grace: std::time::Duration,
+    /// The longest a protocol request may take once its body is read.
+    pub request_deadline: std::time::Duration,
     /// The service's clock (the wall clock; tests move it forward).
     pub clock: std::sync::Arc<crate::service::Clock>,
     /// Parts SIGHUP reloads besides TLS (none yet: the certificate checks' CRLs and
@@ -454,6 +467,7 @@ impl FileConfig {
             ("server.write_timeout_secs", s.write_timeout_secs),
             ("server.body_timeout_secs", s.body_timeout_secs),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs),
+            ("server.request_deadline_secs", s.request_deadline_secs),
         ] {
             if !(1..=MAX_TIMEOUT_SECS).contains(&v) {
                 return bad(field, format!("1 to {MAX_TIMEOUT_SECS} seconds"));
@@ -479,6 +493,7 @@ impl FileConfig {
             },
             body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
+            request_deadline: std::time::Duration::from_secs(s.request_deadline_secs),
             clock: std::sync::Arc::default(),
             reloadable: Vec::new(),
         })

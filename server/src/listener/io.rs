@@ -178,6 +178,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() == before {
+                    if busy {
+                        this.state.mark_input_ended();
+                    }
                     // A half-close after a whole request is held back until its answer; a
                     // body cut short is shown at once (hyper then fails the body). hyper
                     // may have taken the whole body before the handler read it: then the

@@ -125,6 +125,20 @@ impl ClientConnection {
         WatchedBody { inner: body, state: Some(Arc::clone(&self.state)) }
     }
 
+    /// Whether the client's input ended during a request, or the connection is gone: the
+    /// client may have left (a half-close looks the same on the wire), so work that would be
+    /// recorded for it is not done ([`crate::http`] ties this to the request's
+    /// [`crate::caller::Caller`]).
+    pub fn has_departed(&self) -> bool {
+        self.state.has_departed()
+    }
+
+    /// Resolves once [`ClientConnection::has_departed`].
+    pub async fn departed(&self) {
+        let mut rx = self.state.subscribe_departed();
+        let _ = rx.wait_for(|departed| *departed).await;
+    }
+
     /// Resolves once the connection is gone.
     pub async fn closed(&self) {
         let mut rx = self.state.subscribe();

@@ -38,6 +38,10 @@ pub struct ConnState {
     eof_waiter: Mutex<Option<Waker>>,
     /// Set once the connection is gone (an I/O error, a timeout, eviction, or its end).
     closed: watch::Sender<bool>,
+    /// Set once the client's input has ended during a request (a half-close, or a client
+    /// that closed its socket and left: TCP cannot tell them apart), or the connection is
+    /// gone.
+    departed: watch::Sender<bool>,
     /// Asks the connection to close (it is idle and a new one needs its slot).
     pub(crate) evict: Notify,
 }
@@ -56,6 +60,7 @@ impl ConnState {
             body_waiting: AtomicBool::new(false),
             eof_waiter: Mutex::new(None),
             closed: watch::Sender::new(false),
+            departed: watch::Sender::new(false),
             evict: Notify::new(),
         }
     }
@@ -193,6 +198,20 @@ impl ConnState {
     /// The connection is gone.
     pub(crate) fn mark_closed(&self) {
         self.closed.send_replace(true);
+        self.departed.send_replace(true);
+    }
+
+    /// The client's input ended during a request.
+    pub(crate) fn mark_input_ended(&self) {
+        self.departed.send_replace(true);
+    }
+
+    pub(crate) fn has_departed(&self) -> bool {
+        *self.departed.borrow()
+    }
+
+    pub(crate) fn subscribe_departed(&self) -> watch::Receiver<bool> {
+        self.departed.subscribe()
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -1,48 +1,99 @@
-//! Where the gatekeeper's records become durable. [`SqliteStore`] is the embedded default;
+//! Where the gatekeeper's records become durable: every store implements the core's one
+//! [`Store`] contract (read a key, append if unchanged), so every store runs the same decision
+//! path. [`SqliteStore`] is the embedded default (one process, group commit);
+//! [`PostgresStore`] is shared by several instances; `memory` keeps nothing past the process.
 //! [`AnyStore`] picks one from the configuration's `database`.
 
+mod plan;
 mod postgres;
-pub mod rows;
 pub mod schema;
 mod sqlite;
+mod v2;
 
-use ekg_core::ledger::{Concrete, MemoryStore, Record, SharedStore, Store, StoreError};
-pub use postgres::PostgresStore;
+use ekg_core::UnixTime;
+use ekg_core::ids::{KeyId, RequestId, WrappedKey};
+use ekg_core::ledger::{Answered, Batch, Concrete, LoadedKey, MemoryStore, Record, Store, StoreError};
+pub use postgres::{PostgresStore, SESSION_TIMEOUTS};
 pub use sqlite::SqliteStore;
 
-/// The store a server runs on.
-#[derive(Debug)]
+/// The store a server runs on: a handle; clones share the store (one per request thread).
+#[derive(Clone, Debug)]
 pub enum AnyStore {
     /// SQLite, one file.
     Sqlite(SqliteStore),
     /// Memory only (`database = "memory"`): nothing survives the process; refused unless
-    /// asked for explicitly, and never for more than one instance.
+    /// asked for explicitly.
     Memory(MemoryStore<Concrete>),
     /// PostgreSQL, shared by several instances.
-    Postgres(Box<PostgresStore>),
+    Postgres(PostgresStore),
+}
+
+impl AnyStore {
+    /// Every record the store holds, key by key (checks and tests; never the request path).
+    pub fn records(&mut self) -> Result<Vec<Record<Concrete>>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.records(),
+            AnyStore::Memory(s) => Ok(s.records()),
+            AnyStore::Postgres(s) => s.records(),
+        }
+    }
+
+    /// This handle's appends are written only while `caller` waits (`None`: always). The
+    /// memory store's appends never wait for a lock or a disk: the service's check before the
+    /// work starts is the only one it needs.
+    pub fn set_caller(&mut self, caller: Option<crate::caller::Caller>) {
+        match self {
+            AnyStore::Sqlite(s) => s.set_caller(caller),
+            AnyStore::Postgres(s) => s.set_caller(caller),
+            AnyStore::Memory(_) => {}
+        }
+    }
+
+    /// Statements sent to a database server so far (PostgreSQL; 0 otherwise).
+    pub fn round_trips(&self) -> u64 {
+        match self {
+            AnyStore::Postgres(s) => s.round_trips(),
+            AnyStore::Sqlite(_) | AnyStore::Memory(_) => 0,
+        }
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $e,
+            AnyStore::Memory($s) => $e,
+            AnyStore::Postgres($s) => $e,
+        }
+    };
 }
 
 impl Store<Concrete> for AnyStore {
-    fn append(&mut self, batch: &[Record<Concrete>]) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.append(batch),
-            AnyStore::Memory(s) => s.append(batch),
-            AnyStore::Postgres(s) => s.append(batch),
-        }
+    fn load_key(&mut self, key_id: &KeyId) -> Result<LoadedKey<Concrete>, StoreError> {
+        each!(self, s => s.load_key(key_id))
     }
 
-    fn load(&self) -> Result<Vec<Record<Concrete>>, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.load(),
-            AnyStore::Memory(s) => s.load(),
-            AnyStore::Postgres(s) => s.load(),
-        }
+    fn load_request(&mut self, id: &RequestId) -> Result<Option<Answered<Concrete>>, StoreError> {
+        each!(self, s => s.load_request(id))
     }
 
-    fn shared(&mut self) -> Option<&mut dyn SharedStore<Concrete>> {
-        match self {
-            AnyStore::Postgres(s) => Some(s.as_mut()),
-            AnyStore::Sqlite(_) | AnyStore::Memory(_) => None,
-        }
+    fn append_if_unchanged(&mut self, batch: &Batch<Concrete>) -> Result<bool, StoreError> {
+        each!(self, s => s.append_if_unchanged(batch))
+    }
+
+    fn due(&mut self, now: UnixTime, limit: usize) -> Result<Vec<KeyId>, StoreError> {
+        each!(self, s => s.due(now, limit))
+    }
+
+    fn next_deadline(&mut self) -> Result<Option<UnixTime>, StoreError> {
+        each!(self, s => s.next_deadline())
+    }
+
+    fn held_keys(&mut self) -> Result<u64, StoreError> {
+        each!(self, s => s.held_keys())
+    }
+
+    fn live_handle(&mut self) -> Result<Option<WrappedKey>, StoreError> {
+        each!(self, s => s.live_handle())
     }
 }

@@ -1,31 +1,75 @@
-//! The durable store on SQLite (bundled): WAL, `synchronous = FULL`, one `BEGIN IMMEDIATE`
-//! transaction per batch of records, committed (and so fsynced) before `append` returns.
+//! The durable store on SQLite (bundled): one file, one gatekeeper process, any number of
+//! request threads, nothing about keys kept in memory.
 //!
-//! Crash points (`docs/server.md`, "Durability"): a crash before the commit leaves none of
-//! the batch (SQLite's rollback of the WAL); after it, all of it. The gatekeeper builds a
-//! response only after `append` returned, so no response exists for a batch that is not
-//! durable.
+//! - **Reads** (a key, a request, what is due) run on a pool of read-only connections: WAL
+//!   lets them read the last committed state while a write is in flight.
+//! - **Writes** are committed in groups: a request's conditional append joins a queue; the
+//!   first thread to find no commit in flight takes every append queued so far and writes
+//!   them in one `BEGIN IMMEDIATE` transaction, each under a savepoint of its own (an append
+//!   whose condition fails is rolled back alone), then one `COMMIT`, so one fsync
+//!   (`synchronous = FULL`) for the whole group. Appends that arrive meanwhile form the next
+//!   group. Each caller returns only once the group holding its append is committed: a
+//!   response still exists only after its own records are durable.
+//!
+//! Crash points (`docs/server.md`, "Durability"): a crash before a group's commit leaves none
+//! of it (SQLite rolls back the WAL's uncommitted frames); after it, all of it. No response
+//! of the group has been sent before the commit returned.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
-use ekg_core::ids::KeyId;
-use ekg_core::ledger::{Concrete, Record, RequestRecord, Store, StoreError};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use ekg_core::UnixTime;
+use ekg_core::ids::{KeyId, RequestId, WrappedKey};
+use ekg_core::ledger::{Answered, Batch, Concrete, LedgerConfig, LoadedKey, Record, Store, StoreError, Version};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::rows::{self, KeyRow, RecipientRow, RequestRow, policy_code, reason_code, secs};
+use super::plan::{Plan, decode_records, secs};
 use super::schema;
+use super::v2;
+use crate::caller::Caller;
 
-/// The SQLite store.
+/// The SQLite store: a handle on one database. Clones share it (its connections and its
+/// group commit), one per request thread.
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Connection,
-    /// An exclusive lock on the database file for as long as the store is open: the ledger
-    /// lives in this process's memory, so a second gatekeeper on the same file is refused.
-    _lock: Option<std::fs::File>,
+    shared: Arc<Shared>,
+    /// The client this handle writes for, if any: its appends are dropped, not written, once
+    /// it no longer waits (`crate::caller`).
+    caller: Option<Caller>,
+}
+
+struct Shared {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Writer>,
+    committed: Condvar,
+    /// Groups committed, appends in them (their ratio: appends per fsync), and appends
+    /// written (the others' conditions failed).
+    groups: AtomicU64,
+    appends: AtomicU64,
+    written: AtomicU64,
+    /// An exclusive lock on the database file for as long as the store is open: one process
+    /// per SQLite file (several instances share a PostgreSQL database).
+    _lock: std::fs::File,
+}
+
+/// An append waiting for its group: its ticket, its plan, its caller.
+type Queued = (u64, Plan, Option<Caller>);
+
+struct Writer {
+    /// The write connection (taken by the thread committing a group).
+    conn: Option<Connection>,
+    queue: Vec<Queued>,
+    results: BTreeMap<u64, Result<bool, StoreError>>,
+    next_ticket: u64,
+    leading: bool,
 }
 
 impl core::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "SqliteStore({:?})", self.conn.path())
+        write!(f, "SqliteStore({:?})", self.shared.path)
     }
 }
 
@@ -33,12 +77,20 @@ fn err(e: impl core::fmt::Display) -> StoreError {
     StoreError(format!("sqlite: {e}"))
 }
 
+fn poisoned() -> StoreError {
+    err("a store lock is poisoned")
+}
+
+/// Read connections kept open at most (more are opened under load and closed after use).
+const READERS_KEPT: usize = 16;
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`, migrated to [`schema::VERSION`].
-    /// Refuses a database written by a newer schema.
+    /// Opens (creating if needed) the database at `path`, migrated to [`schema::VERSION`]
+    /// (`config`: the retention under which a migrated key's deadline is computed). Refuses a
+    /// database written by a newer schema, and a file another process has open.
     /// A new database file is created readable by its owner only (0600); SQLite gives its
     /// WAL and shared-memory files the same mode.
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+    pub fn open(path: &Path, config: LedgerConfig) -> Result<SqliteStore, StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         if !path.exists() {
             std::fs::OpenOptions::new()
@@ -60,44 +112,298 @@ impl SqliteStore {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(err(format!("{}: lock: {e}", path.display()))),
         }
-        let conn = Connection::open(path).map_err(err)?;
-        SqliteStore::with(conn, Some(lock))
-    }
-
-    /// An in-memory database (tests).
-    pub fn in_memory() -> Result<SqliteStore, StoreError> {
-        SqliteStore::with(Connection::open_in_memory().map_err(err)?, None)
-    }
-
-    fn with(mut conn: Connection, lock: Option<std::fs::File>) -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open(path).map_err(err)?;
         // WAL: readers never block the writer; FULL: every commit is fsynced.
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        migrate(&mut conn)?;
-        Ok(SqliteStore { conn, _lock: lock })
+        migrate(&mut conn, config)?;
+        let writer =
+            Writer { conn: Some(conn), queue: Vec::new(), results: BTreeMap::new(), next_ticket: 0, leading: false };
+        let shared = Shared {
+            path: path.to_owned(),
+            readers: Mutex::new(Vec::new()),
+            writer: Mutex::new(writer),
+            committed: Condvar::new(),
+            groups: AtomicU64::new(0),
+            appends: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            _lock: lock,
+        };
+        Ok(SqliteStore { shared: Arc::new(shared), caller: None })
     }
 
     /// The schema version of the database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        version(&self.conn)
+        self.read(version)
     }
 
-    /// How many keys the database holds, live and destroyed (for checks and metrics).
-    pub fn counts(&self) -> Result<(u64, u64), StoreError> {
-        let live: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM ekg_keys WHERE handle IS NOT NULL", [], |r| r.get(0))
-            .map_err(err)?;
-        let gone: i64 =
-            self.conn.query_row("SELECT COUNT(*) FROM ekg_keys WHERE handle IS NULL", [], |r| r.get(0)).map_err(err)?;
-        Ok((u64::try_from(live).unwrap_or(0), u64::try_from(gone).unwrap_or(0)))
+    /// Groups committed (each one fsync), the appends they held, and those written (the
+    /// others' conditions failed: read and decided again).
+    pub fn commit_counts(&self) -> (u64, u64, u64) {
+        let s = &self.shared;
+        (s.groups.load(Ordering::Relaxed), s.appends.load(Ordering::Relaxed), s.written.load(Ordering::Relaxed))
     }
 
-    /// The connection (read-only checks in tests and the crash test).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// Runs `f` on a read connection (read-only checks in tests and the crash test too).
+    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let conn = self.shared.readers.lock().map_err(|_| poisoned())?.pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let c = Connection::open_with_flags(&self.shared.path, flags).map_err(err)?;
+                c.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.shared.readers.lock()
+            && pool.len() < READERS_KEPT
+        {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// Every record in the database, key by key (checks and tests; the gatekeeper never
+    /// reads the whole store).
+    pub fn records(&self) -> Result<Vec<Record<Concrete>>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare("SELECT body FROM ekg_record ORDER BY key_id, id").map_err(err)?;
+            let bodies: Vec<Vec<u8>> =
+                q.query_map([], |r| r.get(0)).map_err(err)?.collect::<Result<_, _>>().map_err(err)?;
+            decode_records(bodies.iter().map(Vec::as_slice))
+        })
+    }
+
+    /// This handle's appends are written only while `caller` waits (`None`: always).
+    pub fn set_caller(&mut self, caller: Option<Caller>) {
+        self.caller = caller;
+    }
+
+    fn append(&self, plan: Plan) -> Result<bool, StoreError> {
+        let shared = &self.shared;
+        let mut w = shared.writer.lock().map_err(|_| poisoned())?;
+        let ticket = w.next_ticket;
+        w.next_ticket += 1;
+        w.queue.push((ticket, plan, self.caller.clone()));
+        loop {
+            if let Some(result) = w.results.remove(&ticket) {
+                return result;
+            }
+            if w.leading {
+                w = shared.committed.wait(w).map_err(|_| poisoned())?;
+                continue;
+            }
+            // No commit in flight: this thread commits every append queued so far.
+            let group = std::mem::take(&mut w.queue);
+            let Some(mut conn) = w.conn.take() else { return Err(err("the write connection is gone")) };
+            w.leading = true;
+            drop(w);
+            let size = group.len() as u64;
+            let results = write_group(&mut conn, group);
+            let written = results.iter().filter(|(_, r)| matches!(r, Ok(true))).count() as u64;
+            shared.written.fetch_add(written, Ordering::Relaxed);
+            w = shared.writer.lock().map_err(|_| poisoned())?;
+            w.conn = Some(conn);
+            w.leading = false;
+            w.results.extend(results);
+            shared.groups.fetch_add(1, Ordering::Relaxed);
+            shared.appends.fetch_add(size, Ordering::Relaxed);
+            shared.committed.notify_all();
+        }
+    }
+}
+
+/// One group: one transaction, a savepoint per append, one commit. A failed commit fails
+/// every append that would have been written.
+/// An append whose caller has left by the time the group holds the write lock is not
+/// written (`crate::caller`).
+fn write_group(conn: &mut Connection, group: Vec<Queued>) -> Vec<(u64, Result<bool, StoreError>)> {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let e = err(e);
+            return group.into_iter().map(|(t, _, _)| (t, Err(e.clone()))).collect();
+        }
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for (ticket, plan, caller) in group {
+        if let Some(Err(e)) = caller.as_ref().map(Caller::check) {
+            results.push((ticket, Err(e)));
+            continue;
+        }
+        let outcome = match tx.savepoint() {
+            Err(e) => Err(err(e)),
+            Ok(sp) => match write_plan(&sp, &plan) {
+                Ok(true) => sp.commit().map(|()| true).map_err(err),
+                // Dropping the savepoint rolls back what this append wrote.
+                Ok(false) => Ok(false),
+                Err(e) => Err(e),
+            },
+        };
+        results.push((ticket, outcome));
+    }
+    if let Err(e) = tx.commit() {
+        let e = err(e);
+        for (_, r) in &mut results {
+            if matches!(r, Ok(true)) {
+                *r = Err(e.clone());
+            }
+        }
+    }
+    results
+}
+
+/// One append's conditions and writes (`false`: a condition failed).
+fn write_plan(c: &Connection, plan: &Plan) -> Result<bool, StoreError> {
+    for k in &plan.keys {
+        let n = match (k.read, k.after) {
+            (0, Some((deadline, held))) => c
+                .prepare_cached(
+                    "INSERT INTO ekg_key (key_id, version, deadline, held) VALUES (?1, 1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![k.key_id, deadline, held]))
+                .map_err(err)?,
+            (0, None) => return Err(err("a new key purged in the batch that issues it")),
+            (read, None) => {
+                let n = c
+                    .prepare_cached("DELETE FROM ekg_key WHERE key_id = ?1 AND version = ?2")
+                    .and_then(|mut s| s.execute(params![k.key_id, read]))
+                    .map_err(err)?;
+                c.prepare_cached("DELETE FROM ekg_request WHERE key_id = ?1")
+                    .and_then(|mut s| s.execute(params![k.key_id]))
+                    .map_err(err)?;
+                n
+            }
+            (read, Some((deadline, held))) => c
+                .prepare_cached(
+                    "UPDATE ekg_key SET version = version + 1, deadline = ?3, held = ?4 WHERE key_id = ?1 AND version = ?2",
+                )
+                .and_then(|mut s| s.execute(params![k.key_id, read, deadline, held]))
+                .map_err(err)?,
+        };
+        if n != 1 {
+            return Ok(false);
+        }
+        if k.replace || k.after.is_none() {
+            c.prepare_cached("DELETE FROM ekg_record WHERE key_id = ?1")
+                .and_then(|mut s| s.execute(params![k.key_id]))
+                .map_err(err)?;
+        }
+        let mut insert = c.prepare_cached("INSERT INTO ekg_record (key_id, body) VALUES (?1, ?2)").map_err(err)?;
+        for body in &k.records {
+            insert.execute(params![k.key_id, body]).map_err(err)?;
+        }
+    }
+    let mut insert = c
+        .prepare_cached("INSERT INTO ekg_request (sender, nonce, key_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+        .map_err(err)?;
+    for (sender, nonce, key_id) in &plan.requests {
+        if insert.execute(params![sender, nonce, key_id]).map_err(err)? != 1 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+const LOAD_KEY: &str = "SELECT k.version, r.body FROM ekg_key k LEFT JOIN ekg_record r ON r.key_id = k.key_id \
+                        WHERE k.key_id = ?1 ORDER BY r.id";
+const LOAD_REQUEST: &str = "SELECT q.key_id, k.version, r.body FROM ekg_request q JOIN ekg_key k ON k.key_id = q.key_id \
+                            LEFT JOIN ekg_record r ON r.key_id = q.key_id WHERE q.sender = ?1 AND q.nonce = ?2 ORDER BY r.id";
+
+fn loaded(version: Option<i64>, bodies: &[Vec<u8>]) -> Result<LoadedKey<Concrete>, StoreError> {
+    let Some(version) = version else { return Ok(LoadedKey::absent()) };
+    Ok(LoadedKey {
+        records: decode_records(bodies.iter().map(Vec::as_slice))?,
+        version: Version(u64::try_from(version).map_err(|_| err("a negative version"))?),
+    })
+}
+
+impl Store<Concrete> for SqliteStore {
+    fn load_key(&mut self, key_id: &KeyId) -> Result<LoadedKey<Concrete>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare_cached(LOAD_KEY).map_err(err)?;
+            let mut rows = q.query(params![key_id.as_bytes()]).map_err(err)?;
+            let (mut version, mut bodies) = (None, Vec::new());
+            while let Some(row) = rows.next().map_err(err)? {
+                version = Some(row.get::<_, i64>(0).map_err(err)?);
+                if let Some(body) = row.get::<_, Option<Vec<u8>>>(1).map_err(err)? {
+                    bodies.push(body);
+                }
+            }
+            loaded(version, &bodies)
+        })
+    }
+
+    fn load_request(&mut self, id: &RequestId) -> Result<Option<Answered<Concrete>>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare_cached(LOAD_REQUEST).map_err(err)?;
+            let mut rows = q.query(params![id.sender.to_string(), id.nonce.as_bytes()]).map_err(err)?;
+            let (mut key, mut version, mut bodies) = (None, None, Vec::new());
+            while let Some(row) = rows.next().map_err(err)? {
+                key = Some(row.get::<_, Vec<u8>>(0).map_err(err)?);
+                version = Some(row.get::<_, i64>(1).map_err(err)?);
+                if let Some(body) = row.get::<_, Option<Vec<u8>>>(2).map_err(err)? {
+                    bodies.push(body);
+                }
+            }
+            match key {
+                None => Ok(None),
+                Some(k) => Ok(Some((v2::key_id(&k)?, loaded(version, &bodies)?))),
+            }
+        })
+    }
+
+    fn append_if_unchanged(&mut self, batch: &Batch<Concrete>) -> Result<bool, StoreError> {
+        let plan = Plan::of(batch)?;
+        self.append(plan)
+    }
+
+    fn due(&mut self, now: UnixTime, limit: usize) -> Result<Vec<KeyId>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            let mut q = c
+                .prepare_cached("SELECT key_id FROM ekg_key WHERE deadline <= ?1 ORDER BY deadline LIMIT ?2")
+                .map_err(err)?;
+            let ids: Vec<Vec<u8>> = q
+                .query_map(params![secs(now)?, limit], |r| r.get(0))
+                .map_err(err)?
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            ids.iter().map(|id| v2::key_id(id)).collect()
+        })
+    }
+
+    fn next_deadline(&mut self) -> Result<Option<UnixTime>, StoreError> {
+        self.read(|c| {
+            let t: Option<i64> = c.query_row("SELECT MIN(deadline) FROM ekg_key", [], |r| r.get(0)).map_err(err)?;
+            Ok(t.map(v2::time))
+        })
+    }
+
+    fn held_keys(&mut self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM ekg_key WHERE held = 1", [], |r| r.get(0)).map_err(err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn live_handle(&mut self) -> Result<Option<WrappedKey>, StoreError> {
+        let body: Option<Vec<u8>> = self.read(|c| {
+            c.query_row(
+                "SELECT r.body FROM ekg_key k JOIN ekg_record r ON r.key_id = k.key_id WHERE k.held = 1 ORDER BY r.id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)
+        })?;
+        match body.map(|b| decode_records([b.as_slice()])).transpose()?.as_deref() {
+            Some([Record::Issued { handle, .. }]) => Ok(Some(handle.clone())),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -105,157 +411,81 @@ fn version(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("SELECT COALESCE(MAX(version), 0) FROM ekg_schema", [], |r| r.get(0)).map_err(err)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// Applies every migration not yet applied, each in a transaction of its own.
+fn migrate(conn: &mut Connection, config: LedgerConfig) -> Result<(), StoreError> {
     conn.execute_batch(schema::SCHEMA_TABLE).map_err(err)?;
     let have = version(conn)?;
     if have > schema::VERSION {
         return Err(StoreError(format!("database schema {have} is newer than this build's {}", schema::VERSION)));
     }
-    for (v, ddl) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > have) {
+    for (v, ddl) in schema::LEGACY.iter().filter(|(v, _)| *v > have) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         tx.execute_batch(ddl).map_err(err)?;
         tx.execute("INSERT INTO ekg_schema (version) VALUES (?1)", params![v]).map_err(err)?;
         tx.commit().map_err(err)?;
     }
+    if have < 3 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute_batch(schema::SQLITE_V3).map_err(err)?;
+        for records in read_v2(&tx)? {
+            let m = schema::migrated(records, config)?;
+            tx.execute(
+                "INSERT INTO ekg_key (key_id, version, deadline, held) VALUES (?1, 1, ?2, ?3)",
+                params![m.key_id, m.deadline, m.held],
+            )
+            .map_err(err)?;
+            for body in &m.records {
+                tx.execute("INSERT INTO ekg_record (key_id, body) VALUES (?1, ?2)", params![m.key_id, body])
+                    .map_err(err)?;
+            }
+            if let Some((sender, nonce)) = &m.request {
+                tx.execute(
+                    "INSERT INTO ekg_request (sender, nonce, key_id) VALUES (?1, ?2, ?3)",
+                    params![sender, nonce, m.key_id],
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.execute_batch(schema::DROP_LEGACY).map_err(err)?;
+        tx.execute("INSERT INTO ekg_schema (version) VALUES (3)", []).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
     Ok(())
 }
 
-impl Store<Concrete> for SqliteStore {
-    fn append(&mut self, batch: &[Record<Concrete>]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
-        for record in batch {
-            match record {
-                Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
-                    tx.execute(
-                        "INSERT INTO ekg_keys (key_id, handle, sender, policy, issued_at, expires_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            key_id.as_bytes(),
-                            handle.0.as_slice(),
-                            sender.to_string(),
-                            policy_code(*policy),
-                            secs(*issued_at)?,
-                            secs(*expires_at)?
-                        ],
-                    )
-                    .map_err(err)?;
-                    for (i, address) in recipients.iter().enumerate() {
-                        tx.execute(
-                            "INSERT INTO ekg_recipients (key_id, position, address) VALUES (?1, ?2, ?3)",
-                            params![key_id.as_bytes(), i64::try_from(i).unwrap_or(i64::MAX), address.to_string()],
-                        )
-                        .map_err(err)?;
-                    }
-                    if let Some(r) = request {
-                        insert_request(&tx, key_id, r)?;
-                    }
-                }
-                Record::Released { key_id, addresses, cert, at } => {
-                    for address in addresses {
-                        let n = tx
-                            .execute(
-                                "UPDATE ekg_recipients SET cert = COALESCE(cert, ?1), \
-                                 released_at = COALESCE(released_at, ?2), deliveries = deliveries + 1 \
-                                 WHERE key_id = ?3 AND address = ?4 AND (cert IS NULL OR cert = ?1)",
-                                params![cert.as_bytes(), secs(*at)?, key_id.as_bytes(), address.to_string()],
-                            )
-                            .map_err(err)?;
-                        if n != 1 {
-                            return Err(StoreError(format!("release of {key_id} to {address} does not apply")));
-                        }
-                    }
-                }
-                Record::Destroyed { key_id, at, expires_at, reason, request } => {
-                    // The key and its recipients go; the row stays as the tombstone.
-                    tx.execute("DELETE FROM ekg_recipients WHERE key_id = ?1", params![key_id.as_bytes()])
-                        .map_err(err)?;
-                    let n = tx
-                        .execute(
-                            "UPDATE ekg_keys SET handle = NULL, destroyed_at = ?1, destroy_reason = ?2, expires_at = ?3 \
-                             WHERE key_id = ?4",
-                            params![secs(*at)?, reason_code(*reason), secs(*expires_at)?, key_id.as_bytes()],
-                        )
-                        .map_err(err)?;
-                    if n == 0 {
-                        tx.execute(
-                            "INSERT INTO ekg_keys (key_id, handle, sender, policy, issued_at, expires_at, destroyed_at, \
-                             destroy_reason) VALUES (?1, NULL, '', 0, ?2, ?3, ?2, ?4)",
-                            params![key_id.as_bytes(), secs(*at)?, secs(*expires_at)?, reason_code(*reason)],
-                        )
-                        .map_err(err)?;
-                    }
-                    if let Some(r) = request {
-                        let known: Option<i64> = tx
-                            .query_row(
-                                "SELECT 1 FROM ekg_requests WHERE key_id = ?1",
-                                params![key_id.as_bytes()],
-                                |row| row.get(0),
-                            )
-                            .optional()
-                            .map_err(err)?;
-                        if known.is_none() {
-                            insert_request(&tx, key_id, r)?;
-                        }
-                    }
-                }
-                Record::Purged { key_id } => {
-                    tx.execute("DELETE FROM ekg_requests WHERE key_id = ?1", params![key_id.as_bytes()])
-                        .map_err(err)?;
-                    tx.execute("DELETE FROM ekg_recipients WHERE key_id = ?1", params![key_id.as_bytes()])
-                        .map_err(err)?;
-                    tx.execute("DELETE FROM ekg_keys WHERE key_id = ?1", params![key_id.as_bytes()]).map_err(err)?;
-                }
-            }
-        }
-        tx.commit().map_err(err)
-    }
-
-    fn load(&self) -> Result<Vec<Record<Concrete>>, StoreError> {
-        let mut out = Vec::new();
-        let mut keys = self
-            .conn
-            .prepare(
-                "SELECT key_id, handle, sender, policy, issued_at, expires_at, destroyed_at, destroy_reason \
-                 FROM ekg_keys ORDER BY issued_at, key_id",
-            )
-            .map_err(err)?;
-        let rows = keys
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            })
-            .map_err(err)?;
-        for row in rows {
-            let (id, handle, sender, policy, issued_at, expires_at, destroyed_at, destroy_reason) = row.map_err(err)?;
-            let key_id = rows::key_id(&id)?;
-            let key = KeyRow { key_id, handle, sender, policy, issued_at, expires_at, destroyed_at, destroy_reason };
-            let recipients = self.recipients_of(&key_id)?;
-            let request = self.request_of(&key_id)?;
-            out.extend(rows::key_records(key, recipients, request)?);
-        }
-        Ok(out)
-    }
-}
-
-impl SqliteStore {
-    fn recipients_of(&self, key_id: &KeyId) -> Result<Vec<RecipientRow>, StoreError> {
-        let mut q = self
-            .conn
-            .prepare_cached(
-                "SELECT address, cert, released_at, position, deliveries FROM ekg_recipients WHERE key_id = ?1",
-            )
-            .map_err(err)?;
-        let rows = q
-            .query_map(params![key_id.as_bytes()], |r| {
-                Ok(RecipientRow {
+/// Every key of a version-2 database, as records.
+fn read_v2(c: &Connection) -> Result<Vec<Vec<Record<Concrete>>>, StoreError> {
+    let mut keys = c
+        .prepare(
+            "SELECT key_id, handle, sender, policy, issued_at, expires_at, destroyed_at, destroy_reason \
+             FROM ekg_keys ORDER BY issued_at, key_id",
+        )
+        .map_err(err)?;
+    let rows = keys
+        .query_map([], |r| {
+            let raw: Vec<u8> = r.get(0)?;
+            Ok((raw, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))
+        })
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (raw, (handle, sender, policy, issued_at, expires_at, destroyed_at, destroy_reason)) in rows {
+        let key = v2::KeyRow {
+            key_id: v2::key_id(&raw)?,
+            handle,
+            sender,
+            policy,
+            issued_at,
+            expires_at,
+            destroyed_at,
+            destroy_reason,
+        };
+        let recipients = c
+            .prepare("SELECT address, cert, released_at, position, deliveries FROM ekg_recipients WHERE key_id = ?1")
+            .map_err(err)?
+            .query_map(params![raw], |r| {
+                Ok(v2::RecipientRow {
                     address: r.get(0)?,
                     cert: r.get(1)?,
                     released_at: r.get(2)?,
@@ -263,29 +493,16 @@ impl SqliteStore {
                     deliveries: r.get(4)?,
                 })
             })
-            .map_err(err)?;
-        rows.collect::<Result<_, _>>().map_err(err)
-    }
-
-    fn request_of(&self, key_id: &KeyId) -> Result<Option<RequestRow>, StoreError> {
-        self.conn
-            .prepare_cached("SELECT sender, nonce, request_time FROM ekg_requests WHERE key_id = ?1")
             .map_err(err)?
-            .query_row(params![key_id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let request = c
+            .query_row("SELECT sender, nonce, request_time FROM ekg_requests WHERE key_id = ?1", params![raw], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
-            .map_err(err)
+            .map_err(err)?;
+        out.push(v2::key_records(key, recipients, request)?);
     }
-}
-
-fn insert_request(
-    tx: &rusqlite::Transaction<'_>,
-    key_id: &KeyId,
-    r: &RequestRecord<Concrete>,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO ekg_requests (sender, nonce, request_time, key_id) VALUES (?1, ?2, ?3, ?4)",
-        params![r.id.sender.to_string(), r.id.nonce.as_bytes(), secs(r.time)?, key_id.as_bytes()],
-    )
-    .map_err(err)?;
-    Ok(())
+    Ok(out)
 }

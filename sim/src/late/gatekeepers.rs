@@ -1,7 +1,13 @@
-//! The gatekeepers: availability, crashes and restarts, sweeps at `poll_timeout`, and the
-//! keys they hold.
+//! The gatekeepers: availability, crashes and restarts, sweeps at the store's next deadline,
+//! and the keys they hold.
 
 use super::*;
+
+/// The next deadline in a gatekeeper's store (a memory store: it cannot fail).
+fn next_deadline(gk: &Gatekeeper<MemoryStore<Concrete>>) -> Option<ekg_core::UnixTime> {
+    let mut store = gk.store().clone();
+    ekg_core::ledger::Store::next_deadline(&mut store).ok().flatten()
+}
 
 impl LateRun<'_> {
     pub(super) fn gk_up(&self, org: usize) -> bool {
@@ -23,7 +29,7 @@ impl LateRun<'_> {
         Ok("crashed".into())
     }
 
-    /// Schedules `org`'s next sweep at its gatekeeper's `poll_timeout`, if it holds a key
+    /// Schedules `org`'s next sweep at its store's next deadline, if it holds a key
     /// and no earlier sweep is scheduled (tombstone purges change no metric: not swept for).
     pub(super) fn arm_sweep(&mut self, org: usize) {
         let now_ms = self.now_ms();
@@ -33,7 +39,7 @@ impl LateRun<'_> {
         if slot.live.is_empty() {
             return;
         }
-        let Some(due) = gk.poll_timeout() else { return };
+        let Some(due) = next_deadline(gk) else { return };
         let due_ms = due.secs().saturating_sub(base).saturating_mul(1000).max(now_ms);
         if slot.sweep_at.is_none_or(|at| due_ms < at) {
             slot.sweep_at = Some(due_ms);
@@ -55,7 +61,8 @@ impl LateRun<'_> {
         let Some(gk) = slot.gk.as_mut() else { return Ok("gatekeeper down".into()) };
         self.w.provider.act_as(Role::Gatekeeper);
         let records = gk.handle_timeout(now).map_err(SimError::core)?;
-        if let Err(e) = gk.ledger().check_invariants() {
+        let whole = gk.store().ledger(*gk.rules().config()).map_err(SimError::core)?;
+        if let Err(e) = whole.check_invariants() {
             let name = self.w.orgs.get(org).map(|x| x.domain.clone()).unwrap_or_default();
             self.obs.ledger_violation(&name, e);
         }
@@ -81,7 +88,10 @@ impl LateRun<'_> {
         let gone: Vec<KeyId> = slot
             .live
             .keys()
-            .filter(|k| !matches!(gk.ledger().state(k), Some(KeyState::Pending(_) | KeyState::Retained { .. })))
+            .filter(|k| {
+                let state = gk.store().state_of(*gk.rules().config(), k).ok().flatten();
+                !matches!(state, Some(KeyState::Pending(_) | KeyState::Retained { .. }))
+            })
             .copied()
             .collect();
         for k in &gone {

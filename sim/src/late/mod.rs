@@ -355,7 +355,7 @@ impl<'a> LateRun<'a> {
             Ev::Restart(org) => {
                 let store = self.gks.get_mut(org).and_then(|s| s.store.take()).unwrap_or_default();
                 let gk = self.w.gatekeeper(org, self.sc, store)?;
-                let held = gk.ledger().held_keys();
+                let held = gk.store().ledger(*gk.rules().config()).map_err(SimError::core)?.held_keys();
                 if let Some(slot) = self.gks.get_mut(org) {
                     slot.gk = Some(gk);
                 }

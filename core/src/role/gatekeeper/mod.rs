@@ -2,27 +2,29 @@
 //! to the listed recipients and to its own organisation's gateway.
 //!
 //! # Driving it
-//! A request goes through four typed stages, each consuming the previous one's output:
+//! A request goes through three typed stages, each consuming the previous one's output:
 //!
 //! 1. **verify** ([`GatekeeperCrypto::verify_key_request`], [`GatekeeperCrypto::verify_release_request`]):
 //!    every check that needs crypto or certificates (V1 to V13, V20). `&self` on the shared
 //!    [`GatekeeperCrypto`]: any number of threads. Yields a [`VerifiedKeyRequest`] or
 //!    [`VerifiedReleaseRequest`], which only verification makes.
-//! 2. **decide** ([`Gatekeeper::decide_issue`], [`Gatekeeper::decide_release`]): the serial
-//!    stage on the ledger: V14, a fresh key and its one expiry (issue); V21 to V24 (release).
-//!    Yields a [`Decided`]: records to make durable, and what the response needs.
-//! 3. **commit** ([`Gatekeeper::commit`]): makes the records durable ([`Store::append`]),
-//!    then applies them. Yields a [`Committed`], which only `commit` makes.
-//! 4. **build** ([`GatekeeperCrypto::build_issuance`], [`GatekeeperCrypto::build_release`]):
+//! 2. **decide over the store** ([`Gatekeeper::issue`], [`Gatekeeper::release`]): a
+//!    [`Round`](crate::ledger::Round) reads the one key the request is about from the store
+//!    (for an issuance: the key that answered the same request, V14), the ledger decides (a
+//!    fresh key and its one expiry; V21 to V24), and the records are appended if nothing read
+//!    changed meanwhile, else read and decided again. Yields a [`Committed`]: the records are
+//!    durable. Nothing about keys is kept in memory between requests; any number of
+//!    gatekeepers (threads, processes) may share one store.
+//! 3. **build** ([`GatekeeperCrypto::build_issuance`], [`GatekeeperCrypto::build_release`]):
 //!    the response's crypto, from a `Committed` only; any thread.
 //!
-//! A response therefore cannot exist without its durable record. Stages 2 and 3 run under
-//! the caller's lock (one at a time); 1 and 4 do not need it. [`Gatekeeper::handle_key_request`]
-//! and [`Gatekeeper::handle_release_request`] run all four in one call.
+//! A response therefore cannot exist without its durable record.
+//! [`Gatekeeper::handle_key_request`] and [`Gatekeeper::handle_release_request`] run all three
+//! in one call.
 //!
-//! Timers, quinn-style: [`Gatekeeper::poll_timeout`] says when the next expiry, end of
-//! retention or purge is due; call [`Gatekeeper::handle_timeout`] at (or after) that time.
-//! `now` must not go backwards.
+//! Timers: [`Gatekeeper::next_deadline`] says when the next expiry, end of retention or purge
+//! is due (the store indexes every key's deadline); call [`Gatekeeper::handle_timeout`] at (or
+//! after) that time. `now` must not go backwards.
 
 mod build;
 mod config;
@@ -38,8 +40,10 @@ use crate::address::EmailAddress;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{KeyId, OneTimeKey};
+use crate::ledger::round::{Decision, Issue, NoDraw, Release as ReleaseDecision, View, storage_failed};
 use crate::ledger::{
-    Committed, Concrete, Decided, IssueFacts, KeyDraw, KeyState, Ledger, ReleaseFacts, ReleaseKind, SharedStore, Store,
+    Committed, Concrete, Decided, Granted, IssueFacts, IssueRules, KeyDraw, Ledger, ReleaseFacts, ReleaseKind, Round,
+    Store,
 };
 use crate::pki::Credential;
 use crate::time::UnixTime;
@@ -84,19 +88,22 @@ pub type DecidedIssuance = Decided<Concrete, IssueWork>;
 /// A release decided, not yet durable.
 pub type DecidedRelease = Decided<Concrete, ReleaseWork>;
 
-/// The gatekeeper: [`GatekeeperCrypto`] around one serial ledger and its store.
-#[derive(Debug)]
+/// The gatekeeper: [`GatekeeperCrypto`] and the rules of its decisions, over a [`Store`]. It
+/// keeps no key state of its own: clone the store handle (or open another connection) to run
+/// several on one store.
+#[derive(Clone, Debug)]
 pub struct Gatekeeper<S: Store<Concrete>> {
     crypto: Arc<GatekeeperCrypto>,
-    ledger: Ledger<Concrete>,
+    rules: Ledger<Concrete>,
     store: S,
-    /// Decisions made again on a shared store because another gatekeeper was first.
+    /// Decisions read and made again because another request changed the key first.
     races_lost: u64,
 }
 
 impl<S: Store<Concrete>> Gatekeeper<S> {
-    /// A gatekeeper whose ledger is recovered from `store`. Refuses a configuration no
-    /// request could be answered under (`invalid_configuration`, naming the field).
+    /// A gatekeeper on `store`. Refuses a configuration no request could be answered under
+    /// (`invalid_configuration`, naming the field), and a storage key that does not unwrap
+    /// the keys the store holds.
     pub fn new(
         provider: &'static dyn CryptoProvider,
         config: GatekeeperConfig,
@@ -104,34 +111,20 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         storage_key: StorageKey,
         store: S,
     ) -> Result<Self> {
-        config.validate()?;
-        check_credential(&config, &credential)?;
-        let mut store = store;
-        let mut handles = Vec::new();
-        let ledger = if let Some(shared) = store.shared() {
-            // Nothing is recovered into memory: each decision reads what it needs.
-            handles.extend(shared.live_handle().map_err(storage_failed)?);
-            Ledger::new(config.ledger_config()).with_gateways(config.gateways.clone())
-        } else {
-            let records = store.load().map_err(storage_failed)?;
-            let ledger =
-                Ledger::recover(config.ledger_config(), records.iter())?.with_gateways(config.gateways.clone());
-            for (_, state) in ledger.keys() {
-                if let KeyState::Pending(k) | KeyState::Retained { key: k, .. } = state {
-                    handles.push(k.handle.clone());
-                }
-            }
-            ledger
-        };
+        let crypto = Arc::new(GatekeeperCrypto::checked(provider, config, credential, storage_key)?);
+        Gatekeeper::with_crypto(crypto, store)
+    }
+
+    /// A gatekeeper sharing `crypto` (one per thread or connection, all on one store).
+    pub fn with_crypto(crypto: Arc<GatekeeperCrypto>, mut store: S) -> Result<Self> {
         // A wrong storage key would fail every release after its record is durable: refuse
-        // to start with one (each live key must unwrap; one, on a shared store).
-        for handle in &handles {
-            provider
-                .aes256_kw_unwrap(storage_key.bytes(), &handle.0)
-                .map_err(|_| reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys"))?;
+        // to start with one (one held key must unwrap).
+        if let Some(handle) = store.live_handle().map_err(storage_failed)? {
+            crypto.check_unwraps(&handle)?;
         }
-        let crypto = Arc::new(GatekeeperCrypto::new(provider, config, credential, storage_key));
-        Ok(Gatekeeper { crypto, ledger, store, races_lost: 0 })
+        let config = crypto.config();
+        let rules = Ledger::new(config.ledger_config()).with_gateways(config.gateways.clone());
+        Ok(Gatekeeper { crypto, rules, store, races_lost: 0 })
     }
 
     /// The crypto half.
@@ -139,15 +132,14 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         &self.crypto
     }
 
-    /// The crypto half, shared: threads verify requests and build answers with it while the
-    /// serial stages run under the caller's lock.
+    /// The crypto half, shared: threads verify requests and build answers with it.
     pub fn shared_crypto(&self) -> Arc<GatekeeperCrypto> {
         Arc::clone(&self.crypto)
     }
 
-    /// The ledger.
-    pub fn ledger(&self) -> &Ledger<Concrete> {
-        &self.ledger
+    /// The rules of the ledger's decisions (its configuration and gateways; no key).
+    pub fn rules(&self) -> &Ledger<Concrete> {
+        &self.rules
     }
 
     /// The store.
@@ -155,241 +147,186 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         &self.store
     }
 
-    /// Gives up the store (e.g. to recover a new gatekeeper from it after a simulated crash).
+    /// The store, to act on it directly (tests, the management endpoint).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Gives up the store (e.g. to start a new gatekeeper on it after a simulated crash).
     pub fn into_store(self) -> S {
         self.store
     }
 
-    /// Steps V1 to V14, then issuance: verify, decide, commit, build.
+    /// Steps V1 to V14, then issuance: verify, decide over the store, build.
     pub fn handle_key_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Issuance> {
         let verified = self.crypto.verify_key_request(der, now)?;
         let committed = self.issue(verified, now, rng)?;
         self.crypto.build_issuance(committed, rng)
     }
 
-    /// Steps V1 to V8, V13 and V20 to V24, then the release: verify, decide, commit, build.
+    /// Steps V1 to V8, V13 and V20 to V24, then the release: verify, decide over the store,
+    /// build.
     pub fn handle_release_request(&mut self, der: &[u8], now: UnixTime, rng: &mut dyn CryptoRng) -> Result<Release> {
         let verified = self.crypto.verify_release_request(der, now)?;
         let committed = self.release(verified, now)?;
         self.crypto.build_release(committed, now, rng)
     }
 
-    /// The serial stage of an issuance: V14, a fresh key id and key from `rng` (the key
-    /// wrapped under the storage key), and the ticket's one expiry.
-    pub fn decide_issue(
-        &self,
-        request: VerifiedKeyRequest,
-        now: UnixTime,
-        rng: &mut dyn CryptoRng,
-    ) -> Result<DecidedIssuance> {
-        let mut draw = self.crypto.draw_from(rng);
-        self.decide_issue_with(request, &mut draw, now)
-    }
-
-    /// As [`Gatekeeper::decide_issue`], drawing the key from `draw` (tests inject a key id).
-    pub fn decide_issue_with<D: KeyDraw<Concrete, Key = OneTimeKey>>(
-        &self,
-        request: VerifiedKeyRequest,
-        draw: &mut D,
-        now: UnixTime,
-    ) -> Result<DecidedIssuance> {
-        let config = self.crypto.config();
-        let expires_at = now.plus_secs(config.ticket_lifetime_secs);
-        // Every time the ticket will carry must encode, before anything is recorded.
-        now.to_generalized()?;
-        expires_at.to_generalized()?;
-        let facts = IssueFacts {
-            request: request.content().request_id(),
-            request_time: request.content().request_time,
-            sender: request.content().sender.clone(),
-            recipients: request.content().recipients.clone(),
-            policy: config.policy,
-            expires_at,
-        };
-        let decided = self.ledger.decide_issue(facts, draw, now)?;
-        Ok(decided.map(|drawn| IssueWork::new(request, drawn, now)))
-    }
-
-    /// The serial stage of a release: V21 to V24 on the ledger.
-    pub fn decide_release(&self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<DecidedRelease> {
-        let facts = ReleaseFacts {
-            key_id: request.ticket().key_id,
-            listed: request.ticket().request.recipients.clone(),
-            expires_at: request.ticket().expires_at,
-            requester: request.requester(),
-        };
-        let decided = self.ledger.decide_release(&facts, now)?;
-        // The stored key must unwrap under this gatekeeper's storage key before a release is
-        // recorded: an instance configured with another storage key (on a shared store)
-        // would otherwise use up a release it cannot deliver.
-        self.crypto
-            .provider
-            .aes256_kw_unwrap(self.crypto.storage_key.bytes(), &decided.payload().handle.0)
-            .map_err(|_| reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap this key"))?;
-        Ok(decided.map(|granted| ReleaseWork::new(request, granted)))
-    }
-
-    /// Makes a decision's records durable, then applies them (nothing is applied if the
-    /// store fails: `storage_failed`).
-    pub fn commit<P>(&mut self, decided: Decided<Concrete, P>) -> Result<Committed<P>> {
-        self.ledger.commit(&mut self.store, decided)
-    }
-
-    /// When [`Gatekeeper::handle_timeout`] next has work: the next expiry, end of retention
-    /// or purge (`None`: nothing is held). On a shared store other gatekeepers add deadlines:
-    /// ask [`Gatekeeper::next_deadline`] instead.
-    pub fn poll_timeout(&self) -> Option<UnixTime> {
-        self.ledger.poll_timeout()
-    }
-
-    /// Decisions read and made again on a shared store because another gatekeeper changed
-    /// the key first (a metric of contention).
-    pub fn races_lost(&self) -> u64 {
-        self.races_lost
-    }
-
-    /// Whether the store is shared by several gatekeepers (nothing is kept in memory).
-    pub fn is_shared(&mut self) -> bool {
-        self.store.shared().is_some()
-    }
-
-    /// The next deadline, from the ledger, or from a shared store.
-    pub fn next_deadline(&mut self) -> Result<Option<UnixTime>> {
-        match self.store.shared() {
-            Some(shared) => shared.next_deadline().map_err(storage_failed),
-            None => Ok(self.ledger.poll_timeout()),
-        }
-    }
-
-    /// How many keys are held (pending or retained), from the ledger or a shared store.
-    pub fn held_keys(&mut self) -> Result<u64> {
-        match self.store.shared() {
-            Some(shared) => shared.held_keys().map_err(storage_failed),
-            None => Ok(u64::try_from(self.ledger.held_keys()).unwrap_or(u64::MAX)),
-        }
-    }
-
-    /// Destroys expired keys and keys whose retention ended, purges old tombstones: what is
-    /// due at `now`, made durable. Returns how many records were made. On a shared store,
-    /// at most [`SWEEP_LIMIT`] keys per call, each read, decided and committed on its own (a
-    /// key another gatekeeper changed meanwhile is left to the next sweep).
-    pub fn handle_timeout(&mut self, now: UnixTime) -> Result<usize> {
-        let Some(shared) = self.store.shared() else {
-            let decided = self.ledger.decide_expiry(now);
-            let made = decided.records().len();
-            self.commit(decided)?;
-            return Ok(made);
-        };
-        let due = shared.due(now, SWEEP_LIMIT).map_err(storage_failed)?;
-        let (mut made, mut failed) = (0, None);
-        for key_id in due {
-            // One key that cannot be read or written does not stop the others' destruction.
-            match self.sweep_one(&key_id, now) {
-                Ok(n) => made += n,
-                Err(e) => failed = failed.or(Some(e)),
-            }
-        }
-        self.ledger.clear();
-        match failed {
-            Some(e) if made == 0 => Err(e),
-            _ => Ok(made),
-        }
-    }
-
-    /// Reads one due key from a shared store, decides what is due, commits it if unchanged.
-    fn sweep_one(&mut self, key_id: &KeyId, now: UnixTime) -> Result<usize> {
-        self.ledger.clear();
-        let shared = shared_of(&mut self.store)?;
-        let records = shared.load_key(key_id).map_err(storage_failed)?;
-        self.ledger.refresh(key_id, &records)?;
-        let decided = self.ledger.decide_expiry(now);
-        let n = decided.records().len();
-        let shared = shared_of(&mut self.store)?;
-        Ok(if self.ledger.commit_if_unchanged(shared, decided)?.is_some() { n } else { 0 })
-    }
-
-    /// The serial stages of an issuance: [`Gatekeeper::decide_issue`], then commit. On a
-    /// shared store: read the key that answered this request (V14) if any, decide, commit if
-    /// nothing changed meanwhile; else read and decide again, at most [`SHARED_ATTEMPTS`]
-    /// times (then `storage_failed`: the client retries later).
+    /// An issuance over the store: V14, a fresh key id and key from `rng` (the key wrapped
+    /// under the storage key), the ticket's one expiry, made durable.
     pub fn issue(
         &mut self,
         request: VerifiedKeyRequest,
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<Committed<IssueWork>> {
-        if !self.is_shared() {
-            let decided = self.decide_issue(request, now, rng)?;
-            return self.commit(decided);
-        }
-        let id = request.content().request_id();
-        self.until_committed(|gk| {
-            let shared = shared_of(&mut gk.store)?;
-            if let Some(key_id) = shared.key_of_request(&id).map_err(storage_failed)? {
-                let records = shared.load_key(&key_id).map_err(storage_failed)?;
-                gk.ledger.refresh(&key_id, &records)?;
-            }
-            gk.decide_issue(request.clone(), now, rng)
-        })
+        let crypto = Arc::clone(&self.crypto);
+        let mut draw = crypto.draw_from(rng);
+        self.issue_with(request, &mut draw, now)
     }
 
-    /// The serial stages of a release: [`Gatekeeper::decide_release`], then commit. On a
-    /// shared store: read the key's state, decide, commit if the key is unchanged; else read
-    /// and decide again, at most [`SHARED_ATTEMPTS`] times.
-    pub fn release(&mut self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<Committed<ReleaseWork>> {
-        if !self.is_shared() {
-            let decided = self.decide_release(request, now)?;
-            return self.commit(decided);
-        }
-        let key_id = request.ticket().key_id;
-        self.until_committed(|gk| {
-            let records = shared_of(&mut gk.store)?.load_key(&key_id).map_err(storage_failed)?;
-            gk.ledger.refresh(&key_id, &records)?;
-            gk.decide_release(request.clone(), now)
-        })
-    }
-
-    /// On a shared store: from an empty scratch ledger, `read_and_decide` reads what it needs
-    /// and decides; the decision is committed if nothing it read changed meanwhile, else read
-    /// and decided again, at most [`SHARED_ATTEMPTS`] times.
-    fn until_committed<P>(
+    /// As [`Gatekeeper::issue`], drawing the key from `draw` (tests inject a key id).
+    pub fn issue_with(
         &mut self,
-        mut read_and_decide: impl FnMut(&mut Self) -> Result<Decided<Concrete, P>>,
-    ) -> Result<Committed<P>> {
-        for _ in 0..SHARED_ATTEMPTS {
-            self.ledger.clear();
-            let decided = read_and_decide(self);
-            let committed = match decided {
-                Ok(decided) => self.ledger.commit_if_unchanged(shared_of(&mut self.store)?, decided),
-                Err(e) => Err(e),
-            };
-            self.ledger.clear();
-            if let Some(committed) = committed? {
-                return Ok(committed);
-            }
-            self.races_lost += 1;
+        request: VerifiedKeyRequest,
+        draw: &mut dyn KeyDraw<Concrete, Key = OneTimeKey>,
+        now: UnixTime,
+    ) -> Result<Committed<IssueWork>> {
+        let config = self.crypto.config();
+        let rules = IssueRules { policy: config.policy, ticket_lifetime_secs: config.ticket_lifetime_secs };
+        let facts = IssueFacts::of(&request, rules, now);
+        // Every time the ticket will carry must encode, before anything is recorded.
+        now.to_generalized()?;
+        facts.expires_at.to_generalized()?;
+        let mut round = Round::new(&self.rules, Issue::new(facts), now);
+        let committed = round.run(&mut self.store, draw);
+        self.races_lost += u64::from(round.races_lost());
+        Ok(committed?.map(|drawn| IssueWork::new(request, drawn, now)))
+    }
+
+    /// A release over the store: V21 to V24, made durable.
+    pub fn release(&mut self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<Committed<ReleaseWork>> {
+        let facts = ReleaseFacts::of(&request);
+        let decision = Unwrappable { release: ReleaseDecision::new(facts), crypto: Arc::clone(&self.crypto) };
+        let mut round = Round::new(&self.rules, decision, now);
+        let committed = round.run(&mut self.store, &mut NoDraw);
+        self.races_lost += u64::from(round.races_lost());
+        Ok(committed?.map(|granted| ReleaseWork::new(request, granted)))
+    }
+
+    /// Decisions read and made again because another request changed the key first (a
+    /// metric of contention).
+    pub fn races_lost(&self) -> u64 {
+        self.races_lost
+    }
+
+    /// The next expiry, end of retention or purge of any key in the store.
+    pub fn next_deadline(&mut self) -> Result<Option<UnixTime>> {
+        self.store.next_deadline().map_err(storage_failed)
+    }
+
+    /// How many keys are held (pending or retained).
+    pub fn held_keys(&mut self) -> Result<u64> {
+        self.store.held_keys().map_err(storage_failed)
+    }
+
+    /// Destroys expired keys and keys whose retention ended, purges old tombstones: what is
+    /// due at `now`, made durable ([`crate::ledger::sweep`]: at most
+    /// [`crate::ledger::round::SWEEP_LIMIT`] keys per call). Returns how many records were
+    /// made; an error only if nothing could be done (the first key's error).
+    pub fn handle_timeout(&mut self, now: UnixTime) -> Result<usize> {
+        let swept = crate::ledger::sweep(&self.rules, &mut self.store, now)?;
+        match swept.failed.into_iter().next() {
+            Some(e) if swept.made == 0 => Err(e),
+            _ => Ok(swept.made),
         }
-        Err(contended())
     }
 }
 
-fn shared_of<S: Store<Concrete>>(store: &mut S) -> Result<&mut dyn SharedStore<Concrete>> {
-    store.shared().ok_or_else(|| reject(Rejection::StorageFailed, "the store is not shared"))
+/// A release whose stored key must unwrap under this gatekeeper's storage key before it is
+/// recorded: an instance configured with another storage key (on a shared store) would
+/// otherwise use up a release it cannot deliver.
+struct Unwrappable {
+    release: ReleaseDecision<Concrete>,
+    crypto: Arc<GatekeeperCrypto>,
 }
 
-/// Reads and decisions per request on a shared store before giving up: each retry means
-/// another gatekeeper committed a change to the same key meanwhile.
-pub const SHARED_ATTEMPTS: usize = 16;
+impl Decision<Concrete> for Unwrappable {
+    type Payload = Granted<Concrete>;
+    type Key = ();
 
-/// Keys swept per [`Gatekeeper::handle_timeout`] on a shared store.
-pub const SWEEP_LIMIT: usize = 256;
+    fn read<St: Store<Concrete> + ?Sized>(&self, store: &mut St, view: &mut View<Concrete>) -> Result<()> {
+        self.release.read(store, view)
+    }
 
-fn storage_failed(e: crate::ledger::StoreError) -> crate::Error {
-    reject(Rejection::StorageFailed, e.0)
+    fn decide(
+        &mut self,
+        view: &View<Concrete>,
+        draw: &mut dyn KeyDraw<Concrete, Key = ()>,
+        now: UnixTime,
+    ) -> Result<Decided<Concrete, Granted<Concrete>>> {
+        let decided = self.release.decide(view, draw, now)?;
+        self.crypto.check_unwraps(&decided.payload().handle)?;
+        Ok(decided)
+    }
 }
 
-fn contended() -> crate::Error {
-    reject(Rejection::StorageFailed, "other gatekeepers kept changing this key: try again")
+impl crate::ledger::VerifiedIssue<Concrete> for VerifiedKeyRequest {
+    fn request_id(&self) -> crate::ids::RequestId {
+        self.content().request_id()
+    }
+
+    fn request_time(&self) -> UnixTime {
+        self.content().request_time
+    }
+
+    fn sender(&self) -> EmailAddress {
+        self.content().sender.clone()
+    }
+
+    fn recipients(&self) -> Vec<EmailAddress> {
+        self.content().recipients.clone()
+    }
+}
+
+impl crate::ledger::VerifiedRelease<Concrete> for VerifiedReleaseRequest {
+    fn key_id(&self) -> KeyId {
+        self.ticket().key_id
+    }
+
+    fn ticket_expiry(&self) -> UnixTime {
+        self.ticket().expires_at
+    }
+
+    fn listed(&self) -> Vec<EmailAddress> {
+        self.ticket().request.recipients.clone()
+    }
+
+    fn requester(&self) -> crate::ledger::Requester<Concrete> {
+        VerifiedReleaseRequest::requester(self)
+    }
+}
+
+impl GatekeeperCrypto {
+    /// The gatekeeper's crypto after every check of its configuration and credential.
+    pub fn checked(
+        provider: &'static dyn CryptoProvider,
+        config: GatekeeperConfig,
+        credential: Credential,
+        storage_key: StorageKey,
+    ) -> Result<Self> {
+        config.validate()?;
+        check_credential(&config, &credential)?;
+        Ok(GatekeeperCrypto::new(provider, config, credential, storage_key))
+    }
+
+    /// Refuses (`invalid_configuration`) a stored key that this storage key does not unwrap.
+    pub fn check_unwraps(&self, handle: &crate::ids::WrappedKey) -> Result<()> {
+        self.provider
+            .aes256_kw_unwrap(self.storage_key.bytes(), &handle.0)
+            .map(drop)
+            .map_err(|_| reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys"))
+    }
 }
 
 /// Clients accept a ticket only from a certificate that passes C1: refuse a credential they

@@ -1,5 +1,6 @@
-//! Rows of the schema ([`super::schema`]) to ledger records and back, for every database
-//! store: what a key's rows mean does not depend on the engine.
+//! The rows of schema version 2 (the tables `ekg_keys`, `ekg_recipients`, `ekg_requests` of
+//! the releases before the one durable form) read back as ledger records: what migration 3
+//! needs, and nothing else uses. What a key's rows meant does not depend on the engine.
 
 use ekg_core::ids::{CertId, KeyId, Nonce, RequestId, WrappedKey};
 use ekg_core::ledger::{Concrete, DestroyReason, Record, ReleasePolicy, RequestRecord, StoreError};
@@ -103,34 +104,13 @@ pub fn key_id(bytes: &[u8]) -> Result<KeyId, StoreError> {
     KeyId::from_slice(bytes).ok_or_else(|| StoreError("a key id is not 16 bytes".into()))
 }
 
-/// A time as stored.
-pub fn secs(t: UnixTime) -> Result<i64, StoreError> {
-    i64::try_from(t.secs()).map_err(|_| StoreError("time out of range".into()))
-}
-
 /// A stored time.
 pub fn time(v: i64) -> UnixTime {
     UnixTime(u64::try_from(v).unwrap_or(0))
 }
 
-/// A policy as stored.
-pub fn policy_code(p: ReleasePolicy) -> i64 {
-    match p {
-        ReleasePolicy::Once => 0,
-        ReleasePolicy::SameCertificate => 1,
-    }
-}
-
 fn policy(code: i64) -> ReleasePolicy {
     if code == 1 { ReleasePolicy::SameCertificate } else { ReleasePolicy::Once }
-}
-
-/// A destruction reason as stored.
-pub fn reason_code(r: DestroyReason) -> i64 {
-    match r {
-        DestroyReason::AllReleased => 0,
-        DestroyReason::Expired => 1,
-    }
 }
 
 /// A stored address.

@@ -1,0 +1,314 @@
+//! The one durable form of a record: every store writes a key's records as this codec makes
+//! them, and nothing else of the protocol (the SQL stores index what they must find or
+//! condition on: the key id, its version and deadline, the request it answered).
+//!
+//! Format, version 1 (big-endian integers; `str` is a `u16` length then UTF-8 bytes; `addr` a
+//! `str` that parses as an address; `req?` a byte 0, or 1 then `addr` sender, 16-byte nonce,
+//! `u64` request time):
+//!
+//! | byte 0 | byte 1 (tag) | then |
+//! |---|---|---|
+//! | `1` | `1` Issued | key id (16), handle (40), sender `addr`, `u16` count then `addr` each, policy (`0` once, `1` same_certificate), issued at `u64`, expires at `u64`, `req?` |
+//! | `1` | `2` Released | key id (16), `u16` count then `addr` each, certificate id (32), at `u64` |
+//! | `1` | `3` Destroyed | key id (16), at `u64`, expires at `u64`, reason (`0` all released, `1` expired), `req?` |
+//! | `1` | `4` Purged | key id (16) |
+//!
+//! Decoding is strict: a version or tag it does not know, a length past the end, an address
+//! that does not parse, or a byte left over is `storage_failed`. A later version adds a
+//! version byte; this decoder keeps reading version 1.
+
+use super::{Concrete, DestroyReason, Record, ReleasePolicy, RequestRecord};
+use crate::address::EmailAddress;
+use crate::error::{Rejection, Result, reject};
+use crate::ids::{CertId, KeyId, Nonce, RequestId, WrappedKey};
+use crate::time::UnixTime;
+
+/// The codec version this build writes.
+pub const VERSION: u8 = 1;
+
+const ISSUED: u8 = 1;
+const RELEASED: u8 = 2;
+const DESTROYED: u8 = 3;
+const PURGED: u8 = 4;
+
+impl Record<Concrete> {
+    /// The record in its durable form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Writer(Vec::with_capacity(64));
+        out.u8(VERSION);
+        match self {
+            Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
+                out.u8(ISSUED);
+                out.bytes(key_id.as_bytes());
+                out.bytes(&handle.0);
+                out.address(sender);
+                out.addresses(recipients);
+                out.u8(match policy {
+                    ReleasePolicy::Once => 0,
+                    ReleasePolicy::SameCertificate => 1,
+                });
+                out.u64(issued_at.secs());
+                out.u64(expires_at.secs());
+                out.request(request.as_ref());
+            }
+            Record::Released { key_id, addresses, cert, at } => {
+                out.u8(RELEASED);
+                out.bytes(key_id.as_bytes());
+                out.addresses(addresses);
+                out.bytes(&cert.0);
+                out.u64(at.secs());
+            }
+            Record::Destroyed { key_id, at, expires_at, reason, request } => {
+                out.u8(DESTROYED);
+                out.bytes(key_id.as_bytes());
+                out.u64(at.secs());
+                out.u64(expires_at.secs());
+                out.u8(match reason {
+                    DestroyReason::AllReleased => 0,
+                    DestroyReason::Expired => 1,
+                });
+                out.request(request.as_ref());
+            }
+            Record::Purged { key_id } => {
+                out.u8(PURGED);
+                out.bytes(key_id.as_bytes());
+            }
+        }
+        out.0
+    }
+
+    /// A record from its durable form (`storage_failed` if it is not one).
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader(bytes);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(corrupt(&format!("record codec version {version} (this build reads {VERSION})")));
+        }
+        let tag = r.u8()?;
+        let key_id = KeyId(r.array()?);
+        let record = match tag {
+            ISSUED => Record::Issued {
+                key_id,
+                handle: WrappedKey(r.array()?),
+                sender: r.address()?,
+                recipients: r.addresses()?,
+                policy: match r.u8()? {
+                    0 => ReleasePolicy::Once,
+                    1 => ReleasePolicy::SameCertificate,
+                    p => return Err(corrupt(&format!("policy {p}"))),
+                },
+                issued_at: UnixTime(r.u64()?),
+                expires_at: UnixTime(r.u64()?),
+                request: r.request()?,
+            },
+            RELEASED => {
+                Record::Released { key_id, addresses: r.addresses()?, cert: CertId(r.array()?), at: UnixTime(r.u64()?) }
+            }
+            DESTROYED => Record::Destroyed {
+                key_id,
+                at: UnixTime(r.u64()?),
+                expires_at: UnixTime(r.u64()?),
+                reason: match r.u8()? {
+                    0 => DestroyReason::AllReleased,
+                    1 => DestroyReason::Expired,
+                    x => return Err(corrupt(&format!("destruction reason {x}"))),
+                },
+                request: r.request()?,
+            },
+            PURGED => Record::Purged { key_id },
+            t => return Err(corrupt(&format!("record tag {t}"))),
+        };
+        if !r.0.is_empty() {
+            return Err(corrupt("bytes after the record"));
+        }
+        Ok(record)
+    }
+}
+
+fn corrupt(why: &str) -> crate::Error {
+    reject(Rejection::StorageFailed, format!("stored record: {why}"))
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn bytes(&mut self, v: &[u8]) {
+        self.0.extend_from_slice(v);
+    }
+
+    /// Addresses and counts fit a `u16`: an address is at most 320 bytes and a list at most
+    /// `MAX_RECIPIENTS` (1000), both checked long before anything is recorded.
+    fn len(&mut self, n: usize) {
+        self.0.extend_from_slice(&u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes());
+    }
+
+    fn address(&mut self, a: &EmailAddress) {
+        let text = a.to_string();
+        self.len(text.len());
+        self.bytes(text.as_bytes());
+    }
+
+    fn addresses(&mut self, list: &[EmailAddress]) {
+        self.len(list.len());
+        for a in list {
+            self.address(a);
+        }
+    }
+
+    fn request(&mut self, request: Option<&RequestRecord<Concrete>>) {
+        match request {
+            None => self.u8(0),
+            Some(q) => {
+                self.u8(1);
+                self.address(&q.id.sender);
+                self.bytes(q.id.nonce.as_bytes());
+                self.u64(q.time.secs());
+            }
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        if self.0.len() < n {
+            return Err(corrupt("truncated"));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<usize> {
+        Ok(usize::from(u16::from_be_bytes(self.array()?)))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn address(&mut self) -> Result<EmailAddress> {
+        let n = self.u16()?;
+        let text = core::str::from_utf8(self.take(n)?).map_err(|_| corrupt("an address is not UTF-8"))?;
+        EmailAddress::parse(text).map_err(|e| corrupt(&format!("address: {}", e.detail())))
+    }
+
+    fn addresses(&mut self) -> Result<Vec<EmailAddress>> {
+        let n = self.u16()?;
+        (0..n).map(|_| self.address()).collect()
+    }
+
+    fn request(&mut self) -> Result<Option<RequestRecord<Concrete>>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => {
+                let sender = self.address()?;
+                let nonce = Nonce(self.array()?);
+                let time = UnixTime(self.u64()?);
+                Ok(Some(RequestRecord { id: RequestId { sender, nonce }, time }))
+            }
+            f => Err(corrupt(&format!("request flag {f}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).expect("address")
+    }
+
+    fn samples() -> Vec<Record<Concrete>> {
+        let request = Some(RequestRecord {
+            id: RequestId { sender: a("alice@example.com"), nonce: Nonce([9; 16]) },
+            time: UnixTime(1_000),
+        });
+        vec![
+            Record::Issued {
+                key_id: KeyId([1; 16]),
+                handle: WrappedKey([2; 40]),
+                sender: a("alice@example.com"),
+                recipients: vec![a("Bob@example.org"), a("carol@example.com")],
+                policy: ReleasePolicy::SameCertificate,
+                issued_at: UnixTime(1_001),
+                expires_at: UnixTime(u64::MAX),
+                request: request.clone(),
+            },
+            Record::Released {
+                key_id: KeyId([1; 16]),
+                addresses: vec![a("Bob@example.org")],
+                cert: CertId([3; 32]),
+                at: UnixTime(5),
+            },
+            Record::Destroyed {
+                key_id: KeyId([1; 16]),
+                at: UnixTime(6),
+                expires_at: UnixTime(7),
+                reason: DestroyReason::Expired,
+                request,
+            },
+            Record::Destroyed {
+                key_id: KeyId([4; 16]),
+                at: UnixTime(6),
+                expires_at: UnixTime(7),
+                reason: DestroyReason::AllReleased,
+                request: None,
+            },
+            Record::Purged { key_id: KeyId([1; 16]) },
+        ]
+    }
+
+    #[test]
+    fn every_record_survives_its_durable_form() {
+        for r in samples() {
+            assert_eq!(Record::decode(&r.encode()).expect("decode"), r);
+        }
+    }
+
+    #[test]
+    fn a_local_part_keeps_its_case() {
+        let r = &samples()[1];
+        let Record::Released { addresses, .. } = Record::decode(&r.encode()).expect("decode") else { panic!() };
+        assert_eq!(addresses[0].local_part(), "Bob");
+    }
+
+    #[test]
+    fn truncated_extended_or_unknown_forms_are_refused() {
+        for r in samples() {
+            let bytes = r.encode();
+            for cut in 0..bytes.len() {
+                assert!(Record::decode(&bytes[..cut]).is_err(), "{r:?} cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(Record::decode(&longer).is_err());
+            let mut other = bytes.clone();
+            other[0] = 2;
+            assert!(Record::decode(&other).is_err(), "an unknown version");
+            other[0] = 1;
+            other[1] = 9;
+            assert!(Record::decode(&other).is_err(), "an unknown tag");
+        }
+    }
+}
