@@ -35,6 +35,11 @@ pub struct Routes {
     release_request: String,
     body_timeout: Duration,
     request_deadline: Duration,
+    /// One count of the keys held at a time (a query on a blocking thread, with a database
+    /// handle): a scrape that arrives meanwhile gets the last count. Unbounded, a flood of
+    /// pipelined `GET /metrics` took a thread and a SQLite handle each (294 handles open
+    /// after 1,100 slow readers).
+    counting: tokio::sync::Semaphore,
 }
 
 impl core::fmt::Debug for Routes {
@@ -64,6 +69,7 @@ impl Routes {
             service,
             body_timeout,
             request_deadline,
+            counting: tokio::sync::Semaphore::const_new(1),
         }
     }
 
@@ -83,7 +89,9 @@ impl Routes {
         } else if path == binding::HEALTHZ {
             ("healthz", self.healthz(req.method()))
         } else if path == binding::METRICS {
-            if req.method() == Method::GET {
+            if req.method() == Method::GET
+                && let Ok(_counting) = self.counting.try_acquire()
+            {
                 self.service.count_held().await;
             }
             ("metrics", self.metrics(req.method()))
