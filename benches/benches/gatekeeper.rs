@@ -225,6 +225,7 @@ fn gatekeeper(c: &mut Criterion) {
                     &msg,
                     &req,
                     &gk.handle_release_request(&req.der, NOW, &mut r).expect("release").der,
+                    NOW,
                     &mut r,
                 )
                 .expect("key");

@@ -61,7 +61,8 @@ pub fn run(args: Args<'_>) -> Result<bool, DynError> {
     let limit = search
         .timeout
         .map_or("exhaustive within the bounds".to_string(), |t| format!("at most {} s each", t.as_secs()));
-    println!("ekg check: {} configurations, {} threads, {how}, {limit}", configs.len(), search.threads);
+    println!("ekg check: {} configurations, {} threads, {limit};", configs.len(), search.threads);
+    println!("  search: {how}");
     let mut outcomes: Vec<Outcome> = Vec::new();
     for config in &configs {
         // A duplicating network with a crash (the full configuration, the deep set, two

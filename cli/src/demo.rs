@@ -147,7 +147,7 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
         "AuthEnvelopedData(-> gateway) { SignedData(gatekeeper) { KeyDelivery } }",
         &gw_release.der,
     )?;
-    let gw_key = gateway.accept_key(&outbound, &fetch, &gw_release.der, &mut rng)?;
+    let gw_key = gateway.accept_key(&outbound, &fetch, &gw_release.der, now, &mut rng)?;
     let inspected = gateway.open(&outbound, &gw_key)?;
     println!("gateway of {} read the outbound message ({} bytes, {:?})", org.domain, inspected.len(), gw_release.kind);
 
@@ -169,7 +169,7 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
             &format!("AuthEnvelopedData(-> {who}) {{ SignedData(gatekeeper) {{ KeyDelivery }} }}"),
             &release.der,
         )?;
-        let key = r.accept_release(&msg, &req, &release.der, &mut rng)?;
+        let key = r.accept_release(&msg, &req, &release.der, now, &mut rng)?;
         let plain = r.open(&msg, &key)?;
         if plain.as_slice() != message {
             return Err("recipient decrypted something else".into());
@@ -192,18 +192,39 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
 
 /// The commands that open every artifact with `openssl` alone (run in the demo's directory).
 const OPENSSL_SH: &str = r#"#!/bin/sh
-# Every artifact of `ekg demo` opened with openssl alone (OpenSSL >= 3.0.22; run it here).
+# Every artifact of `ekg demo` opened with openssl alone; run it here: sh OPENSSL.sh
+# Needs OpenSSL 3 with openssl/openssl#31695 (3.0.22 or later on the 3.0 branch; Debian 12
+# has it in bookworm-security: apt-get install openssl): earlier releases mis-tag
+# AuthEnvelopedData's authAttrs/unauthAttrs (openssl/openssl#26101) and cannot open the grant,
+# the sealed message or the releases (RFC 5083).
 set -eu
+need=3.0.22
+found=$(openssl version 2>/dev/null || echo "no openssl")
+have=$(echo "$found" | awk '$1 == "OpenSSL" { print $2 }')
+older=$(echo "$have" | awk -F. '{ split($3, p, /[^0-9]/); print ($1 == "" || $1 < 3 || ($1 == 3 && $2 == 0 && p[1] + 0 < 22)) ? "yes" : "no" }')
+if [ -z "$have" ] || [ "$older" = yes ]; then
+  echo "OPENSSL.sh: needs OpenSSL >= $need (found: $found)." >&2
+  echo "  Older releases cannot parse AuthEnvelopedData (RFC 5083; openssl/openssl#26101, fixed by #31695)." >&2
+  echo "  Debian 12: apt-get update && apt-get install openssl (3.0.22 from bookworm-security)." >&2
+  exit 1
+fi
+aead() {
+  echo "OPENSSL.sh: OpenSSL $have could not open an AuthEnvelopedData (RFC 5083): it needs openssl/openssl#31695" >&2
+  echo "  (3.0.22 on the 3.0 branch; other branches: a release made after that fix)." >&2
+  exit 1
+}
 v() { openssl cms -verify -inform DER -in "$1" -CAfile pki/anchors.pem -binary -out "$2"; }
-d() { openssl cms -decrypt -inform DER -in "$1" -recip "pki/$2.pem" -inkey "pki/$2.key" -binary -out "$3"; }
+d() { openssl cms -decrypt -inform DER -in "$1" -recip "pki/$2.pem" -inkey "pki/$2.key" -binary -out "$3" || aead; }
 # 1. alice's key request, and 2. the gatekeeper's ticket: signatures and content.
 v 01-key-request.der 01-key-request.content
 v 02-ticket.der 02-ticket.content
 # 3. The grant opens with alice's key: a KeyDelivery { keyId, key, requestDigest, deliveredTo }.
 d 03-grant.der example.com/alice 03-grant.content
 # 4. The sealed message opens with the one-time key, as DER and as an S/MIME .eml.
-openssl cms -decrypt -inform DER -in 04-sealed-message.der -secretkey "$(cat one-time-key.hex)"   -secretkeyid "$(cat key-id.hex)" -binary -out 04-message.txt
-openssl cms -decrypt -inform SMIME -in 04-sealed-message.eml -secretkey "$(cat one-time-key.hex)"   -secretkeyid "$(cat key-id.hex)" -binary -out 04-message-from-eml.txt
+openssl cms -decrypt -inform DER -in 04-sealed-message.der -secretkey "$(cat one-time-key.hex)" \
+  -secretkeyid "$(cat key-id.hex)" -binary -out 04-message.txt || aead
+openssl cms -decrypt -inform SMIME -in 04-sealed-message.eml -secretkey "$(cat one-time-key.hex)" \
+  -secretkeyid "$(cat key-id.hex)" -binary -out 04-message-from-eml.txt || aead
 cmp 04-message.txt message.txt
 cmp 04-message-from-eml.txt message.txt
 # 5. to 10. Each release request is signed by its requester; each release opens with the

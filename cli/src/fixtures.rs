@@ -19,8 +19,9 @@ pub fn generate(dir: &Path) -> Result<(), FixtureError> {
     Ok(())
 }
 
-/// Runs the vectors in `dir`; prints `N passed, N failed`; JSON Lines to `jsonl` if given.
-/// Returns whether every test passed.
+/// Runs the vectors in `dir`; prints each failure, a line per family (vector file) and
+/// `N passed, N failed` last; JSON Lines to `jsonl` if given. Returns whether every test
+/// passed.
 pub fn check(dir: &Path, jsonl: Option<&Path>) -> Result<bool, FixtureError> {
     let outcomes = ekg_fixtures::check(dir)?;
     if let Some(path) = jsonl {
@@ -32,6 +33,19 @@ pub fn check(dir: &Path, jsonl: Option<&Path>) -> Result<bool, FixtureError> {
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
     for o in &failed {
         println!("FAIL {} tcId {}: expected {}, got {}", o.file, o.tc_id, o.expected, o.got);
+    }
+    // Per family, in the order the files were run.
+    let mut families: Vec<(&str, usize, usize)> = Vec::new();
+    for o in &outcomes {
+        let family = o.file.strip_suffix("_test.json").unwrap_or(&o.file);
+        match families.iter_mut().find(|(f, _, _)| *f == family) {
+            Some((_, passed, failed)) => *(if o.passed { passed } else { failed }) += 1,
+            None => families.push((family, usize::from(o.passed), usize::from(!o.passed))),
+        }
+    }
+    let width = families.iter().map(|(f, _, _)| f.len()).max().unwrap_or(0);
+    for (family, passed, failed) in &families {
+        println!("  {family:<width$} {passed:>4} passed, {failed} failed");
     }
     println!("{} passed, {} failed", outcomes.len() - failed.len(), failed.len());
     Ok(failed.is_empty())

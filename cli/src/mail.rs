@@ -59,10 +59,16 @@ fn parse(message: &[u8]) -> Result<mail_parser::Message<'_>, MailError> {
     }
 }
 
+/// The addresses of a header field, each once, the local part as written and the domain in
+/// lower case: `docs/protocol.md` §4.3 compares local parts exactly and domains
+/// case-insensitively, so `Bob@EXAMPLE.org` is `Bob@example.org`, not `bob@example.org`.
 fn addresses(value: Option<&mail_parser::Address<'_>>, out: &mut Vec<String>) {
     for a in value.into_iter().flat_map(mail_parser::Address::iter) {
         if let Some(address) = &a.address {
-            let address = address.trim().to_ascii_lowercase();
+            let address = match address.trim().rsplit_once('@') {
+                Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+                None => address.trim().to_owned(),
+            };
             if !address.is_empty() && !out.contains(&address) {
                 out.push(address);
             }
@@ -186,6 +192,13 @@ mod tests {
         let r = recipients(MESSAGE).unwrap();
         assert_eq!(r.visible, ["bob@example.org", "carol@example.com"]);
         assert_eq!(r.bcc, ["dave@example.org"]);
+    }
+
+    #[test]
+    fn local_parts_are_kept_as_written_and_domains_lower_cased() {
+        let m = b"From: alice@example.com\r\nTo: Bob@EXAMPLE.org, bob@example.org, BOB@Example.Org\r\nCc: Carol.X@Example.COM\r\n\r\nhi\r\n";
+        let r = recipients(m).unwrap();
+        assert_eq!(r.visible, ["Bob@example.org", "bob@example.org", "BOB@example.org", "Carol.X@example.com"]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod inspect;
 mod keys;
 mod load;
 mod mail;
+mod progress;
 mod read;
 mod send;
 mod serve;
@@ -41,11 +42,13 @@ enum Command {
     /// same workload: the README's main job. Exit 2: an invariant was violated; exit 3: a key
     /// owed to a reading recipient was not delivered after the network healed.
     Simulate {
-        /// Shipped scenario names (default, mailing-list, cross-org-with-loss,
-        /// gatekeeper-outage, low-certificate-availability, untrusted-org,
-        /// compromised-recipient) or TOML paths. Default: `default`.
+        /// Shipped scenario names (the eight of fixtures/scenarios: default, mailing-list,
+        /// cross-org-with-loss, gatekeeper-outage, low-certificate-availability,
+        /// untrusted-org, compromised-recipient, seed-policy) or TOML paths. Default:
+        /// `default`.
         scenarios: Vec<String>,
-        /// Run every shipped scenario.
+        /// Run every shipped scenario (eight), then print and write a summary of their
+        /// headlines (OUT/summary.txt, OUT/index.html).
         #[arg(long)]
         all: bool,
         /// Override the scenario's seed.
@@ -77,11 +80,6 @@ enum Command {
     /// binding, a durable SQLite store or a PostgreSQL one shared by several instances,
     /// metrics; SIGTERM stops it gracefully.
     Serve(ServeArgs),
-    /// Make the gatekeeper's key material: `storage-key --out FILE` (docs/server.md).
-    Keys {
-        #[command(subcommand)]
-        action: keys::Action,
-    },
     /// Drive a gatekeeper with pre-signed key requests, then release requests for what it
     /// issued, from concurrent clients; report throughput and p50/p99/max latency per
     /// operation (docs/performance.md). Exit 1 if any request failed.
@@ -113,8 +111,16 @@ enum Command {
         #[command(subcommand)]
         action: conformance::Action,
     },
+    /// Key material for operators: `storage-key --out FILE` writes a fresh storage key (mode
+    /// 0600); `gatekeeper-csr` makes the gatekeeper's key and a CSR with the certificate
+    /// profile it needs (docs/server.md).
+    Keys {
+        #[command(subcommand)]
+        action: keys::Action,
+    },
     /// Model-check the protocol: the results matrix (configuration x property), with unique
-    /// states, time and states/s, and every counterexample as a readable trace.
+    /// states and time, and every counterexample as a readable trace (actors by name), all
+    /// within 100 columns.
     Check {
         /// Also check the full configuration (3 recipients, both gateways, attacker, lossy
         /// duplicating network, one crash) under both policies, the gatekeeper as ekg-core
@@ -223,6 +229,15 @@ struct LoadArgs {
     /// Requests per operation, at most (1 to 100000), all signed before the clock starts.
     #[arg(long, default_value_t = 2000)]
     requests: usize,
+    /// With --in-process: this many keys pending in the fresh database before the run (0 to
+    /// 2000000), made by the core's issuance round; the report then gives this process's
+    /// memory before and during the run.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// With --in-process: this SQLite file instead of a fresh temporary database (created if
+    /// absent, kept after the run: `ekg serve` can then run on what --prefill wrote).
+    #[arg(long)]
+    database: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -288,6 +303,10 @@ struct ReadArgs {
     /// The message (default: standard output; a file is written chmod 600).
     #[arg(long, default_value = "-")]
     output: PathBuf,
+    /// Under policy `once`, show the message on a terminal anyway: without it `ekg read`
+    /// refuses (before asking the gatekeeper) to spend the only release on a screen.
+    #[arg(long)]
+    to_terminal: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -337,7 +356,6 @@ fn main() -> ExitCode {
             vectors: a.vectors,
             log_json: a.log_format == "json",
         }),
-        Command::Keys { action } => keys::run(action).map(|()| ExitCode::SUCCESS),
         Command::Conformance { action } => conformance::run(action).map_err(Into::into),
         Command::Load(a) => load::run(load::Args {
             target: a.target,
@@ -349,6 +367,8 @@ fn main() -> ExitCode {
             concurrency: a.concurrency,
             duration: a.duration,
             requests: a.requests,
+            prefill: a.prefill,
+            database: a.database,
         }),
         Command::Send(a) => send::run(&send::Args {
             identity: a.who.identity(),
@@ -368,6 +388,7 @@ fn main() -> ExitCode {
             anchors: a.who.anchors,
             input: a.input,
             output: a.output,
+            to_terminal: a.to_terminal,
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(Into::into),
@@ -375,6 +396,7 @@ fn main() -> ExitCode {
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             .map_err(Into::into),
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
+        Command::Keys { action } => keys::run(action).map(|()| ExitCode::SUCCESS),
         Command::Check { full, deep, only, threads, explore, addr, dfs, reduced, timeout_secs } => {
             let timeout = timeout_secs.map(std::time::Duration::from_secs);
             let search = ekg_model::report::Search { threads, dfs, timeout, reduced };

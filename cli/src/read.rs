@@ -2,13 +2,15 @@
 //! request to the ticket's gatekeeper, the release's checks, decryption. The message is
 //! written only when all of it succeeded.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
+use ekg_core::ledger::ReleasePolicy;
 use ekg_core::role::{Gateway, Recipient};
 use ekg_server::binding;
 
 use crate::client::identity::{self, IdentityArgs};
-use crate::client::{ClientConfig, ClientError, now, os_rng, provider, read_input, write_output};
+use crate::client::{ClientConfig, ClientError, fail, now, os_rng, provider, read_input, write_output};
 use crate::mail;
 
 /// What `ekg read` was asked.
@@ -25,6 +27,29 @@ pub struct Args {
     pub input: PathBuf,
     /// The message (`-`: standard output; a file is written 0600).
     pub output: PathBuf,
+    /// Show the message on a terminal even when that spends a `once` release.
+    pub to_terminal: bool,
+}
+
+/// Refuses, before the release request is sent, to spend a `once` release on a terminal
+/// unless asked to (`--to-terminal`): under `once` the gatekeeper releases the key to a
+/// reader one time only, and a screen keeps no copy.
+pub fn check_destination(
+    policy: ReleasePolicy,
+    output: &Path,
+    stdout_is_terminal: bool,
+    to_terminal: bool,
+) -> Result<(), ClientError> {
+    let on_screen = output == Path::new("-") && stdout_is_terminal;
+    if policy == ReleasePolicy::Once && on_screen && !to_terminal {
+        return fail(
+            "once_release_to_terminal",
+            "the ticket's policy is once: the gatekeeper releases this key to you one time only, and standard \
+             output is a terminal, which keeps no copy; write the message to a file (--output FILE, or > FILE), \
+             or pass --to-terminal to spend the release on the screen (nothing was sent)",
+        );
+    }
+    Ok(())
 }
 
 /// Runs `ekg read`.
@@ -37,20 +62,39 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
     let http = config.http()?;
     let mut rng = os_rng()?;
     let t = now();
+    let stdout_is_terminal = std::io::stdout().is_terminal();
     let plaintext = if args.gateway {
         let gw = Gateway::new(provider(), credential, anchors);
         let msg = gw.receive(&sealed, t)?;
+        check_destination(msg.ticket().policy, &args.output, stdout_is_terminal, args.to_terminal)?;
         let pending = gw.request_key(&msg, t, &mut rng)?;
         let answer = http.post(msg.gatekeeper_uri(), binding::RELEASE_REQUEST, &pending.der)?;
-        let key = gw.accept_key(&msg, &pending, &answer, &mut rng)?;
+        let key = gw.accept_key(&msg, &pending, &answer, now(), &mut rng)?;
         gw.open(&msg, &key)?
     } else {
         let r = Recipient::new(provider(), credential, anchors);
         let msg = r.receive(&sealed, t)?;
+        check_destination(msg.ticket().policy, &args.output, stdout_is_terminal, args.to_terminal)?;
         let pending = r.request_release(&msg, t, &mut rng)?;
         let answer = http.post(msg.gatekeeper_uri(), binding::RELEASE_REQUEST, &pending.der)?;
-        let key = r.accept_release(&msg, &pending, &answer, &mut rng)?;
+        let key = r.accept_release(&msg, &pending, &answer, now(), &mut rng)?;
         r.open(&msg, &key)?
     };
     write_output(&args.output, &plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_once_release_is_not_spent_on_a_terminal_unless_asked() {
+        let stdout = Path::new("-");
+        let refused = check_destination(ReleasePolicy::Once, stdout, true, false).unwrap_err();
+        assert_eq!(refused.code, "once_release_to_terminal");
+        assert!(check_destination(ReleasePolicy::Once, stdout, true, true).is_ok(), "--to-terminal");
+        assert!(check_destination(ReleasePolicy::Once, stdout, false, false).is_ok(), "a pipe or a file");
+        assert!(check_destination(ReleasePolicy::Once, Path::new("bob.eml"), true, false).is_ok(), "--output");
+        assert!(check_destination(ReleasePolicy::SameCertificate, stdout, true, false).is_ok(), "fetched again");
+    }
 }

@@ -47,6 +47,10 @@ pub fn run(args: Args) -> Result<ExitCode, DynError> {
     apply(&mut settings, &args)?;
     if args.check_config {
         println!("{}", summary(&settings));
+        // The rules that need the clock: the gatekeeper's certificate now, renewal, CRLs.
+        for line in ekg_server::certificates::check_at(&settings, settings.clock.now())? {
+            println!("{line}");
+        }
         println!("configuration ok: {}", path.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -74,10 +78,14 @@ fn apply(settings: &mut Settings, args: &Args) -> Result<(), DynError> {
 fn summary(s: &Settings) -> String {
     let scheme = if s.tls.is_some() { "https" } else { "http" };
     format!(
-        "gatekeeper {} ({} sender rules, {} gateways, policy {}), listening on {scheme}://{}, store {}, {} workers",
+        "gatekeeper {} ({} sender rules, {} recipient rules, {} gateways, {} CRLs, {} retired certificates, policy {}), \
+         listening on {scheme}://{}, store {}, {} workers",
         s.gatekeeper.uri,
         s.gatekeeper.senders.len(),
+        s.gatekeeper.recipients.len(),
         s.gatekeeper.gateways.len(),
+        s.gatekeeper.anchors.revocation().lists().len(),
+        s.gatekeeper.retired.len(),
         match s.gatekeeper.policy {
             ekg_core::ledger::ReleasePolicy::Once => "once",
             ekg_core::ledger::ReleasePolicy::SameCertificate => "same_certificate",
@@ -111,7 +119,9 @@ fn serve(settings: Settings, banner: Option<String>) -> Result<ExitCode, DynErro
         let r = ekg_server::run(settings, stop, reloads, move |addr| {
             tracing::info!(version = env!("CARGO_PKG_VERSION"), %addr, config = %line, "ekg serve started");
             println!("ekg serve {}: {line}", env!("CARGO_PKG_VERSION"));
-            println!("ekg serve: listening on {addr} (SIGTERM or Ctrl-C stops it gracefully; SIGHUP reloads TLS)");
+            println!(
+                "ekg serve: listening on {addr} (SIGTERM or Ctrl-C stops it gracefully; SIGHUP reloads TLS and CRLs)"
+            );
             if let Some(b) = banner {
                 println!("{b}");
             }

@@ -1,11 +1,12 @@
 //! `ekg simulate`: runs shipped or custom scenarios, prints the comparison, writes the JSON
-//! report and SVG plots, and exits 2 on a correctness failure, 3 on a liveness failure.
+//! report, the plots and an HTML page per run (and, for several runs, a summary table and
+//! page), and exits 2 on a correctness failure, 3 on a liveness failure.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use ekg_sim::{Scenario, SimError, Verdict};
+
+use crate::progress::Progress;
 
 /// What to run.
 pub struct Args {
@@ -51,7 +52,9 @@ pub fn run(args: Args) -> Result<Verdict, SimError> {
         args.scenarios.clone()
     };
     let mut worst = Verdict::Ok;
-    for name in names {
+    let mut reports = Vec::new();
+    let count = names.len();
+    for (i, name) in names.into_iter().enumerate() {
         let (arg, mut scenario) = load(&name)?;
         if let Some(seed) = args.seed {
             scenario.seed = seed;
@@ -63,35 +66,29 @@ pub fn run(args: Args) -> Result<Verdict, SimError> {
             "seed {} (pki {}, workload {}, network {}, late {}, early {}); reproduce with: {command}",
             seeds.seed, seeds.pki, seeds.workload, seeds.network, seeds.late, seeds.early
         );
-        let tty = std::io::stderr().is_terminal();
-        let mut last = Instant::now();
-        let mut progress = |phase: &str, done: u64, total: u64| {
-            if tty && (last.elapsed().as_millis() > 200 || done == total) {
-                last = Instant::now();
-                let width = 30usize;
-                let filled = if total == 0 { width } else { (done as usize * width) / total as usize };
-                eprint!(
-                    "\r{phase:>6} [{}{}] {done}/{total}   ",
-                    "#".repeat(filled),
-                    " ".repeat(width - filled.min(width))
-                );
-                let _ = std::io::stderr().flush();
-            }
-        };
+        let label = if count > 1 { format!("[{}/{count}] {}", i + 1, scenario.name) } else { scenario.name.clone() };
+        let mut bar = Progress::new(label);
+        let mut progress = |phase: &str, done: u64, total: u64| bar.update(phase, done, total);
         let opts = ekg_sim::Options { threads: args.threads, progress: &mut progress, base: ekg_sim::BASE };
-        let report = ekg_sim::run(&scenario, command, opts)?;
-        if tty {
-            eprint!("\r{:60}\r", "");
-        }
+        let report = ekg_sim::run(&scenario, command, opts);
+        bar.finish();
+        let report = report?;
         print!("{}", ekg_sim::report::text(&report));
         let dir = args.out.join(&scenario.name);
-        ekg_sim::report::write(&report, &dir)?;
-        println!("wrote {}/{{report.json,report.txt,comparison.svg,keys_held.svg}}\n", dir.display());
+        let written = ekg_sim::report::write(&report, &dir)?;
+        println!("wrote {}/{{{}}}; open {}/index.html\n", dir.display(), written.join(","), dir.display());
         worst = match (worst, report.verdict) {
             (Verdict::CorrectnessFailure, _) | (_, Verdict::CorrectnessFailure) => Verdict::CorrectnessFailure,
             (Verdict::LivenessFailure, _) | (_, Verdict::LivenessFailure) => Verdict::LivenessFailure,
             _ => Verdict::Ok,
         };
+        reports.push(report);
+    }
+    if reports.len() > 1 {
+        println!("== summary: {} scenarios ==", reports.len());
+        print!("{}", ekg_sim::report::headline::summary(&reports));
+        ekg_sim::report::write_summary(&reports, &args.out)?;
+        println!("wrote {0}/summary.txt and {0}/index.html (every scenario's headline, linked)", args.out.display());
     }
     Ok(worst)
 }

@@ -114,7 +114,7 @@ fn a_dead_server_fails_the_first_sanity_case_and_nothing_else_runs() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
-    let (code, records, _) = conformance(&["server", "--target", &format!("http://{addr}/")], &[]);
+    let (code, records, _) = conformance(&["server", "--wait-secs", "1", "--target", &format!("http://{addr}/")], &[]);
     assert_eq!(code, 1);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["id"], "sanity/first");

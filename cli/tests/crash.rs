@@ -75,7 +75,7 @@ impl Run {
         let pending = r.request_release(&msg, now, &mut rng(7)).unwrap();
         let at = &self.servers[s.key_id.as_bytes()[0] as usize % self.servers.len()].addr;
         let (status, body) = post_to(at, "release-request", &pending.der).expect("the server answers");
-        let key = (status == 200).then(|| *r.accept_release(&msg, &pending, &body, &mut rng(8)).unwrap().expose());
+        let key = (status == 200).then(|| *r.accept_release(&msg, &pending, &body, now, &mut rng(8)).unwrap().expose());
         (status, code(&body), key)
     }
 
@@ -193,7 +193,7 @@ fn drive(name: &str, policy: &str, retention: u64, kills: usize, cluster: Option
                     let pending = who.request_release(&msg, now, &mut r).unwrap();
                     requests.fetch_add(1, Ordering::Relaxed);
                     if let Some((200, body)) = post_to(at, "release-request", &pending.der) {
-                        let key = who.accept_release(&msg, &pending, &body, &mut r).expect("release");
+                        let key = who.accept_release(&msg, &pending, &body, now, &mut r).expect("release");
                         got.lock().unwrap().push(Got { key_id, who: FETCHERS[w].1, key: *key.expose() });
                     }
                 }

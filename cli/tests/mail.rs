@@ -149,7 +149,7 @@ fn the_sender_gateway_reads_and_openssl_and_python_understand_the_sealed_message
     let addr = w.server.as_ref().unwrap().addr.clone();
     let (status, body) = post_to(&addr, "release-request", &pending.der).unwrap();
     assert_eq!(status, 200);
-    let key = bob.accept_release(&msg, &pending, &body, &mut rng(2)).unwrap();
+    let key = bob.accept_release(&msg, &pending, &body, now, &mut rng(2)).unwrap();
     let key_id = msg.ticket().key_id;
     let out = Command::new("openssl")
         .args(["cms", "-decrypt", "-inform", "SMIME", "-in"])

@@ -8,8 +8,7 @@
 #[path = "../../server/tests/common/mod.rs"]
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 
@@ -27,18 +26,7 @@ fn the_readme_walkthrough_works_as_written() {
 
     let dir = fresh_dir("walkthrough");
     let port = free_port();
-    let mut server = Command::new(EKG)
-        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while agent().get(format!("http://127.0.0.1:{port}/healthz")).call().is_err() {
-        assert!(Instant::now() < deadline, "ekg serve --demo did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut server = spawn_demo_serve(EKG, &dir, port);
 
     let mut script_vars = String::new();
     let mut outputs = Vec::new();
@@ -70,6 +58,5 @@ fn the_readme_walkthrough_works_as_written() {
     for o in outputs {
         assert_eq!(o, message);
     }
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
-    assert!(server.wait().unwrap().success(), "ekg serve --demo did not stop cleanly");
+    assert!(server.terminate().success(), "ekg serve --demo did not stop cleanly");
 }

@@ -86,8 +86,16 @@ rejections! {
     UntrustedCertificate => "untrusted_certificate", "V5", Untrusted;
     /// The path is longer than the configured bound.
     ChainTooLong => "chain_too_long", "V5", Untrusted;
-    /// A certificate in the path is not valid at `now` (expired or not yet valid).
+    /// A certificate in the path has expired (`now` is after its notAfter).
     CertificateExpired => "certificate_expired", "V6", Untrusted;
+    /// A certificate in the path is not valid yet (`now` is before its notBefore).
+    CertificateNotYetValid => "certificate_not_yet_valid", "V6", Untrusted;
+    /// A certificate in the path is listed on its issuer's configured CRL.
+    CertificateRevoked => "certificate_revoked", "V6", Untrusted;
+    /// The configured CRL of an issuer in the path is not current at `now` (past its
+    /// nextUpdate, or before its thisUpdate): revocation cannot be told, so the path is
+    /// refused (fail closed). The fault is local: the CRL must be refreshed.
+    CrlStale => "crl_stale", "V6", Local;
     /// A certificate's key usage does not allow the use (end entity: digitalSignature;
     /// issuer: keyCertSign and cA).
     KeyUsageNotAllowed => "key_usage_not_allowed", "V7", Untrusted;
@@ -95,6 +103,10 @@ rejections! {
     ExtendedKeyUsageNotAllowed => "extended_key_usage_not_allowed", "V7", Untrusted;
     /// A certificate carries a critical extension this profile does not process.
     UnknownCriticalExtension => "unknown_critical_extension", "V7", Untrusted;
+    /// A name of a certificate is outside the nameConstraints of an issuer or anchor above it
+    /// (RFC 5280 section 4.2.1.10), or a critical nameConstraints extension holds a name form
+    /// this profile cannot check.
+    NameNotPermitted => "name_not_permitted", "V7", Untrusted;
     /// The certificate's public key is not RSA of 2048 to 8192 bits.
     UnsupportedKey => "unsupported_key", "V7", Untrusted;
     /// The end-entity certificate has no rfc822Name subjectAltName.
@@ -135,6 +147,9 @@ rejections! {
     ReleasedToOtherCertificate => "released_to_other_certificate", "V24", Refused;
     /// Policy `same_certificate`: the re-delivery bound for this address is spent.
     RedeliveryLimit => "redelivery_limit", "V24", Refused;
+    /// The requester's listed addresses are all in domains that the anchor its path ends at
+    /// may not certify (the gatekeeper's recipient rules; checked after V20, before V21).
+    AnchorNotAllowedForDomain => "anchor_not_allowed_for_domain", "V25", Refused;
     /// Client: the response is bound to another ticket or request than the one sent.
     ResponseMismatch => "response_mismatch", "C3", Untrusted;
     /// Client: no recipient info in the envelope is addressed to this certificate or key id.

@@ -135,7 +135,7 @@ proptest! {
         let msg = bob.receive(&f.sealed, NOW).expect("receive");
         let pending = bob.request_release(&msg, NOW, &mut rng(601)).expect("request");
         prop_assert_eq!(&pending.der, &f.release_request);
-        prop_assert!(bob.accept_release(&msg, &pending, &bad, &mut rng(3)).is_err());
+        prop_assert!(bob.accept_release(&msg, &pending, &bad, NOW, &mut rng(3)).is_err());
     }
 }
 
@@ -146,7 +146,7 @@ fn sealed_key() -> &'static ekg_core::OneTimeKey {
         let bob = bob();
         let msg = bob.receive(&f.sealed, NOW).expect("receive");
         let pending = bob.request_release(&msg, NOW, &mut rng(601)).expect("request");
-        bob.accept_release(&msg, &pending, &f.release, &mut rng(4)).expect("key")
+        bob.accept_release(&msg, &pending, &f.release, NOW, &mut rng(4)).expect("key")
     })
 }
 
@@ -246,7 +246,7 @@ proptest! {
                     if let Ok(release) = gk.handle_release_request(&pending.der, NOW, &mut rng(seed + 1)) {
                         let address = address.expect("only listed addresses are served");
                         prop_assert!(release.kind != ReleaseKind::Gateway);
-                        client.accept_release(&msg, &pending, &release.der, &mut rng(seed + 2)).expect("accept");
+                        client.accept_release(&msg, &pending, &release.der, NOW, &mut rng(seed + 2)).expect("accept");
                         served.entry((idx, address)).or_default().insert(issued.cert_der.clone());
                         if release.kind == ReleaseKind::First {
                             *firsts.entry((idx, address)).or_default() += 1;
@@ -297,5 +297,5 @@ fn a_release_with_a_wrong_recipient_info_version_is_refused() {
     let bob = bob();
     let msg = bob.receive(&f.sealed, NOW).unwrap();
     let pending = bob.request_release(&msg, NOW, &mut rng(601)).unwrap();
-    assert_eq!(code(bob.accept_release(&msg, &pending, &bad, &mut rng(3))), Some("unsupported_version"));
+    assert_eq!(code(bob.accept_release(&msg, &pending, &bad, NOW, &mut rng(3))), Some("unsupported_version"));
 }

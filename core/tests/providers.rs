@@ -78,7 +78,7 @@ fn a_flow_with_the_gatekeeper_on_one_provider_and_the_clients_on_the_other() {
         let msg = bob.receive(&sealed, NOW).expect("receive");
         let req = bob.request_release(&msg, NOW, &mut rng(14)).expect("release request");
         let release = gk.handle_release_request(&req.der, NOW, &mut rng(15)).expect("release");
-        let k = bob.accept_release(&msg, &req, &release.der, &mut rng(16)).expect("accept");
+        let k = bob.accept_release(&msg, &req, &release.der, NOW, &mut rng(16)).expect("accept");
         assert_eq!(
             bob.open(&msg, &k).expect("open").as_slice(),
             b"cross-provider",

@@ -211,58 +211,267 @@ pub fn not_applicable(config: &ModelConfig, name: &str) -> bool {
         || retained
 }
 
-/// The results matrix as text.
+/// Widest line of [`matrix`] and [`traces`] (a terminal, a code block in `docs/`).
+pub const WIDTH: usize = 100;
+
+/// The columns of the safety table (`always`), then of the liveness and reachability one.
+const SAFETY_COLUMNS: usize = 8;
+
+/// The results matrix as text, at most [`WIDTH`] columns: a safety table and a liveness and
+/// reachability table (with the search's size), each grouped by release policy (the name's
+/// first part); a configuration name too long for its table is on a line of its own.
 pub fn matrix(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
-    let width = outcomes.iter().map(|o| o.config.name.len()).max().unwrap_or(10).max(13);
-    let _ = write!(out, "{:width$}", "configuration");
-    for (short, _) in COLUMNS {
-        let _ = write!(out, " {short:>8}");
-    }
-    let _ = writeln!(out, " {:>10} {:>8} {:>10}", "states", "time", "states/s");
-    for o in outcomes {
-        let _ = write!(out, "{:width$}", o.config.name);
-        for (_, name) in COLUMNS {
-            let not_applicable = not_applicable(&o.config, name);
-            let cell =
-                if not_applicable { "n/a".into() } else { o.verdict(name).map(Verdict::cell).unwrap_or_default() };
-            let _ = write!(out, " {cell:>8}");
-        }
-        let cut = if o.truncated { " TRUNCATED" } else { "" };
-        let _ = writeln!(
-            out,
-            " {:>10} {:>7.2}s {:>10.0}{cut}",
-            o.unique_states,
-            o.elapsed.as_secs_f64(),
-            o.states_per_sec()
-        );
-    }
+    let (safety, rest) = COLUMNS.split_at(SAFETY_COLUMNS.min(COLUMNS.len()));
+    let _ = writeln!(out, "Safety (always), by release policy:");
+    table(&mut out, outcomes, safety, false);
+    let _ = writeln!(out, "\nLiveness (quiet, event) and reachability (s:all, s:gw), with the size of each search:");
+    table(&mut out, outcomes, rest, true);
     let _ = writeln!(out, "\nColumns:");
     for (short, name) in COLUMNS {
         let _ = writeln!(out, "  {short:>6}  {name}");
     }
-    let _ = writeln!(
-        out,
-        "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), reached / NEVER (sometimes), TRUNCATED (the time limit cut the search: no counterexample among the states explored, not a proof), n/a (not applicable: liveness on a duplicating network, where no state is quiescent and every redelivery loops back to a known state, so no terminal state exists for `eventually`; the gateway column without a gateway; destr under same_certificate without a clock, whose served keys are retained for the whole run)."
-    );
+    let legend = "Cells: holds (no counterexample within the bounds), CE(n) (counterexample of n steps, below), \
+        reached / NEVER (sometimes), TRUNCATED (the time limit cut the search: no counterexample among the \
+        states explored, not a proof), n/a (not applicable: liveness on a duplicating network, where no state \
+        is quiescent and every redelivery loops back to a known state, so no terminal state exists for \
+        `eventually`; the gateway column without a gateway; destr under same_certificate without a clock, \
+        whose served keys are retained for the whole run).";
+    out.push_str(&wrap(legend, WIDTH, ""));
     out
 }
 
-/// Every counterexample as a readable trace.
+fn cell(o: &Outcome, name: &str) -> String {
+    if not_applicable(&o.config, name) { "n/a".into() } else { o.verdict(name).map(Verdict::cell).unwrap_or_default() }
+}
+
+/// The policy group of a configuration name and the rest (`once/2r/...`: `once`, `2r/...`).
+fn split_policy(name: &str) -> (&str, &str) {
+    name.split_once('/').unwrap_or(("", name))
+}
+
+/// One table: per policy group a heading, then a row per configuration.
+fn table(out: &mut String, outcomes: &[Outcome], columns: &[(&str, &str)], stats: bool) {
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|(short, name)| outcomes.iter().map(|o| cell(o, name).len()).chain([short.len()]).max().unwrap_or(0))
+        .collect();
+    let stats_of = |o: &Outcome| {
+        let cut = if o.truncated { " TRUNCATED" } else { "" };
+        format!(" {:>9} {:>7.2}s{cut}", o.unique_states, o.elapsed.as_secs_f64())
+    };
+    let cells_width: usize = widths.iter().map(|w| w + 1).sum::<usize>() + if stats { 19 } else { 0 };
+    let longest = outcomes.iter().map(|o| split_policy(&o.config.name).1.len()).max().unwrap_or(0);
+    let name_width = longest.min(WIDTH.saturating_sub(2 + cells_width)).max("configuration".len());
+    let _ = write!(out, "  {:name_width$}", "configuration");
+    for ((short, _), w) in columns.iter().zip(&widths) {
+        let _ = write!(out, " {short:>w$}");
+    }
+    if stats {
+        let _ = write!(out, " {:>9} {:>8}", "states", "time");
+    }
+    out.push('\n');
+    let mut group = None;
+    for o in outcomes {
+        let (policy, rest) = split_policy(&o.config.name);
+        if group != Some(policy) {
+            group = Some(policy);
+            let _ = writeln!(out, "{policy}/");
+        }
+        if rest.len() > name_width {
+            let _ = writeln!(out, "  {rest}");
+            let _ = write!(out, "  {:name_width$}", "");
+        } else {
+            let _ = write!(out, "  {rest:name_width$}");
+        }
+        for ((_, name), w) in columns.iter().zip(&widths) {
+            let _ = write!(out, " {:>w$}", cell(o, name));
+        }
+        if stats {
+            out.push_str(&stats_of(o));
+        }
+        out.push('\n');
+    }
+}
+
+/// `text` wrapped at `width` columns, each line after the first indented by `indent`.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = indent.to_owned();
+        }
+        if !line.is_empty() && !line.ends_with(' ') {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.trim().is_empty() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Every counterexample as a readable trace: actors and certificates by name (alice the
+/// sender, bob, carol and dave the listed recipients, the gatekeeper, the gateways, the
+/// attacker: [`actor_names`]), keys as `k<boot>.<seq>`, lines wrapped at [`WIDTH`].
 pub fn traces(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
     for o in outcomes {
+        let names = actor_names(&o.config);
         for (name, v) in &o.verdicts {
             if not_applicable(&o.config, name) {
                 continue;
             }
             if let Verdict::Counterexample(steps) = v {
-                let _ = writeln!(out, "\n== {} : {name} ({} steps)", o.config.name, steps.len());
+                let short = COLUMNS.iter().find(|(_, n)| n == name).map_or(*name, |(s, _)| *s);
+                let _ = writeln!(out, "\n== {}", o.config.name);
+                let _ = writeln!(out, "   {short}: {name} ({} steps)", steps.len());
                 for (i, s) in steps.iter().enumerate() {
-                    let _ = writeln!(out, "  {:>2}. {s}", i + 1);
+                    let number = format!("  {:>2}. ", i + 1);
+                    let indent = " ".repeat(number.len());
+                    let text = wrap(&readable_step(&names, s), WIDTH - number.len(), "");
+                    for (j, line) in text.lines().enumerate() {
+                        let _ = writeln!(out, "{}{line}", if j == 0 { &number } else { &indent });
+                    }
                 }
             }
         }
     }
+    out
+}
+
+/// The name of a certificate (and of the principal whose own it is).
+pub fn cert_name(cert: crate::symbols::Cert) -> String {
+    use crate::symbols::*;
+    match cert {
+        SENDER => "alice".into(),
+        R1 => "bob".into(),
+        R2 => "carol".into(),
+        R3 => "dave".into(),
+        R1_RENEWED => "bob2".into(),
+        R2_R3 => "carol+dave".into(),
+        SENDER_GATEWAY => "gateway-a".into(),
+        RECIPIENT_GATEWAY => "gateway-b".into(),
+        ATTACKER => "attacker".into(),
+        other => format!("cert{other}"),
+    }
+}
+
+/// The names of a configuration's actors, by stateright id: the gatekeeper; per message the
+/// sender (alice), each recipient's fetcher (named after its certificate), the gateways
+/// (gateway-a of the sender's organisation, gateway-b of the recipients'); the attacker. A
+/// second message's actors carry `(m2)`.
+pub fn actor_names(c: &ModelConfig) -> Vec<(usize, String)> {
+    let mut out = vec![(usize::from(c.gatekeeper_id()), "gatekeeper".to_owned())];
+    for m in c.message_numbers() {
+        let tag = if m == 0 { String::new() } else { format!("(m{})", m + 1) };
+        out.push((usize::from(c.sender_id_of(m)), format!("alice{tag}")));
+        for (i, cert) in c.fetchers().iter().enumerate() {
+            out.push((usize::from(c.recipient_id_of(m, i)), format!("{}{tag}", cert_name(*cert))));
+        }
+        if let Some(id) = c.sender_gateway_id_of(m) {
+            out.push((usize::from(id), format!("gateway-a{tag}")));
+        }
+        if let Some(id) = c.recipient_gateway_id_of(m) {
+            out.push((usize::from(id), format!("gateway-b{tag}")));
+        }
+    }
+    if c.attacker {
+        out.push((usize::from(c.attacker_id()), "attacker".to_owned()));
+    }
+    out
+}
+
+/// One step of stateright's trace (`Id(1) → Msg → Id(0)`, `Drop(Envelope { src, dst, msg })`,
+/// `Timeout(Id, Timer)`, `Crash(Id)`, `Recover(Id)`) with names for ids, certificates and keys.
+pub fn readable_step(names: &[(usize, String)], step: &str) -> String {
+    let named = rename_numbers(step, "Id(", ")", false, |n| {
+        names.iter().find(|(id, _)| *id == n).map_or(format!("Id({n})"), |(_, name)| name.clone())
+    });
+    let named = rename_key_names(&named);
+    let cert = |n: usize| u8::try_from(n).map_or(n.to_string(), cert_name);
+    let named = rename_numbers(&named, "signer: ", "", true, cert);
+    let named = rename_numbers(&named, " to: ", "", true, cert);
+    if let Some((from, rest)) = named.split_once(" → ")
+        && let Some((msg, to)) = rest.rsplit_once(" → ")
+    {
+        return format!("{from} → {to}: {msg}");
+    }
+    if let Some(inner) = named.strip_prefix("Drop(Envelope { src: ").and_then(|x| x.strip_suffix(" })"))
+        && let Some((src, rest)) = inner.split_once(", dst: ")
+        && let Some((dst, msg)) = rest.split_once(", msg: ")
+    {
+        return format!("lost: {src} → {dst}: {msg}");
+    }
+    if let Some(inner) = named.strip_prefix("Timeout(").and_then(|x| x.strip_suffix(')'))
+        && let Some((who, timer)) = inner.split_once(", ")
+    {
+        return format!("{who}: timer {timer}");
+    }
+    if let Some(who) = named.strip_prefix("Crash(").and_then(|x| x.strip_suffix(')')) {
+        return format!("{who} crashes");
+    }
+    if let Some(who) = named.strip_prefix("Recover(").and_then(|x| x.strip_suffix(')')) {
+        return format!("{who} recovers");
+    }
+    named
+}
+
+/// Replaces each `{open}N{close}` (N decimal) by `name(N)`, after `open` if `keep`.
+fn rename_numbers(s: &str, open: &str, close: &str, keep: bool, name: impl Fn(usize) -> String) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(open) {
+        let (before, after) = rest.split_at(at);
+        let tail = &after[open.len()..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        let closes = tail[digits..].starts_with(close);
+        match tail[..digits].parse::<usize>() {
+            Ok(n) if digits > 0 && closes => {
+                out.push_str(before);
+                if keep {
+                    out.push_str(open);
+                }
+                out.push_str(&name(n));
+                rest = &tail[digits + close.len()..];
+            }
+            _ => {
+                out.push_str(before);
+                out.push_str(open);
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `KeyName { boot: B, seq: S }` as `kB.S`.
+fn rename_key_names(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    const OPEN: &str = "KeyName { boot: ";
+    while let Some(at) = rest.find(OPEN) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + OPEN.len()..];
+        match tail.split_once(", seq: ").and_then(|(b, r)| r.split_once(" }").map(|(q, r)| (b, q, r))) {
+            Some((boot, seq, r))
+                if boot.bytes().all(|c| c.is_ascii_digit()) && seq.bytes().all(|c| c.is_ascii_digit()) =>
+            {
+                let _ = write!(out, "k{boot}.{seq}");
+                rest = r;
+            }
+            _ => {
+                out.push_str(OPEN);
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }

@@ -22,7 +22,7 @@ pub struct DemoFiles {
     /// The directory.
     pub dir: PathBuf,
     /// `pki/`: `DOMAIN/NAME.pem` (certificate and chain), `DOMAIN/NAME.key` (PKCS#8, 0600),
-    /// `DOMAIN/ca.pem`, and `anchors.pem`.
+    /// `DOMAIN/ca.pem`, `example.org/ca.crl` (its CRL, empty) and `anchors.pem`.
     pub pki: PathBuf,
     /// The server's configuration.
     pub config: PathBuf,
@@ -74,6 +74,9 @@ pub fn write(dir: &Path, listen: SocketAddr, storage_key: &[u8; 32], extra_serve
     write_org(&dir_pki, &sender)?;
     write_org(&dir_pki, &recipient)?;
     write_identity(&dir_pki.join("example.org"), "bob2", &bob2)?;
+    // example.org's CRL (empty; current to 2045): the demo shows the [[crl]] section.
+    let crl = ekg_testpki::crl(&recipient.ca, (2025, 1, 1), (2045, 1, 1), &[]);
+    fs::write(dir_pki.join("example.org").join("ca.crl"), crl.pem())?;
     let anchors: String = [&sender, &recipient].iter().map(|o| pem("CERTIFICATE", &o.ca.issued.cert_der)).collect();
     fs::write(dir_pki.join("anchors.pem"), anchors)?;
     write_secret(&dir.join("storage.key"), format!("{}\n", hex::encode(storage_key)).as_bytes())?;
@@ -97,6 +100,19 @@ issuer = "pki/example.com/ca.pem"
 [[gateway]]
 address = "gateway@example.com"
 issuer = "pki/example.com/ca.pem"
+
+# Each anchor certifies its own organisation's recipients only.
+[[recipient]]
+domain = "example.com"
+issuer = "pki/example.com/ca.pem"
+
+[[recipient]]
+domain = "example.org"
+issuer = "pki/example.org/ca.pem"
+
+[[crl]]
+file = "pki/example.org/ca.crl"
+issuer = "pki/example.org/ca.pem"
 
 [server]
 listen = "{listen}"

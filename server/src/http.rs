@@ -87,7 +87,7 @@ impl Routes {
         } else if path == self.release_request {
             ("release_request", self.protocol(req, Endpoint::ReleaseRequest).await)
         } else if path == binding::HEALTHZ {
-            ("healthz", self.healthz(req.method()))
+            ("healthz", self.healthz(req.method()).await)
         } else if path == binding::METRICS {
             if req.method() == Method::GET
                 && let Ok(_counting) = self.counting.try_acquire()
@@ -108,15 +108,17 @@ impl Routes {
         Ok(answer)
     }
 
-    fn healthz(&self, method: &Method) -> Answer {
+    /// 200 only if the store answers a read and a write now (`Service::probe`), else 503.
+    async fn healthz(&self, method: &Method) -> Answer {
         if method != Method::GET {
             return not_allowed("GET");
         }
-        if self.service.healthy() {
-            text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
-        } else {
-            tracing::warn!("healthz: 503, the store failed its last write");
-            problem(&Problem::new(503, http_codes::UNAVAILABLE, "the store failed its last write"))
+        match self.service.probe().await {
+            Ok(()) => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
+            Err(detail) => {
+                tracing::warn!(detail = %detail, "healthz: 503, the store failed its probe");
+                problem(&Problem::new(503, http_codes::UNAVAILABLE, format!("the store: {detail}")))
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! `ekg-server`: the Email Key Gatekeeper as a network service.
 //!
 //! - [`binding`]: the HTTP binding (paths, media types, statuses, problem bodies).
+//! - [`certificates`]: the credential check at start, CRL reloads, renewal warnings.
 //! - [`config`]: the TOML configuration, checked field by field.
 //! - [`store`]: the durable store (SQLite, one schema for every database store).
 //! - [`service`]: `ekg-core`'s typed pipeline on threads around one serial ledger.
@@ -15,6 +16,7 @@
 
 pub mod binding;
 pub mod caller;
+pub mod certificates;
 pub mod config;
 pub mod demo;
 pub mod files;
@@ -106,14 +108,26 @@ pub fn reload_all(parts: &[Arc<dyn Reload>]) -> usize {
         }
     }
     if parts.is_empty() {
-        tracing::info!("reload: nothing to reload (no TLS files); the rest of the configuration needs a restart");
+        tracing::info!("reload: nothing to reload; the rest of the configuration needs a restart");
     }
     failed
 }
 
+/// SIGHUP re-reads the CRL files (and checks the gatekeeper's credential again).
+impl Reload for certificates::CertificateWatch {
+    fn name(&self) -> String {
+        "crls".into()
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        certificates::CertificateWatch::reload(self).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
 /// Serves `settings` until `stop` resolves, then stops gracefully (no new connections,
 /// in-flight requests finish, the store is closed). Each message on `reloads` reloads what
-/// can be ([`Reload`]: the TLS certificate and key). `bound` learns the listening address.
+/// can be ([`Reload`]: the TLS certificate and key, the CRL files). `bound` learns the
+/// listening address.
 pub async fn run(
     settings: Settings,
     stop: impl std::future::Future<Output = ()>,
@@ -121,13 +135,11 @@ pub async fn run(
     bound: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let tls = settings.tls.clone().map(tls::Reloadable::new).transpose()?;
-    let mut reloadable: Vec<Arc<dyn Reload>> = Vec::new();
-    if let Some(t) = &tls {
-        reloadable.push(Arc::new(t.clone()));
+    // The gatekeeper's own certificate must hold now (a ticket clients refuse is never issued).
+    for line in certificates::check_at(&settings, settings.clock.now())? {
+        eprintln!("ekg serve: {line}");
     }
-    // Where the certificate helper's parts go (CRLs, the gatekeeper's credential) once they
-    // can be replaced in a running gatekeeper.
-    reloadable.extend(settings.reloadable.iter().cloned());
+    let watched = settings.certificates.clone();
     // Opening a store and recovering from it block (a database client, a disk): not on the
     // async threads.
     let (provider, config, credential, storage_key, database) =
@@ -140,6 +152,14 @@ pub async fn run(
     .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;
     let metrics = Arc::new(metrics::Metrics::new());
     let (workers, clock) = (settings.workers, settings.clock);
+    let watch = Arc::new(certificates::CertificateWatch::new(
+        gatekeeper.shared_crypto(),
+        provider,
+        watched,
+        Arc::clone(&metrics),
+        Arc::clone(&clock),
+    ));
+    watch.observe();
     let service = Arc::new(service::Service::new(gatekeeper, workers, Arc::clone(&metrics), clock));
     service.count_held().await;
     let listener =
@@ -152,6 +172,16 @@ pub async fn run(
     let timer = tokio::spawn(Arc::clone(&service).run_timer(async move {
         let _ = timer_stopped.await;
     }));
+    let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel::<()>();
+    let watching = tokio::spawn(Arc::clone(&watch).run(async move {
+        let _ = watch_stopped.await;
+    }));
+    // What SIGHUP reloads: the TLS certificate and key, and the CRL files.
+    let mut reloadable: Vec<Arc<dyn Reload>> = Vec::new();
+    if let Some(t) = &tls {
+        reloadable.push(Arc::new(t.clone()));
+    }
+    reloadable.push(Arc::clone(&watch) as Arc<dyn Reload>);
     let reloader = tokio::spawn(async move {
         while reloads.recv().await.is_some() {
             let parts = reloadable.clone();
@@ -169,6 +199,8 @@ pub async fn run(
     reloader.abort();
     let _ = stop_timer.send(());
     let _ = timer.await;
+    let _ = stop_watch.send(());
+    let _ = watching.await;
     // The last reference to the gatekeeper (and its store) goes with the service.
     drop(service);
     Ok(())

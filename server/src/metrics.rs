@@ -41,6 +41,13 @@ pub struct CodeLabels {
     pub code: String,
 }
 
+/// A CRL's issuer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabels {
+    /// The issuer's name (RFC 4514).
+    pub issuer: String,
+}
+
 /// Every metric, and the registry that prints them.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -62,6 +69,10 @@ pub struct Metrics {
     pub store_races_lost: Counter,
     /// Connections refused over a cap, by code (`connection_limit`, `client_connection_limit`).
     pub connections_refused: Family<CodeLabels, Counter>,
+    /// Seconds until the gatekeeper's certificate expires (negative once expired).
+    pub gatekeeper_certificate_expiry: Gauge,
+    /// Seconds until each CRL in force stops being current (negative once stale).
+    pub crl_next_update: Family<IssuerLabels, Gauge>,
 }
 
 impl core::fmt::Debug for Metrics {
@@ -92,6 +103,18 @@ impl Metrics {
         let store_round_trips = Counter::default();
         let store_races_lost = Counter::default();
         let connections_refused = Family::<CodeLabels, Counter>::default();
+        let gatekeeper_certificate_expiry = Gauge::default();
+        let crl_next_update = Family::<IssuerLabels, Gauge>::default();
+        registry.register(
+            "gatekeeper_certificate_expiry_seconds",
+            "Seconds until the gatekeeper's certificate expires (renew a ticket lifetime before)",
+            gatekeeper_certificate_expiry.clone(),
+        );
+        registry.register(
+            "crl_next_update_seconds",
+            "Seconds until a configured CRL stops being current, by issuer (then every certificate it covers is refused)",
+            crl_next_update.clone(),
+        );
         registry.register("requests", "Requests answered, by endpoint and HTTP status", requests.clone());
         registry.register("issuances", "Keys issued", issuances.clone());
         registry.register("releases", "Keys released, by kind (first, redelivery, gateway)", releases.clone());
@@ -124,6 +147,8 @@ impl Metrics {
             store_round_trips,
             store_races_lost,
             connections_refused,
+            gatekeeper_certificate_expiry,
+            crl_next_update,
         }
     }
 

@@ -42,6 +42,9 @@ pub struct Service {
     pub clock: Arc<Clock>,
 }
 
+/// The longest `/healthz` waits for the store's probe.
+pub const PROBE_SECS: u64 = 2;
+
 /// How often the timer sweeps for what is due.
 pub const SWEEP_SECS: u64 = 1;
 
@@ -125,6 +128,21 @@ impl Service {
     /// The gatekeeper's URI.
     pub fn uri(&self) -> &str {
         &self.prototype.crypto().config().uri
+    }
+
+    /// Whether the store answers a read and a write now, within [`PROBE_SECS`] (waiting for
+    /// a worker included: a pool stuck on a stalled store is unhealthy too). The answer is
+    /// also what [`Service::healthy`] reports until the next use of the store.
+    pub async fn probe(&self) -> Result<(), String> {
+        let probe =
+            self.on_worker(None, |gk| gk.store_mut().probe().map_err(|e| Error::new(Rejection::StorageFailed, e.0)));
+        let result = match tokio::time::timeout(std::time::Duration::from_secs(PROBE_SECS), probe).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.detail().to_owned()),
+            Err(_) => Err(format!("the store did not answer within {PROBE_SECS} s")),
+        };
+        self.store_ok.store(result.is_ok(), Ordering::Relaxed);
+        result
     }
 
     /// Whether the last use of the store succeeded.

@@ -31,7 +31,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("listen = \"127.0.0.1:0\"", "listen = \"localhost\"", "server.listen", "an IP address and port"),
     ("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:8443\"", "server.listen", "plain HTTP only on a loopback"),
     ("database = \"sqlite:ekg.db\"", "database = \"mysql://x\"", "server.database", "postgres://"),
-    ("[server]", "[server]\nworkers = 100000", "server.workers", "0 (one per core) to 256"),
+    ("[server]", "[server]\nworkers = 100000", "server.workers", "0 (4 per core) to 256"),
     ("[server]", "[server]\nmax_connections = 0", "server.max_connections", "1 to 100000"),
     ("[server]", "[server]\nheader_timeout_secs = 0", "server.header_timeout_secs", "1 to 3600 seconds"),
     ("[server]", "[server]\nbody_timeout_secs = 100000", "server.body_timeout_secs", "1 to 3600 seconds"),

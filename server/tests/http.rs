@@ -24,7 +24,7 @@ fn a_whole_flow_over_http_survives_a_restart() {
     let pending = gw.request_key(&msg, now, &mut rng(2)).unwrap();
     let (status, _, body) = post(&server, "release-request", &pending.der);
     assert_eq!(status, 200);
-    let key = gw.accept_key(&msg, &pending, &body, &mut rng(3)).unwrap();
+    let key = gw.accept_key(&msg, &pending, &body, now, &mut rng(3)).unwrap();
     assert_eq!(gw.open(&msg, &key).unwrap().to_vec(), plaintext);
     // The recipient organisation's gateway is not a principal here.
     let foreign = gateway(&files, "example.org");

@@ -190,7 +190,7 @@ fn a_dropped_database_connection_is_a_503_then_the_instance_reconnects_and_nothi
         assert_eq!((status, code(&body).as_str()), (503, "storage_failed"), "{statuses:?}");
         assert!(statuses.len() < 3, "no reconnection: {statuses:?}");
     };
-    let key = bob.accept_release(&msg, &pending, &body, &mut rng(702)).unwrap();
+    let key = bob.accept_release(&msg, &pending, &body, now, &mut rng(702)).unwrap();
     assert_eq!(bob.open(&msg, &key).unwrap().to_vec(), plaintext);
     // The other instances reconnect too (a request or their sweep meets the broken
     // connection first: one 503 at most), and know the key was released.

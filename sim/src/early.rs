@@ -23,7 +23,7 @@ use x509_cert::Certificate;
 use crate::error::SimError;
 use crate::invariants::{MessageFacts, Observer, Party};
 use crate::metered::Role;
-use crate::metrics::{SchemeReport, Stats};
+use crate::metrics::{Attribution, SchemeReport, Stats};
 use crate::scenario::Scenario;
 use crate::workload::Message;
 use crate::workload::mail_copies;
@@ -45,6 +45,7 @@ pub fn run(
     let started = Instant::now();
     let crypto_before = w.provider.crypto_secs();
     let ops_before = ops(w);
+    let (private_before, public_before) = w.provider.totals();
     let mut rng = ChaCha20Rng::seed_from_u64(crypto_seed);
     let mut body_rng = ChaCha20Rng::seed_from_u64(crypto_seed ^ 0x5eed);
     let mut obs = Observer::new(ekg_core::ledger::ReleasePolicy::Once, 0);
@@ -66,7 +67,14 @@ pub fn run(
     };
     let mail = sc.network.mail_latency_ms;
     let mut read_latency = Vec::new();
+    let totals = |rep: &SchemeReport| {
+        let (private, public) = w.provider.totals();
+        [rep.total_bytes(), private, public]
+    };
+    let mut cost = Attribution::new(msgs.len(), [0, private_before, public_before]);
     for (i, m) in msgs.iter().enumerate() {
+        // What the previous message cost (each message is one iteration).
+        cost.charge(i.checked_sub(1), totals(&rep));
         if i % 64 == 0 {
             progress(i as u64, msgs.len() as u64);
         }
@@ -107,8 +115,14 @@ pub fn run(
         }
         if found == 0 {
             rep.messages_not_encrypted += 1;
-            for e in &encrypted_for {
+            for (r, e) in encrypted_for.iter().enumerate() {
                 rep.pairs += 1;
+                // A recipient who never reads loses nothing: counted as never read, as in
+                // every other message and in late binding.
+                if m.read_after_ms.get(r).copied().flatten().is_none() {
+                    rep.pairs_never_read += 1;
+                    continue;
+                }
                 rep.lose(e.as_ref().and_then(|x| x.as_ref().err()).map_or("not_encrypted", |s| s.as_str()));
             }
             trace.update(format!("{i} not encrypted\n").as_bytes());
@@ -203,7 +217,11 @@ pub fn run(
             }
         }
     }
+    cost.charge(msgs.len().checked_sub(1), totals(&rep));
     progress(msgs.len() as u64, msgs.len() as u64);
+    rep.by_list_size = cost.by_list_size(msgs.iter().map(|m| m.recipients.len()));
+    rep.exposed_submitted_ms = obs.exposed.iter().filter_map(|m| msgs.get(*m)).map(|m| m.submit_ms).collect();
+    rep.exposed_submitted_ms.sort_unstable();
     rep.wall_secs = started.elapsed().as_secs_f64();
     rep.crypto_secs = w.provider.crypto_secs() - crypto_before;
     rep.set_ops(&ops_before, &ops(w));

@@ -18,6 +18,7 @@ pub mod invariants;
 pub mod late;
 pub mod metered;
 pub mod metrics;
+pub mod plot;
 pub mod queue;
 pub mod report;
 pub mod scenario;
@@ -141,6 +142,30 @@ pub struct RunReport {
     /// Share of the whole run (setup included) spent outside the crypto provider and RSA
     /// key generation.
     pub outside_crypto_share: f64,
+    /// End of the fault phase, virtual seconds.
+    pub fault_phase_end_secs: f64,
+    /// Submission times (virtual ms) of the messages that list a recipient whose key is
+    /// stolen (`faults.compromised`): what the attacker could target.
+    pub stolen_key_mail_submitted_ms: Vec<u64>,
+    /// Early binding run again at each availability of `report.cert_availability_sweep`.
+    pub availability_sweep: Vec<AvailabilityPoint>,
+    /// Wall time of those runs, seconds (not in `wall_secs`).
+    pub sweep_wall_secs: f64,
+}
+
+/// Early binding at one certificate availability (the same workload otherwise).
+#[derive(Clone, Debug, Serialize)]
+pub struct AvailabilityPoint {
+    /// Share of recipient certificates found at send time.
+    pub cert_availability: f64,
+    /// Readable share of the pairs whose recipient reads.
+    pub readable_share: f64,
+    /// Pairs read.
+    pub pairs_readable: u64,
+    /// Messages not encrypted for every recipient at send time.
+    pub messages_not_encrypted_for_some: u64,
+    /// Invariant violations (any fails the run).
+    pub violations: usize,
 }
 
 /// Options of a run.
@@ -174,6 +199,7 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
     (opts.progress)("pki", 0, 1);
     let world = world::World::build(scenario, seeds.pki, metered, opts.threads)?;
     let setup_secs = started.elapsed().as_secs_f64();
+    (opts.progress)("pki", 1, 1);
     let messages = workload::generate(scenario, &world, seeds.workload);
     let progress = opts.progress;
     let late_run = late::LateRun::new(scenario, &world, &messages, seeds.network, seeds.late, opts.base)?;
@@ -184,15 +210,45 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
     sha2::Digest::update(&mut h, late_hash);
     sha2::Digest::update(&mut h, early_hash);
     let trace_hash = hex::encode(sha2::Digest::finalize(h));
-    let verdict = if !late.violations.is_empty() || !early.violations.is_empty() {
+    let wall_secs = started.elapsed().as_secs_f64();
+    let crypto = metered.crypto_secs() + setup_secs;
+    let swept = Instant::now();
+    let mut availability_sweep = Vec::new();
+    let sweep = &scenario.report.cert_availability_sweep;
+    for (i, a) in sweep.iter().enumerate() {
+        progress("sweep", i as u64, sweep.len() as u64);
+        let mut at = scenario.clone();
+        at.workload.cert_availability = *a;
+        let messages = workload::generate(&at, &world, seeds.workload);
+        let (r, _) = early::run(&at, &world, &messages, seeds.early, opts.base, &mut |_, _| {})?;
+        availability_sweep.push(AvailabilityPoint {
+            cert_availability: *a,
+            readable_share: r.readable_share,
+            pairs_readable: r.pairs_readable,
+            messages_not_encrypted_for_some: r.messages_not_encrypted_for_some,
+            violations: r.violations.len(),
+        });
+    }
+    if !sweep.is_empty() {
+        progress("sweep", sweep.len() as u64, sweep.len() as u64);
+    }
+    let sweep_violations = availability_sweep.iter().any(|p| p.violations > 0);
+    let victims: Vec<usize> = scenario
+        .faults
+        .compromised
+        .iter()
+        .filter_map(|c| ekg_core::EmailAddress::parse(&c.user).ok())
+        .filter_map(|a| world.by_address.get(&a).copied())
+        .collect();
+    let stolen_key_mail_submitted_ms =
+        messages.iter().filter(|m| m.recipients.iter().any(|r| victims.contains(r))).map(|m| m.submit_ms).collect();
+    let verdict = if !late.violations.is_empty() || !early.violations.is_empty() || sweep_violations {
         Verdict::CorrectnessFailure
     } else if late.owed_undelivered > 0 {
         Verdict::LivenessFailure
     } else {
         Verdict::Ok
     };
-    let wall_secs = started.elapsed().as_secs_f64();
-    let crypto = metered.crypto_secs() + setup_secs;
     Ok(RunReport {
         scenario: scenario.clone(),
         seeds,
@@ -208,5 +264,9 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
         verdict,
         wall_secs,
         outside_crypto_share: ((wall_secs - crypto) / wall_secs).max(0.0),
+        fault_phase_end_secs: world::fault_phase_end_ms(scenario) as f64 / 1000.0,
+        stolen_key_mail_submitted_ms,
+        availability_sweep,
+        sweep_wall_secs: swept.elapsed().as_secs_f64(),
     })
 }

@@ -150,6 +150,11 @@ impl Metered {
         }
     }
 
+    /// Private- and public-key operations so far, every role.
+    pub fn totals(&self) -> (u64, u64) {
+        Role::ALL.iter().map(|r| self.counts(*r)).fold((0, 0), |(p, q), c| (p + c.private(), q + c.public()))
+    }
+
     /// Time spent inside the provider so far, seconds (wall clock).
     pub fn crypto_secs(&self) -> f64 {
         self.meter.nanos.load(Ordering::Relaxed) as f64 / 1e9

@@ -76,6 +76,16 @@ pub struct SchemeReport {
     pub send_latency_secs: Stats,
     /// Opening a message to reading its plaintext, virtual seconds.
     pub read_latency_secs: Stats,
+    /// Every message sent: (submission, latency to sending), virtual ms (late binding only:
+    /// early binding sends without a round trip).
+    pub send_latency_ms: Vec<(u64, u64)>,
+    /// Every read: (when the recipient opened the message, latency to its plaintext), virtual
+    /// ms (late binding only: early binding decrypts locally).
+    pub read_latency_ms: Vec<(u64, u64)>,
+    /// Submission times (virtual ms) of the messages a stolen recipient key exposed, in order.
+    pub exposed_submitted_ms: Vec<u64>,
+    /// Cost by recipients per message (the workload's list sizes).
+    pub by_list_size: BTreeMap<usize, ListCost>,
     /// Keys held by all gatekeepers, sampled: (virtual seconds, keys).
     pub keys_held: Vec<(u64, u64)>,
     /// Largest sample of `keys_held`.
@@ -106,7 +116,76 @@ pub struct SchemeReport {
     pub outside_crypto_share: f64,
 }
 
+/// What the messages with one number of recipients cost, in all.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct ListCost {
+    /// Messages with this many recipients.
+    pub messages: u64,
+    /// Bytes on the wire for them (every artifact of [`SchemeReport::bytes`]).
+    pub bytes: u64,
+    /// RSA private-key operations for them, every party.
+    pub private_ops: u64,
+    /// RSA public-key operations for them, every party.
+    pub public_ops: u64,
+}
+
+impl ListCost {
+    /// Per message: (KiB, private operations, public operations).
+    pub fn per_message(&self) -> (f64, f64, f64) {
+        let n = self.messages.max(1) as f64;
+        (self.bytes as f64 / 1024.0 / n, self.private_ops as f64 / n, self.public_ops as f64 / n)
+    }
+}
+
+/// Bytes and RSA operations charged to each message: the simulator charges what the totals
+/// grew by since the last charge to the message of the step that made them grow.
+#[derive(Debug, Default)]
+pub struct Attribution {
+    per_message: Vec<[u64; 3]>,
+    last: [u64; 3],
+    /// Bytes, private and public operations of steps that belong to no message (a
+    /// gatekeeper's restart, the set-up of a scheme).
+    pub unattributed: [u64; 3],
+}
+
+impl Attribution {
+    /// For `messages` messages, from the totals (bytes, private, public) `now`.
+    pub fn new(messages: usize, now: [u64; 3]) -> Attribution {
+        Attribution { per_message: vec![[0; 3]; messages], last: now, unattributed: [0; 3] }
+    }
+
+    /// Charges what the totals grew by since the last charge to `msg` (`None`: to no message).
+    pub fn charge(&mut self, msg: Option<usize>, now: [u64; 3]) {
+        let slot = match msg.and_then(|m| self.per_message.get_mut(m)) {
+            Some(slot) => slot,
+            None => &mut self.unattributed,
+        };
+        for (s, (n, l)) in slot.iter_mut().zip(now.iter().zip(self.last.iter())) {
+            *s += n.saturating_sub(*l);
+        }
+        self.last = now;
+    }
+
+    /// The cost by number of recipients, given each message's recipient count.
+    pub fn by_list_size(&self, recipients: impl Iterator<Item = usize>) -> BTreeMap<usize, ListCost> {
+        let mut out: BTreeMap<usize, ListCost> = BTreeMap::new();
+        for (n, [bytes, private, public]) in recipients.zip(self.per_message.iter()) {
+            let c = out.entry(n).or_default();
+            c.messages += 1;
+            c.bytes += bytes;
+            c.private_ops += private;
+            c.public_ops += public;
+        }
+        out
+    }
+}
+
 impl SchemeReport {
+    /// Bytes so far, every artifact.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes.values().sum()
+    }
+
     /// Adds `by` bytes under `what`.
     pub fn add_bytes(&mut self, what: &str, by: usize) {
         *self.bytes.entry(what.to_owned()).or_default() += by as u64;

@@ -2,6 +2,7 @@
 //! `docs/simulator.md`. Unknown fields are refused, so a typo cannot silently fall back to a
 //! default.
 
+use ekg_core::ledger::ReleasePolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
@@ -35,10 +36,50 @@ pub struct Scenario {
     /// Gatekeeper settings (every organisation's).
     #[serde(default)]
     pub gatekeeper: GatekeeperSpec,
+    /// What the report leads with, and the extra runs its plots need.
+    #[serde(default)]
+    pub report: ReportSpec,
     /// A deliberate bug, for testing the checkers only.
     #[serde(default)]
     pub plant: Plant,
 }
+
+/// The report of a scenario: its headline (the figure and plot it leads with) and, for the
+/// availability headline, the certificate availabilities early binding is run again at.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// The headline.
+    #[serde(default)]
+    pub headline: Headline,
+    /// Early binding run again on the same workload at each of these shares of recipient
+    /// certificates found at send time (at most [`MAX_SWEEP`] values within 0..=1); the
+    /// workload draws every other choice the same whatever the share.
+    #[serde(default)]
+    pub cert_availability_sweep: Vec<f64>,
+}
+
+/// What a scenario's report leads with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Headline {
+    /// What happened to each (message, recipient) pair: read, lost and why, never read.
+    #[default]
+    Readable,
+    /// Send and read latency over time, against the faults (outages, crashes, loss).
+    Latency,
+    /// Messages a stolen recipient key exposes under each scheme (needs `faults.compromised`).
+    Exposure,
+    /// Readable share against certificate availability (needs `cert_availability_sweep`).
+    Availability,
+    /// Bytes and RSA operations per message against the number of recipients.
+    ListSize,
+    /// Keys held by the gatekeepers over time.
+    KeysHeld,
+}
+
+/// Most certificate availabilities in a sweep (each is one more early-binding run).
+pub const MAX_SWEEP: usize = 11;
 
 /// One organisation.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -193,8 +234,11 @@ pub struct Compromise {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatekeeperSpec {
-    /// `same_certificate` (recommended by the model checker) or `once` (the seed).
-    pub policy: String,
+    /// `same_certificate` (recommended by the model checker) or `once` (the seed): parsed
+    /// straight into the core's [`ReleasePolicy`], so any other value is refused
+    /// (`scenario_invalid`), never read as a default.
+    #[serde(with = "ReleasePolicyName")]
+    pub policy: ReleasePolicy,
     /// Retention after the last listed recipient was served, seconds.
     pub retention_secs: u64,
     /// Deliveries per address under `same_certificate`.
@@ -206,12 +250,21 @@ pub struct GatekeeperSpec {
 impl Default for GatekeeperSpec {
     fn default() -> Self {
         GatekeeperSpec {
-            policy: "same_certificate".into(),
+            policy: ReleasePolicy::SameCertificate,
             retention_secs: 600,
             max_deliveries: 8,
             ticket_lifetime_secs: 2 * 24 * 3600,
         }
     }
+}
+
+/// The names of [`ReleasePolicy`] in scenario files (and in `report.json`): the server's
+/// configuration spells them the same (`docs/server.md`).
+#[derive(Deserialize, Serialize)]
+#[serde(remote = "ReleasePolicy", rename_all = "snake_case")]
+enum ReleasePolicyName {
+    Once,
+    SameCertificate,
 }
 
 /// A deliberate defect, to show that the checkers catch it.
@@ -409,8 +462,25 @@ impl Scenario {
                 return bad(format!("fault names unknown organisation {name}"));
             }
         }
-        if !matches!(self.gatekeeper.policy.as_str(), "once" | "same_certificate") {
-            return bad(format!("unknown policy {}", self.gatekeeper.policy));
+        let r = &self.report;
+        if r.cert_availability_sweep.len() > MAX_SWEEP
+            || r.cert_availability_sweep.iter().any(|a| !(0.0..=1.0).contains(a))
+        {
+            return bad(format!("report.cert_availability_sweep: at most {MAX_SWEEP} shares within 0..=1"));
+        }
+        match r.headline {
+            Headline::Availability if r.cert_availability_sweep.len() < 2 => {
+                return bad(
+                    "report.headline = \"availability\" needs two or more cert_availability_sweep values".into()
+                );
+            }
+            Headline::Exposure if self.faults.compromised.is_empty() => {
+                return bad("report.headline = \"exposure\" needs faults.compromised".into());
+            }
+            Headline::ListSize if w.recipients.iter().filter(|(_, wt)| *wt > 0).count() < 2 => {
+                return bad("report.headline = \"list_size\" needs two or more recipient counts".into());
+            }
+            _ => {}
         }
         if self.network.timeout_ms == 0 {
             return bad("timeout_ms must be positive".into());

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use ekg_core::ids::CertId;
-use ekg_core::ledger::{LedgerConfig, MemoryStore, ReleasePolicy};
+use ekg_core::ledger::{LedgerConfig, MemoryStore};
 use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::role::{
     Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
@@ -293,7 +293,7 @@ impl World {
             issuer: org.ca_id,
         }];
         let g = &scenario.gatekeeper;
-        config.policy = if g.policy == "once" { ReleasePolicy::Once } else { ReleasePolicy::SameCertificate };
+        config.policy = g.policy;
         config.ledger = LedgerConfig {
             retention_secs: g.retention_secs,
             max_deliveries: g.max_deliveries,

@@ -121,7 +121,7 @@ fn a_volatile_store_loses_owed_keys_a_liveness_failure() {
 fn the_seeds_once_policy_loses_keys_on_a_lossy_network() {
     // Model finding F1, reproduced with real crypto: a lost release cannot be fetched again.
     let mut s = small(41);
-    s.gatekeeper.policy = "once".into();
+    s.gatekeeper.policy = ekg_core::ledger::ReleasePolicy::Once;
     s.faults.loss = 0.3;
     s.faults.crashes.clear();
     let r = run(&s);

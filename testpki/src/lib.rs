@@ -11,6 +11,8 @@
 // A test fixture: a failure to make a key or certificate is a bug in the fixture itself.
 #![allow(clippy::expect_used, clippy::panic)]
 
+mod lifecycle;
+
 use std::sync::OnceLock;
 
 use rand_chacha::ChaCha20Rng;
@@ -21,6 +23,8 @@ use rcgen::{
 };
 use rsa::pkcs8::EncodePrivateKey;
 use zeroize::Zeroizing;
+
+pub use lifecycle::{Crl, Lifecycle, crl};
 
 /// The EKG gatekeeper extended key usage (`id-ekg-kp-gatekeeper`), as rcgen wants it.
 pub const KP_GATEKEEPER: &[u64] = &[1, 3, 6, 1, 4, 1, 99999, 1, 3, 1];
@@ -106,6 +110,8 @@ pub struct EntitySpec {
     pub emails: Vec<String>,
     /// uniformResourceIdentifier subjectAltNames.
     pub uris: Vec<String>,
+    /// dNSName subjectAltNames.
+    pub dns_names: Vec<String>,
     /// Extended key usage.
     pub eku: Eku,
     /// Key usage.
@@ -130,6 +136,7 @@ impl EntitySpec {
             common_name: email.to_owned(),
             emails: vec![email.to_owned()],
             uris: vec![],
+            dns_names: vec![],
             eku: Eku::EmailProtection,
             ku: Ku::SignAndEncrypt,
             valid: VALID,
@@ -184,8 +191,14 @@ impl Pki {
 
     /// A self-signed root CA.
     pub fn root(&mut self, name: &str) -> Authority {
+        self.root_with(name, |_| {})
+    }
+
+    /// A self-signed root CA whose parameters `edit` changes (name constraints, ...).
+    pub fn root_with(&mut self, name: &str, edit: impl FnOnce(&mut CertificateParams)) -> Authority {
         let (key, key_pkcs8) = self.key();
-        let params = self.ca_params(name);
+        let mut params = self.ca_params(name);
+        edit(&mut params);
         let cert = params.self_signed(&key).expect("root");
         Authority {
             issued: Issued { cert_der: cert.der().to_vec(), key_pkcs8, chain_der: vec![] },
@@ -197,9 +210,20 @@ impl Pki {
 
     /// An intermediate CA under `parent`.
     pub fn intermediate(&mut self, parent: &Authority, name: &str) -> Authority {
+        self.intermediate_with(parent, name, |_| {})
+    }
+
+    /// An intermediate CA under `parent` whose parameters `edit` changes.
+    pub fn intermediate_with(
+        &mut self,
+        parent: &Authority,
+        name: &str,
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> Authority {
         let (key, key_pkcs8) = self.key();
         let mut params = self.ca_params(name);
         params.use_authority_key_identifier_extension = true;
+        edit(&mut params);
         let issuer = Issuer::from_params(&parent.params, &parent.key);
         let cert = params.signed_by(&key, &issuer).expect("intermediate");
         // Intermediates carried below this one: its parents, except the root.
@@ -258,6 +282,11 @@ impl Pki {
         for u in &spec.uris {
             if let Ok(name) = u.as_str().try_into() {
                 params.subject_alt_names.push(SanType::URI(name));
+            }
+        }
+        for d in &spec.dns_names {
+            if let Ok(name) = d.as_str().try_into() {
+                params.subject_alt_names.push(SanType::DnsName(name));
             }
         }
         params.extended_key_usages = match spec.eku {

@@ -98,7 +98,7 @@ fn reference_open(
         Ok(a) => a.body,
         Err(r) => return Ok(Err(format!("the reference gatekeeper refused its release: {}", r.code))),
     };
-    Ok(r.accept_release(&m, &pending, &release, &mut rng)
+    Ok(r.accept_release(&m, &pending, &release, NOW, &mut rng)
         .and_then(|key| r.open(&m, &key).map(|p| p.to_vec()))
         .map_err(|e| e.code().to_owned()))
 }

@@ -25,6 +25,9 @@ use serde_json::Value;
 
 use report::{Case, Verdict};
 
+/// Longest wait for a target to listen, seconds.
+pub const MAX_WAIT_SECS: u64 = 600;
+
 /// The runner's version, pinned to the vectors it runs (`fixtures/README.md`).
 pub const SUITE_VERSION: &str = concat!("ekg-conformance ", env!("CARGO_PKG_VERSION"), " for vectors v1");
 
@@ -72,6 +75,10 @@ pub enum Action {
         /// Its management endpoint (default: {scheme}://{host:port}/ekg-test/v1/).
         #[arg(long)]
         manage: Option<String>,
+        /// Wait at most this long for the target to accept connections before the first case
+        /// (0 to 600 s): a server started just before the runner may not listen yet.
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
     },
     /// Test a client implementation through its shim (docs/conformance.md §3).
     Client {
@@ -92,8 +99,15 @@ pub enum Action {
 pub fn run(action: Action) -> Result<ExitCode, String> {
     match action {
         Action::Shim { command } => Ok(shim::run(&command)),
-        Action::Server { common, target, manage } => {
+        Action::Server { common, target, manage, wait_secs } => {
+            if wait_secs > MAX_WAIT_SECS {
+                return Err(format!("--wait-secs {wait_secs}: at most {MAX_WAIT_SECS}"));
+            }
             let mut t = target::Http::new(&target, manage.as_deref())?;
+            // Not there in time: the first sanity case says so (and the run stops there).
+            if let Err(e) = target::wait_until_listening(&target, std::time::Duration::from_secs(wait_secs)) {
+                eprintln!("ekg conformance: {e}");
+            }
             let pki = load_pki(&common.vectors)?;
             let sel = Selection::of(&common);
             let cases = server_cases(&pki, &common.vectors, &mut t, &|id, fam, flags| sel.keeps(id, fam, flags))?;

@@ -266,13 +266,13 @@ fn execute(command: &Command) -> Result<(), Stop> {
                 let g = Gateway::new(p, l.credential, l.anchors);
                 let m = g.receive(&sealed, l.now)?;
                 let pending = PendingRelease { digest: p.sha256(&der), der, key_id: *m.key_id() };
-                let key = g.accept_key(&m, &pending, &release, &mut rng)?;
+                let key = g.accept_key(&m, &pending, &release, l.now, &mut rng)?;
                 g.open(&m, &key)?
             } else {
                 let r = Recipient::new(p, l.credential, l.anchors);
                 let m = r.receive(&sealed, l.now)?;
                 let pending = PendingRelease { digest: p.sha256(&der), der, key_id: *m.key_id() };
-                let key = r.accept_release(&m, &pending, &release, &mut rng)?;
+                let key = r.accept_release(&m, &pending, &release, l.now, &mut rng)?;
                 r.open(&m, &key)?
             };
             (l.out, plain.to_vec())

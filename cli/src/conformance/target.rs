@@ -28,6 +28,42 @@ pub fn default_manage(target: &str) -> String {
     format!("{}{}", &target[..end], ekg_server::testmode::MANAGE_BASE)
 }
 
+/// The `host:port` of an `http://` URL (port 80 when it names none).
+pub fn authority(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let host = rest.split(['/', '?', '#']).next().filter(|h| !h.is_empty())?;
+    Some(if host.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())) && !host.ends_with(']') {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    })
+}
+
+/// Waits until something accepts TCP connections at `url`'s host and port, for at most
+/// `within` (a server started just before the runner, as in `ekg serve --test-mode &`, may
+/// not listen yet). Tries every 100 ms; `Err` with what was tried when the time is up.
+pub fn wait_until_listening(url: &str, within: Duration) -> Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let authority = authority(url).ok_or_else(|| format!("{url}: no host in the URL"))?;
+    let deadline = std::time::Instant::now() + within;
+    let mut told = false;
+    loop {
+        let addrs: Vec<_> = authority.to_socket_addrs().map(Iterator::collect).unwrap_or_default();
+        if addrs.iter().any(|a| TcpStream::connect_timeout(a, Duration::from_millis(500)).is_ok()) {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Err(format!("nothing accepted a connection at {authority} within {} s", within.as_secs()));
+        }
+        if !told {
+            eprintln!("ekg conformance: waiting for {authority} to listen (at most {} s)", within.as_secs());
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(deadline - now));
+    }
+}
+
 fn slash(url: &str) -> String {
     if url.ends_with('/') { url.to_owned() } else { format!("{url}/") }
 }
@@ -190,5 +226,35 @@ mod tests {
             problem_of(409, br#"{"code":"already_released"}"#, "text/plain").code,
             "status 409 with Content-Type \"text/plain\", not a problem"
         );
+    }
+
+    #[test]
+    fn the_authority_of_a_target() {
+        assert_eq!(authority("http://127.0.0.1:8444/").as_deref(), Some("127.0.0.1:8444"));
+        assert_eq!(authority("http://localhost/ekg/").as_deref(), Some("localhost:80"));
+        assert_eq!(authority("http://[::1]:9000/").as_deref(), Some("[::1]:9000"));
+        assert_eq!(authority("https://x/"), None);
+        assert_eq!(authority("http:///"), None);
+    }
+
+    #[test]
+    fn the_runner_waits_for_a_server_that_starts_late_and_gives_up_in_time() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let url = format!("http://{addr}/");
+        // Nothing listens: refused after the time given, not before, not long after.
+        let start = std::time::Instant::now();
+        assert!(wait_until_listening(&url, Duration::from_millis(600)).is_err());
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(5), "{took:?}");
+        // A server that binds 300 ms later is waited for.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let l = std::net::TcpListener::bind(addr).unwrap();
+            let _ = l.accept();
+        });
+        assert!(wait_until_listening(&url, Duration::from_secs(10)).is_ok());
+        late.join().unwrap();
     }
 }

@@ -5,6 +5,7 @@
 //! share the measured time. `--in-process` runs the same requests through the server's
 //! service without HTTP: the figure the HTTP one is compared with (`docs/performance.md`).
 
+mod prefill;
 mod report;
 mod target;
 
@@ -55,6 +56,10 @@ pub struct Args {
     pub duration: u64,
     /// Requests per phase, at most.
     pub requests: usize,
+    /// Keys pending in the in-process database before the run.
+    pub prefill: u64,
+    /// The in-process database, kept (default: a fresh temporary one).
+    pub database: Option<PathBuf>,
 }
 
 fn p() -> &'static dyn CryptoProvider {
@@ -215,14 +220,24 @@ fn check_args(a: &Args) -> Result<(), DynError> {
     if !(1..=MAX_REQUESTS).contains(&a.requests) {
         return Err(format!("--requests: 1 to {MAX_REQUESTS}").into());
     }
+    if a.prefill > prefill::MAX_PREFILL {
+        return Err(format!("--prefill: 0 to {}", prefill::MAX_PREFILL).into());
+    }
+    if (a.prefill > 0 || a.database.is_some()) && a.in_process.is_none() {
+        return Err("--prefill and --database: only with --in-process (the run's own database)".into());
+    }
     Ok(())
 }
 
 /// The in-process target: the configuration's gatekeeper on a fresh SQLite database in a
 /// temporary directory (removed after).
-fn in_process(config: &Path, scratch: &Path) -> Result<(target::InProcess, String), DynError> {
+fn in_process(
+    config: &Path,
+    database: PathBuf,
+    fill: Option<(u64, &str, &str)>,
+) -> Result<(target::InProcess, String), DynError> {
     let mut settings = ekg_server::config::load(config)?;
-    settings.database = ekg_server::config::Database::Sqlite(scratch.join("ekg.db"));
+    settings.database = ekg_server::config::Database::Sqlite(database);
     let uri = settings.gatekeeper.uri.clone();
     let store = ekg_server::open_store(&settings.database, settings.gatekeeper.ledger_config())?;
     let gatekeeper = ekg_core::role::Gatekeeper::new(
@@ -233,6 +248,25 @@ fn in_process(config: &Path, scratch: &Path) -> Result<(target::InProcess, Strin
         store,
     )
     .map_err(|e| format!("{}: {}", e.code(), e.detail()))?;
+    if let Some((n, sender, recipient)) = fill.filter(|(n, _, _)| *n > 0) {
+        let address = |who: &str| -> Result<EmailAddress, DynError> {
+            let (domain, name) = who.split_once('/').ok_or_else(|| format!("{who}: DOMAIN/NAME"))?;
+            Ok(EmailAddress::parse(&format!("{name}@{domain}")).map_err(|e| e.detail().to_owned())?)
+        };
+        let t = Instant::now();
+        let made = prefill::prefill(
+            &gatekeeper,
+            n,
+            &address(sender)?,
+            &address(recipient)?,
+            ekg_server::service::wall_clock(),
+        )?;
+        let held = gatekeeper.clone().held_keys().map_err(|e| e.detail().to_owned())?;
+        println!(
+            "  prefilled {made} pending keys in {:.1} s (not measured); the store holds {held}",
+            t.elapsed().as_secs_f64()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let metrics = Arc::new(ekg_server::metrics::Metrics::new());
     let service = Arc::new(ekg_server::service::Service::new(gatekeeper, settings.workers, metrics, settings.clock));
@@ -257,8 +291,16 @@ fn run_in(args: &Args, scratch: &Path) -> Result<ExitCode, DynError> {
         }
         (None, Some(config)) => {
             std::fs::create_dir_all(scratch)?;
-            let (t, uri) = in_process(config, scratch)?;
-            (Box::new(t), args.uri.clone().unwrap_or(uri), "in process (no HTTP), fresh database".to_owned())
+            let database = args.database.clone().unwrap_or_else(|| scratch.join("ekg.db"));
+            let (t, uri) = in_process(config, database, Some((args.prefill, &args.sender, &args.recipient)))?;
+            (
+                Box::new(t),
+                args.uri.clone().unwrap_or(uri),
+                format!(
+                    "in process (no HTTP), {}",
+                    if args.database.is_some() { "the given database" } else { "fresh database" }
+                ),
+            )
         }
         _ => return Err("give --target URL or --in-process CONFIG".into()),
     };
@@ -285,6 +327,8 @@ fn run_in(args: &Args, scratch: &Path) -> Result<ExitCode, DynError> {
     })?;
     println!("  signed {} key requests in {:.1} s (not measured)", pending.len(), t.elapsed().as_secs_f64());
     let bodies: Vec<Vec<u8>> = pending.iter().map(|p| p.der.clone()).collect();
+    let before = prefill::memory_kib();
+    let peak_reset = prefill::reset_peak();
     let (issuance, grants) = phase("issuance", target.as_ref(), "key-request", &bodies, args.concurrency, budget);
 
     // Release: for each ticket issued, the recipient's request, signed beforehand (the
@@ -313,11 +357,12 @@ fn run_in(args: &Args, scratch: &Path) -> Result<ExitCode, DynError> {
     );
     let bodies: Vec<Vec<u8>> = releases.iter().map(|(_, r)| r.der.clone()).collect();
     let (release, keys) = phase("release", target.as_ref(), "release-request", &bodies, args.concurrency, budget);
+    let after = prefill::memory_kib();
     // The first release is opened: the figures are of real answers.
     if let Some((i, body)) = keys.iter().enumerate().find_map(|(i, k)| Some((i, k.as_ref()?))) {
         let (msg, request) = releases.get(i).ok_or("no such release request")?;
         recipient
-            .accept_release(msg, request, body, &mut rng(5, i))
+            .accept_release(msg, request, body, now(), &mut rng(5, i))
             .map_err(|e| format!("release {i}: {}: {}", e.code(), e.detail()))?;
     }
 
@@ -328,6 +373,13 @@ fn run_in(args: &Args, scratch: &Path) -> Result<ExitCode, DynError> {
     );
     for ph in [&issuance, &release] {
         println!("{}", ph.row());
+    }
+    if let (Some((rss, _)), Some((_, peak)), true) = (before, after, peak_reset) {
+        println!(
+            "memory     this process (gatekeeper, store caches and the clients' signed requests): {} MiB before the run, {} MiB peak during it",
+            rss / 1024,
+            peak / 1024
+        );
     }
     let refusals: Vec<String> = [&issuance, &release].iter().flat_map(|ph| ph.refusals()).collect();
     for r in &refusals {
@@ -356,6 +408,8 @@ mod tests {
             concurrency: 2,
             duration: 10,
             requests: 100,
+            prefill: 0,
+            database: None,
         };
         assert!(check_args(&base()).is_ok());
         for bad in [
@@ -365,6 +419,8 @@ mod tests {
             Args { duration: MAX_DURATION_SECS + 1, ..base() },
             Args { requests: 0, ..base() },
             Args { requests: MAX_REQUESTS + 1, ..base() },
+            Args { prefill: 1, ..base() },
+            Args { prefill: prefill::MAX_PREFILL + 1, in_process: Some("c".into()), target: None, ..base() },
         ] {
             assert!(check_args(&bad).is_err());
         }

@@ -9,13 +9,20 @@
 //! - issuers: basicConstraints cA, keyCertSign when key usage is present, pathLenConstraint;
 //! - at most [`PathLimits::max_path_len`] certificates from end entity to anchor (inclusive);
 //! - no critical extension outside the set this module processes;
+//! - every name within the nameConstraints above it, an anchor's included ([`constraints`]);
+//! - not revoked by a configured CRL, which must be current ([`Revocation`]);
 //! - RSA keys of 2048 to 8192 bits; certificate signatures sha256WithRSAEncryption.
 
+mod constraints;
+mod revocation;
 mod validate;
+
+use std::sync::Arc;
 
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 
+pub use revocation::{MAX_CRL_LEN, Revocation, RevocationList, crl_der};
 pub use validate::{PathLimits, ValidatedCertificate};
 
 use crate::address::EmailAddress;
@@ -128,11 +135,18 @@ impl Credential {
     }
 }
 
-/// The configured trust anchors (self-signed roots), and the rules to reach them.
+/// The configured trust anchors (self-signed roots), the rules to reach them, and the CRLs
+/// paths are checked against.
+///
+/// An anchor's nameConstraints extension, when it has one, binds every path that ends at it
+/// (the operator relies on it: RFC 5280 leaves applying an anchor's constraints to the
+/// relying party, and this profile does). An anchor whose critical nameConstraints hold a
+/// name form that is not checked is refused when loaded (`invalid_configuration`).
 #[derive(Debug, Clone, Default)]
 pub struct TrustAnchors {
     anchors: Vec<Anchor>,
     limits: PathLimits,
+    revocation: Arc<Revocation>,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +154,7 @@ struct Anchor {
     certificate: Certificate,
     spki_der: Vec<u8>,
     id: CertId,
+    constraints: Option<constraints::Constraints>,
 }
 
 impl TrustAnchors {
@@ -150,10 +165,38 @@ impl TrustAnchors {
             .map(|der| {
                 let certificate = parse_certificate(der)?;
                 let spki_der = certificate.tbs_certificate().subject_public_key_info().to_der().map_err(config)?;
-                Ok(Anchor { certificate, spki_der, id: provider_cert_id(provider, der) })
+                let subject = certificate.tbs_certificate().subject().to_string();
+                let constraints = constraints::Constraints::of(&certificate).map_err(|e| {
+                    reject(Rejection::InvalidConfiguration, format!("anchor {subject}: {}", e.detail()))
+                })?;
+                if let Some(form) = constraints.as_ref().and_then(constraints::Constraints::unsupported) {
+                    return Err(reject(
+                        Rejection::InvalidConfiguration,
+                        format!(
+                            "anchor {subject}: its critical nameConstraints constrain {form}, which is not checked"
+                        ),
+                    ));
+                }
+                Ok(Anchor { certificate, spki_der, id: provider_cert_id(provider, der), constraints })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(TrustAnchors { anchors, limits })
+        Ok(TrustAnchors { anchors, limits, revocation: Arc::default() })
+    }
+
+    /// The same anchors, checking paths against `revocation`'s CRLs.
+    pub fn with_revocation(mut self, revocation: Revocation) -> TrustAnchors {
+        self.revocation = Arc::new(revocation);
+        self
+    }
+
+    /// The CRLs paths are checked against.
+    pub fn revocation(&self) -> &Revocation {
+        &self.revocation
+    }
+
+    /// The anchors' certificates as DER, in order.
+    pub fn certificates_der(&self) -> Vec<Vec<u8>> {
+        self.anchors.iter().filter_map(|a| a.certificate.to_der().ok()).collect()
     }
 
     /// Anchors from concatenated PEM.
@@ -194,6 +237,19 @@ pub fn certificate_addresses(cert: &Certificate) -> Vec<EmailAddress> {
 /// A certificate's uniformResourceIdentifier names (subjectAltName), without validating it.
 pub fn certificate_uris(cert: &Certificate) -> Vec<String> {
     validate::uris(cert)
+}
+
+/// The validity (notBefore, notAfter) of a DER certificate, without validating it
+/// (`invalid_configuration` if it does not decode).
+pub fn certificate_validity(der: &[u8]) -> Result<(crate::UnixTime, crate::UnixTime)> {
+    let cert = parse_certificate(der)?;
+    let v = cert.tbs_certificate().validity();
+    Ok((crate::UnixTime::from_x509(&v.not_before), crate::UnixTime::from_x509(&v.not_after)))
+}
+
+/// Whether a certificate's extended key usage lists `purpose`, without validating it.
+pub fn certificate_has_extended_key_usage(cert: &Certificate, purpose: &der::asn1::ObjectIdentifier) -> bool {
+    validate::has_extended_key_usage(cert, purpose)
 }
 
 /// SHA-256 of a certificate's DER.

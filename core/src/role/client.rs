@@ -6,7 +6,9 @@
 //! 1. [`Recipient::receive`] the sealed message: checks the ticket (C1) and binding (C6).
 //! 2. [`Recipient::request_release`]: send [`PendingRelease::der`] to
 //!    [`ReceivedMessage::gatekeeper_uri`]; keep the pending request.
-//! 3. [`Recipient::accept_release`] with the gatekeeper's answer (C2 to C4): the key.
+//! 3. [`Recipient::accept_release`] with the gatekeeper's answer and the time it arrived
+//!    (C2 to C4): the key. A release signed under a renewed certificate of the ticket's
+//!    gatekeeper is accepted (C2, `docs/protocol.md` §3.0.10).
 //! 4. [`Recipient::open`] the message (C5). Seed: store it re-encrypted "in a locally
 //!    recoverable fashion"; never store the key.
 
@@ -108,6 +110,7 @@ impl Client {
         message: &ReceivedMessage,
         pending: &PendingRelease,
         release: &[u8],
+        now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<OneTimeKey> {
         let p = self.provider;
@@ -116,10 +119,23 @@ impl Client {
         if content_type != oid::ID_SIGNED_DATA {
             return Err(reject(Rejection::UnexpectedContentType, "release content must be SignedData"));
         }
-        // C2: signed by the gatekeeper that signed the ticket.
+        // C2: signed by the gatekeeper that signed the ticket: the same certificate, or the
+        // same gatekeeper renewed (a certificate with id-ekg-kp-gatekeeper naming the
+        // ticket's URI, valid under our anchors now).
         let signed = signed::open(p, &content, oid::CT_KEY_DELIVERY, MAX_ENVELOPE_LEN)?;
         if signed.signer_der != message.ticket.signer_der {
-            return Err(reject(Rejection::WrongGatekeeper, "release signed by another certificate than the ticket"));
+            let renewed = self.anchors.validate(p, &signed.signer, &signed.certificates, now).map_err(|e| {
+                reject(
+                    Rejection::WrongGatekeeper,
+                    format!("release signed by another certificate than the ticket ({e})"),
+                )
+            })?;
+            if !renewed.is_gatekeeper || !renewed.uris.contains(&message.ticket.gatekeeper_uri) {
+                return Err(reject(
+                    Rejection::WrongGatekeeper,
+                    "release signed by another certificate than the ticket, not a gatekeeper naming the ticket's URI",
+                ));
+            }
         }
         // C3: for this key and this request.
         let delivery = KeyDeliveryContent::decode(&signed.content)?;
@@ -166,9 +182,10 @@ impl Recipient {
         message: &ReceivedMessage,
         pending: &PendingRelease,
         release: &[u8],
+        now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<OneTimeKey> {
-        self.0.accept_release(message, pending, release, rng)
+        self.0.accept_release(message, pending, release, now, rng)
     }
 
     /// Decrypts the message (C5).
@@ -208,9 +225,10 @@ impl Gateway {
         message: &ReceivedMessage,
         pending: &PendingRelease,
         release: &[u8],
+        now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<OneTimeKey> {
-        self.0.accept_release(message, pending, release, rng)
+        self.0.accept_release(message, pending, release, now, rng)
     }
 
     /// Decrypts the outbound message.
@@ -232,6 +250,7 @@ pub trait Fetcher {
         message: &ReceivedMessage,
         pending: &PendingRelease,
         release: &[u8],
+        now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<OneTimeKey>;
     /// Decrypts the message.
@@ -252,9 +271,10 @@ impl Fetcher for Recipient {
         message: &ReceivedMessage,
         pending: &PendingRelease,
         release: &[u8],
+        now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<OneTimeKey> {
-        self.accept_release(message, pending, release, rng)
+        self.accept_release(message, pending, release, now, rng)
     }
 
     fn open(&self, message: &ReceivedMessage, key: &OneTimeKey) -> Result<zeroize::Zeroizing<Vec<u8>>> {
@@ -276,9 +296,10 @@ impl Fetcher for Gateway {
         message: &ReceivedMessage,
         pending: &PendingRelease,
         release: &[u8],
+        now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<OneTimeKey> {
-        self.accept_key(message, pending, release, rng)
+        self.accept_key(message, pending, release, now, rng)
     }
 
     fn open(&self, message: &ReceivedMessage, key: &OneTimeKey) -> Result<zeroize::Zeroizing<Vec<u8>>> {

@@ -10,9 +10,10 @@ mod ticket;
 
 pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient};
 pub use gatekeeper::{
-    DecidedIssuance, DecidedRelease, DrawFromRng, Gatekeeper, GatekeeperConfig, GatekeeperCrypto, GatewayPrincipal,
-    Issuance, IssueWork, Release, ReleaseWork, SenderRule, StorageKey, VerifiedKeyRequest, VerifiedReleaseRequest,
-    draw_fresh, limits,
+    CredentialStatus, DecidedIssuance, DecidedRelease, DrawFromRng, Gatekeeper, GatekeeperConfig, GatekeeperCrypto,
+    GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork, RetiredCertificate, RetiredKey,
+    SenderRule, StorageKey, VerifiedKeyRequest, VerifiedReleaseRequest, check_credential, check_profile, draw_fresh,
+    limits,
 };
 pub use sender::{PendingKeyRequest, SendKey, Sender};
 pub use ticket::{

@@ -136,7 +136,7 @@ pub fn fetch(gk: &mut Gk, who: &Recipient, sealed: &[u8], now: UnixTime, seed: u
     let msg = who.receive(sealed, now)?;
     let pending = who.request_release(&msg, now, &mut r)?;
     let release = gk.handle_release_request(&pending.der, now, &mut r)?;
-    let key = who.accept_release(&msg, &pending, &release.der, &mut r)?;
+    let key = who.accept_release(&msg, &pending, &release.der, now, &mut r)?;
     Ok(who.open(&msg, &key)?.to_vec())
 }
 

@@ -49,6 +49,15 @@ impl AnyStore {
         }
     }
 
+    /// Checks the store answers now: a read and a write (`/healthz`).
+    pub fn probe(&mut self) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.probe(),
+            AnyStore::Postgres(s) => s.probe(),
+            AnyStore::Memory(_) => Ok(()),
+        }
+    }
+
     /// Statements sent to a database server so far (PostgreSQL; 0 otherwise).
     pub fn round_trips(&self) -> u64 {
         match self {

@@ -117,6 +117,16 @@ impl Statements {
 }
 
 impl PostgresStore {
+    /// Checks the database answers now: a read and an empty call of `ekg_append` (a write
+    /// transaction's round trip).
+    pub fn probe(&mut self) -> Result<(), StoreError> {
+        self.count("SELECT count(*) FROM ekg_schema")?;
+        let caller = self.caller.take();
+        let written = self.append_if_unchanged(&Batch { records: Vec::new(), keys: Vec::new() });
+        self.caller = caller;
+        written.map(|_| ())
+    }
+
     /// This handle's appends are sent only while `caller` waits (`None`: always).
     pub fn set_caller(&mut self, caller: Option<crate::caller::Caller>) {
         self.caller = caller;

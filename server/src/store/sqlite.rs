@@ -42,6 +42,9 @@ pub struct SqliteStore {
 
 struct Shared {
     path: PathBuf,
+    /// The database file's inode at open: a file removed or replaced under a running store
+    /// is noticed by [`SqliteStore::probe`].
+    inode: u64,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Writer>,
     committed: Condvar,
@@ -54,6 +57,9 @@ struct Shared {
     /// per SQLite file (several instances share a PostgreSQL database).
     _lock: std::fs::File,
 }
+
+/// Batches per transaction in [`SqliteStore::import`].
+pub const IMPORT_CHUNK: usize = 10_000;
 
 /// An append waiting for its group: its ticket, its plan, its caller.
 type Queued = (u64, Plan, Option<Caller>);
@@ -120,8 +126,13 @@ impl SqliteStore {
         migrate(&mut conn, config)?;
         let writer =
             Writer { conn: Some(conn), queue: Vec::new(), results: BTreeMap::new(), next_ticket: 0, leading: false };
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(path).map_err(|e| err(format!("{}: {e}", path.display())))?.ino()
+        };
         let shared = Shared {
             path: path.to_owned(),
+            inode,
             readers: Mutex::new(Vec::new()),
             writer: Mutex::new(writer),
             committed: Condvar::new(),
@@ -175,6 +186,45 @@ impl SqliteStore {
                 q.query_map([], |r| r.get(0)).map_err(err)?.collect::<Result<_, _>>().map_err(err)?;
             decode_records(bodies.iter().map(Vec::as_slice))
         })
+    }
+
+    /// Appends `batches` in transactions of [`IMPORT_CHUNK`] batches each, under the same
+    /// conditions as an append (a batch whose condition fails is skipped); the number
+    /// written. For loading a store in bulk before a measurement (`ekg load --prefill`) or a
+    /// migration: it takes the write connection, so appends wait meanwhile.
+    pub fn import(&self, batches: impl IntoIterator<Item = Batch<Concrete>>) -> Result<u64, StoreError> {
+        let mut w = self.shared.writer.lock().map_err(|_| poisoned())?;
+        let conn = w.conn.as_mut().ok_or_else(|| err("the write connection is busy"))?;
+        let mut written = 0u64;
+        let mut batches = batches.into_iter().peekable();
+        while batches.peek().is_some() {
+            let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+            for batch in batches.by_ref().take(IMPORT_CHUNK) {
+                let plan = Plan::of(&batch)?;
+                let sp = tx.savepoint().map_err(err)?;
+                if write_plan(&sp, &plan)? {
+                    sp.commit().map_err(err)?;
+                    written += 1;
+                }
+            }
+            tx.commit().map_err(err)?;
+        }
+        Ok(written)
+    }
+
+    /// Checks the store answers now: its file is still the one opened (not removed or
+    /// replaced), a read, and an empty write through the group commit (`BEGIN IMMEDIATE` and
+    /// `COMMIT`: the write lock is obtainable).
+    pub fn probe(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let path = &self.shared.path;
+        match std::fs::metadata(path) {
+            Ok(m) if m.ino() == self.shared.inode => {}
+            Ok(_) => return Err(err(format!("{}: the database file was replaced while open", path.display()))),
+            Err(e) => return Err(err(format!("{}: the database file is gone while open: {e}", path.display()))),
+        }
+        self.read(version)?;
+        self.append(Plan { keys: Vec::new(), requests: Vec::new() }).map(|_| ())
     }
 
     /// This handle's appends are written only while `caller` waits (`None`: always).

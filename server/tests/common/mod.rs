@@ -143,7 +143,7 @@ pub fn fetch(server: &Running, who: &Recipient, sealed: &[u8], seed: u64) -> Res
     if status != 200 {
         return Err((status, code(&body)));
     }
-    let key = who.accept_release(&msg, &pending, &body, &mut r).expect("release");
+    let key = who.accept_release(&msg, &pending, &body, now, &mut r).expect("release");
     Ok(who.open(&msg, &key).unwrap().to_vec())
 }
 
@@ -178,14 +178,14 @@ pub fn spawn_serve(bin: &str, config: &Path, port: u16) -> ServeProcess {
         .stderr(log)
         .spawn()
         .expect("ekg serve");
-    let addr = format!("127.0.0.1:{port}");
+    // The guard exists before the wait, so that a server that never answers is killed too.
+    let mut server = ServeProcess { child, addr: format!("127.0.0.1:{port}") };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut child = child;
     loop {
-        if agent().get(format!("http://{addr}/healthz")).call().is_ok_and(|r| r.status() == 200) {
-            return ServeProcess { child, addr };
+        if agent().get(format!("http://{}/healthz", server.addr)).call().is_ok_and(|r| r.status() == 200) {
+            return server;
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = server.child.try_wait() {
             let err = std::fs::read_to_string(&log_path).unwrap_or_default();
             panic!("ekg serve exited with {status}: {err}");
         }
@@ -197,6 +197,49 @@ pub fn spawn_serve(bin: &str, config: &Path, port: u16) -> ServeProcess {
 /// Where [`spawn_serve`] writes the log of the server on `port`.
 pub fn serve_log(config: &Path, port: u16) -> PathBuf {
     config.with_file_name(format!("serve-{port}.log"))
+}
+
+/// Starts `bin serve --demo --dir DIR --listen 127.0.0.1:PORT` (its output in `DIR/serve.log`)
+/// and waits (at most 30 s) until `/healthz` answers. The guard kills it if the test fails.
+pub fn spawn_demo_serve(bin: &str, dir: &Path, port: u16) -> ServeProcess {
+    use std::process::{Command, Stdio};
+    let log = std::fs::File::create(dir.join("serve.log")).expect("serve.log");
+    let child = Command::new(bin)
+        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+        .arg(dir)
+        .stdout(Stdio::from(log.try_clone().expect("serve.log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("ekg serve --demo");
+    // The guard exists before the wait, so that a server that never answers is killed too.
+    let mut server = ServeProcess { child, addr: format!("127.0.0.1:{port}") };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !agent().get(format!("http://{}/healthz", server.addr)).call().is_ok_and(|r| r.status() == 200) {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+            panic!("ekg serve --demo exited with {status}: {log}");
+        }
+        assert!(std::time::Instant::now() < deadline, "ekg serve --demo did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+impl ServeProcess {
+    /// Sends SIGTERM and waits (at most 30 s) for the exit status; past that, the guard kills it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "ekg serve did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// A port nobody listens on right now.

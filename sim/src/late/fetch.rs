@@ -130,7 +130,8 @@ impl LateRun<'_> {
         };
         let (Some(received), Some(pending)) = (received, pending) else { return Ok("no request".into()) };
         self.w.provider.act_as(role_of(who));
-        let key = match client.accept(&received, &pending, der, &mut self.rng) {
+        let now = self.now();
+        let key = match client.accept(&received, &pending, der, now, &mut self.rng) {
             Ok(k) => k,
             Err(e) => return self.finish_fetch(f, Err(e.code().to_owned())),
         };
@@ -168,7 +169,7 @@ impl LateRun<'_> {
         if let Some(r) = rcpt {
             match outcome {
                 Ok(()) => {
-                    self.read_latency.push((now_ms - started) as f64 / 1000.0);
+                    self.read_latency.push((started, now_ms - started));
                     if let Some(p) = self.st(msg)?.pairs.get_mut(r) {
                         *p = Pair::Read;
                     }

@@ -115,7 +115,7 @@ impl LateRun<'_> {
         s.sent_ms = Some(now_ms);
         s.key_id = Some(key.key_id);
         s.expires_ms = now_ms + lifetime_ms;
-        self.send_latency.push((now_ms - m.submit_ms) as f64 / 1000.0);
+        self.send_latency.push((m.submit_ms, now_ms - m.submit_ms));
         let mail = self.sc.network.mail_latency_ms;
         for rcpt in 0..m.recipients.len() {
             self.schedule(mail, Ev::Mail { msg, rcpt });

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use ekg_core::ids::KeyId;
-use ekg_core::ledger::{Concrete, KeyState, MemoryStore, ReleasePolicy};
+use ekg_core::ledger::{Concrete, KeyState, MemoryStore};
 use ekg_core::role::{Gatekeeper, PendingKeyRequest, PendingRelease, ReceivedMessage};
 use ekg_core::{EmailAddress, UnixTime};
 use rand_chacha::ChaCha20Rng;
@@ -22,7 +22,7 @@ use crate::draw::Draw;
 use crate::error::SimError;
 use crate::invariants::{MessageFacts, Observer, Party};
 use crate::metered::Role;
-use crate::metrics::{SchemeReport, Stats};
+use crate::metrics::{Attribution, SchemeReport, Stats};
 use crate::queue::Queue;
 use crate::scenario::{Plant, Scenario};
 use crate::workload::Message;
@@ -65,8 +65,11 @@ pub struct LateRun<'a> {
     base: UnixTime,
     pending_work: u64,
     compromised: BTreeMap<usize, (u64, usize)>,
-    read_latency: Vec<f64>,
-    send_latency: Vec<f64>,
+    /// (read start, latency), virtual ms.
+    read_latency: Vec<(u64, u64)>,
+    /// (submission, latency), virtual ms.
+    send_latency: Vec<(u64, u64)>,
+    cost: Attribution,
     lifetimes: Vec<f64>,
     issued: u64,
 }
@@ -115,7 +118,7 @@ impl<'a> LateRun<'a> {
             // The stream yields whole 32-bit words: a body of n bytes uses ceil(n / 4).
             body_word += (m.size as u128).div_ceil(4);
         }
-        let policy = if sc.gatekeeper.policy == "once" { ReleasePolicy::Once } else { ReleasePolicy::SameCertificate };
+        let policy = sc.gatekeeper.policy;
         Ok(LateRun {
             sc,
             w,
@@ -137,6 +140,7 @@ impl<'a> LateRun<'a> {
             compromised: BTreeMap::new(),
             read_latency: Vec::new(),
             send_latency: Vec::new(),
+            cost: Attribution::default(),
             lifetimes: Vec::new(),
             issued: 0,
         })
@@ -212,6 +216,7 @@ impl<'a> LateRun<'a> {
         let started = Instant::now();
         let crypto_before = self.w.provider.crypto_secs();
         let ops_before = ops(self.w);
+        self.cost = Attribution::new(self.msgs.len(), self.totals());
         for m in self.msgs {
             self.pending_work += 1;
             self.q.at(m.submit_ms, Ev::Submit(m.id));
@@ -250,11 +255,48 @@ impl<'a> LateRun<'a> {
                 progress(submitted, total);
             }
             let label = ev.label();
+            let msg = self.message_of(&ev);
             let outcome = self.handle(ev)?;
+            self.charge(msg);
             self.trace_line(&format!("{label} -> {outcome}"));
         }
         progress(total, total);
         self.finish(started, crypto_before, &ops_before)
+    }
+
+    /// Bytes on the wire and RSA (private, public) operations so far.
+    fn totals(&self) -> [u64; 3] {
+        let (private, public) = self.w.provider.totals();
+        [self.rep.total_bytes(), private, public]
+    }
+
+    /// Charges what was spent since the last charge to message `msg`.
+    fn charge(&mut self, msg: Option<usize>) {
+        let now = self.totals();
+        self.cost.charge(msg, now);
+    }
+
+    /// The message an event belongs to (`None`: a gatekeeper's own events, a compromise).
+    fn message_of(&self, ev: &Ev) -> Option<usize> {
+        let of_fetch = |f: &usize| self.fetches.get(*f).map(|x| x.msg);
+        match ev {
+            Ev::Submit(m) | Ev::SenderRetry(m, _) => Some(*m),
+            Ev::KeyRequestAtGk { msg, .. }
+            | Ev::IssuanceAtSender { msg, .. }
+            | Ev::RefusalAtSender { msg, .. }
+            | Ev::Mail { msg, .. }
+            | Ev::Read { msg, .. } => Some(*msg),
+            Ev::FetchStart(f) | Ev::FetchRetry(f, _) => of_fetch(f),
+            Ev::ReleaseRequestAtGk { fetch, .. }
+            | Ev::ReleaseAtClient { fetch, .. }
+            | Ev::RefusalAtClient { fetch, .. } => of_fetch(fetch),
+            Ev::Sweep(_)
+            | Ev::Crash { .. }
+            | Ev::CrashNow(_)
+            | Ev::Restart(_)
+            | Ev::Outage { .. }
+            | Ev::Compromise(_) => None,
+        }
     }
 
     fn handle(&mut self, ev: Ev) -> Result<String, SimError> {
@@ -383,6 +425,7 @@ impl<'a> LateRun<'a> {
                 }
                 for m in &targets {
                     self.start_fetch(*m, Who::Attacker(user), None)?;
+                    self.charge(Some(*m));
                 }
                 format!("{} messages targeted", targets.len())
             }
@@ -443,10 +486,17 @@ impl<'a> LateRun<'a> {
         let sent = self.state.iter().filter(|s| s.sent_ms.is_some()).count() as u64;
         rep.orphan_keys = self.issued.saturating_sub(sent);
         rep.exposed_messages = self.obs.exposed.len() as u64;
+        rep.exposed_submitted_ms =
+            self.obs.exposed.iter().filter_map(|m| self.msgs.get(*m)).map(|m| m.submit_ms).collect();
+        rep.exposed_submitted_ms.sort_unstable();
         rep.violations = std::mem::take(&mut self.obs.violations);
         rep.checks = self.obs.checks;
-        rep.read_latency_secs = Stats::of(std::mem::take(&mut self.read_latency));
-        rep.send_latency_secs = Stats::of(std::mem::take(&mut self.send_latency));
+        let secs = |v: &[(u64, u64)]| v.iter().map(|(_, l)| *l as f64 / 1000.0).collect::<Vec<f64>>();
+        rep.read_latency_secs = Stats::of(secs(&self.read_latency));
+        rep.send_latency_secs = Stats::of(secs(&self.send_latency));
+        rep.read_latency_ms = std::mem::take(&mut self.read_latency);
+        rep.send_latency_ms = std::mem::take(&mut self.send_latency);
+        rep.by_list_size = self.cost.by_list_size(self.msgs.iter().map(|m| m.recipients.len()));
         rep.key_lifetime_secs = Stats::of(std::mem::take(&mut self.lifetimes));
         rep.finish(&self.rps);
         Ok((rep, self.trace.finalize().into()))

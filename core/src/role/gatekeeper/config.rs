@@ -19,6 +19,39 @@ pub struct SenderRule {
     pub issuer: Option<CertId>,
 }
 
+/// Which anchors may certify which recipient domains (V25): when any rule is configured, an
+/// address of a requester's certificate counts for a release only if some rule matches it,
+/// a rule matching when every field it sets matches (its domain equals the address's domain,
+/// case-insensitively, subdomains not included; its issuer is the anchor the certificate's
+/// path ends at). No rule at all: every anchor may certify every domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipientRule {
+    /// The address's domain.
+    pub domain: Option<String>,
+    /// The anchor the certificate's path ends at.
+    pub issuer: Option<CertId>,
+}
+
+/// A certificate this gatekeeper signed tickets under before its current one (a renewal or
+/// a key rotation): V20 accepts the tickets it signed (`docs/protocol.md` §3.0.8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetiredCertificate {
+    /// The certificate's DER.
+    pub der: Vec<u8>,
+    /// Whether it certifies the current key or another one.
+    pub key: RetiredKey,
+}
+
+/// Which key a retired certificate certifies: the start-up check refuses a retired
+/// certificate whose key is not the one declared (a mistaken file is not silently accepted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetiredKey {
+    /// The current credential's key: a renewal (new certificate, same key).
+    Same,
+    /// Another key: a key rotation.
+    Previous,
+}
+
 /// A gateway of this organisation: the certificate's address and the anchor it must chain to.
 pub type GatewayPrincipal = crate::ledger::GatewayPrincipal<Concrete>;
 
@@ -33,6 +66,10 @@ pub struct GatekeeperConfig {
     pub senders: Vec<SenderRule>,
     /// This organisation's gateways.
     pub gateways: Vec<GatewayPrincipal>,
+    /// Which anchors may certify which recipient domains (V25; empty: any anchor any domain).
+    pub recipients: Vec<RecipientRule>,
+    /// Certificates this gatekeeper signed tickets under before its current one (V20).
+    pub retired: Vec<RetiredCertificate>,
     /// Release policy for new tickets.
     pub policy: ReleasePolicy,
     /// Retention and re-delivery bounds (the V14 window is `max_clock_skew_secs`).
@@ -57,8 +94,10 @@ pub mod limits {
     pub const MAX_DELIVERIES_MAX: u32 = 100;
     /// Shortest and longest certification path (end entity and anchor included).
     pub const PATH_LEN: core::ops::RangeInclusive<usize> = 2..=8;
-    /// Most sender rules and gateway principals.
+    /// Most sender rules, recipient rules and gateway principals.
     pub const RULES_MAX: usize = 1000;
+    /// Most retired certificates.
+    pub const RETIRED_MAX: usize = 16;
 }
 
 impl GatekeeperConfig {
@@ -69,6 +108,8 @@ impl GatekeeperConfig {
             anchors,
             senders: Vec::new(),
             gateways: Vec::new(),
+            recipients: Vec::new(),
+            retired: Vec::new(),
             policy: ReleasePolicy::Once,
             ledger: LedgerConfig::default(),
             ticket_lifetime_secs: 30 * 24 * 3600,
@@ -109,7 +150,26 @@ impl GatekeeperConfig {
                 return bad("senders.domain", "a domain of LDH labels");
             }
         }
+        if self.recipients.len() > limits::RULES_MAX {
+            return bad("recipients", "at most 1000 recipient rules");
+        }
+        for rule in &self.recipients {
+            if rule.domain.is_none() && rule.issuer.is_none() {
+                return bad("recipients", "a rule names a domain, an issuing anchor, or both");
+            }
+            if let Some(d) = &rule.domain
+                && EmailAddress::parse(&format!("x@{d}")).is_err()
+            {
+                return bad("recipients.domain", "a domain of LDH labels");
+            }
+        }
+        if self.retired.len() > limits::RETIRED_MAX {
+            return bad("retired", "at most 16 retired certificates");
+        }
         let anchors = self.anchors.ids();
+        if self.recipients.iter().filter_map(|r| r.issuer).any(|i| !anchors.contains(&i)) {
+            return bad("recipients.issuer", "an issuer must be one of the trust anchors");
+        }
         if self
             .senders
             .iter()
@@ -138,6 +198,14 @@ impl GatekeeperConfig {
             return bad("max_deliveries", "1 to 100");
         }
         Ok(())
+    }
+
+    /// V25's rule: whether `address` may be certified by a path ending at `anchor`.
+    pub fn may_certify(&self, anchor: CertId, address: &EmailAddress) -> bool {
+        self.recipients.is_empty()
+            || self.recipients.iter().any(|r| {
+                r.domain.as_deref().is_none_or(|d| address.in_domain(d)) && r.issuer.is_none_or(|i| i == anchor)
+            })
     }
 
     /// The ledger's settings: retention and re-delivery as configured, and V14's window the

@@ -5,7 +5,7 @@
 //! A request goes through three typed stages, each consuming the previous one's output:
 //!
 //! 1. **verify** ([`GatekeeperCrypto::verify_key_request`], [`GatekeeperCrypto::verify_release_request`]):
-//!    every check that needs crypto or certificates (V1 to V13, V20). `&self` on the shared
+//!    every check that needs crypto or certificates (V1 to V13, V20, V25). `&self` on the shared
 //!    [`GatekeeperCrypto`]: any number of threads. Yields a [`VerifiedKeyRequest`] or
 //!    [`VerifiedReleaseRequest`], which only verification makes.
 //! 2. **decide over the store** ([`Gatekeeper::issue`], [`Gatekeeper::release`]): a
@@ -28,12 +28,16 @@
 
 mod build;
 mod config;
+mod credential;
 mod verify;
 
 use std::sync::Arc;
 
 pub use build::{DrawFromRng, IssueWork, ReleaseWork, draw_fresh};
-pub use config::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey, limits};
+pub use config::{
+    GatekeeperConfig, GatewayPrincipal, RecipientRule, RetiredCertificate, RetiredKey, SenderRule, StorageKey, limits,
+};
+pub use credential::{CredentialStatus, check_credential, check_profile};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
@@ -47,7 +51,6 @@ use crate::ledger::{
 };
 use crate::pki::Credential;
 use crate::time::UnixTime;
-use crate::wire::oid;
 
 /// What the gatekeeper returns to a sender.
 #[derive(Clone, Debug)]
@@ -316,7 +319,7 @@ impl GatekeeperCrypto {
         storage_key: StorageKey,
     ) -> Result<Self> {
         config.validate()?;
-        check_credential(&config, &credential)?;
+        credential::check_profile(&config, &credential)?;
         Ok(GatekeeperCrypto::new(provider, config, credential, storage_key))
     }
 
@@ -327,26 +330,4 @@ impl GatekeeperCrypto {
             .map(drop)
             .map_err(|_| reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys"))
     }
-}
-
-/// Clients accept a ticket only from a certificate that passes C1: refuse a credential they
-/// would refuse, or whose certificates would not fit a ticket's limit.
-fn check_credential(config: &GatekeeperConfig, credential: &Credential) -> Result<()> {
-    // Its certificates ride in every ticket and release (docs/protocol.md §4.4).
-    let chain_len =
-        credential.chain_der().iter().map(Vec::len).fold(credential.certificate_der().len(), usize::saturating_add);
-    if chain_len > crate::wire::MAX_GATEKEEPER_CERTIFICATES_LEN {
-        return Err(reject(Rejection::InvalidConfiguration, "credential: certificate and chain over 32 KiB"));
-    }
-    if !credential.has_extended_key_usage(&oid::KP_GATEKEEPER) || !credential.uris().contains(&config.uri) {
-        return Err(reject(Rejection::InvalidConfiguration, "certificate lacks id-ekg-kp-gatekeeper or the URI"));
-    }
-    // C1 validates the ticket's signer as an S/MIME certificate (V7, V8).
-    if !credential.has_extended_key_usage(&oid::KP_EMAIL_PROTECTION) || credential.addresses().is_empty() {
-        return Err(reject(
-            Rejection::InvalidConfiguration,
-            "credential: certificate lacks emailProtection or an rfc822Name",
-        ));
-    }
-    Ok(())
 }

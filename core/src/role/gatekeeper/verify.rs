@@ -1,15 +1,16 @@
 //! Stage 1: verification (V1 to V13, V20), on the gatekeeper's immutable half, any thread.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::config::{GatekeeperConfig, StorageKey};
+use super::credential::{self, CredentialStatus};
 use crate::cms::signed;
 use crate::crypto::CryptoProvider;
 use crate::error::{Rejection, Result, reject};
 use crate::ids::Digest;
 use crate::ledger::{Concrete, Requester};
-use crate::pki::{Credential, ValidatedCertificate};
+use crate::pki::{Credential, Revocation, ValidatedCertificate};
 use crate::role::ticket::{KeyRequestContent, ReleaseRequestContent, Ticket, check_skew};
 use crate::time::UnixTime;
 use crate::wire::{MAX_KEY_REQUEST_LEN, MAX_RELEASE_REQUEST_LEN, oid};
@@ -66,7 +67,7 @@ impl VerifiedReleaseRequest {
         &self.ticket
     }
 
-    /// The requester's certificate.
+    /// The requester's certificate; its addresses are those V25 lets it use.
     pub fn requester_certificate(&self) -> &ValidatedCertificate {
         &self.requester
     }
@@ -96,6 +97,12 @@ pub struct GatekeeperCrypto {
     /// SHA-256 of the tickets this gatekeeper signed: their signatures (and the sender's
     /// inside, verified at issuance) are not verified again at release.
     pub(super) issued_tickets: Mutex<BTreeSet<Digest>>,
+    /// The CRLs paths are checked against: the configuration's, until
+    /// [`GatekeeperCrypto::reload_revocation`] replaces them.
+    revocation: RwLock<Arc<Revocation>>,
+    /// When the gatekeeper's own certificate and chain are valid (from, until), once
+    /// checked: within it, an issuance does not check again.
+    credential_holds: Mutex<Option<(UnixTime, UnixTime)>>,
 }
 
 /// Entries kept in each cache before it is emptied (a bound on memory, not a policy).
@@ -108,6 +115,7 @@ impl GatekeeperCrypto {
         credential: Credential,
         storage_key: StorageKey,
     ) -> Self {
+        let revocation = RwLock::new(Arc::new(config.anchors.revocation().clone()));
         GatekeeperCrypto {
             provider,
             config,
@@ -115,7 +123,47 @@ impl GatekeeperCrypto {
             storage_key,
             paths: Mutex::default(),
             issued_tickets: Mutex::default(),
+            revocation,
+            credential_holds: Mutex::default(),
         }
+    }
+
+    /// Replaces the CRLs every later path (and the gatekeeper's own credential) is checked
+    /// against, e.g. after the operator's files were re-read; cached paths are forgotten.
+    pub fn reload_revocation(&self, revocation: Revocation) {
+        if let Ok(mut r) = self.revocation.write() {
+            *r = Arc::new(revocation);
+        }
+        if let Ok(mut paths) = self.paths.lock() {
+            paths.clear();
+        }
+    }
+
+    /// The CRLs in force.
+    pub fn revocation(&self) -> Arc<Revocation> {
+        self.revocation.read().map(|r| Arc::clone(&r)).unwrap_or_default()
+    }
+
+    /// Every rule on the gatekeeper's own credential at `now`, with the CRLs in force
+    /// ([`super::check_credential`]): for the start-up check, after a reload of the CRLs,
+    /// for metrics and expiry warnings.
+    pub fn check_credential(&self, now: UnixTime) -> Result<CredentialStatus> {
+        credential::check_with(self.provider, &self.config, &self.credential, &self.revocation(), now)
+    }
+
+    /// The credential check before an issuance: its certificate and chain valid at `now`
+    /// (its profile was checked at start).
+    fn own_credential(&self, now: UnixTime) -> Result<()> {
+        if let Ok(holds) = self.credential_holds.lock()
+            && holds.is_some_and(|(from, until)| from <= now && now <= until)
+        {
+            return Ok(());
+        }
+        let window = credential::check_validity(&self.credential, now)?;
+        if let Ok(mut holds) = self.credential_holds.lock() {
+            *holds = Some(window);
+        }
+        Ok(())
     }
 
     /// The configuration.
@@ -143,7 +191,8 @@ impl GatekeeperCrypto {
         {
             return Ok(v.clone());
         }
-        let validated = self.config.anchors.validate(p, &signed.signer, &signed.certificates, now)?;
+        let validated =
+            self.config.anchors.validate_with(p, &signed.signer, &signed.certificates, &self.revocation(), now)?;
         if let Ok(mut paths) = self.paths.lock() {
             if paths.len() >= CACHE_BOUND {
                 paths.clear();
@@ -153,7 +202,9 @@ impl GatekeeperCrypto {
         Ok(validated)
     }
 
-    /// V1 to V13 for a key request (`docs/protocol.md` §3.0.7).
+    /// V1 to V13 for a key request (`docs/protocol.md` §3.0.7), then L3 on the gatekeeper's
+    /// own certificate at `now` (a ticket every client would refuse for its signer's validity
+    /// is never issued).
     pub fn verify_key_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedKeyRequest> {
         let p = self.provider;
         // V1-V4: DER, profile, digest, signature.
@@ -182,17 +233,19 @@ impl GatekeeperCrypto {
         // V13: freshness, the request's own time first, then the signing time.
         check_skew(content.request_time, now, self.config.max_clock_skew_secs)?;
         check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
+        // L3: a ticket is signed only by a certificate valid now.
+        self.own_credential(now)?;
         Ok(VerifiedKeyRequest { der: der.to_vec(), digest: p.sha256(der), content, sender })
     }
 
-    /// V1 to V8, V13 and V20 for a release request (`docs/protocol.md` §3.0.8); V21 to V24
-    /// are the ledger's ([`super::Gatekeeper::decide_release`]).
+    /// V1 to V8, V13, V20 and V25 for a release request (`docs/protocol.md` §3.0.8); V21 to
+    /// V24 are the ledger's ([`super::Gatekeeper::decide_release`]).
     pub fn verify_release_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedReleaseRequest> {
         let p = self.provider;
         // V1-V4: the requester's SignedData.
         let signed = signed::open(p, der, oid::CT_RELEASE_REQUEST, MAX_RELEASE_REQUEST_LEN)?;
         // V5-V8: the requester's certificate.
-        let requester = self.validate(&signed, now)?;
+        let mut requester = self.validate(&signed, now)?;
         let rr = ReleaseRequestContent::decode(&signed.content)?;
         // V13: freshness.
         check_skew(rr.request_time, now, self.config.max_clock_skew_secs)?;
@@ -201,10 +254,41 @@ impl GatekeeperCrypto {
         let digest = p.sha256(&rr.ticket_der);
         let known = self.issued_tickets.lock().is_ok_and(|t| t.contains(&digest));
         let ticket = Ticket::open_with(p, &rr.ticket_der, digest, !known)?;
-        let ours = ticket.signer_der == self.credential.certificate_der();
+        // Ours: signed under the current certificate or one it replaced (a renewal or a key
+        // rotation), and naming this gatekeeper's URI.
+        let ours = ticket.signer_der == self.credential.certificate_der()
+            || self.config.retired.iter().any(|r| r.der == ticket.signer_der);
         if !ours || ticket.gatekeeper_uri != self.config.uri {
             return Err(reject(Rejection::WrongGatekeeper, "ticket not signed by this gatekeeper"));
         }
+        // V25: the anchor may certify the listed addresses it is asked for.
+        self.bind_to_domains(&mut requester, &ticket)?;
         Ok(VerifiedReleaseRequest { digest: p.sha256(der), ticket, requester })
+    }
+
+    /// V25: unless the requester is a gateway principal (whose address and anchor are
+    /// configured together), only the addresses its anchor may certify count; if it has
+    /// listed addresses and none of them counts, `anchor_not_allowed_for_domain`.
+    fn bind_to_domains(&self, requester: &mut ValidatedCertificate, ticket: &Ticket) -> Result<()> {
+        let config = &self.config;
+        let gateway =
+            config.gateways.iter().any(|g| g.issuer == requester.anchor && requester.addresses.contains(&g.address));
+        if gateway || config.recipients.is_empty() {
+            return Ok(());
+        }
+        let anchor = requester.anchor;
+        let listed: Vec<&crate::EmailAddress> =
+            requester.addresses.iter().filter(|a| ticket.request.recipients.contains(a)).collect();
+        if !listed.is_empty() && !listed.iter().any(|a| config.may_certify(anchor, a)) {
+            return Err(reject(
+                Rejection::AnchorNotAllowedForDomain,
+                format!(
+                    "the certificate's anchor may not certify {}",
+                    listed.first().map(|a| a.domain()).unwrap_or("")
+                ),
+            ));
+        }
+        requester.addresses.retain(|a| config.may_certify(anchor, a));
+        Ok(())
     }
 }
