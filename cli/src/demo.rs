@@ -91,6 +91,13 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
     config.policy = ReleasePolicy::Once;
     let mut storage_key = [0u8; 32];
     rng.fill_bytes(&mut storage_key);
+    // The issuance log of this flow (docs/protocol.md §10), kept beside the gatekeeper.
+    // Its own RNG, so that the flow's artifacts stay what they were for a seed.
+    let mut log_rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6973_7375_616e_6365);
+    let mut salt = [0u8; 32];
+    log_rng.fill_bytes(&mut salt);
+    let mut log = crate::audit::DemoLog::new(salt);
+    let gatekeeper_credential = credential(&org.gatekeeper)?;
     let mut gk: Gatekeeper<MemoryStore<Concrete>> = Gatekeeper::new(
         provider,
         config,
@@ -115,6 +122,8 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
     )?;
     out.artifact("03-grant", "AuthEnvelopedData(KTRI RSA-OAEP -> alice) { KeyDelivery }", &issuance.grant)?;
     out.file("key-id.hex", "the one-time key's id (KEKIdentifier)", issuance.key_id.to_string().as_bytes())?;
+    log.issue(now, &issuance.ticket)?;
+    log.sign_head(now, &gatekeeper_credential, &mut log_rng)?;
 
     // 3. Alice opens the grant and seals the message once.
     let send_key = alice.accept_grant(&pending, &issuance.grant, &issuance.ticket, now, &mut rng)?;
@@ -147,14 +156,17 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
         "AuthEnvelopedData(-> gateway) { SignedData(gatekeeper) { KeyDelivery } }",
         &gw_release.der,
     )?;
+    log.release(now, &issuance.ticket, &addr(&format!("gateway@{}", org.domain))?)?;
     let gw_key = gateway.accept_key(&outbound, &fetch, &gw_release.der, now, &mut rng)?;
     let inspected = gateway.open(&outbound, &gw_key)?;
     println!("gateway of {} read the outbound message ({} bytes, {:?})", org.domain, inspected.len(), gw_release.kind);
 
     // 5. Each recipient countersigns the ticket and gets the key, once.
     let mut step = 7;
-    for (who, issued) in [("bob", fed.recipient_org.user("bob@example.org")), ("carol", org.user("carol@example.com"))]
-    {
+    for (who, address, issued) in [
+        ("bob", "bob@example.org", fed.recipient_org.user("bob@example.org")),
+        ("carol", "carol@example.com", org.user("carol@example.com")),
+    ] {
         let r = Recipient::new(provider, credential(issued)?, anchors.clone());
         let msg = r.receive(&sealed, now)?;
         let req = r.request_release(&msg, now, &mut rng)?;
@@ -169,6 +181,7 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
             &format!("AuthEnvelopedData(-> {who}) {{ SignedData(gatekeeper) {{ KeyDelivery }} }}"),
             &release.der,
         )?;
+        log.release(now, &issuance.ticket, &addr(address)?)?;
         let key = r.accept_release(&msg, &req, &release.der, now, &mut rng)?;
         let plain = r.open(&msg, &key)?;
         if plain.as_slice() != message {
@@ -184,6 +197,10 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
         step += 2;
     }
     println!("keys still held by the gatekeeper: {}", gk.held_keys().map_err(|e| e.to_string())?);
+    log.sign_head(now, &gatekeeper_credential, &mut log_rng)?;
+    for name in log.write(&dir.join("log"))? {
+        writeln!(out.manifest, "log/{name}  the issuance log of this flow (docs/protocol.md section 10)")?;
+    }
     out.file("OPENSSL.sh", "every artifact opened with openssl alone: sh OPENSSL.sh", OPENSSL_SH.as_bytes())?;
     fs::write(dir.join("MANIFEST.txt"), &out.manifest)?;
     println!("wrote {} (see MANIFEST.txt)", dir.display());
@@ -234,5 +251,7 @@ d 06-gateway-release.der example.com/gateway 06-gateway-release.signed
 d 08-release-bob.der example.org/bob 08-release-bob.signed
 d 10-release-carol.der example.com/carol 10-release-carol.signed
 for r in 06-gateway-release 08-release-bob 10-release-carol; do v "$r.signed" "$r.content"; done
+# The issuance log's signed tree heads: SignedData of the gatekeeper { TreeHead }.
+for h in log/head-*.der; do v "$h" "$h.content"; done
 echo "OPENSSL.sh: every artifact verified or opened"
 "#;

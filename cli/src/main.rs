@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod check;
 mod client;
 mod conformance;
@@ -110,6 +111,13 @@ enum Command {
     Conformance {
         #[command(subcommand)]
         action: conformance::Action,
+    },
+    /// Audit a gatekeeper's issuance log (docs/protocol.md §10): `verify` checks the log,
+    /// signed tree heads, their consistency and a ticket's inclusion. Exit 1 with a stable
+    /// code (`log_fork`, `ticket_not_logged`, `tree_head_bad_signature`, ...) on a refusal.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// Key material for operators: `storage-key --out FILE` writes a fresh storage key (mode
     /// 0600); `gatekeeper-csr` makes the gatekeeper's key and a CSR with the certificate
@@ -328,6 +336,14 @@ enum FixturesAction {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum AuditAction {
+    /// Check a log file (A1), each tree head's signature against the gatekeeper's
+    /// certificate and its root against the log (A2, A3), every two heads' consistency (A5),
+    /// and a ticket's inclusion (A4) and an address's commitment (A6).
+    Verify(audit::VerifyArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Each command gives its own exit code on success (simulate: 2 or 3 for a correctness or
@@ -395,6 +411,9 @@ fn main() -> ExitCode {
         Command::Inspect { file, config, anchors } => inspect::run(&inspect::Args { file, config, anchors })
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             .map_err(Into::into),
+        Command::Audit { action: AuditAction::Verify(a) } => {
+            audit::verify(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
+        }
         Command::Demo { out, seed, now } => demo::run(&out, seed, now).map(|()| ExitCode::SUCCESS),
         Command::Keys { action } => keys::run(action).map(|()| ExitCode::SUCCESS),
         Command::Check { full, deep, only, threads, explore, addr, dfs, reduced, timeout_secs } => {

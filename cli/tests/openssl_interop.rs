@@ -150,7 +150,13 @@ fn the_demo_s_openssl_script_opens_every_artifact() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("OPENSSL.sh: every artifact verified or opened"), "{text}");
-    for f in ["04-message.txt", "04-message-from-eml.txt", "08-release-bob.content", "03-grant.content"] {
+    for f in [
+        "04-message.txt",
+        "04-message-from-eml.txt",
+        "08-release-bob.content",
+        "03-grant.content",
+        "log/head-4.der.content",
+    ] {
         assert!(dir.join(f).exists(), "{f}");
     }
 }

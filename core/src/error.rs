@@ -1,7 +1,8 @@
 //! Rejections: one enum, one stable snake_case code per variant.
 //!
 //! Every variant names the verification step of `docs/protocol.md` it comes from
-//! (`V1`..`V30`, `C1`..`C8` for client-side checks, `L1`.. for local failures). The codes are
+//! (`V1`..`V30`, `C1`..`C8` for client-side checks, `A1`.. for an auditor's checks of the
+//! issuance log, `L1`.. for local failures). The codes are
 //! part of the conformance interface: fixtures and other implementations match on them, so a
 //! code is never renamed or reused.
 
@@ -161,6 +162,34 @@ rejections! {
     AuthenticationFailed => "authentication_failed", "C5", Untrusted;
     /// Client: the sealed message's authenticated ticket digest differs from its ticket.
     TicketDigestMismatch => "ticket_digest_mismatch", "C6", Untrusted;
+    /// Audit: a log file or one of its entries is not in the encoding of `docs/protocol.md`
+    /// §10.2, or is over its bounds.
+    LogMalformed => "log_malformed", "A1", InvalidMessage;
+    /// Audit: a tree head's content is not a TreeHead of the profile (the CMS around it is
+    /// checked as any SignedData, with those codes).
+    TreeHeadMalformed => "tree_head_malformed", "A2", InvalidMessage;
+    /// Audit: a tree head's signature does not verify, or its signer is not the gatekeeper
+    /// certificate the auditor trusts.
+    TreeHeadBadSignature => "tree_head_bad_signature", "A2", Untrusted;
+    /// Audit: a signed tree head's root is not the root of the log's first treeSize entries
+    /// (or the log holds fewer entries than the head counts).
+    LogRootMismatch => "log_root_mismatch", "A3", Untrusted;
+    /// Audit: a proof is not well formed for its sizes (index or size out of range, wrong
+    /// number of hashes, a hash that is not 32 bytes).
+    LogProofMalformed => "log_proof_malformed", "A4", InvalidMessage;
+    /// Audit: an inclusion proof does not lead from the entry to the head's root.
+    LogInclusionFailed => "log_inclusion_failed", "A4", Untrusted;
+    /// Audit: no entry of the log (up to the head's size) records the issuance of this
+    /// ticket: a ticket the gatekeeper did not log (forged with its key, or hidden).
+    TicketNotLogged => "ticket_not_logged", "A4", Untrusted;
+    /// Audit: a consistency proof does not lead from the first root to the second.
+    LogConsistencyFailed => "log_consistency_failed", "A5", Untrusted;
+    /// Audit: two validly signed heads cannot be of one append-only log (same size and
+    /// different roots, or the earlier root is not a prefix of the later tree).
+    LogFork => "log_fork", "A5", Untrusted;
+    /// Audit: the address given does not match the entry's keyed commitment under the
+    /// log salt given (or the entry commits to no address).
+    LogAddressMismatch => "log_address_mismatch", "A6", Untrusted;
     /// Local: the store failed to make a record durable; no response was produced.
     StorageFailed => "storage_failed", "L1", Local;
     /// Local: a fresh key id collided with a known one (a broken RNG); nothing was issued.

@@ -14,6 +14,7 @@
 //! - [`error`]: [`Error`], [`Rejection`] (a stable snake_case code per check) and [`Fault`].
 //! - [`limits`]: every size limit of `docs/protocol.md` §4.4.
 //! - [`address`], [`ids`], [`time`]: addresses, identifiers and keys, time.
+//! - [`audit`]: the issuance log (RFC 9162 Merkle tree), its entries and signed tree heads.
 //!
 //! The raw ASN.1 structures, the strict DER decoder, the CMS building blocks and the dump are
 //! not part of it: they sit behind [`internal`] (hidden; for the fixtures' generator, the
@@ -25,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod address;
+pub mod audit;
 mod cms;
 pub mod crypto;
 pub mod error;

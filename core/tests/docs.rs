@@ -30,6 +30,7 @@ fn every_ekg_oid_is_in_the_asn1_module() {
         oid::CT_RELEASE_REQUEST,
         oid::CT_KEY_DELIVERY,
         oid::CT_ISSUANCE,
+        oid::CT_TREE_HEAD,
         oid::AA_TICKET_DIGEST,
         oid::UA_TICKET,
         oid::KP_GATEKEEPER,

@@ -20,6 +20,10 @@ pub const MEDIA_PROBLEM: &str = "application/problem+json";
 /// Seconds a client waits before retrying after `503`.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// `Retry-After` on `429 sender_quota_exceeded`, seconds: keys leave the quota as they are
+/// released or expire, which takes longer than a store's hiccup.
+pub const QUOTA_RETRY_AFTER_SECS: u32 = 60;
+
 /// The base path of a gatekeeper URI (`https://ekg.example.com/ekg` -> `/ekg/`): its path,
 /// ending with `/`. Endpoints are `{base}key-request` and `{base}release-request`.
 pub fn base_path(uri: &str) -> String {
@@ -101,6 +105,10 @@ pub mod http_codes {
     /// The request's deadline passed (or its client left) before its records were written:
     /// nothing was recorded; the same bytes may be sent again.
     pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
+    /// The sender has as many keys held as its quota allows (`server.max_held_per_sender`):
+    /// nothing was recorded; the same request may succeed once some of its keys are released
+    /// or expire (429, `Retry-After`).
+    pub const SENDER_QUOTA_EXCEEDED: &str = "sender_quota_exceeded";
     /// Test mode: the `Host` header is not a loopback name: 403.
     pub const HOST_NOT_ALLOWED: &str = "host_not_allowed";
     /// Test mode: a browser's cross-origin request (an `Origin` header): 403.
@@ -119,6 +127,7 @@ pub mod http_codes {
         (CONNECTION_LIMIT, 503),
         (CLIENT_CONNECTION_LIMIT, 429),
         (DEADLINE_EXCEEDED, 503),
+        (SENDER_QUOTA_EXCEEDED, 429),
         (HOST_NOT_ALLOWED, 403),
         (CROSS_ORIGIN_REFUSED, 403),
     ];

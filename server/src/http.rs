@@ -156,7 +156,7 @@ impl Routes {
         let work = async {
             match endpoint {
                 Endpoint::KeyRequest => self.service.key_request(body, now, Some(caller.clone())).await,
-                Endpoint::ReleaseRequest => self.service.release_request(body, now, Some(caller.clone())).await,
+                Endpoint::ReleaseRequest => self.service.release_request(body, now, Some(caller.clone())).await.map(Ok),
             }
         };
         // The departure, if not dropped, lives on until the answer is made (the store's error
@@ -165,7 +165,16 @@ impl Routes {
         let labels = crate::metrics::EndpointLabels { endpoint: name.into() };
         self.service.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(der) => {
+            Ok(Err(over)) => {
+                let detail = format!("{} keys held for this sender, at most {}", over.held, over.limit);
+                let p = Problem::new(429, http_codes::SENDER_QUOTA_EXCEEDED, detail);
+                let codes = crate::metrics::CodeLabels { code: p.code.clone() };
+                self.service.metrics.refusals.get_or_create(&codes).inc();
+                let mut answer = problem(&p);
+                answer.headers_mut().insert(RETRY_AFTER, HeaderValue::from(binding::QUOTA_RETRY_AFTER_SECS));
+                answer
+            }
+            Ok(Ok(der)) => {
                 let mut r = Response::new(Full::new(Bytes::from(der)));
                 r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(binding::MEDIA_CMS));
                 r

@@ -160,7 +160,10 @@ pub async fn run(
         Arc::clone(&clock),
     ));
     watch.observe();
-    let service = Arc::new(service::Service::new(gatekeeper, workers, Arc::clone(&metrics), clock));
+    let service = Arc::new(
+        service::Service::new(gatekeeper, workers, Arc::clone(&metrics), clock)
+            .with_sender_quota(settings.max_held_per_sender),
+    );
     service.count_held().await;
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;

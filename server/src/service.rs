@@ -40,6 +40,17 @@ pub struct Service {
     seen_trips: AtomicU64,
     /// The clock.
     pub clock: Arc<Clock>,
+    /// Most keys held for one sender's requests (0: no quota).
+    sender_quota: u64,
+}
+
+/// A key request over its sender's quota: `held` keys held for it, at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverQuota {
+    /// Keys held for the sender.
+    pub held: u64,
+    /// The quota.
+    pub limit: u64,
 }
 
 /// The longest `/healthz` waits for the store's probe.
@@ -115,7 +126,15 @@ impl Service {
             store_ok: AtomicBool::new(true),
             seen_trips: AtomicU64::new(0),
             clock,
+            sender_quota: 0,
         }
+    }
+
+    /// At most `limit` keys held for one sender's requests (0: no quota): a key request past
+    /// it is refused before anything is drawn or recorded.
+    pub fn with_sender_quota(mut self, limit: u64) -> Service {
+        self.sender_quota = limit;
+        self
     }
 
     /// Runs `f` on a gatekeeper of this service, on this thread (the management endpoint: a
@@ -197,16 +216,36 @@ impl Service {
     /// A key request: verify, decide over the store, build. The answer is the issuance
     /// response's DER (`docs/protocol.md` §8).
     /// Nothing is recorded for a `caller` that no longer waits.
-    pub async fn key_request(&self, der: Vec<u8>, now: UnixTime, caller: Option<Caller>) -> Result<Vec<u8>, Error> {
+    /// A sender over its quota gets `Ok(Err(OverQuota))`: checked after verification, before
+    /// the round (a soft limit: requests of one sender that race may pass it by the number of
+    /// workers).
+    pub async fn key_request(
+        &self,
+        der: Vec<u8>,
+        now: UnixTime,
+        caller: Option<Caller>,
+    ) -> Result<Result<Vec<u8>, OverQuota>, Error> {
+        let limit = self.sender_quota;
         let body = self
             .on_worker(caller, move |gk| {
                 let mut rng = request_rng()?;
                 let verified = gk.crypto().verify_key_request(&der, now)?;
+                if limit > 0 {
+                    let held = gk
+                        .store_mut()
+                        .held_of(&verified.content().sender)
+                        .map_err(|e| Error::new(Rejection::StorageFailed, e.0))?;
+                    if held >= limit {
+                        return Ok(Err(OverQuota { held, limit }));
+                    }
+                }
                 let committed = gk.issue(verified, now, &mut rng)?;
-                gk.crypto().build_issuance(committed, &mut rng)?.to_response_der()
+                gk.crypto().build_issuance(committed, &mut rng)?.to_response_der().map(Ok)
             })
             .await?;
-        self.metrics.issuances.inc();
+        if body.is_ok() {
+            self.metrics.issuances.inc();
+        }
         Ok(body)
     }
 

@@ -97,11 +97,15 @@ impl Target for InProcess {
         let result = self.runtime.block_on(async {
             match operation {
                 "key-request" => self.service.key_request(der, now, None).await,
-                _ => self.service.release_request(der, now, None).await,
+                _ => self.service.release_request(der, now, None).await.map(Ok),
             }
         });
         match result {
-            Ok(body) => (Outcome { status: 200, code: String::new() }, body),
+            Ok(Ok(body)) => (Outcome { status: 200, code: String::new() }, body),
+            Ok(Err(_)) => {
+                let code = ekg_server::binding::http_codes::SENDER_QUOTA_EXCEEDED.to_owned();
+                (Outcome { status: 429, code }, Vec::new())
+            }
             Err(e) => {
                 let status = ekg_server::binding::status(e.rejection());
                 (Outcome { status, code: e.code().to_owned() }, Vec::new())

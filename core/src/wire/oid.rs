@@ -19,6 +19,8 @@ pub const CT_KEY_DELIVERY: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.1.4");
 /// Content type of [`super::IssuanceResponse`], the HTTP answer to a key request
 /// (`id-ekg-ct-issuance`).
 pub const CT_ISSUANCE: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.1.5");
+/// Content type of a signed tree head of the issuance log (`id-ekg-ct-treeHead`).
+pub const CT_TREE_HEAD: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.1.6");
 /// Authenticated attribute of the sealed message: SHA-256 of its ticket (`id-ekg-aa-ticketDigest`).
 pub const AA_TICKET_DIGEST: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.2.1");
 /// Unauthenticated attribute of the sealed message: the ticket itself (`id-ekg-ua-ticket`).
@@ -63,6 +65,7 @@ pub fn name(oid: &Oid) -> Option<&'static str> {
         (CT_RELEASE_REQUEST, "id-ekg-ct-releaseRequest"),
         (CT_KEY_DELIVERY, "id-ekg-ct-keyDelivery"),
         (CT_ISSUANCE, "id-ekg-ct-issuance"),
+        (CT_TREE_HEAD, "id-ekg-ct-treeHead"),
         (AA_TICKET_DIGEST, "id-ekg-aa-ticketDigest"),
         (UA_TICKET, "id-ekg-ua-ticket"),
         (KP_GATEKEEPER, "id-ekg-kp-gatekeeper"),

@@ -198,6 +198,10 @@ pub struct ServerSection {
     /// `deadline_exceeded`.
     #[serde(default = "default_request_deadline")]
     pub request_deadline_secs: u64,
+    /// Most keys held (pending or retained) for one sender's requests; past it a key request
+    /// is `429 sender_quota_exceeded` (0: no quota).
+    #[serde(default = "default_max_held_per_sender")]
+    pub max_held_per_sender: u64,
 }
 
 impl Default for ServerSection {
@@ -218,6 +222,7 @@ impl Default for ServerSection {
             max_requests_per_connection: default_max_requests_per_connection(),
             shutdown_grace_secs: default_grace(),
             request_deadline_secs: default_request_deadline(),
+            max_held_per_sender: default_max_held_per_sender(),
         }
     }
 }
@@ -286,6 +291,14 @@ pub const WORKERS_PER_CORE: usize = 4;
 
 /// A protocol request's deadline unless configured (`server.request_deadline_secs`).
 pub const DEFAULT_REQUEST_DEADLINE_SECS: u64 = 10;
+/// Most keys held for one sender unless configured (`server.max_held_per_sender`). With
+/// `max_recipients` listed addresses at most per key, it also bounds the addresses held.
+pub const DEFAULT_MAX_HELD_PER_SENDER: u64 = 100_000;
+/// The largest `server.max_held_per_sender`.
+pub const MAX_HELD_PER_SENDER: u64 = 100_000_000;
+fn default_max_held_per_sender() -> u64 {
+    DEFAULT_MAX_HELD_PER_SENDER
+}
 fn default_request_deadline() -> u64 {
     DEFAULT_REQUEST_DEADLINE_SECS
 }
@@ -328,6 +341,8 @@ pub struct Settings {
     pub shutdown_grace: std::time::Duration,
     /// The longest a protocol request may take once its body is read.
     pub request_deadline: std::time::Duration,
+    /// Most keys held for one sender (0: no quota).
+    pub max_held_per_sender: u64,
     /// The service's clock (the wall clock; tests move it forward).
     pub clock: std::sync::Arc<crate::service::Clock>,
     /// The CRL files to re-read, and the renewal warning.
@@ -532,6 +547,9 @@ impl FileConfig {
                 return bad(field, format!("1 to {MAX_TIMEOUT_SECS} seconds"));
             }
         }
+        if s.max_held_per_sender > MAX_HELD_PER_SENDER {
+            return bad("server.max_held_per_sender", format!("0 (no quota) to {MAX_HELD_PER_SENDER}"));
+        }
         Ok(Settings {
             provider,
             gatekeeper: config,
@@ -553,6 +571,7 @@ impl FileConfig {
             body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
             request_deadline: std::time::Duration::from_secs(s.request_deadline_secs),
+            max_held_per_sender: s.max_held_per_sender,
             clock: std::sync::Arc::default(),
             certificates,
         })

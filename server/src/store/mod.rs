@@ -49,6 +49,34 @@ impl AnyStore {
         }
     }
 
+    /// Keys held (pending or retained) that answered a request of `sender`.
+    pub fn held_of(&mut self, sender: &ekg_core::EmailAddress) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.held_of(&sender.to_string()),
+            AnyStore::Postgres(s) => s.held_of(&sender.to_string()),
+            AnyStore::Memory(s) => {
+                let records = s.records();
+                let mut keys: Vec<_> = records
+                    .iter()
+                    .filter_map(|r| match r {
+                        Record::Issued { key_id, sender: of, .. } if of == sender => Some(*key_id),
+                        _ => None,
+                    })
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                let destroyed: std::collections::BTreeSet<_> = records
+                    .iter()
+                    .filter_map(|r| match r {
+                        Record::Destroyed { key_id, .. } | Record::Purged { key_id } => Some(*key_id),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(keys.iter().filter(|k| !destroyed.contains(k)).count() as u64)
+            }
+        }
+    }
+
     /// Checks the store answers now: a read and a write (`/healthz`).
     pub fn probe(&mut self) -> Result<(), StoreError> {
         match self {

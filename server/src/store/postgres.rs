@@ -127,6 +127,20 @@ impl PostgresStore {
         written.map(|_| ())
     }
 
+    /// Keys held (pending or retained) that answered a request of `sender` (the quota).
+    pub fn held_of(&mut self, sender: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.with(|c| {
+            c.client
+                .query_one(
+                    "SELECT count(*) FROM ekg_request q JOIN ekg_key k ON k.key_id = q.key_id WHERE q.sender = $1 AND k.held",
+                    &[&sender],
+                )
+                .map(|r| r.get(0))
+                .map_err(pg)
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// This handle's appends are sent only while `caller` waits (`None`: always).
     pub fn set_caller(&mut self, caller: Option<crate::caller::Caller>) {
         self.caller = caller;

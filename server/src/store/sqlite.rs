@@ -227,6 +227,15 @@ impl SqliteStore {
         self.append(Plan { keys: Vec::new(), requests: Vec::new() }).map(|_| ())
     }
 
+    /// Keys held (pending or retained) that answered a request of `sender` (the quota).
+    pub fn held_of(&self, sender: &str) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 =
+                c.prepare_cached(HELD_OF).and_then(|mut s| s.query_row(params![sender], |r| r.get(0))).map_err(err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     /// This handle's appends are written only while `caller` waits (`None`: always).
     pub fn set_caller(&mut self, caller: Option<Caller>) {
         self.caller = caller;
@@ -360,6 +369,9 @@ fn write_plan(c: &Connection, plan: &Plan) -> Result<bool, StoreError> {
 
 const LOAD_KEY: &str = "SELECT k.version, r.body FROM ekg_key k LEFT JOIN ekg_record r ON r.key_id = k.key_id \
                         WHERE k.key_id = ?1 ORDER BY r.id";
+const HELD_OF: &str =
+    "SELECT COUNT(*) FROM ekg_request q JOIN ekg_key k ON k.key_id = q.key_id WHERE q.sender = ?1 AND k.held = 1";
+
 const LOAD_REQUEST: &str = "SELECT q.key_id, k.version, r.body FROM ekg_request q JOIN ekg_key k ON k.key_id = q.key_id \
                             LEFT JOIN ekg_record r ON r.key_id = q.key_id WHERE q.sender = ?1 AND q.nonce = ?2 ORDER BY r.id";
 
