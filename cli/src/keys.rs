@@ -1,5 +1,7 @@
-//! `ekg keys`: key material an operator makes. `gatekeeper-csr` makes the gatekeeper's key
-//! and a certificate signing request with the profile its certificate needs
+//! `ekg keys`: key material an operator makes. `storage-key` writes a fresh storage key file
+//! (64 hex digits and a newline, mode 0600 from creation; an existing file is never
+//! overwritten), the file that `gatekeeper.storage_key` names. `gatekeeper-csr` makes the
+//! gatekeeper's key and a certificate signing request with the profile its certificate needs
 //! (`docs/server.md`, "Certificates"): `id-ekg-kp-gatekeeper` and emailProtection, the URI
 //! and the address as subjectAltNames, digitalSignature and keyEncipherment.
 
@@ -20,6 +22,14 @@ pub const RSA_BITS: [usize; 3] = [2048, 3072, 4096];
 /// `ekg keys ...`.
 #[derive(Subcommand, Debug)]
 pub enum Action {
+    /// Write a fresh storage key (32 random bytes from the operating system, as 64 hex digits)
+    /// to a new file, mode 0600. Refuses to overwrite an existing file: a storage key
+    /// replaced is every stored key lost.
+    StorageKey {
+        /// The file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Make the gatekeeper's RSA key (PKCS#8 PEM, written 0600) and a CSR (PEM) requesting
     /// the gatekeeper profile: id-ekg-kp-gatekeeper and emailProtection, the URI and the
     /// address as subjectAltNames. A CA signs it (docs/server.md shows the openssl commands).
@@ -48,6 +58,25 @@ pub enum Action {
 /// Runs `ekg keys`.
 pub fn run(action: Action) -> Result<(), DynError> {
     match action {
+        Action::StorageKey { out } => {
+            let key = ekg_server::demo::fresh_storage_key()?;
+            // Every copy in a zeroizing buffer: 64 hex digits and a newline.
+            let mut text = zeroize::Zeroizing::new([b'\n'; 65]);
+            hex::encode_to_slice(key.as_slice(), text.get_mut(..64).ok_or("buffer")?)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .map_err(|e| format!("{}: {e} (an existing storage key is never overwritten)", out.display()))?;
+            f.write_all(text.as_slice())?;
+            f.sync_all()?;
+            eprintln!(
+                "ekg keys: storage key written to {} (mode 0600): back it up apart from the database",
+                out.display()
+            );
+            Ok(())
+        }
         Action::GatekeeperCsr { uri, email, key_out, csr_out, bits, common_name } => {
             let cn = common_name.unwrap_or_else(|| email.clone());
             gatekeeper_csr(&uri, &email, &cn, bits, &key_out, &csr_out)?;

@@ -119,8 +119,9 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Key material for operators: `gatekeeper-csr` makes the gatekeeper's key and a CSR with
-    /// the certificate profile it needs (docs/server.md, "Certificates").
+    /// Key material for operators: `storage-key --out FILE` writes a fresh storage key (mode
+    /// 0600); `gatekeeper-csr` makes the gatekeeper's key and a CSR with the certificate
+    /// profile it needs (docs/server.md).
     Keys {
         #[command(subcommand)]
         action: keys::Action,
@@ -198,6 +199,10 @@ struct ServeArgs {
     /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1), readable by its owner only; with --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Log format on standard error: `text` or `json` (one object a line). RUST_LOG filters
+    /// (default `info`).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -365,6 +370,7 @@ fn main() -> ExitCode {
             tls_key: a.tls_key,
             test_mode: a.test_mode,
             vectors: a.vectors,
+            log_json: a.log_format == "json",
         }),
         Command::Conformance { action } => conformance::run(action).map_err(Into::into),
         Command::Load(a) => load::run(load::Args {

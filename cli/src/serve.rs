@@ -29,10 +29,13 @@ pub struct Args {
     pub test_mode: bool,
     /// The test mode's vectors directory.
     pub vectors: Option<PathBuf>,
+    /// Log lines as JSON objects (else text).
+    pub log_json: bool,
 }
 
 /// Runs `ekg serve`.
 pub fn run(args: Args) -> Result<ExitCode, DynError> {
+    init_logs(args.log_json);
     if args.demo {
         return demo(&args);
     }
@@ -67,13 +70,8 @@ fn apply(settings: &mut Settings, args: &Args) -> Result<(), DynError> {
         (None, None) => {}
         _ => return Err("--tls-cert and --tls-key go together".into()),
     }
-    if settings.tls.is_none() && !settings.listen.ip().is_loopback() {
-        return Err(format!(
-            "{}: plain HTTP only on a loopback address: give --tls-cert and --tls-key",
-            settings.listen
-        )
-        .into());
-    }
+    config::plain_http_allowed(settings.listen, settings.tls.is_some(), settings.allow_plain_http)
+        .map_err(|rule| format!("--listen: {rule}"))?;
     Ok(())
 }
 
@@ -98,19 +96,43 @@ fn summary(s: &Settings) -> String {
     )
 }
 
-/// Serves until SIGTERM or Ctrl-C, then stops gracefully.
+/// Logs on standard error, filtered by `RUST_LOG` (default `info`), as text or JSON lines.
+fn init_logs(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.with_ansi(false).try_init() };
+}
+
+/// Serves until SIGTERM or Ctrl-C, then stops gracefully; SIGHUP reloads what can be.
 fn serve(settings: Settings, banner: Option<String>) -> Result<ExitCode, DynError> {
     let line = summary(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = runtime.block_on(ekg_server::run(settings, stop_signal(), move |addr| {
-        println!("ekg serve: {line}");
-        println!("ekg serve: listening on {addr} (SIGTERM or Ctrl-C stops it gracefully)");
-        if let Some(b) = banner {
-            println!("{b}");
-        }
-    }));
+    let result = runtime.block_on(async move {
+        let (reload, reloads) = tokio::sync::mpsc::channel(4);
+        let signals = Signals::install()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let watcher = tokio::spawn(signals.watch(stop, reload));
+        let stop = async move {
+            let _ = stopped.await;
+        };
+        let r = ekg_server::run(settings, stop, reloads, move |addr| {
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), %addr, config = %line, "ekg serve started");
+            println!("ekg serve {}: {line}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "ekg serve: listening on {addr} (SIGTERM or Ctrl-C stops it gracefully; SIGHUP reloads TLS and CRLs)"
+            );
+            if let Some(b) = banner {
+                println!("{b}");
+            }
+        })
+        .await;
+        watcher.abort();
+        r
+    });
     match result {
         Ok(()) => {
+            tracing::info!("ekg serve stopped");
             println!("ekg serve: stopped");
             Ok(ExitCode::SUCCESS)
         }
@@ -119,6 +141,49 @@ fn serve(settings: Settings, banner: Option<String>) -> Result<ExitCode, DynErro
     }
 }
 
+/// The signals `ekg serve` handles. SIGTERM and SIGINT stop it gracefully; SIGHUP reloads;
+/// SIGUSR1 and SIGUSR2 (whose default action would kill it without draining) are logged and
+/// otherwise ignored.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, ekg_server::ServeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let on = |kind: SignalKind| signal(kind).map_err(|e| ekg_server::ServeError::Io(format!("signals: {e}")));
+        Ok(Signals {
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+            hup: on(SignalKind::hangup())?,
+            usr1: on(SignalKind::user_defined1())?,
+            usr2: on(SignalKind::user_defined2())?,
+        })
+    }
+
+    /// Until a stop signal: then `stop` is sent.
+    async fn watch(mut self, stop: tokio::sync::oneshot::Sender<()>, reload: tokio::sync::mpsc::Sender<()>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => { tracing::info!(signal = "SIGTERM", "stopping: draining requests in flight"); break; }
+                _ = self.int.recv() => { tracing::info!(signal = "SIGINT", "stopping: draining requests in flight"); break; }
+                _ = self.hup.recv() => {
+                    tracing::info!(signal = "SIGHUP", "reloading");
+                    let _ = reload.try_send(());
+                }
+                _ = self.usr1.recv() => tracing::info!(signal = "SIGUSR1", "ignored"),
+                _ = self.usr2.recv() => tracing::info!(signal = "SIGUSR2", "ignored"),
+            }
+        }
+        let _ = stop.send(());
+    }
+}
+
+/// Until SIGTERM or SIGINT (the test mode: other signals keep their default action).
 async fn stop_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

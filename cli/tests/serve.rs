@@ -127,3 +127,61 @@ fn load_reports_each_operation_and_fails_when_nothing_succeeds() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--concurrency: 1 to 256"));
     drop(server);
 }
+
+#[test]
+fn sighup_reloads_and_sigusr1_and_sigusr2_do_not_stop_the_server() {
+    let dir = fresh_dir("cli-signals");
+    let files = demo(&dir, "");
+    let port = free_port();
+    let mut server = spawn_serve(EKG, &files.config, port);
+    let pid = server.child.id().to_string();
+    for sig in ["-HUP", "-USR1", "-USR2"] {
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(server.child.try_wait().unwrap().is_none(), "{sig} stopped the server");
+        let healthz = agent().get(format!("http://{}/healthz", server.addr)).call().unwrap();
+        assert_eq!(healthz.status(), 200, "after {sig}");
+    }
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(server.child.wait().unwrap().success());
+    let log = std::fs::read_to_string(serve_log(&files.config, port)).unwrap();
+    for line in [
+        "ekg serve started",
+        "version=",
+        "signal=\"SIGHUP\"",
+        // The demo has a CRL: SIGHUP reads it again.
+        "reloaded part=crls",
+        "signal=\"SIGUSR1\"",
+        "ignored",
+        "ekg serve stopped",
+    ] {
+        assert!(log.contains(line), "{line} not in the log: {log}");
+    }
+}
+
+#[test]
+fn keys_storage_key_writes_a_0600_key_once_and_the_server_takes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fresh_dir("cli-storage-key");
+    let files = demo(&dir, "");
+    let key = dir.join("new-storage.key");
+    let out = Command::new(EKG).args(["keys", "storage-key", "--out"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(text.len(), 65);
+    assert!(text.trim_end().chars().all(|c| c.is_ascii_hexdigit()) && text.ends_with('\n'), "{text}");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    // Never overwritten.
+    let again = Command::new(EKG).args(["keys", "storage-key", "--out"]).arg(&key).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+    // A fresh database under it: the configuration holds.
+    let config = std::fs::read_to_string(&files.config)
+        .unwrap()
+        .replace("storage_key = \"storage.key\"", "storage_key = \"new-storage.key\"")
+        .replace("sqlite:ekg.db", "sqlite:new.db");
+    std::fs::write(&files.config, config).unwrap();
+    let check = Command::new(EKG).args(["serve", "--check-config", "--config"]).arg(&files.config).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}

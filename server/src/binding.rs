@@ -120,15 +120,7 @@ pub fn status(rejection: Rejection) -> u16 {
 }
 
 /// The HTTP layer's own codes ([`http_codes`]) and their status.
-pub const HTTP_CODE_STATUS: &[(&str, u16)] = &[
-    (http_codes::NOT_FOUND, 404),
-    (http_codes::METHOD_NOT_ALLOWED, 405),
-    (http_codes::REQUEST_TIMEOUT, 408),
-    (http_codes::UNSUPPORTED_MEDIA_TYPE, 415),
-    (http_codes::UNAVAILABLE, 503),
-    (http_codes::DEADLINE_EXCEEDED, 503),
-    (http_codes::SENDER_QUOTA_EXCEEDED, 429),
-];
+pub const HTTP_CODE_STATUS: &[(&str, u16)] = http_codes::ALL;
 
 /// The status of an HTTP-layer code (`500` for a code the table lacks).
 pub fn http_status(code: &str) -> u16 {
@@ -141,15 +133,17 @@ const MEANING: &[(u16, &str)] = &[
     (403, "the bytes are right, the requester may not have this"),
     (404, "no such key, or no such path"),
     (405, "the path takes another method (`Allow` says which)"),
-    (408, "the body did not arrive within the server's body timeout"),
+    (408, "the request head or body did not arrive within the server's timeouts"),
     (409, "the ledger has already decided otherwise"),
     (410, "gone for good"),
     (413, "the body is over the endpoint's limit (§8.4)"),
     (415, "the body is not `application/cms`"),
+    (414, "the request target is longer than the server takes"),
     (
         429,
-        "nothing was recorded: the sender has its quota of keys held; the same bytes may succeed after `Retry-After: 60`",
+        "nothing was recorded: too many connections from this address, or the sender has its quota of keys held; retry after `Retry-After`",
     ),
+    (431, "the request head is larger than the server takes"),
     (500, "the server failed; nothing was released"),
     (503, "nothing was recorded: send the same bytes again after `Retry-After: 5`"),
 ];
@@ -200,6 +194,16 @@ pub mod http_codes {
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// The server is stopping, or its store is down.
     pub const UNAVAILABLE: &str = "service_unavailable";
+    /// The request is not well-formed HTTP/1.1 (hyper's parser refused it): 400.
+    pub const MALFORMED_HTTP: &str = "malformed_http";
+    /// The request target is longer than the server takes: 414.
+    pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// The request head is larger than the server takes, or has too many fields: 431.
+    pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
+    /// Every connection slot is busy (none idle to close): 503, `Retry-After`.
+    pub const CONNECTION_LIMIT: &str = "connection_limit";
+    /// The client's address holds its share of the connections: 429, `Retry-After`.
+    pub const CLIENT_CONNECTION_LIMIT: &str = "client_connection_limit";
     /// The request's deadline passed (or its client left) before its records were written:
     /// nothing was recorded; the same bytes may be sent again.
     pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
@@ -207,6 +211,28 @@ pub mod http_codes {
     /// nothing was recorded; the same request may succeed once some of its keys are released
     /// or expire (429, `Retry-After`).
     pub const SENDER_QUOTA_EXCEEDED: &str = "sender_quota_exceeded";
+    /// Test mode: the `Host` header is not a loopback name: 403.
+    pub const HOST_NOT_ALLOWED: &str = "host_not_allowed";
+    /// Test mode: a browser's cross-origin request (an `Origin` header): 403.
+    pub const CROSS_ORIGIN_REFUSED: &str = "cross_origin_refused";
+
+    /// Every code of the HTTP layer, with its status.
+    pub const ALL: &[(&str, u16)] = &[
+        (NOT_FOUND, 404),
+        (METHOD_NOT_ALLOWED, 405),
+        (UNSUPPORTED_MEDIA_TYPE, 415),
+        (REQUEST_TIMEOUT, 408),
+        (UNAVAILABLE, 503),
+        (MALFORMED_HTTP, 400),
+        (URI_TOO_LONG, 414),
+        (HEADERS_TOO_LARGE, 431),
+        (CONNECTION_LIMIT, 503),
+        (CLIENT_CONNECTION_LIMIT, 429),
+        (DEADLINE_EXCEEDED, 503),
+        (SENDER_QUOTA_EXCEEDED, 429),
+        (HOST_NOT_ALLOWED, 403),
+        (CROSS_ORIGIN_REFUSED, 403),
+    ];
 }
 
 /// An RFC 9457 problem body.

@@ -14,6 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::binding::{self, Problem, http_codes};
 use crate::caller::{self, Caller};
+use crate::listener::WatchedBody;
 use crate::service::Service;
 
 /// The answer type.
@@ -34,6 +35,11 @@ pub struct Routes {
     release_request: String,
     body_timeout: Duration,
     request_deadline: Duration,
+    /// One count of the keys held at a time (a query on a blocking thread, with a database
+    /// handle): a scrape that arrives meanwhile gets the last count. Unbounded, a flood of
+    /// pipelined `GET /metrics` took a thread and a SQLite handle each (294 handles open
+    /// after 1,100 slow readers).
+    counting: tokio::sync::Semaphore,
 }
 
 impl core::fmt::Debug for Routes {
@@ -63,6 +69,7 @@ impl Routes {
             service,
             body_timeout,
             request_deadline,
+            counting: tokio::sync::Semaphore::const_new(1),
         }
     }
 
@@ -74,6 +81,7 @@ impl Routes {
     /// Answers one request (never fails: every refusal is a problem body).
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Answer, Infallible> {
         let path = req.uri().path().to_owned();
+        let peer = req.extensions().get::<crate::ClientConnection>().map(crate::ClientConnection::peer);
         let (label, answer) = if path == self.key_request {
             ("key_request", self.protocol(req, Endpoint::KeyRequest).await)
         } else if path == self.release_request {
@@ -81,14 +89,22 @@ impl Routes {
         } else if path == binding::HEALTHZ {
             ("healthz", self.healthz(req.method()).await)
         } else if path == binding::METRICS {
-            if req.method() == Method::GET {
+            if req.method() == Method::GET
+                && let Ok(_counting) = self.counting.try_acquire()
+            {
                 self.service.count_held().await;
             }
             ("metrics", self.metrics(req.method()))
         } else {
             ("other", problem(&Problem::http(http_codes::NOT_FOUND, format!("no resource at {path}"))))
         };
-        self.service.metrics.answered(label, answer.status().as_u16());
+        let status = answer.status().as_u16();
+        self.service.metrics.answered(label, status);
+        if status >= 400 {
+            let code = answer.extensions().get::<RefusalCode>().map_or("", |c| c.0.as_str());
+            // The code and status only: a detail may name addresses.
+            tracing::info!(endpoint = label, status, code, peer = ?peer.map(|p| p.ip()), "refused");
+        }
         Ok(answer)
     }
 
@@ -99,7 +115,11 @@ impl Routes {
         }
         match self.service.probe().await {
             Ok(()) => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
-            Err(detail) => problem(&Problem::http(http_codes::UNAVAILABLE, format!("the store: {detail}"))),
+            Err(detail) => {
+                // The store's own words (a path, a host) are the operator's: logged, not sent.
+                tracing::warn!(detail = %detail, "healthz: 503, the store failed its probe");
+                problem(&Problem::http(http_codes::UNAVAILABLE, "the store did not answer a read and a write in time"))
+            }
         }
     }
 
@@ -123,43 +143,59 @@ impl Routes {
             Endpoint::ReleaseRequest => (MAX_RELEASE_REQUEST_LEN, "release_request"),
         };
         let stated = req.headers().get(caller::TIMEOUT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let conn = req.extensions().get::<crate::ClientConnection>().cloned();
         let body = match read_body(req, limit, self.body_timeout).await {
             Ok(b) => b,
             Err(answer) => return answer,
         };
-        // `_departure` goes with this future: if the connection closes, hyper drops it and
-        // the store writes nothing more for this request.
-        let (caller, _departure) = Caller::new(caller::deadline(self.request_deadline, stated.as_deref()));
+        // `departure` goes with this future (if the connection fails, hyper drops it), or
+        // as soon as the client's input ends: the store then writes nothing more for this
+        // request.
+        let (caller, departure) = Caller::new(caller::deadline(self.request_deadline, stated.as_deref()));
         let started = Instant::now();
         let now = self.service.clock.now();
-        let result = match endpoint {
-            Endpoint::KeyRequest => match self.service.key_request(body, now, Some(caller.clone())).await {
-                Ok(Err(over)) => {
-                    let detail = format!("{} keys held for this sender, at most {}", over.held, over.limit);
-                    let p = Problem::http(http_codes::SENDER_QUOTA_EXCEEDED, detail);
-                    let codes = crate::metrics::CodeLabels { code: p.code.clone() };
-                    self.service.metrics.refusals.get_or_create(&codes).inc();
-                    let mut answer = problem(&p);
-                    answer.headers_mut().insert(RETRY_AFTER, HeaderValue::from(binding::QUOTA_RETRY_AFTER_SECS));
-                    return answer;
-                }
-                Ok(Ok(der)) => Ok(der),
-                Err(e) => Err(e),
-            },
-            Endpoint::ReleaseRequest => self.service.release_request(body, now, Some(caller.clone())).await,
+        let work = async {
+            match endpoint {
+                Endpoint::KeyRequest => self.service.key_request(body, now, Some(caller.clone())).await,
+                Endpoint::ReleaseRequest => self.service.release_request(body, now, Some(caller.clone())).await.map(Ok),
+            }
         };
+        // The departure, if not dropped, lives on until the answer is made (the store's error
+        // is told apart by whether the caller still waits).
+        let (result, _departure) = unless_departed(work, conn, departure).await;
         let labels = crate::metrics::EndpointLabels { endpoint: name.into() };
         self.service.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(der) => {
+            Ok(Err(over)) => {
+                let detail = format!("{} keys held for this sender, at most {}", over.held, over.limit);
+                let p = Problem::http(http_codes::SENDER_QUOTA_EXCEEDED, detail);
+                let codes = crate::metrics::CodeLabels { code: p.code.clone() };
+                self.service.metrics.refusals.get_or_create(&codes).inc();
+                let mut answer = problem(&p);
+                answer.headers_mut().insert(RETRY_AFTER, HeaderValue::from(binding::QUOTA_RETRY_AFTER_SECS));
+                answer
+            }
+            Ok(Ok(der)) => {
                 let mut r = Response::new(Full::new(Bytes::from(der)));
                 r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(binding::MEDIA_CMS));
                 r
             }
             Err(e) => {
-                let p = if e.rejection() == ekg_core::Rejection::StorageFailed && !caller.waiting() {
-                    let detail = "the request's deadline passed before its records were written: nothing was recorded";
+                let storage_failed = e.rejection() == ekg_core::Rejection::StorageFailed;
+                let p = if storage_failed && !caller.waiting() {
+                    let detail = "the request's deadline passed, or the client's input ended, before its records were written: nothing was recorded";
                     Problem::http(http_codes::DEADLINE_EXCEEDED, detail)
+                } else if storage_failed {
+                    // The operator's, not the client's: the store's own words (a database's
+                    // host and port, a file's path).
+                    tracing::error!(
+                        endpoint = name,
+                        detail = e.detail(),
+                        "store failed: answered 503, nothing recorded"
+                    );
+                    let mut p = Problem::of(&e);
+                    p.detail = "the store did not take the record: nothing was recorded; retry later".into();
+                    p
                 } else {
                     Problem::of(&e)
                 };
@@ -167,6 +203,32 @@ impl Routes {
                 self.service.metrics.refusals.get_or_create(&codes).inc();
                 problem(&p)
             }
+        }
+    }
+}
+
+/// Runs `work`, dropping `departure` (its caller is then no longer waiting) as soon as the
+/// client's input ends or its connection fails. A half-close after a whole request looks,
+/// on the wire, like a client that closed its socket and left; a release recorded for a
+/// client that left is a key spent for nobody (under `once`, for good), so both are taken
+/// as a departure: the request is still answered (`503 deadline_exceeded` if its records
+/// were not written), and a client that wants its key keeps its sending side open.
+/// Returns the departure unless it was dropped: the caller must keep it while it still
+/// asks whether its caller waits.
+async fn unless_departed<T>(
+    work: impl std::future::Future<Output = T>,
+    conn: Option<crate::ClientConnection>,
+    departure: caller::Departure,
+) -> (T, Option<caller::Departure>) {
+    let Some(conn) = conn else {
+        return (work.await, Some(departure));
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        result = &mut work => (result, Some(departure)),
+        () = conn.departed() => {
+            drop(departure);
+            (work.await, None)
         }
     }
 }
@@ -182,6 +244,7 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
         let detail = format!("the body must be {} (got {content_type:?})", binding::MEDIA_CMS);
         return Err(problem(&Problem::http(http_codes::UNSUPPORTED_MEDIA_TYPE, detail)));
     }
+    let conn = req.extensions().get::<crate::ClientConnection>().cloned();
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let too_large =
         || problem(&Problem::rejection(ekg_core::Rejection::InputTooLarge, format!("at most {limit} bytes")));
@@ -190,13 +253,13 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
         // away first (at most a second): closing on unread bytes resets the connection, and
         // the client could lose the 413 with it.
         if n <= MAX_DRAIN_LEN {
-            let mut body = req.into_body();
+            let mut body = WatchedBody::new(req.into_body(), conn.as_ref());
             let drain = async { while let Some(Ok(_)) = body.frame().await {} };
             let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
         }
         return Err(too_large());
     }
-    let body = Limited::new(req.into_body(), limit);
+    let body = Limited::new(WatchedBody::new(req.into_body(), conn.as_ref()), limit);
     match tokio::time::timeout(timeout, body.collect()).await {
         Err(_) => Err(problem(&Problem::http(http_codes::REQUEST_TIMEOUT, "the body did not arrive in time"))),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
@@ -207,9 +270,14 @@ pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) 
     }
 }
 
+/// The code of a refusal, kept with its answer for the log.
+#[derive(Clone, Debug)]
+pub struct RefusalCode(pub String);
+
 /// A problem+json answer (with `Retry-After` on 503).
 pub fn problem(p: &Problem) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(p.to_json())));
+    r.extensions_mut().insert(RefusalCode(p.code.clone()));
     *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(binding::MEDIA_PROBLEM));
     if p.status == 503 {

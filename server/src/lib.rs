@@ -5,8 +5,9 @@
 //! - [`config`]: the TOML configuration, checked field by field.
 //! - [`store`]: the durable store (SQLite, one schema for every database store).
 //! - [`service`]: `ekg-core`'s typed pipeline on threads around one serial ledger.
-//! - [`http`]: requests to answers; `listener`: connections, graceful stop; [`tls`]: TLS.
-//! - [`metrics`]: Prometheus metrics.
+//! - [`http`]: requests to answers; [`listener`]: connections (caps, timeouts, graceful
+//!   stop); [`tls`]: TLS.
+//! - [`metrics`]: Prometheus metrics; [`files`]: modes of the files the server keeps.
 //!
 //! [`run`] serves until told to stop; [`start`] does it on a thread of its own (tests, the
 //! demo); `ekg serve` is the command line around both.
@@ -18,8 +19,9 @@ pub mod caller;
 pub mod certificates;
 pub mod config;
 pub mod demo;
+pub mod files;
 pub mod http;
-mod listener;
+pub mod listener;
 pub mod metrics;
 pub mod service;
 pub mod store;
@@ -33,6 +35,7 @@ use ekg_core::role::Gatekeeper;
 use tokio::net::TcpListener;
 
 pub use config::Settings;
+pub use listener::{ClientConnection, ConnectionLimits};
 
 use crate::config::Database;
 use crate::store::{AnyStore, PostgresStore, SqliteStore};
@@ -74,19 +77,64 @@ pub fn open_store(database: &Database, config: ekg_core::ledger::LedgerConfig) -
     };
     match database {
         Database::Memory => Ok(AnyStore::Memory(ekg_core::ledger::MemoryStore::new())),
-        Database::Sqlite(path) => SqliteStore::open(path, config).map(AnyStore::Sqlite).map_err(failed),
+        Database::Sqlite(path) => {
+            files::owner_only_database(path).map_err(ServeError::Io)?;
+            SqliteStore::open(path, config).map(AnyStore::Sqlite).map_err(failed)
+        }
         Database::Postgres(url) => PostgresStore::connect(url, config).map(AnyStore::Postgres).map_err(failed),
     }
 }
 
+/// What SIGHUP reloads: a part of the configuration read again from its files. A reload that
+/// fails leaves the part as it was (and says why).
+pub trait Reload: Send + Sync + core::fmt::Debug {
+    /// What it is, for the log (`tls (/etc/ekg/tls.pem)`).
+    fn name(&self) -> String;
+    /// Reads it again and puts it in place.
+    fn reload(&self) -> Result<(), String>;
+}
+
+/// Reloads every part that can be (on SIGHUP): each is logged, a failure keeps the old one.
+/// Returns how many failed.
+pub fn reload_all(parts: &[Arc<dyn Reload>]) -> usize {
+    let mut failed = 0;
+    for part in parts {
+        match part.reload() {
+            Ok(()) => tracing::info!(part = %part.name(), "reloaded"),
+            Err(e) => {
+                failed += 1;
+                tracing::error!(part = %part.name(), error = %e, "reload failed: the previous one stays in use");
+            }
+        }
+    }
+    if parts.is_empty() {
+        tracing::info!("reload: nothing to reload; the rest of the configuration needs a restart");
+    }
+    failed
+}
+
+/// SIGHUP re-reads the CRL files (and checks the gatekeeper's credential again).
+impl Reload for certificates::CertificateWatch {
+    fn name(&self) -> String {
+        "crls".into()
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        certificates::CertificateWatch::reload(self).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
 /// Serves `settings` until `stop` resolves, then stops gracefully (no new connections,
-/// in-flight requests finish, the store is closed). `bound` learns the listening address.
+/// in-flight requests finish, the store is closed). Each message on `reloads` reloads what
+/// can be ([`Reload`]: the TLS certificate and key, the CRL files). `bound` learns the
+/// listening address.
 pub async fn run(
     settings: Settings,
     stop: impl std::future::Future<Output = ()>,
+    mut reloads: tokio::sync::mpsc::Receiver<()>,
     bound: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
+    let tls = settings.tls.clone().map(tls::Reloadable::new).transpose()?;
     // The gatekeeper's own certificate must hold now (a ticket clients refuse is never issued).
     for line in certificates::check_at(&settings, settings.clock.now())? {
         eprintln!("ekg serve: {line}");
@@ -113,12 +161,14 @@ pub async fn run(
     ));
     watch.observe();
     let service = Arc::new(
-        service::Service::new(gatekeeper, workers, metrics, clock).with_sender_quota(settings.max_held_per_sender),
+        service::Service::new(gatekeeper, workers, Arc::clone(&metrics), clock)
+            .with_sender_quota(settings.max_held_per_sender),
     );
     service.count_held().await;
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| ServeError::Io(format!("{}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    files::warn_if_few_descriptors(settings.limits.max_connections);
     bound(addr);
     let routes = Arc::new(http::Routes::new(Arc::clone(&service), settings.body_timeout, settings.request_deadline));
     let (stop_timer, timer_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -129,14 +179,27 @@ pub async fn run(
     let watching = tokio::spawn(Arc::clone(&watch).run(async move {
         let _ = watch_stopped.await;
     }));
+    // What SIGHUP reloads: the TLS certificate and key, and the CRL files.
+    let mut reloadable: Vec<Arc<dyn Reload>> = Vec::new();
+    if let Some(t) = &tls {
+        reloadable.push(Arc::new(t.clone()));
+    }
+    reloadable.push(Arc::clone(&watch) as Arc<dyn Reload>);
+    let reloader = tokio::spawn(async move {
+        while reloads.recv().await.is_some() {
+            let parts = reloadable.clone();
+            let _ = tokio::task::spawn_blocking(move || reload_all(&parts)).await;
+        }
+    });
     let listen = listener::Listen {
         listener,
         tls,
-        header_timeout: settings.header_timeout,
-        max_connections: settings.max_connections,
+        limits: settings.limits,
         grace: settings.shutdown_grace,
+        metrics: Some(metrics),
     };
     listener::serve(listen, routes.handler(), stop).await;
+    reloader.abort();
     let _ = stop_timer.send(());
     let _ = timer.await;
     let _ = stop_watch.send(());
@@ -154,10 +217,16 @@ pub struct Running {
     /// Its clock (tests move it forward).
     pub clock: Arc<service::Clock>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    reloads: tokio::sync::mpsc::Sender<()>,
     thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
 }
 
 impl Running {
+    /// Reloads what can be (as SIGHUP does to `ekg serve`); returns at once.
+    pub fn reload(&self) {
+        let _ = self.reloads.try_send(());
+    }
+
     /// Stops gracefully and waits for it.
     pub fn stop(mut self) -> Result<(), ServeError> {
         self.shutdown()
@@ -184,7 +253,7 @@ impl Drop for Running {
 /// Starts serving `settings` on a new thread; returns once it listens.
 pub fn start(settings: Settings) -> Result<Running, ServeError> {
     let (workers, clock) = (settings.workers, Arc::clone(&settings.clock));
-    spawn(workers, clock, move |stop, bound| run(settings, stop, bound))
+    spawn(workers, clock, move |stop, reloads, bound| run(settings, stop, reloads, bound))
 }
 
 /// Runs the server future that `serve` makes on a new thread with its own runtime; returns
@@ -193,6 +262,7 @@ pub(crate) fn spawn<F, Fut>(workers: usize, clock: Arc<service::Clock>, serve: F
 where
     F: FnOnce(
             std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+            tokio::sync::mpsc::Receiver<()>,
             Box<dyn FnOnce(SocketAddr) + Send>,
         ) -> Fut
         + Send
@@ -200,6 +270,7 @@ where
     Fut: std::future::Future<Output = Result<(), ServeError>>,
 {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (reloads, reload_rx) = tokio::sync::mpsc::channel::<()>(4);
     let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
     let thread = std::thread::Builder::new()
         .name("ekg-server".into())
@@ -214,6 +285,7 @@ where
                 Box::pin(async move {
                     let _ = stopped.await;
                 }),
+                reload_rx,
                 Box::new(move |addr| {
                     let _ = tx2.send(Ok(addr));
                 }),
@@ -225,7 +297,7 @@ where
         })
         .map_err(|e| ServeError::Io(e.to_string()))?;
     match rx.recv() {
-        Ok(Ok(addr)) => Ok(Running { addr, clock, stop: Some(stop), thread: Some(thread) }),
+        Ok(Ok(addr)) => Ok(Running { addr, clock, stop: Some(stop), reloads, thread: Some(thread) }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(ServeError::Io(e))

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub store_round_trips: Counter,
     /// Decisions read again because another instance changed the key first.
     pub store_races_lost: Counter,
+    /// Connections refused over a cap, by code (`connection_limit`, `client_connection_limit`).
+    pub connections_refused: Family<CodeLabels, Counter>,
     /// Seconds until the gatekeeper's certificate expires (negative once expired).
     pub gatekeeper_certificate_expiry: Gauge,
     /// Seconds until each CRL in force stops being current (negative once stale).
@@ -100,6 +102,7 @@ impl Metrics {
         let keys_held = Gauge::default();
         let store_round_trips = Counter::default();
         let store_races_lost = Counter::default();
+        let connections_refused = Family::<CodeLabels, Counter>::default();
         let gatekeeper_certificate_expiry = Gauge::default();
         let crl_next_update = Family::<IssuerLabels, Gauge>::default();
         registry.register(
@@ -128,6 +131,11 @@ impl Metrics {
             "Decisions read and made again because another instance changed the key first",
             store_races_lost.clone(),
         );
+        registry.register(
+            "connections_refused",
+            "Connections refused over a connection cap, by code",
+            connections_refused.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -138,6 +146,7 @@ impl Metrics {
             keys_held,
             store_round_trips,
             store_races_lost,
+            connections_refused,
             gatekeeper_certificate_expiry,
             crl_next_update,
         }

@@ -5,6 +5,13 @@
 //! `clock`, `tick`, `restart` and `store` move time, sweep, recover from the store alone, and
 //! make the store fail. The protocol endpoints are `/key-request` and `/release-request`
 //! whatever gatekeeper URI is loaded, on the same HTTP code as `ekg serve`.
+//!
+//! A web page must not drive it: every request's `Host` must be a loopback name
+//! (`localhost`, `127.0.0.1`, `[::1]`, with any port; else `403 host_not_allowed`, which
+//! stops DNS rebinding), a request with an `Origin` header (a browser's cross-origin or
+//! same-origin fetch) is refused (`403 cross_origin_refused`), and a management body must be
+//! `application/json` (else `415 unsupported_media_type`: a form or `text/plain` post, the
+//! kinds a browser sends across origins without asking first, is never read).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -118,11 +125,19 @@ impl TestMode {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Answer, Infallible> {
+        if let Some(refused) = not_same_machine(&req) {
+            return Ok(refused);
+        }
         let path = req.uri().path().to_owned();
         if let Some(action) = path.strip_prefix(MANAGE_BASE) {
             let action = action.to_owned();
             if req.method() != Method::POST {
                 return Ok(problem(&Problem::http(binding::http_codes::METHOD_NOT_ALLOWED, "use POST")));
+            }
+            let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !is_json(content_type) {
+                let detail = format!("a management body must be application/json (got {content_type:?})");
+                return Ok(problem(&Problem::new(415, binding::http_codes::UNSUPPORTED_MEDIA_TYPE, detail)));
             }
             let body = match read_json(req, self.settings.body_timeout).await {
                 Ok(b) => b,
@@ -286,13 +301,53 @@ impl TestMode {
     }
 }
 
+/// Whether `content_type` is `application/json` (parameters allowed).
+fn is_json(content_type: &str) -> bool {
+    content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether `host` (a `Host` header) names this machine's loopback: `localhost`, `127.0.0.1`
+/// (any of 127/8), `[::1]`, each with or without a port.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, port)) if port.is_empty() || port.starts_with(':') => inside,
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The refusal of what a web page could send (a non-loopback `Host`, an `Origin` header), if
+/// `req` is one.
+fn not_same_machine(req: &Request<Incoming>) -> Option<Answer> {
+    let host = req.headers().get(hyper::header::HOST).and_then(|v| v.to_str().ok());
+    let host = host.or_else(|| req.uri().authority().map(hyper::http::uri::Authority::as_str));
+    if !host.is_some_and(is_loopback_host) {
+        let detail = "the test mode answers requests for a loopback name only (Host: localhost, 127.0.0.1 or [::1])";
+        return Some(problem(&Problem::new(403, binding::http_codes::HOST_NOT_ALLOWED, detail)));
+    }
+    if req.headers().contains_key(hyper::header::ORIGIN) {
+        let detail = "requests from web pages (with an Origin header) are refused";
+        return Some(problem(&Problem::new(403, binding::http_codes::CROSS_ORIGIN_REFUSED, detail)));
+    }
+    None
+}
+
 fn no_state() -> Answer {
     problem(&Problem::new(409, codes::NO_STATE, "load a state first (POST /ekg-test/v1/state)"))
 }
 
 /// A JSON body of at most [`MAX_STATE_LEN`] bytes (an empty body is `{}`).
 async fn read_json(req: Request<Incoming>, timeout: Duration) -> Result<Value, Answer> {
-    let body = Limited::new(req.into_body(), MAX_STATE_LEN);
+    let conn = req.extensions().get::<crate::ClientConnection>().cloned();
+    let body = Limited::new(crate::listener::WatchedBody::new(req.into_body(), conn.as_ref()), MAX_STATE_LEN);
     let bytes = match tokio::time::timeout(timeout, body.collect()).await {
         Err(_) => {
             return Err(problem(&Problem::http(
@@ -333,9 +388,13 @@ pub async fn run(
     let listen = crate::listener::Listen {
         listener,
         tls: None,
-        header_timeout: Duration::from_secs(10),
-        max_connections: 64,
+        limits: crate::listener::ConnectionLimits {
+            max_connections: 64,
+            max_connections_per_client: 64,
+            ..crate::listener::ConnectionLimits::default()
+        },
         grace: Duration::from_secs(5),
+        metrics: None,
     };
     crate::listener::serve(listen, handler, stop).await;
     Ok(())
@@ -346,5 +405,29 @@ pub fn start(settings: TestSettings) -> Result<Running, ServeError> {
     let clock = Arc::new(Clock::default());
     let workers = settings.workers;
     let c = Arc::clone(&clock);
-    crate::spawn(workers, clock, move |stop, bound| run(settings, c, stop, bound))
+    crate::spawn(workers, clock, move |stop, _reloads, bound| run(settings, c, stop, bound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_hosts_of_the_test_mode() {
+        for ok in ["localhost", "LOCALHOST:8443", "127.0.0.1", "127.0.0.1:8443", "127.1.2.3:1", "[::1]", "[::1]:8443"] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for refused in [
+            "evil.example",
+            "evil.example:8443",
+            "localhost.evil.example",
+            "10.0.0.1:8443",
+            "[::2]:1",
+            "127.0.0.1:x",
+            "[::1]x",
+            "",
+        ] {
+            assert!(!is_loopback_host(refused), "{refused}");
+        }
+    }
 }

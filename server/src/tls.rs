@@ -34,3 +34,49 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ConfigError> {
         .map_err(|e| bad("server.tls_key", format!("does not fit server.tls_cert: {e}")))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// A TLS acceptor that SIGHUP can replace: the files are read again and, if they hold, new
+/// connections use them; connections already open keep theirs. A pair that does not hold
+/// leaves the current one in place.
+#[derive(Clone)]
+pub struct Reloadable {
+    files: TlsFiles,
+    current: Arc<std::sync::RwLock<TlsAcceptor>>,
+}
+
+impl core::fmt::Debug for Reloadable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Reloadable({})", self.files.cert.display())
+    }
+}
+
+impl Reloadable {
+    /// Reads `files` (as [`acceptor`]).
+    pub fn new(files: TlsFiles) -> Result<Reloadable, ConfigError> {
+        let acceptor = acceptor(&files)?;
+        Ok(Reloadable { files, current: Arc::new(std::sync::RwLock::new(acceptor)) })
+    }
+
+    /// The acceptor for a new connection.
+    pub fn current(&self) -> TlsAcceptor {
+        match self.current.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl crate::Reload for Reloadable {
+    fn name(&self) -> String {
+        format!("tls ({})", self.files.cert.display())
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        let fresh = acceptor(&self.files).map_err(|e| e.to_string())?;
+        match self.current.write() {
+            Ok(mut a) => *a = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+}

@@ -37,7 +37,65 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("[server]", "[server]\nbody_timeout_secs = 100000", "server.body_timeout_secs", "1 to 3600 seconds"),
     ("[server]", "[server]\nshutdown_grace_secs = 0", "server.shutdown_grace_secs", "1 to 3600 seconds"),
     ("[server]", "[server]\ntls_cert = \"x.pem\"", "server.tls_cert", "go together"),
+    ("[server]", "[server]\nidle_timeout_secs = 0", "server.idle_timeout_secs", "1 to 3600 seconds"),
+    ("[server]", "[server]\nwrite_timeout_secs = 3601", "server.write_timeout_secs", "1 to 3600 seconds"),
+    (
+        "[server]",
+        "[server]\nmax_connections_per_client = 0",
+        "server.max_connections_per_client",
+        "1 to server.max_connections",
+    ),
+    (
+        "[server]",
+        "[server]\nmax_connections = 10\nmax_connections_per_client = 11",
+        "server.max_connections_per_client",
+        "1 to server.max_connections",
+    ),
+    ("[server]", "[server]\nmax_requests_per_connection = 0", "server.max_requests_per_connection", "1 to 1000000"),
+    (
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"192.0.2.1:80\"\nallow_plain_http = true",
+        "server.listen",
+        "loopback or private address only, not on a public address",
+    ),
+    (
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"0.0.0.0:80\"\nallow_plain_http = true",
+        "server.listen",
+        "not on every interface",
+    ),
 ];
+
+/// The storage key written inline (the docs once said "64 hex digits") is refused, and the
+/// error does not repeat it.
+#[test]
+fn an_inline_storage_key_is_refused_without_being_echoed() {
+    let dir = fresh_dir("config-inline-key");
+    let files = demo(&dir, "");
+    let good = std::fs::read_to_string(&files.config).unwrap();
+    let inline = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    std::fs::write(
+        &files.config,
+        good.replacen("storage_key = \"storage.key\"", &format!("storage_key = \"{inline}\""), 1),
+    )
+    .unwrap();
+    let e = ekg_server::config::load(&files.config).expect_err("an inline key");
+    assert_eq!(e.field, "gatekeeper.storage_key");
+    assert!(!e.to_string().contains("0123456789abcdef"), "{e}");
+    assert!(e.rule.contains("ekg keys storage-key --out FILE"), "{e}");
+}
+
+/// Plain HTTP on a private address with `allow_plain_http` (a TLS proxy in front) is accepted.
+#[test]
+fn plain_http_on_a_private_address_is_accepted_with_allow_plain_http() {
+    let dir = fresh_dir("config-plain");
+    let files = demo(&dir, "");
+    let good = std::fs::read_to_string(&files.config).unwrap();
+    let text = good.replacen("listen = \"127.0.0.1:0\"", "listen = \"10.0.0.1:80\"\nallow_plain_http = true", 1);
+    std::fs::write(&files.config, text).unwrap();
+    let s = ekg_server::config::load(&files.config).expect("private address, allow_plain_http");
+    assert!(s.allow_plain_http && s.tls.is_none());
+}
 
 #[test]
 fn each_bad_field_is_named_with_its_rule() {
@@ -59,7 +117,7 @@ fn each_bad_field_is_named_with_its_rule() {
     // Memory only on loopback: never one of several instances behind one name.
     let public_memory = good.replacen("database = \"sqlite:ekg.db\"", "database = \"memory\"", 1).replacen(
         "listen = \"127.0.0.1:0\"",
-        "listen = \"192.0.2.1:80\"\nallow_plain_http = true",
+        "listen = \"10.0.0.1:80\"\nallow_plain_http = true",
         1,
     );
     std::fs::write(&files.config, public_memory).unwrap();

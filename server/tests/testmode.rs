@@ -102,3 +102,42 @@ fn the_test_mode_listens_on_loopback_only() {
     .unwrap_err();
     assert!(e.to_string().contains("loopback"), "{e}");
 }
+
+/// A web page cannot drive the management endpoint: a foreign `Host` (DNS rebinding), an
+/// `Origin` header, or a `text/plain` body (a cross-origin "simple" POST) is refused, and
+/// nothing is loaded.
+#[test]
+fn the_management_endpoint_refuses_what_a_web_page_could_send() {
+    use std::io::{Read, Write};
+    let server = start();
+    let base = format!("http://{}", server.addr);
+    let state = json!({"config": ekg_fixtures::default_config("once"), "now": "2026-06-01T00:00:00Z"}).to_string();
+    let raw = |host: &str, extra: &str, content_type: &str| {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let req = format!(
+            "POST /ekg-test/v1/state HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{state}",
+            state.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let refused = [
+        (raw("evil.example:8443", "", "application/json"), "403", "host_not_allowed"),
+        (raw("127.0.0.1", "Origin: http://evil.example\r\n", "application/json"), "403", "cross_origin_refused"),
+        (raw("localhost:1", "", "text/plain"), "415", "unsupported_media_type"),
+    ];
+    for (answer, status, code) in refused {
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        assert!(answer.contains(&format!("\"code\":\"{code}\"")), "{answer}");
+    }
+    // Nothing was loaded by any of them.
+    let (s, p) = post(&base, "/key-request", "application/cms", b"\x30\x00");
+    assert_eq!((s, p["code"].as_str()), (409, Some("no_state")));
+    // The same state from a loopback name, as JSON, loads.
+    let answer = raw("localhost:1", "", "application/json");
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    server.stop().unwrap();
+}

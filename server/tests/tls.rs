@@ -87,3 +87,35 @@ fn a_bad_tls_key_is_refused_when_the_configuration_is_read() {
     assert_eq!(e.field, "server.tls_key", "{e}");
     assert!(e.rule.contains("does not fit"), "{e}");
 }
+
+/// A reload (SIGHUP in `ekg serve`) puts a renewed TLS certificate in place for new
+/// connections; a pair that does not hold leaves the current one serving.
+#[test]
+fn a_reload_serves_the_renewed_tls_certificate() {
+    let dir = fresh_dir("tls-reload");
+    let (first, _) = tls_files(&dir, "tls");
+    let files = demo(&dir, "tls_cert = \"tls.pem\"\ntls_key = \"tls.key\"\n");
+    let server = start(&files);
+    let url = format!("https://{}/healthz", server.addr);
+    let trusts = |cert: &Path| {
+        let out = Command::new("curl").args(["-sS", "--cacert"]).arg(cert).arg(&url).output().expect("curl");
+        out.status.success()
+    };
+    assert!(trusts(&first));
+    // Renewed in place (a new key and certificate), then reloaded.
+    std::fs::copy(&first, dir.join("first.pem")).unwrap();
+    let (renewed, _) = tls_files(&dir, "tls");
+    let waited = std::time::Instant::now();
+    server.reload();
+    while !trusts(&renewed) {
+        assert!(waited.elapsed() < std::time::Duration::from_secs(10), "the renewed certificate is not served");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!trusts(&dir.join("first.pem")), "the old certificate is still served");
+    // A broken key: the reload fails, the renewed pair keeps serving.
+    std::fs::write(dir.join("tls.key"), "not a key").unwrap();
+    server.reload();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(trusts(&renewed));
+    server.stop().unwrap();
+}

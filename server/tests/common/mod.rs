@@ -44,7 +44,7 @@ pub fn demo_at(dir: &Path, port: u16) -> DemoFiles {
 /// The demo's settings, with short timeouts for the tests.
 pub fn settings(files: &DemoFiles) -> Settings {
     let mut s = ekg_server::config::load(&files.config).expect("config");
-    s.header_timeout = Duration::from_secs(1);
+    s.limits.header_timeout = Duration::from_secs(1);
     s.body_timeout = Duration::from_secs(1);
     s.shutdown_grace = Duration::from_secs(5);
     s
@@ -164,15 +164,18 @@ impl Drop for ServeProcess {
 }
 
 /// Starts `bin serve --config CONFIG --listen 127.0.0.1:PORT` and waits (at most 30 s) until
-/// `/healthz` answers.
+/// `/healthz` answers. Its log (standard error) goes to `serve-PORT.log` beside the
+/// configuration: a pipe nobody reads would stop the server once full.
 pub fn spawn_serve(bin: &str, config: &Path, port: u16) -> ServeProcess {
     use std::process::{Command, Stdio};
+    let log_path = serve_log(config, port);
+    let log = std::fs::File::create(&log_path).expect("log file");
     let child = Command::new(bin)
         .args(["serve", "--config"])
         .arg(config)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .spawn()
         .expect("ekg serve");
     // The guard exists before the wait, so that a server that never answers is killed too.
@@ -183,15 +186,17 @@ pub fn spawn_serve(bin: &str, config: &Path, port: u16) -> ServeProcess {
             return server;
         }
         if let Ok(Some(status)) = server.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = server.child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
+            let err = std::fs::read_to_string(&log_path).unwrap_or_default();
             panic!("ekg serve exited with {status}: {err}");
         }
         assert!(std::time::Instant::now() < deadline, "the server did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Where [`spawn_serve`] writes the log of the server on `port`.
+pub fn serve_log(config: &Path, port: u16) -> PathBuf {
+    config.with_file_name(format!("serve-{port}.log"))
 }
 
 /// Starts `bin serve --demo --dir DIR --listen 127.0.0.1:PORT` (its output in `DIR/serve.log`)

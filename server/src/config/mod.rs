@@ -13,6 +13,12 @@ use ekg_core::{EmailAddress, ids::KEY_LEN};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+mod database;
+mod listen;
+
+pub use database::Database;
+pub use listen::{is_private, plain_http_allowed};
+
 /// Largest configuration file, and largest PEM or key file it names.
 pub const MAX_FILE_LEN: u64 = 1024 * 1024;
 /// Most trust anchor files.
@@ -21,6 +27,8 @@ pub const MAX_ANCHOR_FILES: usize = 100;
 pub const MAX_WORKERS: usize = 256;
 /// Most concurrent connections.
 pub const MAX_CONNECTIONS: usize = 100_000;
+/// Most requests on one connection.
+pub const MAX_REQUESTS_PER_CONNECTION: u32 = 1_000_000;
 /// Longest timeout of any kind, seconds.
 pub const MAX_TIMEOUT_SECS: u64 = 3600;
 
@@ -78,7 +86,7 @@ pub struct GatekeeperSection {
     pub certificate: PathBuf,
     /// PEM PKCS#8: its private key (mode 0600 or stricter).
     pub key: PathBuf,
-    /// The storage key: 64 hex digits (mode 0600 or stricter).
+    /// The path of the storage key's file: 64 hex digits (mode 0600 or stricter).
     pub storage_key: PathBuf,
     /// PEM files of the trust anchors (the federation's CAs).
     pub anchors: Vec<PathBuf>,
@@ -148,7 +156,7 @@ pub struct ServerSection {
     pub tls_cert: Option<PathBuf>,
     /// PEM PKCS#8 key for TLS.
     pub tls_key: Option<PathBuf>,
-    /// Serve plain HTTP on a non-loopback address.
+    /// Serve plain HTTP on a private (not loopback) address, behind a TLS-terminating proxy.
     #[serde(default)]
     pub allow_plain_http: bool,
     /// `sqlite:PATH` (or a plain path), `postgres://...` (several instances), or `memory`.
@@ -160,15 +168,28 @@ pub struct ServerSection {
     /// append per worker: one per core would cap every group at the number of cores.
     #[serde(default)]
     pub workers: usize,
-    /// Seconds to read a request's headers.
+    /// Seconds from a request head's first byte to its end (and for a TLS handshake).
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// Seconds a connection may wait for a request (before its first, between keep-alive
+    /// requests) before it is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds to write a response's bytes (a client that does not read loses the connection).
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_secs: u64,
     /// Seconds to read a request's body.
     #[serde(default = "default_body_timeout")]
     pub body_timeout_secs: u64,
     /// Most concurrent connections.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most concurrent connections from one client address.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Most requests on one connection (then it is closed after the answer).
+    #[serde(default = "default_max_requests_per_connection")]
+    pub max_requests_per_connection: u32,
     /// Seconds in-flight requests get to finish at shutdown.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
@@ -193,8 +214,12 @@ impl Default for ServerSection {
             database: default_database(),
             workers: 0,
             header_timeout_secs: default_header_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            write_timeout_secs: default_write_timeout(),
             body_timeout_secs: default_body_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            max_requests_per_connection: default_max_requests_per_connection(),
             shutdown_grace_secs: default_grace(),
             request_deadline_secs: default_request_deadline(),
             max_held_per_sender: default_max_held_per_sender(),
@@ -238,6 +263,18 @@ fn default_database() -> String {
 fn default_header_timeout() -> u64 {
     10
 }
+fn default_idle_timeout() -> u64 {
+    15
+}
+fn default_write_timeout() -> u64 {
+    10
+}
+fn default_max_connections_per_client() -> usize {
+    64
+}
+fn default_max_requests_per_connection() -> u32 {
+    1000
+}
 fn default_body_timeout() -> u64 {
     30
 }
@@ -264,49 +301,6 @@ fn default_max_held_per_sender() -> u64 {
 }
 fn default_request_deadline() -> u64 {
     DEFAULT_REQUEST_DEADLINE_SECS
-}
-
-/// Where records are kept. `Debug` and `Display` never show a PostgreSQL password.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Database {
-    /// A SQLite file.
-    Sqlite(PathBuf),
-    /// Memory only.
-    Memory,
-    /// PostgreSQL (`postgres://` or `postgresql://` URL), shared by several instances.
-    Postgres(String),
-}
-
-impl Database {
-    /// A PostgreSQL URL with its password, if any, replaced by `***`.
-    fn redacted(url: &str) -> String {
-        let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-                None => url.to_owned(),
-            },
-            None => url.to_owned(),
-        }
-    }
-}
-
-impl core::fmt::Display for Database {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Database::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Database::Memory => f.write_str("memory"),
-            Database::Postgres(url) => f.write_str(&Database::redacted(url)),
-        }
-    }
-}
-
-impl core::fmt::Debug for Database {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Database({self})")
-    }
 }
 
 /// TLS files.
@@ -337,12 +331,12 @@ pub struct Settings {
     pub database: Database,
     /// Worker threads.
     pub workers: usize,
-    /// Header read timeout.
-    pub header_timeout: std::time::Duration,
+    /// Whether plain HTTP on a private address is intended (behind a TLS proxy).
+    pub allow_plain_http: bool,
+    /// The connection layer's caps and timeouts.
+    pub limits: crate::listener::ConnectionLimits,
     /// Body read timeout.
     pub body_timeout: std::time::Duration,
-    /// Most concurrent connections.
-    pub max_connections: usize,
     /// Shutdown grace.
     pub shutdown_grace: std::time::Duration,
     /// The longest a protocol request may take once its body is read.
@@ -489,7 +483,7 @@ impl FileConfig {
             renewal_warning_secs: g.renewal_warning_days * 24 * 3600,
             reload: std::sync::Arc::default(),
         };
-        let storage_key = storage_key(&read_secret(&at(&g.storage_key), "gatekeeper.storage_key")?)?;
+        let storage_key = storage_key(&read_storage_key(&at(&g.storage_key), &g.storage_key)?)?;
 
         let s = &self.server;
         let listen: SocketAddr = s.listen.parse().or_else(|_| bad("server.listen", "an IP address and port"))?;
@@ -501,12 +495,7 @@ impl FileConfig {
         if let Some(files) = &tls {
             crate::tls::acceptor(files)?;
         }
-        if tls.is_none() && !listen.ip().is_loopback() && !s.allow_plain_http {
-            return bad(
-                "server.listen",
-                "plain HTTP only on a loopback address (set tls_cert and tls_key, or allow_plain_http = true)",
-            );
-        }
+        plain_http_allowed(listen, tls.is_some(), s.allow_plain_http).or_else(|rule| bad("server.listen", rule))?;
         if s.database.len() > 4096 {
             return bad("server.database", "at most 4 KiB");
         }
@@ -540,8 +529,16 @@ impl FileConfig {
         if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
             return bad("server.max_connections", format!("1 to {MAX_CONNECTIONS}"));
         }
+        if !(1..=s.max_connections).contains(&s.max_connections_per_client) {
+            return bad("server.max_connections_per_client", "1 to server.max_connections");
+        }
+        if !(1..=MAX_REQUESTS_PER_CONNECTION).contains(&s.max_requests_per_connection) {
+            return bad("server.max_requests_per_connection", format!("1 to {MAX_REQUESTS_PER_CONNECTION}"));
+        }
         for (field, v) in [
             ("server.header_timeout_secs", s.header_timeout_secs),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            ("server.write_timeout_secs", s.write_timeout_secs),
             ("server.body_timeout_secs", s.body_timeout_secs),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs),
             ("server.request_deadline_secs", s.request_deadline_secs),
@@ -562,9 +559,16 @@ impl FileConfig {
             tls,
             database,
             workers,
-            header_timeout: std::time::Duration::from_secs(s.header_timeout_secs),
+            allow_plain_http: s.allow_plain_http,
+            limits: crate::listener::ConnectionLimits {
+                max_connections: s.max_connections,
+                max_connections_per_client: s.max_connections_per_client,
+                max_requests_per_connection: s.max_requests_per_connection,
+                idle_timeout: std::time::Duration::from_secs(s.idle_timeout_secs),
+                header_timeout: std::time::Duration::from_secs(s.header_timeout_secs),
+                write_timeout: std::time::Duration::from_secs(s.write_timeout_secs),
+            },
             body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
-            max_connections: s.max_connections,
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
             request_deadline: std::time::Duration::from_secs(s.request_deadline_secs),
             max_held_per_sender: s.max_held_per_sender,
@@ -586,6 +590,22 @@ fn split_first_pem(pem: &str) -> (String, String) {
     }
 }
 
+/// The storage key's file. The field is a path: a value that looks like the key itself (32
+/// or more hex digits and nothing else) is refused without being repeated in the error.
+fn read_storage_key(path: &Path, as_written: &Path) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+    const FIELD: &str = "gatekeeper.storage_key";
+    let written = as_written.to_string_lossy();
+    let looks_like_a_key = written.len() >= 32 && written.trim().chars().all(|c| c.is_ascii_hexdigit());
+    if looks_like_a_key && !path.exists() {
+        return bad(
+            FIELD,
+            "the path of a file holding the key (64 hex digits, mode 0600), not the key itself; \
+             make one with `ekg keys storage-key --out FILE`",
+        );
+    }
+    read_secret(path, FIELD)
+}
+
 /// 64 hex digits (surrounding white space ignored).
 fn storage_key(bytes: &[u8]) -> Result<StorageKey, ConfigError> {
     let text = std::str::from_utf8(bytes).or_else(|_| bad("gatekeeper.storage_key", "64 hex digits"))?;
@@ -600,19 +620,4 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     let file = FileConfig::read(path)?;
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     file.settings(&dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Database;
-
-    #[test]
-    fn a_postgres_password_is_never_shown() {
-        let db = Database::Postgres("postgres://ekg:s3cret@db.internal:5432/ekg?connect_timeout=3".into());
-        for shown in [db.to_string(), format!("{db:?}")] {
-            assert!(!shown.contains("s3cret"), "{shown}");
-            assert!(shown.contains("postgres://ekg:***@db.internal:5432/ekg?connect_timeout=3"), "{shown}");
-        }
-        assert_eq!(Database::Postgres("postgres://ekg@h/d".into()).to_string(), "postgres://ekg@h/d");
-    }
 }
