@@ -18,6 +18,7 @@ pub mod binding;
 pub mod caller;
 pub mod certificates;
 pub mod config;
+pub mod custody;
 pub mod demo;
 pub mod files;
 pub mod http;
@@ -143,7 +144,7 @@ pub async fn run(
     // Opening a store and recovering from it block (a database client, a disk): not on the
     // async threads.
     let (provider, config, credential, storage_key, database) =
-        (settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, settings.database);
+        (settings.provider, settings.gatekeeper, settings.credential, settings.storage_keys, settings.database);
     let gatekeeper = tokio::task::spawn_blocking(move || {
         let store = open_store(&database, config.ledger_config())?;
         Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)

@@ -171,7 +171,7 @@ impl TestMode {
                 let mut rng = ChaCha20Rng::seed_from_u64(now.secs());
                 let verified = gk.crypto().verify_key_request(&der, now)?;
                 let crypto = gk.shared_crypto();
-                let mut draw = ForcedKeyId { inner: crypto.draw_from(&mut rng), key_id };
+                let mut draw = ForcedKeyId { inner: crypto.draw_from(&mut rng, now), key_id };
                 let committed = gk.issue_with(verified, &mut draw, now)?;
                 crypto.build_issuance(committed, &mut rng)?.to_response_der()
             })

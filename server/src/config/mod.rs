@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use ekg_core::crypto::CryptoProvider;
 use ekg_core::ledger::{LedgerConfig, ReleasePolicy};
 use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
-use ekg_core::role::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey};
+use ekg_core::role::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey, StorageKeys};
 use ekg_core::{EmailAddress, ids::KEY_LEN};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -86,8 +86,20 @@ pub struct GatekeeperSection {
     pub certificate: PathBuf,
     /// PEM PKCS#8: its private key (mode 0600 or stricter).
     pub key: PathBuf,
-    /// The path of the storage key's file: 64 hex digits (mode 0600 or stricter).
-    pub storage_key: PathBuf,
+    /// The path of the single storage key's file of the releases before storage epochs: 64
+    /// hex digits (mode 0600 or stricter). With `storage_keys`, it unwraps the keys stored
+    /// before epochs; alone, every key is wrapped under it (no epochs: no forward secrecy).
+    #[serde(default)]
+    pub storage_key: Option<PathBuf>,
+    /// The directory of the storage-epoch keys (mode 0700, created if absent): each key is
+    /// wrapped under the key of its issuance's epoch, destroyed once every key of the epoch
+    /// can have expired.
+    #[serde(default)]
+    pub storage_keys: Option<PathBuf>,
+    /// Length of a storage epoch, in seconds (60 to 31622400, and at least
+    /// `ticket_lifetime_secs / 1000`).
+    #[serde(default = "default_storage_epoch")]
+    pub storage_epoch_secs: u64,
     /// PEM files of the trust anchors (the federation's CAs).
     pub anchors: Vec<PathBuf>,
     /// `once` or `same_certificate`.
@@ -233,6 +245,9 @@ fn default_policy() -> String {
 fn default_max_deliveries() -> u32 {
     3
 }
+fn default_storage_epoch() -> u64 {
+    ekg_core::role::limits::STORAGE_EPOCH_SECS_DEFAULT
+}
 fn default_lifetime() -> u64 {
     30 * 24 * 3600
 }
@@ -321,8 +336,8 @@ pub struct Settings {
     pub gatekeeper: GatekeeperConfig,
     /// Its credential.
     pub credential: Credential,
-    /// The storage key.
-    pub storage_key: StorageKey,
+    /// The storage keys (epoch keys, the legacy key, or both).
+    pub storage_keys: Box<dyn StorageKeys>,
     /// Listen address.
     pub listen: SocketAddr,
     /// TLS, if any.
@@ -457,6 +472,7 @@ impl FileConfig {
         config.ticket_lifetime_secs = g.ticket_lifetime_secs;
         config.max_recipients = g.max_recipients;
         config.max_clock_skew_secs = g.max_clock_skew_secs;
+        config.storage_epoch_secs = g.storage_epoch_secs;
         // The core's own ranges, with the field in their message.
         config.validate().or_else(|e| {
             let detail = e.detail().to_owned();
@@ -483,7 +499,23 @@ impl FileConfig {
             renewal_warning_secs: g.renewal_warning_days * 24 * 3600,
             reload: std::sync::Arc::default(),
         };
-        let storage_key = storage_key(&read_storage_key(&at(&g.storage_key), &g.storage_key)?)?;
+        let legacy = match &g.storage_key {
+            Some(path) => Some(storage_key(&read_storage_key(&at(path), path)?)?),
+            None => None,
+        };
+        let storage_keys: Box<dyn StorageKeys> = match (&g.storage_keys, legacy) {
+            (Some(dir), legacy) => Box::new(
+                crate::custody::EpochKeyFiles::open(&at(dir), legacy)
+                    .or_else(|e| bad("gatekeeper.storage_keys", e.to_string()))?,
+            ),
+            (None, Some(key)) => Box::new(key),
+            (None, None) => {
+                return bad(
+                    "gatekeeper.storage_keys",
+                    "a directory for the storage-epoch keys (or storage_key, the single key of earlier releases)",
+                );
+            }
+        };
 
         let s = &self.server;
         let listen: SocketAddr = s.listen.parse().or_else(|_| bad("server.listen", "an IP address and port"))?;
@@ -554,7 +586,7 @@ impl FileConfig {
             provider,
             gatekeeper: config,
             credential,
-            storage_key,
+            storage_keys,
             listen,
             tls,
             database,
