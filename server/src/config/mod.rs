@@ -84,8 +84,12 @@ pub struct GatekeeperSection {
     pub uri: String,
     /// PEM: the gatekeeper's certificate, then its intermediates, if any.
     pub certificate: PathBuf,
-    /// PEM PKCS#8: its private key (mode 0600 or stricter).
-    pub key: PathBuf,
+    /// PEM PKCS#8: its private key (mode 0600 or stricter); not with `pkcs11.signing_key`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// `[gatekeeper.pkcs11]`: keys in a PKCS#11 token.
+    #[serde(default)]
+    pub pkcs11: Option<crate::custody::Pkcs11Section>,
     /// The path of the single storage key's file of the releases before storage epochs: 64
     /// hex digits (mode 0600 or stricter). With `storage_keys`, it unwraps the keys stored
     /// before epochs; alone, every key is wrapped under it (no epochs: no forward secrecy).
@@ -480,11 +484,23 @@ impl FileConfig {
             bad(&format!("gatekeeper.{field}"), rule)
         })?;
         let cert_pem = text(&read_bounded(&at(&g.certificate), "gatekeeper.certificate")?, "gatekeeper.certificate")?;
-        let key_pem = read_secret(&at(&g.key), "gatekeeper.key")?;
-        let key_pem = Zeroizing::new(text(&key_pem, "gatekeeper.key")?);
         let (first, chain) = split_first_pem(&cert_pem);
-        let credential = Credential::from_pem(provider, &first, &chain, &key_pem)
-            .or_else(|e| bad("gatekeeper.certificate", e.detail().to_owned()))?;
+        let token = g.pkcs11.as_ref().map(|s| s.open(at)).transpose()?;
+        let in_token = match (&g.pkcs11, &token) {
+            (Some(s), Some(t)) => s.credential(t, provider, &first, &chain)?,
+            _ => None,
+        };
+        let credential = match (in_token, &g.key) {
+            (Some(c), None) => c,
+            (Some(_), Some(_)) => return bad("gatekeeper.key", "not with gatekeeper.pkcs11.signing_key (one key)"),
+            (None, None) => return bad("gatekeeper.key", "a PKCS#8 file, or gatekeeper.pkcs11.signing_key"),
+            (None, Some(key)) => {
+                let key_pem = read_secret(&at(key), "gatekeeper.key")?;
+                let key_pem = Zeroizing::new(text(&key_pem, "gatekeeper.key")?);
+                Credential::from_pem(provider, &first, &chain, &key_pem)
+                    .or_else(|e| bad("gatekeeper.certificate", e.detail().to_owned()))?
+            }
+        };
         // The rules clients apply to it that need no clock; those that do run at start.
         ekg_core::role::check_profile(&config, &credential).map_err(|e| crate::certificates::credential_error(&e))?;
         if !crate::certificates::RENEWAL_WARNING_DAYS.contains(&g.renewal_warning_days) {
@@ -504,6 +520,17 @@ impl FileConfig {
             None => None,
         };
         let storage_keys: Box<dyn StorageKeys> = match (&g.storage_keys, legacy) {
+            (Some(_), _) if g.pkcs11.as_ref().is_some_and(|s| s.storage_key_prefix.is_some()) => {
+                return bad("gatekeeper.storage_keys", "not with gatekeeper.pkcs11.storage_key_prefix (one place)");
+            }
+            (None, legacy) if g.pkcs11.as_ref().is_some_and(|s| s.storage_key_prefix.is_some()) => {
+                match (&g.pkcs11, &token) {
+                    (Some(s), Some(t)) => s
+                        .storage_keys(t, legacy)?
+                        .map_or_else(|| bad("gatekeeper.pkcs11.storage_key_prefix", "a label prefix"), Ok)?,
+                    _ => return bad("gatekeeper.pkcs11", "the token did not open"),
+                }
+            }
             (Some(dir), legacy) => Box::new(
                 crate::custody::EpochKeyFiles::open(&at(dir), legacy)
                     .or_else(|e| bad("gatekeeper.storage_keys", e.to_string()))?,
