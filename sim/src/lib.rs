@@ -205,6 +205,16 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
     let world = world::World::build(scenario, seeds.pki, metered, opts.threads)?;
     let setup_secs = started.elapsed().as_secs_f64();
     (opts.progress)("pki", 1, 1);
+    // The compromise analysis' victim, refused before the runs if it is no user.
+    let victim = match &scenario.compromise {
+        None => None,
+        Some(spec) => Some(
+            ekg_core::EmailAddress::parse(&spec.recipient.user)
+                .ok()
+                .and_then(|a| world.by_address.get(&a).copied())
+                .ok_or_else(|| SimError::Scenario(format!("compromise: no user {}", spec.recipient.user)))?,
+        ),
+    };
     let messages = workload::generate(scenario, &world, seeds.workload);
     let progress = opts.progress;
     let late_run = late::LateRun::new(scenario, &world, &messages, seeds.network, seeds.late, opts.base)?;
@@ -247,13 +257,8 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
         .collect();
     let stolen_key_mail_submitted_ms =
         messages.iter().filter(|m| m.recipients.iter().any(|r| victims.contains(r))).map(|m| m.submit_ms).collect();
-    let compromise = match &scenario.compromise {
-        None => None,
-        Some(spec) => {
-            let victim = ekg_core::EmailAddress::parse(&spec.recipient.user)
-                .ok()
-                .and_then(|a| world.by_address.get(&a).copied())
-                .ok_or_else(|| SimError::Scenario(format!("compromise: no user {}", spec.recipient.user)))?;
+    let compromise = match (&scenario.compromise, victim) {
+        (Some(spec), Some(victim)) => {
             let inputs = compromise::Inputs {
                 scenario,
                 messages: &messages,
@@ -263,6 +268,7 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
             };
             Some(compromise::analyse(spec, &inputs))
         }
+        _ => None,
     };
     let verdict = if !late.violations.is_empty() || !early.violations.is_empty() || sweep_violations {
         Verdict::CorrectnessFailure

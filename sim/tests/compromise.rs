@@ -149,6 +149,35 @@ fn ignoring_epochs_or_not_consulting_the_log_changes_the_counts() {
     assert_eq!(c.signing.inclusion_required.forged, c.signing.log_off.forged);
 }
 
+#[test]
+fn bad_compromise_sections_are_refused_with_a_code() {
+    let good = scenario("none", true);
+    let mut bad = Vec::new();
+    for edit in [
+        |c: &mut compromise::CompromiseSpec| c.days = 0,
+        |c: &mut compromise::CompromiseSpec| c.epoch_secs = 0,
+        |c: &mut compromise::CompromiseSpec| c.signing.intercept_share = 1.5,
+        |c: &mut compromise::CompromiseSpec| c.signing.heads_every_secs = 0,
+        |c: &mut compromise::CompromiseSpec| c.backup_at_secs = u64::MAX,
+    ] {
+        let mut s = good.clone();
+        edit(s.compromise.as_mut().unwrap());
+        bad.push(s.check().expect_err("refused"));
+    }
+    // A victim who is no user is refused when the world is built, before either run.
+    let mut s = good.clone();
+    s.compromise.as_mut().unwrap().recipient.user = "nobody@a.example".into();
+    let mut quiet = |_: &str, _: u64, _: u64| {};
+    let opts = Options { threads: 2, progress: &mut quiet, base: ekg_sim::BASE };
+    bad.push(ekg_sim::run(&s, "test".into(), opts).map(|_| ()).expect_err("refused"));
+    for e in bad {
+        assert_eq!(e.code(), "scenario_invalid", "{e}");
+    }
+    // And a typo in the section is refused, not defaulted.
+    let text = include_str!("../../fixtures/scenarios/compromise.toml").replace("epoch_secs", "epoch_sec");
+    assert_eq!(Scenario::from_toml(&text).unwrap_err().code(), "scenario_invalid");
+}
+
 fn life(msg: usize, issued_days: f64, destroyed_days: f64) -> KeyLife {
     let ms = |d: f64| (d * DAY_MS as f64) as u64;
     KeyLife { msg, org: 0, issued_ms: ms(issued_days), destroyed_ms: Some(ms(destroyed_days)), used: true }
