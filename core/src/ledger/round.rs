@@ -227,6 +227,9 @@ impl<T: LedgerTypes, D: Decision<T>> Round<T, D> {
                 self.decision.lost(written.decided);
                 Step::Again
             }
+            Err(_) if crate::planted::is(crate::planted::PlantedBug::AnswerBeforeDurable) => {
+                Step::Done(Ok(Committed::new(written.decided.into_payload())))
+            }
             Err(e) => Step::Done(Err(storage_failed(e))),
         }
     }
