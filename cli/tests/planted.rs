@@ -66,3 +66,23 @@ fn the_runner_catches_a_sample_of_planted_bugs_and_passes_the_reference() {
     assert!(stdout.contains(&format!("{} of {} planted bugs caught", sample.len(), sample.len())), "{stdout}");
     assert!(stdout.contains(", 0 failing"), "{stdout}");
 }
+
+/// `docs/conformance.md` §6 is the table `ekg conformance planted` printed: one row per bug
+/// of `PlantedBug::ALL`, none missing or extra, and its count line agrees.
+#[test]
+fn the_documented_table_names_every_planted_bug_once() {
+    use ekg_core::planted::PlantedBug;
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/conformance.md")).unwrap();
+    let start = doc.find("<!-- planted-table -->").expect("the table's start marker");
+    let end = doc.find("<!-- /planted-table -->").expect("the table's end marker");
+    let table = &doc[start..end];
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| `")).collect();
+    assert_eq!(rows.len(), PlantedBug::ALL.len(), "one row per planted bug");
+    for bug in PlantedBug::ALL {
+        let mine: Vec<&&str> = rows.iter().filter(|r| r.starts_with(&format!("| `{bug}`:"))).collect();
+        assert_eq!(mine.len(), 1, "{bug}");
+        assert!(mine[0].contains(bug.description()), "{bug}: the description changed; run the command again");
+    }
+    let caught = rows.iter().filter(|r| r.contains("| yes |")).count();
+    assert!(table.contains(&format!("{caught} of {} planted bugs caught", PlantedBug::ALL.len())), "{table}");
+}

@@ -249,6 +249,16 @@ fn server_cases(
             }
         }
     }
+    for probe in ekg_fixtures::conformance::PROBES {
+        let id = format!("probe/{}", probe.name);
+        if selected(&id, "probe", &[]) {
+            let mut c = vector_case("probe", "", &Value::Null, (probe.run)(target, pki));
+            c.id = id;
+            c.expected = "pass".into();
+            c.comment = probe.comment.into();
+            cases.push(c);
+        }
+    }
     if cases.len() == 1 {
         return Err("no vector was selected: nothing would be tested but the sanity case".into());
     }

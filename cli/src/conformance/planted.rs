@@ -23,6 +23,9 @@ pub const UNOBSERVABLE: &[(PlantedBug, &str)] = &[(
      ticket V20 accepts; it shows only together with a V20 bug (`forged_ticket_served`)",
 )];
 
+/// Failing cases named per row of the table (the rest are counted).
+const SHOWN: usize = 12;
+
 /// Longest wait for a test-mode server to say where it listens.
 const START_SECS: u64 = 30;
 
@@ -127,7 +130,11 @@ pub fn table(outcomes: &[Outcome]) -> String {
         let Some(bug) = o.bug else { continue };
         let (caught, cases) = match (&o.error, o.failing.is_empty(), unobservable(bug)) {
             (Some(e), _, _) => ("ERROR", e.clone()),
-            (None, false, _) => ("yes", o.failing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")),
+            (None, false, _) => {
+                let shown: Vec<String> = o.failing.iter().take(SHOWN).map(|c| format!("`{c}`")).collect();
+                let more = o.failing.len().saturating_sub(SHOWN);
+                ("yes", if more > 0 { format!("{}, and {more} more", shown.join(", ")) } else { shown.join(", ") })
+            }
             (None, true, Some(why)) => ("not observable", why.to_owned()),
             (None, true, None) => ("**MISSED**", String::new()),
         };

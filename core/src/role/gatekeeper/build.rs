@@ -73,11 +73,16 @@ impl KeyDraw<Concrete> for DrawFromRng<'_> {
         }
         if planted::is(P::SequentialKeyIds) {
             key_id = KeyId([0; KEY_ID_LEN]);
-            key_id.0[KEY_ID_LEN - 8..].copy_from_slice(&planted::next_in_sequence().to_be_bytes());
+            let counter = planted::next_in_sequence().to_be_bytes();
+            for (d, s) in key_id.0.iter_mut().rev().zip(counter.iter().rev()) {
+                *d = *s;
+            }
         }
         if planted::is(P::KeysStoredInClear) {
             let mut clear = [0u8; crate::ids::KEY_LEN + 8];
-            clear[..crate::ids::KEY_LEN].copy_from_slice(key.expose());
+            for (d, s) in clear.iter_mut().zip(key.expose()) {
+                *d = *s;
+            }
             return Ok((key_id, WrappedKey(clear), key));
         }
         let handle = p.aes256_kw_wrap(self.crypto.storage_key.bytes(), key.expose())?;
@@ -141,10 +146,12 @@ impl GatekeeperCrypto {
         let ReleaseWork { request, granted } = committed.into_payload();
         let p = self.provider;
         let key = match p.aes256_kw_unwrap(self.storage_key.bytes(), &granted.handle.0) {
-            Err(_) if planted::is(P::KeysStoredInClear) => {
-                OneTimeKey::from_slice(&granted.handle.0[..crate::ids::KEY_LEN])
-                    .ok_or_else(|| crate::error::reject(crate::error::Rejection::KeyUnwrapFailed, "clear key"))?
-            }
+            Err(_) if planted::is(P::KeysStoredInClear) => granted
+                .handle
+                .0
+                .get(..crate::ids::KEY_LEN)
+                .and_then(OneTimeKey::from_slice)
+                .ok_or_else(|| crate::error::reject(crate::error::Rejection::KeyUnwrapFailed, "clear key"))?,
             unwrapped => unwrapped?,
         };
         let requester = request.requester_certificate();
