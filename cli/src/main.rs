@@ -43,12 +43,12 @@ enum Command {
     /// same workload: the README's main job. Exit 2: an invariant was violated; exit 3: a key
     /// owed to a reading recipient was not delivered after the network healed.
     Simulate {
-        /// Shipped scenario names (the eight of fixtures/scenarios: default, mailing-list,
+        /// Shipped scenario names (the nine of fixtures/scenarios: default, mailing-list,
         /// cross-org-with-loss, gatekeeper-outage, low-certificate-availability,
-        /// untrusted-org, compromised-recipient, seed-policy) or TOML paths. Default:
+        /// untrusted-org, compromised-recipient, seed-policy, compromise) or TOML paths. Default:
         /// `default`.
         scenarios: Vec<String>,
-        /// Run every shipped scenario (eight), then print and write a summary of their
+        /// Run every shipped scenario (nine), then print and write a summary of their
         /// headlines (OUT/summary.txt, OUT/index.html).
         #[arg(long)]
         all: bool,
@@ -183,6 +183,11 @@ struct ServeArgs {
     /// Check the configuration (every field, every file it names), then stop.
     #[arg(long)]
     check_config: bool,
+    /// Take the database as found, though it is not the store the identity file names: a new
+    /// empty one after a loss, or a backup restored on purpose (keys released after the backup
+    /// may be released again). docs/server.md, "Store identity".
+    #[arg(long, conflicts_with_all = ["check_config", "demo", "test_mode"])]
+    adopt_store: bool,
     /// Serve a demo gatekeeper: the test PKI of example.com and example.org, a fresh storage
     /// key and a new database, written into --dir; prints what to try.
     #[arg(long, conflicts_with_all = ["config", "check_config"])]
@@ -363,6 +368,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::run(serve::Args {
             config: a.config,
             check_config: a.check_config,
+            adopt_store: a.adopt_store,
             demo: a.demo,
             dir: a.dir,
             listen: a.listen,
