@@ -121,6 +121,45 @@ impl fmt::Debug for WrappedKey {
     }
 }
 
+/// The storage key a stored key is wrapped under: the single key of the releases before
+/// storage-key epochs (`Legacy`), or the key of epoch `n`, which covers the issuance times
+/// `[n * storage_epoch_secs, (n + 1) * storage_epoch_secs)` (`docs/protocol.md`, "Key
+/// custody"). Destroying an epoch's key destroys every key wrapped under it, in every copy
+/// of the store (backups, free pages, WAL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StorageEpoch {
+    /// The one storage key of records written before epochs (codec version 1).
+    Legacy,
+    /// Epoch `n`.
+    Numbered(u64),
+}
+
+impl StorageEpoch {
+    /// The epoch of an issuance at `now`: `floor(now / epoch_secs)` (`epoch_secs` at least 1).
+    pub fn of(now: crate::time::UnixTime, epoch_secs: u64) -> u64 {
+        now.secs() / epoch_secs.max(1)
+    }
+}
+
+impl fmt::Display for StorageEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageEpoch::Legacy => f.write_str("legacy"),
+            StorageEpoch::Numbered(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// What the store holds of a key: the key wrapped under the storage key of an epoch, and
+/// that epoch (the ledger's key handle).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StoredKey {
+    /// The epoch whose storage key wraps it.
+    pub epoch: StorageEpoch,
+    /// The wrapped key.
+    pub wrapped: WrappedKey,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

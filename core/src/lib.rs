@@ -40,7 +40,7 @@ mod wire;
 
 pub use address::EmailAddress;
 pub use error::{Error, Fault, Rejection, Result};
-pub use ids::{CertId, Digest, KeyId, Nonce, OneTimeKey, RequestId, WrappedKey};
+pub use ids::{CertId, Digest, KeyId, Nonce, OneTimeKey, RequestId, StorageEpoch, StoredKey, WrappedKey};
 pub use time::UnixTime;
 
 /// The size limits of `docs/protocol.md` §4.4, in bytes (counts where said).

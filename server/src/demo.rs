@@ -88,6 +88,7 @@ uri = "{uri}"
 certificate = "pki/example.com/gatekeeper.pem"
 key = "pki/example.com/gatekeeper.key"
 storage_key = "storage.key"
+storage_keys = "storage-keys"
 anchors = ["pki/example.com/ca.pem", "pki/example.org/ca.pem"]
 policy = "once"
 retention_secs = 0

@@ -18,6 +18,7 @@ pub mod binding;
 pub mod caller;
 pub mod certificates;
 pub mod config;
+pub mod custody;
 pub mod demo;
 pub mod files;
 pub mod http;
@@ -181,7 +182,7 @@ pub async fn run(
     // Opening a store and recovering from it block (a database client, a disk): not on the
     // async threads.
     let (provider, config, credential, storage_key, database) =
-        (settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, settings.database);
+        (settings.provider, settings.gatekeeper, settings.credential, settings.storage_keys, settings.database);
     let (identity, adopt) = (settings.store_identity, settings.adopt_store);
     let (gatekeeper, generations) = tokio::task::spawn_blocking(move || {
         let (store, generations) = open_owned_store(&database, config.ledger_config(), identity.as_deref(), adopt)?;

@@ -171,7 +171,7 @@ impl TestMode {
                 let mut rng = ChaCha20Rng::seed_from_u64(now.secs());
                 let verified = gk.crypto().verify_key_request(&der, now)?;
                 let crypto = gk.shared_crypto();
-                let mut draw = ForcedKeyId { inner: crypto.draw_from(&mut rng), key_id };
+                let mut draw = ForcedKeyId { inner: crypto.draw_from(&mut rng, now), key_id };
                 let committed = gk.issue_with(verified, &mut draw, now)?;
                 crypto.build_issuance(committed, &mut rng)?.to_response_der()
             })
@@ -312,7 +312,7 @@ impl TestMode {
             for r in &records {
                 if let Record::Issued { key_id, handle, .. } = r {
                     stored.push(hex::encode(key_id.0));
-                    if storage_key.is_some_and(|k| provider.aes256_kw_unwrap(&k, &handle.0).is_ok()) {
+                    if storage_key.is_some_and(|k| provider.aes256_kw_unwrap(&k, &handle.wrapped.0).is_ok()) {
                         wrapped.push(hex::encode(key_id.0));
                     }
                 }

@@ -162,7 +162,10 @@ fn the_store_of_another_storage_key_is_refused_at_start() {
     let server = start(&files);
     send(&server, &files, &["bob@example.org"], 1);
     server.stop().unwrap();
-    std::fs::write(dir.join("storage.key"), hex::encode([9u8; 32])).unwrap();
+    // The key was wrapped under its epoch's key: another key in that file is refused.
+    let epochs: Vec<_> = std::fs::read_dir(dir.join("storage-keys")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(epochs.len(), 1, "{epochs:?}");
+    std::fs::write(&epochs[0], hex::encode([9u8; 32])).unwrap();
     let e = ekg_server::start(settings(&files)).unwrap_err();
     assert!(e.to_string().contains("storage_key: does not unwrap the stored keys"), "{e}");
 }

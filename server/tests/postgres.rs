@@ -218,7 +218,7 @@ fn an_instance_with_another_storage_key_records_no_release_it_cannot_deliver() {
     // holds no key (so the check at start has nothing to try).
     let mut s = settings(&files);
     s.database = Database::Postgres(url.clone());
-    s.storage_key = ekg_core::role::StorageKey::from_bytes([8; 32]);
+    s.storage_keys = Box::new(ekg_core::role::StorageKey::from_bytes([8; 32]));
     let wrong = ekg_server::start(s).expect("an empty database has no key to check");
     let (sealed, plaintext) = send(&servers[0], &files, &["bob@example.org"], 800);
     // It refuses before recording anything: bob's only release is not used up.
@@ -229,7 +229,7 @@ fn an_instance_with_another_storage_key_records_no_release_it_cannot_deliver() {
     drop(wrong);
     let mut s = settings(&files);
     s.database = Database::Postgres(url);
-    s.storage_key = ekg_core::role::StorageKey::from_bytes([8; 32]);
+    s.storage_keys = Box::new(ekg_core::role::StorageKey::from_bytes([8; 32]));
     let e = ekg_server::start(s).expect_err("a live key that does not unwrap");
     assert!(e.to_string().contains("storage_key"), "{e}");
 }

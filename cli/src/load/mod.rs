@@ -244,7 +244,7 @@ fn in_process(
         settings.provider,
         settings.gatekeeper,
         settings.credential,
-        settings.storage_key,
+        settings.storage_keys,
         store,
     )
     .map_err(|e| format!("{}: {}", e.code(), e.detail()))?;

@@ -8,7 +8,7 @@
 //! then imported into SQLite in large transactions. Only the request's signature checks are
 //! skipped: they decide nothing the store holds.
 
-use ekg_core::ids::{KeyId, Nonce, RequestId, WrappedKey};
+use ekg_core::ids::{KeyId, Nonce, RequestId, StoredKey};
 use ekg_core::ledger::{
     Answered, Batch, Concrete, IssueFacts, IssueRules, LoadedKey, Round, Store, StoreError, VerifiedIssue,
 };
@@ -70,7 +70,7 @@ impl Store<Concrete> for Capture {
     fn held_keys(&mut self) -> Result<u64, StoreError> {
         Ok(0)
     }
-    fn live_handle(&mut self) -> Result<Option<WrappedKey>, StoreError> {
+    fn live_handle(&mut self) -> Result<Option<StoredKey>, StoreError> {
         Ok(None)
     }
 }
@@ -103,7 +103,7 @@ pub fn prefill(
             let mut round =
                 Round::new(gk.rules(), ekg_core::ledger::round::Issue::new(IssueFacts::of(&request, rules, now)), now);
             let mut capture = Capture::default();
-            let mut draw = gk.crypto().draw_from(&mut rng);
+            let mut draw = gk.crypto().draw_from(&mut rng, now);
             round.run(&mut capture, &mut draw).map_err(|e| format!("{}: {}", e.code(), e.detail()))?;
             batches.push(capture.0.ok_or("the issuance round wrote nothing")?);
         }

@@ -2,7 +2,7 @@
 //! them, and nothing else of the protocol (the SQL stores index what they must find or
 //! condition on: the key id, its version and deadline, the request it answered).
 //!
-//! Format, version 1 (big-endian integers; `str` is a `u16` length then UTF-8 bytes; `addr` a
+//! Format, versions 1 and 2 (big-endian integers; `str` is a `u16` length then UTF-8 bytes; `addr` a
 //! `str` that parses as an address; `req?` a byte 0, or 1 then `addr` sender, 16-byte nonce,
 //! `u64` request time):
 //!
@@ -12,19 +12,28 @@
 //! | `1` | `2` Released | key id (16), `u16` count then `addr` each, certificate id (32), at `u64` |
 //! | `1` | `3` Destroyed | key id (16), at `u64`, expires at `u64`, reason (`0` all released, `1` expired), `req?` |
 //! | `1` | `4` Purged | key id (16) |
+//! | `2` | `1` Issued | as version 1, then the storage epoch `u64` after the handle |
+//!
+//! Version 2 differs from version 1 only in Issued: the handle is wrapped under the storage
+//! key of the epoch that follows it (`docs/protocol.md`, "Key custody"); a version 1 Issued
+//! is wrapped under the single storage key of the releases before epochs
+//! ([`StorageEpoch::Legacy`]). An encoder writes version 2 for an Issued of a numbered epoch
+//! and version 1 for everything else, so that a store without epochs keeps the bytes it
+//! always had; the decoder reads both.
 //!
 //! Decoding is strict: a version or tag it does not know, a length past the end, an address
-//! that does not parse, or a byte left over is `storage_failed`. A later version adds a
-//! version byte; this decoder keeps reading version 1.
+//! that does not parse, or a byte left over is `storage_failed`.
 
 use super::{Concrete, DestroyReason, Record, ReleasePolicy, RequestRecord};
 use crate::address::EmailAddress;
 use crate::error::{Rejection, Result, reject};
-use crate::ids::{CertId, KeyId, Nonce, RequestId, WrappedKey};
+use crate::ids::{CertId, KeyId, Nonce, RequestId, StorageEpoch, StoredKey, WrappedKey};
 use crate::time::UnixTime;
 
-/// The codec version this build writes.
-pub const VERSION: u8 = 1;
+/// The newest codec version this build writes (an Issued of a numbered storage epoch).
+pub const VERSION: u8 = 2;
+/// The version of every other record (and of an Issued under the legacy storage key).
+const VERSION_1: u8 = 1;
 
 const ISSUED: u8 = 1;
 const RELEASED: u8 = 2;
@@ -35,12 +44,18 @@ impl Record<Concrete> {
     /// The record in its durable form.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Writer(Vec::with_capacity(64));
-        out.u8(VERSION);
+        match self {
+            Record::Issued { handle: StoredKey { epoch: StorageEpoch::Numbered(_), .. }, .. } => out.u8(VERSION),
+            _ => out.u8(VERSION_1),
+        }
         match self {
             Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
                 out.u8(ISSUED);
                 out.bytes(key_id.as_bytes());
-                out.bytes(&handle.0);
+                out.bytes(&handle.wrapped.0);
+                if let StorageEpoch::Numbered(n) = handle.epoch {
+                    out.u64(n);
+                }
                 out.address(sender);
                 out.addresses(recipients);
                 out.u8(match policy {
@@ -81,15 +96,22 @@ impl Record<Concrete> {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader(bytes);
         let version = r.u8()?;
-        if version != VERSION {
-            return Err(corrupt(&format!("record codec version {version} (this build reads {VERSION})")));
-        }
         let tag = r.u8()?;
+        match (version, tag) {
+            (VERSION_1, _) | (VERSION, ISSUED) => {}
+            (VERSION, _) => return Err(corrupt(&format!("record codec version {version} with tag {tag}"))),
+            _ => return Err(corrupt(&format!("record codec version {version} (this build reads 1 and {VERSION})"))),
+        }
         let key_id = KeyId(r.array()?);
         let record = match tag {
             ISSUED => Record::Issued {
                 key_id,
-                handle: WrappedKey(r.array()?),
+                handle: {
+                    let wrapped = WrappedKey(r.array()?);
+                    let epoch =
+                        if version == VERSION { StorageEpoch::Numbered(r.u64()?) } else { StorageEpoch::Legacy };
+                    StoredKey { epoch, wrapped }
+                },
                 sender: r.address()?,
                 recipients: r.addresses()?,
                 policy: match r.u8()? {
@@ -247,7 +269,7 @@ mod tests {
         vec![
             Record::Issued {
                 key_id: KeyId([1; 16]),
-                handle: WrappedKey([2; 40]),
+                handle: StoredKey { epoch: StorageEpoch::Legacy, wrapped: WrappedKey([2; 40]) },
                 sender: a("alice@example.com"),
                 recipients: vec![a("Bob@example.org"), a("carol@example.com")],
                 policy: ReleasePolicy::SameCertificate,
@@ -276,7 +298,42 @@ mod tests {
                 request: None,
             },
             Record::Purged { key_id: KeyId([1; 16]) },
+            Record::Issued {
+                key_id: KeyId([5; 16]),
+                handle: StoredKey { epoch: StorageEpoch::Numbered(20_500), wrapped: WrappedKey([6; 40]) },
+                sender: a("alice@example.com"),
+                recipients: vec![a("bob@example.org")],
+                policy: ReleasePolicy::Once,
+                issued_at: UnixTime(1_771_200_000),
+                expires_at: UnixTime(1_773_792_000),
+                request: None,
+            },
         ]
+    }
+
+    #[test]
+    fn a_record_without_an_epoch_keeps_the_version_1_bytes() {
+        // The bytes a version 1 build wrote for a Purged and an Issued: read as they were,
+        // an Issued under the legacy key, and written back the same.
+        let purged = [&[1u8, 4][..], &[1; 16]].concat();
+        assert_eq!(Record::decode(&purged).expect("decode"), Record::Purged { key_id: KeyId([1; 16]) });
+        let issued = samples().remove(0).encode();
+        assert_eq!(&issued[..2], &[1, 1]);
+        assert_eq!(&issued[18..58], &[2; 40]);
+        assert_eq!(issued.len(), 58 + 2 + 17 + 2 + 2 + 15 + 2 + 17 + 1 + 16 + 1 + 2 + 17 + 16 + 8);
+    }
+
+    #[test]
+    fn an_issued_record_of_an_epoch_carries_it_in_version_2() {
+        let r = samples().pop().expect("sample");
+        let bytes = r.encode();
+        assert_eq!(&bytes[..2], &[2, 1]);
+        assert_eq!(&bytes[58..66], &20_500u64.to_be_bytes());
+        let Record::Issued { handle, .. } = Record::decode(&bytes).expect("decode") else { panic!() };
+        assert_eq!(handle.epoch, StorageEpoch::Numbered(20_500));
+        // Version 2 is Issued only.
+        let purged = [&[2u8, 4][..], &[1; 16]].concat();
+        assert!(Record::decode(&purged).is_err());
     }
 
     #[test]
@@ -304,9 +361,9 @@ mod tests {
             longer.push(0);
             assert!(Record::decode(&longer).is_err());
             let mut other = bytes.clone();
-            other[0] = 2;
+            other[0] = 3;
             assert!(Record::decode(&other).is_err(), "an unknown version");
-            other[0] = 1;
+            other[0] = bytes[0];
             other[1] = 9;
             assert!(Record::decode(&other).is_err(), "an unknown tag");
         }

@@ -61,7 +61,7 @@ impl LedgerTypes for Concrete {
     type KeyId = crate::ids::KeyId;
     type Address = crate::address::EmailAddress;
     type CertId = crate::ids::CertId;
-    type KeyHandle = crate::ids::WrappedKey;
+    type KeyHandle = crate::ids::StoredKey;
     type RequestId = crate::ids::RequestId;
 }
 

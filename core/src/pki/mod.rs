@@ -52,9 +52,19 @@ impl Credential {
         chain_der: &[Vec<u8>],
         pkcs8_der: &[u8],
     ) -> Result<Credential> {
+        Credential::with_key(provider, certificate_der, chain_der, provider.load_private_key(pkcs8_der)?)
+    }
+
+    /// As [`Credential::from_der`] with a key held elsewhere (a PKCS#11 token): it must
+    /// certify `key`'s public key.
+    pub fn with_key(
+        provider: &dyn CryptoProvider,
+        certificate_der: &[u8],
+        chain_der: &[Vec<u8>],
+        key: Box<dyn PrivateKey>,
+    ) -> Result<Credential> {
         let certificate = parse_certificate(certificate_der)?;
         let chain = chain_der.iter().map(|c| parse_certificate(c)).collect::<Result<Vec<_>>>()?;
-        let key = provider.load_private_key(pkcs8_der)?;
         let spki = certificate.tbs_certificate().subject_public_key_info().to_der().map_err(config)?;
         if spki != key.public_key_spki() {
             return Err(reject(Rejection::InvalidConfiguration, "private key does not match the certificate"));
@@ -224,7 +234,8 @@ fn parse_certificate(der: &[u8]) -> Result<Certificate> {
     Certificate::from_der(der).map_err(config)
 }
 
-fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
+/// The DER of every CERTIFICATE block of `pem`, in order.
+pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
     let certs = Certificate::load_pem_chain(pem.as_bytes()).map_err(config)?;
     certs.iter().map(|c| c.to_der().map_err(config)).collect()
 }

@@ -10,10 +10,10 @@ mod ticket;
 
 pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient};
 pub use gatekeeper::{
-    CredentialStatus, DecidedIssuance, DecidedRelease, DrawFromRng, Gatekeeper, GatekeeperConfig, GatekeeperCrypto,
-    GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork, RetiredCertificate, RetiredKey,
-    SenderRule, StorageKey, VerifiedKeyRequest, VerifiedReleaseRequest, check_credential, check_profile, draw_fresh,
-    limits,
+    CredentialStatus, DecidedIssuance, DecidedRelease, DrawFromRng, EpochKeyRing, Gatekeeper, GatekeeperConfig,
+    GatekeeperCrypto, GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork, RetiredCertificate,
+    RetiredKey, SenderRule, StorageKey, StorageKeys, VerifiedKeyRequest, VerifiedReleaseRequest, check_credential,
+    check_profile, destroyable_before, draw_fresh, epoch_destroyed, limits,
 };
 pub use sender::{PendingKeyRequest, SendKey, Sender};
 pub use ticket::{

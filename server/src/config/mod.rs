@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use ekg_core::crypto::CryptoProvider;
 use ekg_core::ledger::{LedgerConfig, ReleasePolicy};
 use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
-use ekg_core::role::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey};
+use ekg_core::role::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey, StorageKeys};
 use ekg_core::{EmailAddress, ids::KEY_LEN};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -88,10 +88,26 @@ pub struct GatekeeperSection {
     pub uri: String,
     /// PEM: the gatekeeper's certificate, then its intermediates, if any.
     pub certificate: PathBuf,
-    /// PEM PKCS#8: its private key (mode 0600 or stricter).
-    pub key: PathBuf,
-    /// The path of the storage key's file: 64 hex digits (mode 0600 or stricter).
-    pub storage_key: PathBuf,
+    /// PEM PKCS#8: its private key (mode 0600 or stricter); not with `pkcs11.signing_key`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// `[gatekeeper.pkcs11]`: keys in a PKCS#11 token.
+    #[serde(default)]
+    pub pkcs11: Option<crate::custody::Pkcs11Section>,
+    /// The path of the single storage key's file of the releases before storage epochs: 64
+    /// hex digits (mode 0600 or stricter). With `storage_keys`, it unwraps the keys stored
+    /// before epochs; alone, every key is wrapped under it (no epochs: no forward secrecy).
+    #[serde(default)]
+    pub storage_key: Option<PathBuf>,
+    /// The directory of the storage-epoch keys (mode 0700, created if absent): each key is
+    /// wrapped under the key of its issuance's epoch, destroyed once every key of the epoch
+    /// can have expired.
+    #[serde(default)]
+    pub storage_keys: Option<PathBuf>,
+    /// Length of a storage epoch, in seconds (60 to 31622400, and at least
+    /// `ticket_lifetime_secs / 1000`).
+    #[serde(default = "default_storage_epoch")]
+    pub storage_epoch_secs: u64,
     /// PEM files of the trust anchors (the federation's CAs).
     pub anchors: Vec<PathBuf>,
     /// `once` or `same_certificate`.
@@ -155,6 +171,9 @@ fn default_policy() -> String {
 fn default_max_deliveries() -> u32 {
     3
 }
+fn default_storage_epoch() -> u64 {
+    ekg_core::role::limits::STORAGE_EPOCH_SECS_DEFAULT
+}
 fn default_lifetime() -> u64 {
     30 * 24 * 3600
 }
@@ -194,8 +213,8 @@ pub struct Settings {
     pub gatekeeper: GatekeeperConfig,
     /// Its credential.
     pub credential: Credential,
-    /// The storage key.
-    pub storage_key: StorageKey,
+    /// The storage keys (epoch keys, the legacy key, or both).
+    pub storage_keys: Box<dyn StorageKeys>,
     /// Listen address.
     pub listen: SocketAddr,
     /// TLS, if any.
@@ -336,6 +355,7 @@ impl FileConfig {
         config.ticket_lifetime_secs = g.ticket_lifetime_secs;
         config.max_recipients = g.max_recipients;
         config.max_clock_skew_secs = g.max_clock_skew_secs;
+        config.storage_epoch_secs = g.storage_epoch_secs;
         // The core's own ranges, with the field in their message.
         config.validate().or_else(|e| {
             let detail = e.detail().to_owned();
@@ -343,11 +363,23 @@ impl FileConfig {
             bad(&format!("gatekeeper.{field}"), rule)
         })?;
         let cert_pem = text(&read_bounded(&at(&g.certificate), "gatekeeper.certificate")?, "gatekeeper.certificate")?;
-        let key_pem = read_secret(&at(&g.key), "gatekeeper.key")?;
-        let key_pem = Zeroizing::new(text(&key_pem, "gatekeeper.key")?);
         let (first, chain) = split_first_pem(&cert_pem);
-        let credential = Credential::from_pem(provider, &first, &chain, &key_pem)
-            .or_else(|e| bad("gatekeeper.certificate", e.detail().to_owned()))?;
+        let token = g.pkcs11.as_ref().map(|s| s.open(at)).transpose()?;
+        let in_token = match (&g.pkcs11, &token) {
+            (Some(s), Some(t)) => s.credential(t, provider, &first, &chain)?,
+            _ => None,
+        };
+        let credential = match (in_token, &g.key) {
+            (Some(c), None) => c,
+            (Some(_), Some(_)) => return bad("gatekeeper.key", "not with gatekeeper.pkcs11.signing_key (one key)"),
+            (None, None) => return bad("gatekeeper.key", "a PKCS#8 file, or gatekeeper.pkcs11.signing_key"),
+            (None, Some(key)) => {
+                let key_pem = read_secret(&at(key), "gatekeeper.key")?;
+                let key_pem = Zeroizing::new(text(&key_pem, "gatekeeper.key")?);
+                Credential::from_pem(provider, &first, &chain, &key_pem)
+                    .or_else(|e| bad("gatekeeper.certificate", e.detail().to_owned()))?
+            }
+        };
         // The rules clients apply to it that need no clock; those that do run at start.
         ekg_core::role::check_profile(&config, &credential).map_err(|e| crate::certificates::credential_error(&e))?;
         if !crate::certificates::RENEWAL_WARNING_DAYS.contains(&g.renewal_warning_days) {
@@ -362,7 +394,34 @@ impl FileConfig {
             renewal_warning_secs: g.renewal_warning_days * 24 * 3600,
             reload: std::sync::Arc::default(),
         };
-        let storage_key = storage_key(&read_storage_key(&at(&g.storage_key), &g.storage_key)?)?;
+        let legacy = match &g.storage_key {
+            Some(path) => Some(storage_key(&read_storage_key(&at(path), path)?)?),
+            None => None,
+        };
+        let storage_keys: Box<dyn StorageKeys> = match (&g.storage_keys, legacy) {
+            (Some(_), _) if g.pkcs11.as_ref().is_some_and(|s| s.storage_key_prefix.is_some()) => {
+                return bad("gatekeeper.storage_keys", "not with gatekeeper.pkcs11.storage_key_prefix (one place)");
+            }
+            (None, legacy) if g.pkcs11.as_ref().is_some_and(|s| s.storage_key_prefix.is_some()) => {
+                match (&g.pkcs11, &token) {
+                    (Some(s), Some(t)) => s
+                        .storage_keys(t, legacy)?
+                        .map_or_else(|| bad("gatekeeper.pkcs11.storage_key_prefix", "a label prefix"), Ok)?,
+                    _ => return bad("gatekeeper.pkcs11", "the token did not open"),
+                }
+            }
+            (Some(dir), legacy) => Box::new(
+                crate::custody::EpochKeyFiles::open(&at(dir), legacy)
+                    .or_else(|e| bad("gatekeeper.storage_keys", e.to_string()))?,
+            ),
+            (None, Some(key)) => Box::new(key),
+            (None, None) => {
+                return bad(
+                    "gatekeeper.storage_keys",
+                    "a directory for the storage-epoch keys (or storage_key, the single key of earlier releases)",
+                );
+            }
+        };
 
         let s = &self.server;
         let listen: SocketAddr = s.listen.parse().or_else(|_| bad("server.listen", "an IP address and port"))?;
@@ -379,8 +438,15 @@ impl FileConfig {
         let store_identity = match (&database, &s.store_identity) {
             (Database::Memory, _) => None,
             (_, Some(p)) => Some(at(p)),
-            // Beside the storage key: kept with the gatekeeper's secrets, not the database.
-            (_, None) => Some(at(&g.storage_key).with_extension("store-identity")),
+            // Beside the storage key (or the epoch keys' directory): kept with the gatekeeper's
+            // secrets, not the database.
+            (_, None) => match (&g.storage_key, &g.storage_keys) {
+                (Some(key), _) => Some(at(key).with_extension("store-identity")),
+                (None, Some(dir)) => Some(at(dir).with_extension("store-identity")),
+                (None, None) => {
+                    return bad("server.store_identity", "a path (no storage key file to put it beside)");
+                }
+            },
         };
         if !(1..=MAX_TIMEOUT_SECS).contains(&s.store_generation_secs) {
             return bad("server.store_generation_secs", format!("1 to {MAX_TIMEOUT_SECS} seconds"));
@@ -421,7 +487,7 @@ impl FileConfig {
             provider,
             gatekeeper: config,
             credential,
-            storage_key,
+            storage_keys,
             listen,
             tls,
             database,

@@ -12,7 +12,7 @@ mod sqlite;
 mod v2;
 
 use ekg_core::UnixTime;
-use ekg_core::ids::{KeyId, RequestId, WrappedKey};
+use ekg_core::ids::{KeyId, RequestId, StoredKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LoadedKey, MemoryStore, Record, Store, StoreError};
 pub use postgres::{PostgresStore, SESSION_TIMEOUTS};
 pub use sqlite::SqliteStore;
@@ -149,7 +149,7 @@ impl Store<Concrete> for AnyStore {
         each!(self, s => s.held_keys())
     }
 
-    fn live_handle(&mut self) -> Result<Option<WrappedKey>, StoreError> {
+    fn live_handle(&mut self) -> Result<Option<StoredKey>, StoreError> {
         each!(self, s => s.live_handle())
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ekg_core::UnixTime;
-use ekg_core::ids::{KeyId, RequestId, WrappedKey};
+use ekg_core::ids::{KeyId, RequestId, StoredKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LedgerConfig, LoadedKey, Record, Store, StoreError, Version};
 use postgres::{Client, NoTls, Statement};
 
@@ -356,7 +356,7 @@ impl Store<Concrete> for PostgresStore {
         })
     }
 
-    fn live_handle(&mut self) -> Result<Option<WrappedKey>, StoreError> {
+    fn live_handle(&mut self) -> Result<Option<StoredKey>, StoreError> {
         let body: Option<Vec<u8>> = self.with(|c| {
             let row = c.client.query_opt(&c.st.live_handle, &[]).map_err(pg)?;
             row.map(|r| r.try_get(0)).transpose().map_err(pg)

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use ekg_core::UnixTime;
-use ekg_core::ids::{KeyId, RequestId, WrappedKey};
+use ekg_core::ids::{KeyId, RequestId, StoredKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LedgerConfig, LoadedKey, Record, Store, StoreError, Version};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
@@ -473,7 +473,7 @@ impl Store<Concrete> for SqliteStore {
         })
     }
 
-    fn live_handle(&mut self) -> Result<Option<WrappedKey>, StoreError> {
+    fn live_handle(&mut self) -> Result<Option<StoredKey>, StoreError> {
         let body: Option<Vec<u8>> = self.read(|c| {
             c.query_row(
                 "SELECT r.body FROM ekg_key k JOIN ekg_record r ON r.key_id = k.key_id WHERE k.held = 1 ORDER BY r.id LIMIT 1",

@@ -2,7 +2,7 @@
 //! the releases before the one durable form) read back as ledger records: what migration 3
 //! needs, and nothing else uses. What a key's rows meant does not depend on the engine.
 
-use ekg_core::ids::{CertId, KeyId, Nonce, RequestId, WrappedKey};
+use ekg_core::ids::{CertId, KeyId, Nonce, RequestId, StorageEpoch, StoredKey, WrappedKey};
 use ekg_core::ledger::{Concrete, DestroyReason, Record, ReleasePolicy, RequestRecord, StoreError};
 use ekg_core::{EmailAddress, UnixTime};
 
@@ -63,7 +63,9 @@ pub fn key_records(
     let mut out = Vec::new();
     match (key.handle, key.destroyed_at) {
         (Some(handle), None) => {
-            let handle = WrappedKey(handle.try_into().map_err(|_| StoreError("a stored key is not 40 bytes".into()))?);
+            let wrapped = WrappedKey(handle.try_into().map_err(|_| StoreError("a stored key is not 40 bytes".into()))?);
+            // Schema 2 predates storage epochs: its keys are wrapped under the one storage key.
+            let handle = StoredKey { epoch: StorageEpoch::Legacy, wrapped };
             recipients.sort_by_key(|r| r.position);
             out.push(Record::Issued {
                 key_id,

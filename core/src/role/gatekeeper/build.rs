@@ -6,7 +6,7 @@ use super::{Issuance, Release};
 use crate::cms::{envelope, signed};
 use crate::crypto::CryptoRng;
 use crate::error::Result;
-use crate::ids::{KEY_ID_LEN, KeyId, OneTimeKey, WrappedKey};
+use crate::ids::{KEY_ID_LEN, KeyId, OneTimeKey, StorageEpoch, StoredKey, WrappedKey};
 use crate::ledger::{Committed, Concrete, Drawn, Granted, KeyDraw};
 use crate::planted::{self, PlantedBug as P};
 use crate::role::ticket::{encode_delivery, encode_ticket_info};
@@ -59,12 +59,14 @@ impl ReleaseWork {
 pub struct DrawFromRng<'a> {
     crypto: &'a GatekeeperCrypto,
     rng: &'a mut dyn CryptoRng,
+    /// The storage epoch of the issuance.
+    epoch: u64,
 }
 
 impl KeyDraw<Concrete> for DrawFromRng<'_> {
     type Key = OneTimeKey;
 
-    fn draw(&mut self) -> Result<(KeyId, WrappedKey, OneTimeKey)> {
+    fn draw(&mut self) -> Result<(KeyId, StoredKey, OneTimeKey)> {
         let p = self.crypto.provider;
         let rng = &mut *self.rng;
         let (mut key_id, mut key) = draw_fresh(|bytes| p.fill_random(rng, bytes));
@@ -83,9 +85,14 @@ impl KeyDraw<Concrete> for DrawFromRng<'_> {
             for (d, s) in clear.iter_mut().zip(key.expose()) {
                 *d = *s;
             }
-            return Ok((key_id, WrappedKey(clear), key));
+            let epoch = if self.crypto.storage_keys.has_epochs() {
+                StorageEpoch::Numbered(self.epoch)
+            } else {
+                StorageEpoch::Legacy
+            };
+            return Ok((key_id, StoredKey { epoch, wrapped: WrappedKey(clear) }, key));
         }
-        let handle = p.aes256_kw_wrap(self.crypto.storage_key.bytes(), key.expose())?;
+        let handle = self.crypto.storage_keys.wrap(p, self.epoch, &key, rng)?;
         Ok((key_id, handle, key))
     }
 }
@@ -102,9 +109,10 @@ pub fn draw_fresh(mut fill: impl FnMut(&mut [u8])) -> (KeyId, OneTimeKey) {
 }
 
 impl GatekeeperCrypto {
-    /// The key drawing of stage 2, from `rng`.
-    pub fn draw_from<'a>(&'a self, rng: &'a mut dyn CryptoRng) -> DrawFromRng<'a> {
-        DrawFromRng { crypto: self, rng }
+    /// The key drawing of stage 2 for an issuance at `now`, from `rng`: the key is wrapped
+    /// under the storage key of `now`'s epoch.
+    pub fn draw_from<'a>(&'a self, rng: &'a mut dyn CryptoRng, now: UnixTime) -> DrawFromRng<'a> {
+        DrawFromRng { crypto: self, rng, epoch: StorageEpoch::of(now, self.config().storage_epoch_secs) }
     }
 
     /// The grant (key encrypted to the sender) and the ticket (signed request, key id, URI,
@@ -145,9 +153,10 @@ impl GatekeeperCrypto {
     ) -> Result<Release> {
         let ReleaseWork { request, granted } = committed.into_payload();
         let p = self.provider;
-        let key = match p.aes256_kw_unwrap(self.storage_key.bytes(), &granted.handle.0) {
+        let key = match self.storage_keys.unwrap(p, &granted.handle) {
             Err(_) if planted::is(P::KeysStoredInClear) => granted
                 .handle
+                .wrapped
                 .0
                 .get(..crate::ids::KEY_LEN)
                 .and_then(OneTimeKey::from_slice)

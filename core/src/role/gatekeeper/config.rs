@@ -80,6 +80,9 @@ pub struct GatekeeperConfig {
     pub max_recipients: usize,
     /// Largest accepted distance between a request's time and `now`.
     pub max_clock_skew_secs: u64,
+    /// Length of a storage epoch: the keys issued within one are wrapped under one storage
+    /// key, destroyed once all of them can have expired (`docs/protocol.md`, "Key custody").
+    pub storage_epoch_secs: u64,
 }
 
 /// The ranges of [`GatekeeperConfig`]'s numbers (`docs/protocol.md` §3.4, L3).
@@ -98,6 +101,15 @@ pub mod limits {
     pub const RULES_MAX: usize = 1000;
     /// Most retired certificates.
     pub const RETIRED_MAX: usize = 16;
+    /// Default storage epoch: one day.
+    pub const STORAGE_EPOCH_SECS_DEFAULT: u64 = 86_400;
+    /// Shortest storage epoch: one minute (tests; an hour or more in service).
+    pub const STORAGE_EPOCH_SECS_MIN: u64 = 60;
+    /// Longest storage epoch: the longest ticket lifetime.
+    pub const STORAGE_EPOCH_SECS_MAX: u64 = TICKET_LIFETIME_SECS_MAX;
+    /// Most epochs one ticket lifetime spans (a bound on the epoch keys held at once, which
+    /// is this plus two).
+    pub const EPOCHS_PER_LIFETIME_MAX: u64 = 1000;
 }
 
 impl GatekeeperConfig {
@@ -115,6 +127,7 @@ impl GatekeeperConfig {
             ticket_lifetime_secs: 30 * 24 * 3600,
             max_recipients: MAX_RECIPIENTS,
             max_clock_skew_secs: 300,
+            storage_epoch_secs: limits::STORAGE_EPOCH_SECS_DEFAULT,
         }
     }
 
@@ -194,6 +207,12 @@ impl GatekeeperConfig {
         if self.ledger.retention_secs > self.ticket_lifetime_secs {
             return bad("retention_secs", "0 to ticket_lifetime_secs (expiry destroys every key)");
         }
+        if !(limits::STORAGE_EPOCH_SECS_MIN..=limits::STORAGE_EPOCH_SECS_MAX).contains(&self.storage_epoch_secs) {
+            return bad("storage_epoch_secs", "60 to 31622400 (366 days)");
+        }
+        if self.ticket_lifetime_secs / self.storage_epoch_secs > limits::EPOCHS_PER_LIFETIME_MAX {
+            return bad("storage_epoch_secs", "at least ticket_lifetime_secs / 1000 (at most 1002 epoch keys at once)");
+        }
         if !(1..=limits::MAX_DELIVERIES_MAX).contains(&self.ledger.max_deliveries) {
             return bad("max_deliveries", "1 to 100");
         }
@@ -236,6 +255,24 @@ impl StorageKey {
 
     pub(super) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
+    }
+
+    /// Wraps `key` under this key (AES-256 key wrap, RFC 3394).
+    pub fn wrap_key(
+        &self,
+        provider: &dyn crate::crypto::CryptoProvider,
+        key: &crate::ids::OneTimeKey,
+    ) -> Result<crate::ids::WrappedKey> {
+        provider.aes256_kw_wrap(&self.0, key.expose())
+    }
+
+    /// Unwraps a key wrapped under this key (`key_unwrap_failed` if it was not).
+    pub fn unwrap_key(
+        &self,
+        provider: &dyn crate::crypto::CryptoProvider,
+        wrapped: &crate::ids::WrappedKey,
+    ) -> Result<crate::ids::OneTimeKey> {
+        provider.aes256_kw_unwrap(&self.0, &wrapped.0)
     }
 }
 

@@ -29,6 +29,7 @@
 mod build;
 mod config;
 mod credential;
+mod custody;
 mod verify;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub use config::{
     GatekeeperConfig, GatewayPrincipal, RecipientRule, RetiredCertificate, RetiredKey, SenderRule, StorageKey, limits,
 };
 pub use credential::{CredentialStatus, check_credential, check_profile};
+pub use custody::{EpochKeyRing, StorageKeys, destroyable_before, epoch_destroyed};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
@@ -112,10 +114,10 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         provider: &'static dyn CryptoProvider,
         config: GatekeeperConfig,
         credential: Credential,
-        storage_key: StorageKey,
+        storage_keys: impl Into<Box<dyn StorageKeys>>,
         store: S,
     ) -> Result<Self> {
-        let crypto = Arc::new(GatekeeperCrypto::checked(provider, config, credential, storage_key)?);
+        let crypto = Arc::new(GatekeeperCrypto::checked(provider, config, credential, storage_keys)?);
         Gatekeeper::with_crypto(crypto, store)
     }
 
@@ -124,7 +126,12 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         // A wrong storage key would fail every release after its record is durable: refuse
         // to start with one (one held key must unwrap).
         if let Some(handle) = store.live_handle().map_err(storage_failed)? {
-            crypto.check_unwraps(&handle)?;
+            match crypto.check_unwraps(&handle) {
+                // A key outliving its epoch's key (a ticket lifetime shortened since) is
+                // refused at its release; it is no reason not to start.
+                Err(e) if e.rejection() == Rejection::KeyDestroyed => {}
+                other => other?,
+            }
         }
         let config = crypto.config();
         let rules = Ledger::new(config.ledger_config()).with_gateways(config.gateways.clone());
@@ -185,7 +192,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         rng: &mut dyn CryptoRng,
     ) -> Result<Committed<IssueWork>> {
         let crypto = Arc::clone(&self.crypto);
-        let mut draw = crypto.draw_from(rng);
+        let mut draw = crypto.draw_from(rng, now);
         self.issue_with(request, &mut draw, now)
     }
 
@@ -255,8 +262,27 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         let swept = crate::ledger::sweep(&self.rules, &mut self.store, now)?;
         match swept.failed.into_iter().next() {
             Some(e) if swept.made == 0 => Err(e),
-            _ => Ok(swept.made),
+            _ => {
+                self.destroy_done_epochs(now)?;
+                Ok(swept.made)
+            }
         }
+    }
+
+    /// Destroys the storage keys of the epochs whose every key has expired, once the sweep
+    /// has caught up (nothing due at `now`): no held key can be of such an epoch. Returns
+    /// the epochs destroyed. Run by [`Gatekeeper::handle_timeout`].
+    pub fn destroy_done_epochs(&mut self, now: UnixTime) -> Result<Vec<u64>> {
+        let keys = self.crypto.storage_keys();
+        if !keys.has_epochs() || !self.store.due(now, 1).map_err(storage_failed)?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let config = self.crypto.config();
+        keys.destroy_epochs_before(custody::destroyable_before(
+            now,
+            config.storage_epoch_secs,
+            config.ticket_lifetime_secs,
+        ))
     }
 }
 
@@ -340,21 +366,31 @@ impl GatekeeperCrypto {
         provider: &'static dyn CryptoProvider,
         config: GatekeeperConfig,
         credential: Credential,
-        storage_key: StorageKey,
+        storage_keys: impl Into<Box<dyn StorageKeys>>,
     ) -> Result<Self> {
         config.validate()?;
         credential::check_profile(&config, &credential)?;
-        Ok(GatekeeperCrypto::new(provider, config, credential, storage_key))
+        Ok(GatekeeperCrypto::new(provider, config, credential, storage_keys.into()))
     }
 
-    /// Refuses (`invalid_configuration`) a stored key that this storage key does not unwrap.
-    pub fn check_unwraps(&self, handle: &crate::ids::WrappedKey) -> Result<()> {
+    /// The storage keys (to list or destroy epochs).
+    pub fn storage_keys(&self) -> &dyn StorageKeys {
+        &*self.storage_keys
+    }
+
+    /// Refuses a stored key that the storage keys do not unwrap: `key_destroyed` if its
+    /// epoch's key is gone, `invalid_configuration` if it does not unwrap (another storage
+    /// key).
+    pub fn check_unwraps(&self, handle: &crate::ids::StoredKey) -> Result<()> {
         if planted::is(P::KeysStoredInClear) {
             return Ok(());
         }
-        self.provider
-            .aes256_kw_unwrap(self.storage_key.bytes(), &handle.0)
-            .map(drop)
-            .map_err(|_| reject(Rejection::InvalidConfiguration, "storage_key: does not unwrap the stored keys"))
+        self.storage_keys.unwrap(self.provider, handle).map(drop).map_err(|e| match e.rejection() {
+            Rejection::KeyDestroyed => e,
+            _ => reject(
+                Rejection::InvalidConfiguration,
+                format!("storage_key: does not unwrap the stored keys (epoch {}: {e})", handle.epoch),
+            ),
+        })
     }
 }

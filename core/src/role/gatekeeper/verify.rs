@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::config::{GatekeeperConfig, StorageKey};
+use super::config::GatekeeperConfig;
 use super::credential::{self, CredentialStatus};
+use super::custody::StorageKeys;
 use crate::cms::signed;
 use crate::crypto::CryptoProvider;
 use crate::error::{Rejection, Result, reject};
@@ -90,7 +91,7 @@ pub struct GatekeeperCrypto {
     pub(super) provider: &'static dyn CryptoProvider,
     config: GatekeeperConfig,
     pub(super) credential: Credential,
-    pub(super) storage_key: StorageKey,
+    pub(super) storage_keys: Box<dyn StorageKeys>,
     /// Certificate paths validated before, by SHA-256 of the certificates offered (V5 to V8
     /// are a function of those bytes, the fixed anchors and `now`, so a result is reused
     /// while `now` stays within the path's validity).
@@ -119,14 +120,14 @@ impl GatekeeperCrypto {
         provider: &'static dyn CryptoProvider,
         config: GatekeeperConfig,
         credential: Credential,
-        storage_key: StorageKey,
+        storage_keys: Box<dyn StorageKeys>,
     ) -> Self {
         let revocation = RwLock::new(Arc::new(config.anchors.revocation().clone()));
         GatekeeperCrypto {
             provider,
             config,
             credential,
-            storage_key,
+            storage_keys,
             paths: Mutex::default(),
             issued_tickets: Mutex::default(),
             revocation,
