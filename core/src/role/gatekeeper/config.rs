@@ -80,6 +80,9 @@ pub struct GatekeeperConfig {
     pub max_recipients: usize,
     /// Largest accepted distance between a request's time and `now`.
     pub max_clock_skew_secs: u64,
+    /// Attribute definitions and subject mappings, for labelled keys (V15, V26; empty: a
+    /// labelled request is `label_unknown`).
+    pub attributes: crate::policy::Policy,
 }
 
 /// The ranges of [`GatekeeperConfig`]'s numbers (`docs/protocol.md` §3.4, L3).
@@ -115,6 +118,7 @@ impl GatekeeperConfig {
             ticket_lifetime_secs: 30 * 24 * 3600,
             max_recipients: MAX_RECIPIENTS,
             max_clock_skew_secs: 300,
+            attributes: crate::policy::Policy::default(),
         }
     }
 

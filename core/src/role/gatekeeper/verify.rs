@@ -72,6 +72,12 @@ impl VerifiedReleaseRequest {
         &self.requester
     }
 
+    /// What the gatekeeper verified about the requester, for the subject mappings (V26):
+    /// its certificate's facts (the addresses V25 let it use).
+    pub fn subject_facts(&self) -> crate::policy::SubjectFacts {
+        super::entitle::subject_facts(&self.requester, None)
+    }
+
     /// The requester as the ledger sees it.
     pub fn requester(&self) -> Requester<Concrete> {
         Requester {
@@ -235,6 +241,8 @@ impl GatekeeperCrypto {
         check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
         // L3: a ticket is signed only by a certificate valid now.
         self.own_credential(now)?;
+        // V15: the labels are defined and the sender holds them.
+        super::entitle::check_issue(&self.config, &content, &sender)?;
         Ok(VerifiedKeyRequest { der: der.to_vec(), digest: p.sha256(der), content, sender })
     }
 
