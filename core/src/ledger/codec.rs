@@ -338,10 +338,9 @@ mod tests {
         let mut before = vec![1, 1];
         before.extend_from_slice(&[1; 16]);
         before.extend_from_slice(&[2; 40]);
-        for text in ["alice@example.com"] {
-            before.extend_from_slice(&(text.len() as u16).to_be_bytes());
-            before.extend_from_slice(text.as_bytes());
-        }
+        let sender = "alice@example.com";
+        before.extend_from_slice(&(sender.len() as u16).to_be_bytes());
+        before.extend_from_slice(sender.as_bytes());
         before.extend_from_slice(&2u16.to_be_bytes());
         for text in ["Bob@example.org", "carol@example.com"] {
             before.extend_from_slice(&(text.len() as u16).to_be_bytes());
@@ -351,7 +350,6 @@ mod tests {
         before.extend_from_slice(&1_001u64.to_be_bytes());
         before.extend_from_slice(&u64::MAX.to_be_bytes());
         before.push(1);
-        let sender = "alice@example.com";
         before.extend_from_slice(&(sender.len() as u16).to_be_bytes());
         before.extend_from_slice(sender.as_bytes());
         before.extend_from_slice(&[9; 16]);
