@@ -295,6 +295,10 @@ struct SendArgs {
     /// The gatekeeper URI; default: the configuration's for your domain.
     #[arg(long)]
     gatekeeper: Option<String>,
+    /// A security label (repeat it, at most 16): an attribute-value URI,
+    /// `https://<namespace>/attr/<name>/value/<value>` (docs/protocol.md §12).
+    #[arg(long)]
+    label: Vec<String>,
     /// The message (default: standard input).
     #[arg(long, default_value = "-")]
     input: PathBuf,
@@ -396,6 +400,7 @@ fn main() -> ExitCode {
             identity: a.who.identity(),
             to: a.to,
             gatekeeper: a.gatekeeper,
+            labels: a.label,
             config: a.who.config,
             anchors: a.who.anchors,
             input: a.input,

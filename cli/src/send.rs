@@ -20,6 +20,8 @@ pub struct Args {
     pub to: Vec<String>,
     /// The gatekeeper URI (default: the client configuration's for the sender's domain).
     pub gatekeeper: Option<String>,
+    /// Security labels (attribute-value URIs, `docs/protocol.md` §12).
+    pub labels: Vec<String>,
     /// The client configuration.
     pub config: Option<PathBuf>,
     /// Trust anchors (PEM), instead of the configuration's.
@@ -57,6 +59,14 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
                 .map_err(|e| ClientError { code: e.code().into(), detail: format!("{a}: {}", e.detail()) })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let labels = args
+        .labels
+        .iter()
+        .map(|l| {
+            ekg_core::policy::AttributeValue::parse(l)
+                .map_err(|e| ClientError { code: e.code().into(), detail: format!("--label {l}: {}", e.detail()) })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let credential = identity::load(&args.identity)?;
     let sender_address = credential.addresses().into_iter().next();
     let uri = match (&args.gatekeeper, &sender_address) {
@@ -77,7 +87,7 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
     let sender = Sender::new(provider(), credential, anchors, uri.clone())?;
     let mut rng = os_rng()?;
     let t = now();
-    let pending = sender.request_key(&recipients, t, &mut rng)?;
+    let pending = sender.request_labelled_key(&recipients, &labels, t, &mut rng)?;
     let answer = http.post(&uri, binding::KEY_REQUEST, &pending.der)?;
     let (grant, ticket) = ekg_core::role::decode_issuance_response(&answer)?;
     let key = sender.accept_grant(&pending, &grant, &ticket, t, &mut rng)?;

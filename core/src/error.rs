@@ -151,6 +151,18 @@ rejections! {
     /// The requester's listed addresses are all in domains that the anchor its path ends at
     /// may not certify (the gatekeeper's recipient rules; checked after V20, before V21).
     AnchorNotAllowedForDomain => "anchor_not_allowed_for_domain", "V25", Refused;
+    /// A key request's label is not an attribute-value URI of the profile, or there are too
+    /// many (`docs/protocol.md` §12.1).
+    InvalidLabel => "invalid_label", "V15", InvalidMessage;
+    /// A label names an attribute or value the gatekeeper's policy does not define.
+    LabelUnknown => "label_unknown", "V15", Refused;
+    /// An `all_of` attribute of the label: the party does not hold every value it carries
+    /// (the sender at issuance, V15; a recipient at release, V26).
+    EntitlementAllOfUnmet => "entitlement_all_of_unmet", "V26", Refused;
+    /// An `any_of` attribute of the label: the party holds none of the values it carries.
+    EntitlementAnyOfUnmet => "entitlement_any_of_unmet", "V26", Refused;
+    /// A `hierarchy` attribute of the label: the party holds no value ranked at or above it.
+    EntitlementHierarchyUnmet => "entitlement_hierarchy_unmet", "V26", Refused;
     /// Client: the response is bound to another ticket or request than the one sent.
     ResponseMismatch => "response_mismatch", "C3", Untrusted;
     /// Client: no recipient info in the envelope is addressed to this certificate or key id.

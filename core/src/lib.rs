@@ -14,6 +14,8 @@
 //! - [`error`]: [`Error`], [`Rejection`] (a stable snake_case code per check) and [`Fault`].
 //! - [`limits`]: every size limit of `docs/protocol.md` §4.4.
 //! - [`address`], [`ids`], [`time`]: addresses, identifiers and keys, time.
+//! - [`policy`]: security labels, attribute definitions, subject mappings and the release
+//!   decision over them (crypto-free).
 //! - [`audit`]: the issuance log (RFC 9162 Merkle tree), its entries and signed tree heads.
 //!
 //! The raw ASN.1 structures, the strict DER decoder, the CMS building blocks and the dump are
@@ -34,6 +36,7 @@ pub mod ids;
 pub mod ledger;
 pub mod pki;
 pub mod planted;
+pub mod policy;
 pub mod role;
 pub mod time;
 mod wire;

@@ -295,6 +295,7 @@ fn issue_facts(policy: ReleasePolicy) -> IssueFacts<Sym> {
         recipients: vec![BOB],
         policy,
         expires_at: FAR,
+        labels: vec![],
     }
 }
 
@@ -438,6 +439,7 @@ impl Model for ClusterModel {
             issued_at: NOW,
             expires_at: FAR,
             request: None,
+            labels: vec![],
         };
         store.keys.insert(KEY, (1, vec![issued]));
         let (a, b) = match (self.instance(&store), self.instance(&store)) {

@@ -400,12 +400,22 @@ fn swap_msg(m: &Msg, sw: &impl Fn(Addr) -> Addr) -> Msg {
 
 fn swap_record(r: &Record<Sym>, sw: &impl Fn(Addr) -> Addr) -> Record<Sym> {
     match r.clone() {
-        Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
+        Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request, labels } => {
             let mut recipients: Vec<Addr> = recipients.into_iter().map(sw).collect();
             recipients.sort_unstable();
             let request =
                 request.map(|r| ekg_core::ledger::RequestRecord { id: (sw(r.id.0), r.id.1, r.id.2), time: r.time });
-            Record::Issued { key_id, handle, sender: sw(sender), recipients, policy, issued_at, expires_at, request }
+            Record::Issued {
+                key_id,
+                handle,
+                sender: sw(sender),
+                recipients,
+                policy,
+                issued_at,
+                expires_at,
+                request,
+                labels,
+            }
         }
         Record::Destroyed { key_id, at, expires_at, reason, request } => {
             let request =

@@ -8,7 +8,8 @@
 //!
 //! | byte 0 | byte 1 (tag) | then |
 //! |---|---|---|
-//! | `1` | `1` Issued | key id (16), handle (40), sender `addr`, `u16` count then `addr` each, policy (`0` once, `1` same_certificate), issued at `u64`, expires at `u64`, `req?` |
+//! | `1` | `1` Issued | key id (16), handle (40), sender `addr`, `u16` count then `addr` each, policy (`0` once, `1` same_certificate), issued at `u64`, expires at `u64`, `req?` (an unlabelled key) |
+//! | `1` | `5` Issued, labelled | as tag `1`, then `u16` count (1..16) then each label as a `str` (an attribute-value URI, `docs/protocol.md` §11) |
 //! | `1` | `2` Released | key id (16), `u16` count then `addr` each, certificate id (32), at `u64` |
 //! | `1` | `3` Destroyed | key id (16), at `u64`, expires at `u64`, reason (`0` all released, `1` expired), `req?` |
 //! | `1` | `4` Purged | key id (16) |
@@ -21,6 +22,10 @@
 //! and version 1 for everything else, so that a store without epochs keeps the bytes it
 //! always had; the decoder reads both.
 //!
+//! An unlabelled key's `Issued` record is byte for byte what it was before labels existed, and
+//! a record written before them decodes as unlabelled. A labelled key's has its own tag, so
+//! that a labelled record cut after `req?` is refused, never read as an unlabelled one.
+//!
 //! Decoding is strict: a version or tag it does not know, a length past the end, an address
 //! that does not parse, or a byte left over is `storage_failed`.
 
@@ -28,6 +33,7 @@ use super::{Concrete, DestroyReason, Record, ReleasePolicy, RequestRecord};
 use crate::address::EmailAddress;
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{CertId, KeyId, Nonce, RequestId, StorageEpoch, StoredKey, WrappedKey};
+use crate::policy::AttributeValue;
 use crate::time::UnixTime;
 
 /// The newest codec version this build writes (an Issued of a numbered storage epoch).
@@ -39,6 +45,7 @@ const ISSUED: u8 = 1;
 const RELEASED: u8 = 2;
 const DESTROYED: u8 = 3;
 const PURGED: u8 = 4;
+const ISSUED_LABELLED: u8 = 5;
 
 impl Record<Concrete> {
     /// The record in its durable form.
@@ -49,8 +56,8 @@ impl Record<Concrete> {
             _ => out.u8(VERSION_1),
         }
         match self {
-            Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
-                out.u8(ISSUED);
+            Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request, labels } => {
+                out.u8(if labels.is_empty() { ISSUED } else { ISSUED_LABELLED });
                 out.bytes(key_id.as_bytes());
                 out.bytes(&handle.wrapped.0);
                 if let StorageEpoch::Numbered(n) = handle.epoch {
@@ -65,6 +72,13 @@ impl Record<Concrete> {
                 out.u64(issued_at.secs());
                 out.u64(expires_at.secs());
                 out.request(request.as_ref());
+                if !labels.is_empty() {
+                    out.len(labels.len());
+                    for label in labels {
+                        out.len(label.as_str().len());
+                        out.bytes(label.as_str().as_bytes());
+                    }
+                }
             }
             Record::Released { key_id, addresses, cert, at } => {
                 out.u8(RELEASED);
@@ -98,13 +112,13 @@ impl Record<Concrete> {
         let version = r.u8()?;
         let tag = r.u8()?;
         match (version, tag) {
-            (VERSION_1, _) | (VERSION, ISSUED) => {}
+            (VERSION_1, _) | (VERSION, ISSUED | ISSUED_LABELLED) => {}
             (VERSION, _) => return Err(corrupt(&format!("record codec version {version} with tag {tag}"))),
             _ => return Err(corrupt(&format!("record codec version {version} (this build reads 1 and {VERSION})"))),
         }
         let key_id = KeyId(r.array()?);
         let record = match tag {
-            ISSUED => Record::Issued {
+            ISSUED | ISSUED_LABELLED => Record::Issued {
                 key_id,
                 handle: {
                     let wrapped = WrappedKey(r.array()?);
@@ -122,6 +136,7 @@ impl Record<Concrete> {
                 issued_at: UnixTime(r.u64()?),
                 expires_at: UnixTime(r.u64()?),
                 request: r.request()?,
+                labels: if tag == ISSUED_LABELLED { r.labels()? } else { Vec::new() },
             },
             RELEASED => {
                 Record::Released { key_id, addresses: r.addresses()?, cert: CertId(r.array()?), at: UnixTime(r.u64()?) }
@@ -239,6 +254,20 @@ impl Reader<'_> {
         (0..n).map(|_| self.address()).collect()
     }
 
+    fn labels(&mut self) -> Result<Vec<AttributeValue>> {
+        let n = self.u16()?;
+        if n == 0 || n > crate::policy::MAX_LABELS {
+            return Err(corrupt(&format!("{n} labels")));
+        }
+        (0..n)
+            .map(|_| {
+                let len = self.u16()?;
+                let text = core::str::from_utf8(self.take(len)?).map_err(|_| corrupt("a label is not UTF-8"))?;
+                AttributeValue::parse(text).map_err(|e| corrupt(&format!("label: {}", e.detail())))
+            })
+            .collect()
+    }
+
     fn request(&mut self) -> Result<Option<RequestRecord<Concrete>>> {
         match self.u8()? {
             0 => Ok(None),
@@ -276,6 +305,21 @@ mod tests {
                 issued_at: UnixTime(1_001),
                 expires_at: UnixTime(u64::MAX),
                 request: request.clone(),
+                labels: vec![],
+            },
+            Record::Issued {
+                key_id: KeyId([5; 16]),
+                handle: StoredKey { epoch: StorageEpoch::Legacy, wrapped: WrappedKey([2; 40]) },
+                sender: a("alice@example.com"),
+                recipients: vec![a("Bob@example.org")],
+                policy: ReleasePolicy::Once,
+                issued_at: UnixTime(1_001),
+                expires_at: UnixTime(2_001),
+                request: None,
+                labels: vec![
+                    AttributeValue::parse("https://example.com/attr/export/value/itar").expect("label"),
+                    AttributeValue::parse("https://example.com/attr/classification/value/secret").expect("label"),
+                ],
             },
             Record::Released {
                 key_id: KeyId([1; 16]),
@@ -307,6 +351,19 @@ mod tests {
                 issued_at: UnixTime(1_771_200_000),
                 expires_at: UnixTime(1_773_792_000),
                 request: None,
+                labels: vec![],
+            },
+            // Labelled, under a numbered epoch: version 2 with the labelled tag.
+            Record::Issued {
+                key_id: KeyId([7; 16]),
+                handle: StoredKey { epoch: StorageEpoch::Numbered(20_501), wrapped: WrappedKey([8; 40]) },
+                sender: a("alice@example.com"),
+                recipients: vec![a("bob@example.org")],
+                policy: ReleasePolicy::Once,
+                issued_at: UnixTime(1_771_200_000),
+                expires_at: UnixTime(1_773_792_000),
+                request: None,
+                labels: vec![AttributeValue::parse("https://example.com/attr/export/value/itar").expect("label")],
             },
         ]
     }
@@ -344,8 +401,54 @@ mod tests {
     }
 
     #[test]
-    fn a_local_part_keeps_its_case() {
+    fn an_unlabelled_issue_keeps_the_form_it_had_before_labels() {
+        // Version 1, tag Issued, the fields, `req?` 0, and nothing after it: what a build
+        // before labels wrote (and still reads).
+        let Record::Issued { .. } = &samples()[0] else { panic!() };
+        let mut before = vec![1, 1];
+        before.extend_from_slice(&[1; 16]);
+        before.extend_from_slice(&[2; 40]);
+        let sender = "alice@example.com";
+        before.extend_from_slice(&(sender.len() as u16).to_be_bytes());
+        before.extend_from_slice(sender.as_bytes());
+        before.extend_from_slice(&2u16.to_be_bytes());
+        for text in ["Bob@example.org", "carol@example.com"] {
+            before.extend_from_slice(&(text.len() as u16).to_be_bytes());
+            before.extend_from_slice(text.as_bytes());
+        }
+        before.push(1);
+        before.extend_from_slice(&1_001u64.to_be_bytes());
+        before.extend_from_slice(&u64::MAX.to_be_bytes());
+        before.push(1);
+        before.extend_from_slice(&(sender.len() as u16).to_be_bytes());
+        before.extend_from_slice(sender.as_bytes());
+        before.extend_from_slice(&[9; 16]);
+        before.extend_from_slice(&1_000u64.to_be_bytes());
+        assert_eq!(samples()[0].encode(), before);
+        let Record::Issued { labels, .. } = Record::decode(&before).expect("decode") else { panic!() };
+        assert!(labels.is_empty());
+    }
+
+    #[test]
+    fn a_labelled_issue_keeps_its_labels() {
         let r = &samples()[1];
+        let Record::Issued { labels, .. } = Record::decode(&r.encode()).expect("decode") else { panic!() };
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels[1].as_str(), "https://example.com/attr/classification/value/secret");
+        // An empty label list is not a second encoding of "unlabelled", and labels under the
+        // unlabelled tag are bytes left over.
+        let mut empty = samples()[0].encode();
+        empty[1] = ISSUED_LABELLED;
+        empty.extend_from_slice(&0u16.to_be_bytes());
+        assert!(Record::decode(&empty).is_err());
+        let mut untagged = r.encode();
+        untagged[1] = ISSUED;
+        assert!(Record::decode(&untagged).is_err());
+    }
+
+    #[test]
+    fn a_local_part_keeps_its_case() {
+        let r = &samples()[2];
         let Record::Released { addresses, .. } = Record::decode(&r.encode()).expect("decode") else { panic!() };
         assert_eq!(addresses[0].local_part(), "Bob");
     }

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::error::{Rejection, Result, reject};
 use crate::planted::{PlantedBug as P, is as planted};
+use crate::policy::AttributeValue;
 use crate::time::UnixTime;
 
 /// What verification established about a key request (V1 to V13), for the ledger.
@@ -26,6 +27,8 @@ pub struct IssueFacts<T: LedgerTypes> {
     pub policy: ReleasePolicy,
     /// The ticket's expiry.
     pub expires_at: UnixTime,
+    /// The request's security labels (recorded with the key).
+    pub labels: Vec<AttributeValue>,
 }
 
 /// What verification established about a release request (V1 to V13, V20), for the ledger.
@@ -52,6 +55,10 @@ pub trait VerifiedIssue<T: LedgerTypes> {
     fn sender(&self) -> T::Address;
     /// The listed recipients, as signed.
     fn recipients(&self) -> Vec<T::Address>;
+    /// Its security labels, as signed (none by default: the model's requests carry none).
+    fn labels(&self) -> Vec<AttributeValue> {
+        Vec::new()
+    }
 }
 
 /// A release request whose checks passed (V1 to V13, V20), as the ledger reads it.
@@ -90,6 +97,7 @@ impl<T: LedgerTypes> IssueFacts<T> {
             recipients: request.recipients(),
             policy: rules.policy,
             expires_at: from.plus_secs(lifetime),
+            labels: request.labels(),
         }
     }
 }
@@ -149,6 +157,7 @@ impl<T: LedgerTypes> Ledger<T> {
             issued_at: now,
             expires_at: facts.expires_at,
             request,
+            labels: facts.labels,
         };
         Ok(Decided::new(vec![record], Drawn { key_id, key, expires_at: facts.expires_at }))
     }

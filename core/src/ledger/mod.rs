@@ -37,6 +37,7 @@ pub use round::{Round, Step, Swept, View, sweep};
 pub use store::{Answered, Batch, KeyChange, LoadedKey, MemoryState, MemoryStore, Store, StoreError, Version};
 
 use crate::error::{Rejection, Result, reject};
+use crate::policy::AttributeValue;
 use crate::time::UnixTime;
 
 /// The identities and handles the ledger is generic over.
@@ -154,6 +155,8 @@ pub struct LiveKey<T: LedgerTypes> {
     pub recipients: BTreeMap<T::Address, Delivery<T::CertId>>,
     /// The request it answered (V14), if recorded.
     pub request: Option<RequestRecord<T>>,
+    /// Its security labels (V26 at release; empty: unlabelled).
+    pub labels: Vec<AttributeValue>,
 }
 
 /// Why a key was destroyed.
@@ -250,6 +253,9 @@ pub enum Record<T: LedgerTypes> {
         expires_at: UnixTime,
         /// The request it answers (V14; `None` in records that predate it).
         request: Option<RequestRecord<T>>,
+        /// The request's security labels (`docs/protocol.md` §11; empty: unlabelled, and in
+        /// records that predate labels).
+        labels: Vec<AttributeValue>,
     },
     /// The key was released (or re-delivered) to `cert` for `addresses`.
     Released {
@@ -418,7 +424,7 @@ impl<T: LedgerTypes> Ledger<T> {
         let before = self.keys.get(key_id).map(KeyState::deadline);
         let was_held = self.keys.get(key_id).is_some_and(|s| !matches!(s, KeyState::Destroyed(_)));
         match record {
-            Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request } => {
+            Record::Issued { key_id, handle, sender, recipients, policy, issued_at, expires_at, request, labels } => {
                 if self.keys.contains_key(key_id) {
                     return Err(corrupt("key id issued twice"));
                 }
@@ -431,6 +437,7 @@ impl<T: LedgerTypes> Ledger<T> {
                     expires_at: *expires_at,
                     recipients,
                     request: request.clone(),
+                    labels: labels.clone(),
                 };
                 self.keys.insert(key_id.clone(), KeyState::Pending(key));
             }

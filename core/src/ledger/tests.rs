@@ -28,7 +28,7 @@ impl KeyDraw<Sym> for Fixed {
 }
 
 fn facts(request: u32, recipients: Vec<&'static str>, policy: ReleasePolicy) -> IssueFacts<Sym> {
-    IssueFacts { request, request_time: T0, sender: "s", recipients, policy, expires_at: EXPIRY }
+    IssueFacts { request, request_time: T0, sender: "s", recipients, policy, expires_at: EXPIRY, labels: vec![] }
 }
 
 fn decide_release(
@@ -355,7 +355,7 @@ proptest! {
                 Op::Issue { key, recipients } => {
                     next_handle += 1;
                     requests += 1;
-                    let f = IssueFacts { request: requests, request_time: now, sender: "s", recipients: recipients.iter().map(|i| ADDRESSES[*i]).collect(), policy, expires_at: now.plus_secs(300) };
+                    let f = IssueFacts { request: requests, request_time: now, sender: "s", recipients: recipients.iter().map(|i| ADDRESSES[*i]).collect(), policy, expires_at: now.plus_secs(300), labels: vec![] };
                     struct Draw(u8, u32);
                     impl KeyDraw<Sym> for Draw {
                         type Key = ();

@@ -16,6 +16,7 @@ use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KeyId, NONCE_LEN, Nonce, OneTimeKey};
 use crate::pki::{Credential, TrustAnchors};
+use crate::policy::AttributeValue;
 use crate::time::UnixTime;
 use crate::wire::{MAX_ENVELOPE_LEN, oid};
 
@@ -80,6 +81,22 @@ impl Sender {
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingKeyRequest> {
+        self.request_labelled_key(recipients, &[], now, rng)
+    }
+
+    /// Builds and signs a key request for `recipients` carrying security `labels`
+    /// (attribute-value URIs, `docs/protocol.md` §11; `invalid_label` locally for what the
+    /// gatekeeper would refuse as such).
+    pub fn request_labelled_key(
+        &self,
+        recipients: &[EmailAddress],
+        labels: &[AttributeValue],
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<PendingKeyRequest> {
+        if !labels.is_empty() {
+            crate::role::ticket::parse_labels(labels.iter().map(AttributeValue::as_str))?;
+        }
         let mut nonce = [0u8; NONCE_LEN];
         self.provider.fill_random(rng, &mut nonce);
         let content = KeyRequestContent {
@@ -87,6 +104,7 @@ impl Sender {
             recipients: recipients.to_vec(),
             nonce: Nonce(nonce),
             request_time: now,
+            labels: labels.to_vec(),
         };
         // Refuse locally what the gatekeeper would refuse (empty, duplicate, oversize).
         content.check_recipients(crate::wire::MAX_RECIPIENTS)?;

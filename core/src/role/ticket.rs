@@ -10,6 +10,7 @@ use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KeyId, Nonce, OneTimeKey};
 use crate::ledger::ReleasePolicy;
 use crate::pki::{TrustAnchors, ValidatedCertificate};
+use crate::policy::{AttributeValue, MAX_LABELS};
 use crate::time::UnixTime;
 use crate::wire::{
     self, KeyDelivery, KeyRequest, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, MAX_TICKET_LEN,
@@ -27,6 +28,8 @@ pub struct KeyRequestContent {
     pub nonce: Nonce,
     /// When the sender made it.
     pub request_time: UnixTime,
+    /// Its security labels, distinct, in request order (V15; empty: unlabelled).
+    pub labels: Vec<AttributeValue>,
 }
 
 impl KeyRequestContent {
@@ -42,7 +45,17 @@ impl KeyRequestContent {
             .ok_or_else(|| reject(Rejection::MalformedDer, "nonce must be 16 bytes"))?;
         let sender = EmailAddress::parse(req.sender.as_ref())?;
         let recipients = req.recipients.iter().map(|r| EmailAddress::parse(r.as_ref())).collect::<Result<Vec<_>>>()?;
-        Ok(KeyRequestContent { sender, recipients, nonce, request_time: UnixTime::from_generalized(&req.request_time) })
+        let labels = match &req.labels {
+            None => Vec::new(),
+            Some(list) => parse_labels(list.iter().map(|l| l.as_ref()))?,
+        };
+        Ok(KeyRequestContent {
+            sender,
+            recipients,
+            nonce,
+            request_time: UnixTime::from_generalized(&req.request_time),
+            labels,
+        })
     }
 
     /// Step V12: at least one recipient, at most `max` (itself at most [`MAX_RECIPIENTS`]),
@@ -80,9 +93,30 @@ impl KeyRequestContent {
             recipients: self.recipients.iter().map(|r| ia5(&r.to_string())).collect::<Result<_>>()?,
             nonce: octets(self.nonce.as_bytes())?,
             request_time: self.request_time.to_generalized()?,
+            labels: match self.labels.as_slice() {
+                [] => None,
+                list => Some(list.iter().map(|l| ia5(l.as_str())).collect::<Result<_>>()?),
+            },
         };
         req.to_der().map_err(crate::cms::encode_failed)
     }
+}
+
+/// Step V15's decoding rule: 1 to [`MAX_LABELS`] labels (the field is absent when there is
+/// none), each an attribute-value URI, no two equal (case-insensitively) → `invalid_label`.
+pub fn parse_labels<'a>(list: impl ExactSizeIterator<Item = &'a str>) -> Result<Vec<AttributeValue>> {
+    if list.len() == 0 || list.len() > MAX_LABELS {
+        return Err(reject(Rejection::InvalidLabel, format!("1 to {MAX_LABELS} labels, the field absent for none")));
+    }
+    let mut labels: Vec<AttributeValue> = Vec::with_capacity(list.len());
+    for text in list {
+        let label = AttributeValue::parse(text)?;
+        if labels.contains(&label) {
+            return Err(reject(Rejection::InvalidLabel, format!("{label} twice")));
+        }
+        labels.push(label);
+    }
+    Ok(labels)
 }
 
 /// A verified ticket: the gatekeeper's signature checked, its fields decoded.

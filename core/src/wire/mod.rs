@@ -49,7 +49,9 @@ pub const MAX_URI_LEN: usize = 512;
 ///   sender       IA5String,                       -- the sender's address
 ///   recipients   SEQUENCE SIZE (1..1000) OF IA5String,
 ///   nonce        OCTET STRING (SIZE (16)),
-///   requestTime  GeneralizedTime }
+///   requestTime  GeneralizedTime,
+///   labels   [0] IMPLICIT SEQUENCE SIZE (1..16) OF IA5String OPTIONAL }
+///                                                 -- attribute-value URIs (§11)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Sequence)]
 pub struct KeyRequest {
@@ -64,6 +66,10 @@ pub struct KeyRequest {
     pub nonce: OctetString,
     /// When the sender made the request.
     pub request_time: GeneralizedTime,
+    /// Security labels: attribute-value URIs (`docs/protocol.md` §11); absent when there is
+    /// none, so that an unlabelled request is encoded as before labels existed.
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true", constructed = "true")]
+    pub labels: Option<Vec<Ia5String>>,
 }
 
 /// ```asn1

@@ -13,6 +13,7 @@ use ekg_core::{EmailAddress, ids::KEY_LEN};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+mod attributes;
 mod database;
 mod listen;
 mod server;
@@ -75,6 +76,12 @@ pub struct FileConfig {
     /// `[[crl]]`: CRL files and the CAs that sign them.
     #[serde(default, rename = "crl")]
     pub crls: Vec<crate::certificates::CrlSection>,
+    /// `[[attribute]]`: attribute definitions for labelled keys (`docs/protocol.md` §12.2).
+    #[serde(default, rename = "attribute")]
+    pub attributes: Vec<attributes::AttributeSection>,
+    /// `[[mapping]]`: subject mappings from certificate facts to entitlements.
+    #[serde(default, rename = "mapping")]
+    pub mappings: Vec<attributes::MappingSection>,
     /// `[server]`.
     #[serde(default)]
     pub server: ServerSection,
@@ -341,7 +348,9 @@ impl FileConfig {
             let issuer = r.issuer.as_deref().map(|p| anchor_id("recipient.issuer", p)).transpose()?;
             recipients.push(ekg_core::role::RecipientRule { domain: r.domain.clone(), issuer });
         }
+        let attributes = attributes::policy(&self.attributes, &self.mappings, &anchor_id)?;
         let mut config = GatekeeperConfig::new(g.uri.clone(), anchors);
+        config.attributes = attributes;
         config.recipients = recipients;
         config.retired = crate::certificates::retired(&g.retired, &at)?;
         config.senders = senders;

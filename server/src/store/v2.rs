@@ -76,6 +76,8 @@ pub fn key_records(
                 issued_at: time(key.issued_at),
                 expires_at: time(key.expires_at),
                 request,
+                // Schema version 2 predates labels.
+                labels: Vec::new(),
             });
             let mut released: Vec<_> = recipients.into_iter().filter(|r| r.cert.is_some()).collect();
             released.sort_by_key(|r| (r.released_at, r.position));

@@ -83,6 +83,9 @@ pub struct GatekeeperConfig {
     /// Length of a storage epoch: the keys issued within one are wrapped under one storage
     /// key, destroyed once all of them can have expired (`docs/protocol.md`, "Key custody").
     pub storage_epoch_secs: u64,
+    /// Attribute definitions and subject mappings, for labelled keys (V15, V26; empty: a
+    /// labelled request is `label_unknown`).
+    pub attributes: crate::policy::Policy,
 }
 
 /// The ranges of [`GatekeeperConfig`]'s numbers (`docs/protocol.md` §3.4, L3).
@@ -128,6 +131,7 @@ impl GatekeeperConfig {
             max_recipients: MAX_RECIPIENTS,
             max_clock_skew_secs: 300,
             storage_epoch_secs: limits::STORAGE_EPOCH_SECS_DEFAULT,
+            attributes: crate::policy::Policy::default(),
         }
     }
 

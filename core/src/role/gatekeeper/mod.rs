@@ -30,6 +30,7 @@ mod build;
 mod config;
 mod credential;
 mod custody;
+mod entitle;
 mod verify;
 
 use std::sync::Arc;
@@ -48,8 +49,8 @@ use crate::error::{Rejection, Result, reject};
 use crate::ids::{KeyId, OneTimeKey};
 use crate::ledger::round::{Decision, Issue, NoDraw, Release as ReleaseDecision, View, storage_failed};
 use crate::ledger::{
-    Committed, Concrete, Decided, Granted, IssueFacts, IssueRules, KeyDraw, Ledger, ReleaseFacts, ReleaseKind, Round,
-    Store,
+    Committed, Concrete, Decided, Granted, IssueFacts, IssueRules, KeyDraw, KeyState, Ledger, ReleaseFacts,
+    ReleaseKind, Round, Store,
 };
 use crate::pki::Credential;
 use crate::planted::{self, PlantedBug as P};
@@ -230,8 +231,13 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// A release over the store: V21 to V24, made durable.
     pub fn release(&mut self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<Committed<ReleaseWork>> {
         let facts = ReleaseFacts::of(&request);
-        let key_id = facts.key_id;
-        let decision = Unwrappable { release: ReleaseDecision::new(facts), crypto: Arc::clone(&self.crypto), key_id };
+        let held = self.crypto.config().attributes.entitlements(&request.subject_facts());
+        let decision = Unwrappable {
+            key_id: facts.key_id,
+            release: ReleaseDecision::new(facts),
+            crypto: Arc::clone(&self.crypto),
+            held,
+        };
         let mut round = Round::new(&self.rules, decision, now);
         let committed = round.run(&mut self.store, &mut NoDraw);
         self.races_lost += u64::from(round.races_lost());
@@ -288,11 +294,15 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
 
 /// A release whose stored key must unwrap under this gatekeeper's storage key before it is
 /// recorded: an instance configured with another storage key (on a shared store) would
-/// otherwise use up a release it cannot deliver.
+/// otherwise use up a release it cannot deliver. A labelled key is released to a recipient
+/// only if its entitlements satisfy the labels recorded with the key (V26, after the
+/// ledger's V21 to V24, before anything is recorded); the sender organisation's gateway is
+/// not a recipient and is not asked for entitlements (§12.4).
 struct Unwrappable {
+    key_id: KeyId,
     release: ReleaseDecision<Concrete>,
     crypto: Arc<GatekeeperCrypto>,
-    key_id: KeyId,
+    held: crate::policy::Entitlements,
 }
 
 impl Decision<Concrete> for Unwrappable {
@@ -319,6 +329,12 @@ impl Decision<Concrete> for Unwrappable {
         now: UnixTime,
     ) -> Result<Decided<Concrete, Granted<Concrete>>> {
         let decided = self.release.decide(view, draw, now)?;
+        if decided.payload().kind != ReleaseKind::Gateway
+            && let Some(KeyState::Pending(key) | KeyState::Retained { key, .. }) = view.ledger().state(&self.key_id)
+            && !key.labels.is_empty()
+        {
+            entitle::check_release(self.crypto.config(), &key.labels, &self.held)?;
+        }
         self.crypto.check_unwraps(&decided.payload().handle)?;
         Ok(decided)
     }
@@ -339,6 +355,10 @@ impl crate::ledger::VerifiedIssue<Concrete> for VerifiedKeyRequest {
 
     fn recipients(&self) -> Vec<EmailAddress> {
         self.content().recipients.clone()
+    }
+
+    fn labels(&self) -> Vec<crate::policy::AttributeValue> {
+        self.content().labels.clone()
     }
 }
 

@@ -74,6 +74,12 @@ impl VerifiedReleaseRequest {
         &self.requester
     }
 
+    /// What the gatekeeper verified about the requester, for the subject mappings (V26):
+    /// its certificate's facts (the addresses V25 let it use).
+    pub fn subject_facts(&self) -> crate::policy::SubjectFacts {
+        super::entitle::subject_facts(&self.requester, None)
+    }
+
     /// The requester as the ledger sees it.
     pub fn requester(&self) -> Requester<Concrete> {
         Requester {
@@ -256,6 +262,8 @@ impl GatekeeperCrypto {
         if !planted::is(P::GatekeeperCredentialUnchecked) {
             self.own_credential(now)?;
         }
+        // V15: the labels are defined and the sender holds them.
+        super::entitle::check_issue(&self.config, &content, &sender)?;
         Ok(VerifiedKeyRequest { der: der.to_vec(), digest: p.sha256(der), content, sender })
     }
 

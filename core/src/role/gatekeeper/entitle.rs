@@ -1,0 +1,56 @@
+//! The gatekeeper's label checks (`docs/protocol.md` §11): V15 at issuance (the labels are
+//! defined and the sender holds them), V26 at release (the requester holds the labels of the
+//! key as the store recorded them). The decision is [`crate::policy::decide`]; this module
+//! gathers the facts it is decided on.
+
+use der::Decode;
+use x509_cert::ext::pkix::CertificatePolicies;
+
+use super::config::GatekeeperConfig;
+use crate::error::Result;
+use crate::pki::ValidatedCertificate;
+use crate::policy::{self, AttributeValue, Entitlements, SubjectFacts, mapping::TokenFacts};
+use crate::role::ticket::KeyRequestContent;
+
+/// The facts of a validated certificate (its anchor, policy OIDs and the addresses that
+/// count), with a verified token's if any.
+pub fn subject_facts(cert: &ValidatedCertificate, token: Option<TokenFacts>) -> SubjectFacts {
+    SubjectFacts {
+        anchor: Some(cert.anchor),
+        certificate_policies: certificate_policies(&cert.certificate),
+        addresses: cert.addresses.clone(),
+        token,
+    }
+}
+
+/// The dotted OIDs of a certificate's certificatePolicies extension (RFC 5280 §4.2.1.4);
+/// none if it has none or it does not decode (a mapping on a policy OID then does not apply).
+pub fn certificate_policies(cert: &x509_cert::Certificate) -> Vec<String> {
+    let oid = const_oid::db::rfc5280::ID_CE_CERTIFICATE_POLICIES;
+    let Some(ext) = cert.tbs_certificate().extensions().and_then(|e| e.iter().find(|x| x.extn_id == oid)) else {
+        return Vec::new();
+    };
+    CertificatePolicies::from_der(ext.extn_value.as_bytes())
+        .map(|p| p.0.iter().map(|i| i.policy_identifier.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// V15: a labelled request's labels are defined by the policy and the sender holds them
+/// (`label_unknown`, `entitlement_*_unmet`, naming the attribute). An unlabelled one passes.
+pub fn check_issue(
+    config: &GatekeeperConfig,
+    content: &KeyRequestContent,
+    sender: &ValidatedCertificate,
+) -> Result<()> {
+    if content.labels.is_empty() {
+        return Ok(());
+    }
+    let policy = &config.attributes;
+    let held = policy.entitlements(&subject_facts(sender, None));
+    policy::decide(policy, &content.labels, &held)
+}
+
+/// V26: whether `held` satisfies the labels recorded with the key.
+pub fn check_release(config: &GatekeeperConfig, labels: &[AttributeValue], held: &Entitlements) -> Result<()> {
+    policy::decide(&config.attributes, labels, held)
+}
