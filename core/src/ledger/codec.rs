@@ -382,7 +382,13 @@ mod tests {
 
     #[test]
     fn an_issued_record_of_an_epoch_carries_it_in_version_2() {
-        let r = samples().pop().expect("sample");
+        let mut samples = samples();
+        let labelled = samples.pop().expect("sample").encode();
+        assert_eq!(&labelled[..2], &[2, ISSUED_LABELLED]);
+        assert_eq!(&labelled[58..66], &20_501u64.to_be_bytes());
+        let Record::Issued { handle, labels, .. } = Record::decode(&labelled).expect("decode") else { panic!() };
+        assert_eq!((handle.epoch, labels.len()), (StorageEpoch::Numbered(20_501), 1));
+        let r = samples.pop().expect("sample");
         let bytes = r.encode();
         assert_eq!(&bytes[..2], &[2, 1]);
         assert_eq!(&bytes[58..66], &20_500u64.to_be_bytes());
