@@ -142,11 +142,21 @@ pub async fn run(
     let watched = settings.certificates.clone();
     // Opening a store and recovering from it block (a database client, a disk): not on the
     // async threads.
-    let (provider, config, credential, storage_key, database) =
-        (settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, settings.database);
+    let (provider, config, credential, storage_key, database, log_salt) = (
+        settings.provider,
+        settings.gatekeeper,
+        settings.credential,
+        settings.storage_key,
+        settings.database,
+        settings.log_salt,
+    );
     let gatekeeper = tokio::task::spawn_blocking(move || {
         let store = open_store(&database, config.ledger_config())?;
-        Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)
+        let gatekeeper = Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)?;
+        Ok::<_, ServeError>(match log_salt {
+            Some(salt) => gatekeeper.with_log(salt),
+            None => gatekeeper,
+        })
     })
     .await
     .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;

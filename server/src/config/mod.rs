@@ -123,6 +123,10 @@ pub struct GatekeeperSection {
     /// Seconds between two readings of the `[[crl]]` files.
     #[serde(default = "default_crl_refresh")]
     pub crl_refresh_secs: u64,
+    /// The issuance log's salt file (64 hex digits, mode 0600 or stricter): with it, every
+    /// issuance and release appends an entry to the log (`docs/protocol.md` §10).
+    #[serde(default)]
+    pub log_salt: Option<PathBuf>,
 }
 
 /// `[[sender]]`: a sender rule.
@@ -347,6 +351,8 @@ pub struct Settings {
     pub clock: std::sync::Arc<crate::service::Clock>,
     /// The CRL files to re-read, and the renewal warning.
     pub certificates: crate::certificates::CertificateSettings,
+    /// The issuance log's salt, if the gatekeeper keeps a log.
+    pub log_salt: Option<ekg_core::audit::LogSalt>,
 }
 
 /// Reads a file of at most [`MAX_FILE_LEN`] bytes.
@@ -484,6 +490,8 @@ impl FileConfig {
             reload: std::sync::Arc::default(),
         };
         let storage_key = storage_key(&read_storage_key(&at(&g.storage_key), &g.storage_key)?)?;
+        let log_salt =
+            g.log_salt.as_ref().map(|p| log_salt(&read_secret(&at(p), "gatekeeper.log_salt")?)).transpose()?;
 
         let s = &self.server;
         let listen: SocketAddr = s.listen.parse().or_else(|_| bad("server.listen", "an IP address and port"))?;
@@ -574,6 +582,7 @@ impl FileConfig {
             max_held_per_sender: s.max_held_per_sender,
             clock: std::sync::Arc::default(),
             certificates,
+            log_salt,
         })
     }
 }
@@ -613,6 +622,15 @@ fn storage_key(bytes: &[u8]) -> Result<StorageKey, ConfigError> {
     hex::decode_to_slice(text.trim(), key.as_mut_slice())
         .or_else(|_| bad("gatekeeper.storage_key", "64 hex digits"))?;
     StorageKey::from_slice(key.as_slice()).map_or_else(|| bad("gatekeeper.storage_key", "64 hex digits"), Ok)
+}
+
+/// The log salt: 64 hex digits (surrounding white space ignored).
+fn log_salt(bytes: &[u8]) -> Result<ekg_core::audit::LogSalt, ConfigError> {
+    const FIELD: &str = "gatekeeper.log_salt";
+    let text = std::str::from_utf8(bytes).or_else(|_| bad(FIELD, "64 hex digits"))?;
+    let mut salt = Zeroizing::new([0u8; ekg_core::audit::entry::LOG_SALT_LEN]);
+    hex::decode_to_slice(text.trim(), salt.as_mut_slice()).or_else(|_| bad(FIELD, "64 hex digits"))?;
+    Ok(ekg_core::audit::LogSalt::from_bytes(*salt))
 }
 
 /// Reads and checks the configuration at `path`.

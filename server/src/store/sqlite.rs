@@ -224,7 +224,24 @@ impl SqliteStore {
             Err(e) => return Err(err(format!("{}: the database file is gone while open: {e}", path.display()))),
         }
         self.read(version)?;
-        self.append(Plan { keys: Vec::new(), requests: Vec::new() }).map(|_| ())
+        self.append(Plan { keys: Vec::new(), requests: Vec::new(), log: Vec::new() }).map(|_| ())
+    }
+
+    /// The issuance log's size (entries appended).
+    pub fn log_size(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c.query_row(super::log::SIZE, [], |r| r.get(0)).map_err(err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    /// The issuance log's entries `[start, end)`, at most [`super::log::MAX_RANGE`].
+    pub fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (start, end) = super::log::bounds(start, end)?;
+        self.read(|c| {
+            let mut q = c.prepare_cached(super::log::RANGE).map_err(err)?;
+            q.query_map(params![start, end], |r| r.get(0)).map_err(err)?.collect::<Result<_, _>>().map_err(err)
+        })
     }
 
     /// Keys held (pending or retained) that answered a request of `sender` (the quota).
@@ -363,6 +380,10 @@ fn write_plan(c: &Connection, plan: &Plan) -> Result<bool, StoreError> {
         if insert.execute(params![sender, nonce, key_id]).map_err(err)? != 1 {
             return Ok(false);
         }
+    }
+    let mut append = c.prepare_cached(super::log::SQLITE_APPEND).map_err(err)?;
+    for entry in &plan.log {
+        append.execute(params![entry]).map_err(err)?;
     }
     Ok(true)
 }
@@ -510,6 +531,12 @@ fn migrate(conn: &mut Connection, config: LedgerConfig) -> Result<(), StoreError
         }
         tx.execute_batch(schema::DROP_LEGACY).map_err(err)?;
         tx.execute("INSERT INTO ekg_schema (version) VALUES (3)", []).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    if have < 4 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute_batch(super::log::SQLITE_V4).map_err(err)?;
+        tx.execute("INSERT INTO ekg_schema (version) VALUES (4)", []).map_err(err)?;
         tx.commit().map_err(err)?;
     }
     Ok(())

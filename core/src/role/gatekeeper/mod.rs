@@ -29,6 +29,7 @@
 mod build;
 mod config;
 mod credential;
+mod logged;
 mod verify;
 
 use std::sync::Arc;
@@ -41,13 +42,13 @@ pub use credential::{CredentialStatus, check_credential, check_profile};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
+use crate::audit::LogSalt;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{KeyId, OneTimeKey};
-use crate::ledger::round::{Decision, Issue, NoDraw, Release as ReleaseDecision, View, storage_failed};
+use crate::ledger::round::{Issue, NoDraw, Release as ReleaseDecision, storage_failed};
 use crate::ledger::{
-    Committed, Concrete, Decided, Granted, IssueFacts, IssueRules, KeyDraw, Ledger, ReleaseFacts, ReleaseKind, Round,
-    Store,
+    Committed, Concrete, Decided, IssueFacts, IssueRules, KeyDraw, Ledger, ReleaseFacts, ReleaseKind, Round, Store,
 };
 use crate::pki::Credential;
 use crate::time::UnixTime;
@@ -101,6 +102,9 @@ pub struct Gatekeeper<S: Store<Concrete>> {
     store: S,
     /// Decisions read and made again because another request changed the key first.
     races_lost: u64,
+    /// The issuance log's salt, if this gatekeeper keeps a log: every issuance and release
+    /// then appends its entry with its records (`logged`).
+    log: Option<LogSalt>,
 }
 
 impl<S: Store<Concrete>> Gatekeeper<S> {
@@ -127,7 +131,19 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         }
         let config = crypto.config();
         let rules = Ledger::new(config.ledger_config()).with_gateways(config.gateways.clone());
-        Ok(Gatekeeper { crypto, rules, store, races_lost: 0 })
+        Ok(Gatekeeper { crypto, rules, store, races_lost: 0, log: None })
+    }
+
+    /// Keeps the issuance log (`docs/protocol.md` §10): from now on every issuance and release
+    /// appends its entry, keyed by `salt`, in the store's write of its records.
+    pub fn with_log(mut self, salt: LogSalt) -> Self {
+        self.log = Some(salt);
+        self
+    }
+
+    /// Whether this gatekeeper keeps the issuance log.
+    pub fn logs(&self) -> bool {
+        self.log.is_some()
     }
 
     /// The crypto half.
@@ -183,9 +199,56 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<Committed<IssueWork>> {
+        if self.log.is_some() {
+            return self.issue_logged(request, None, rng, now);
+        }
         let crypto = Arc::clone(&self.crypto);
         let mut draw = crypto.draw_from(rng);
         self.issue_with(request, &mut draw, now)
+    }
+
+    /// As [`Gatekeeper::issue`], drawing the key from `draw` (tests inject a key id); with a
+    /// log, the grant and ticket are built from `rng` before the commit (the entry holds the
+    /// ticket's hash), and [`GatekeeperCrypto::build_issuance`] returns them as built.
+    pub fn issue_logged(
+        &mut self,
+        request: VerifiedKeyRequest,
+        draw: Option<&mut dyn KeyDraw<Concrete, Key = OneTimeKey>>,
+        rng: &mut dyn CryptoRng,
+        now: UnixTime,
+    ) -> Result<Committed<IssueWork>> {
+        let Some(salt) = self.log.clone() else {
+            return match draw {
+                Some(draw) => self.issue_with(request, draw, now),
+                None => self.issue(request, now, rng),
+            };
+        };
+        let facts = self.issue_facts(&request, now)?;
+        let committed = {
+            let decision = logged::LoggedIssue {
+                inner: Issue::new(facts),
+                crypto: Arc::clone(&self.crypto),
+                salt,
+                request: &request,
+                draw: draw.map(|d| d as &mut dyn KeyDraw<Concrete, Key = OneTimeKey>),
+                rng: &mut *rng,
+            };
+            let mut round = Round::new(&self.rules, decision, now);
+            let committed = round.run(&mut self.store, &mut NoDraw);
+            self.races_lost += u64::from(round.races_lost());
+            committed
+        };
+        Ok(committed?.map(|built| logged::LoggedIssue::work(request, built, now)))
+    }
+
+    fn issue_facts(&self, request: &VerifiedKeyRequest, now: UnixTime) -> Result<IssueFacts<Concrete>> {
+        let config = self.crypto.config();
+        let rules = IssueRules { policy: config.policy, ticket_lifetime_secs: config.ticket_lifetime_secs };
+        let facts = IssueFacts::of(request, rules, now);
+        // Every time the ticket will carry must encode, before anything is recorded.
+        now.to_generalized()?;
+        facts.expires_at.to_generalized()?;
+        Ok(facts)
     }
 
     /// As [`Gatekeeper::issue`], drawing the key from `draw` (tests inject a key id).
@@ -195,12 +258,13 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         draw: &mut dyn KeyDraw<Concrete, Key = OneTimeKey>,
         now: UnixTime,
     ) -> Result<Committed<IssueWork>> {
-        let config = self.crypto.config();
-        let rules = IssueRules { policy: config.policy, ticket_lifetime_secs: config.ticket_lifetime_secs };
-        let facts = IssueFacts::of(&request, rules, now);
-        // Every time the ticket will carry must encode, before anything is recorded.
-        now.to_generalized()?;
-        facts.expires_at.to_generalized()?;
+        if self.log.is_some() {
+            return Err(reject(
+                Rejection::InvalidConfiguration,
+                "a logged issuance builds its ticket before the commit: use issue_logged with an RNG",
+            ));
+        }
+        let facts = self.issue_facts(&request, now)?;
         let mut round = Round::new(&self.rules, Issue::new(facts), now);
         let committed = round.run(&mut self.store, draw);
         self.races_lost += u64::from(round.races_lost());
@@ -210,7 +274,9 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// A release over the store: V21 to V24, made durable.
     pub fn release(&mut self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<Committed<ReleaseWork>> {
         let facts = ReleaseFacts::of(&request);
-        let decision = Unwrappable { release: ReleaseDecision::new(facts), crypto: Arc::clone(&self.crypto) };
+        let log = self.log.clone().map(|salt| logged::ReleaseLog::of(salt, &request, now));
+        let decision =
+            logged::Unwrappable { release: ReleaseDecision::new(facts), crypto: Arc::clone(&self.crypto), log };
         let mut round = Round::new(&self.rules, decision, now);
         let committed = round.run(&mut self.store, &mut NoDraw);
         self.races_lost += u64::from(round.races_lost());
@@ -243,34 +309,6 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
             Some(e) if swept.made == 0 => Err(e),
             _ => Ok(swept.made),
         }
-    }
-}
-
-/// A release whose stored key must unwrap under this gatekeeper's storage key before it is
-/// recorded: an instance configured with another storage key (on a shared store) would
-/// otherwise use up a release it cannot deliver.
-struct Unwrappable {
-    release: ReleaseDecision<Concrete>,
-    crypto: Arc<GatekeeperCrypto>,
-}
-
-impl Decision<Concrete> for Unwrappable {
-    type Payload = Granted<Concrete>;
-    type Key = ();
-
-    fn read<St: Store<Concrete> + ?Sized>(&self, store: &mut St, view: &mut View<Concrete>) -> Result<()> {
-        self.release.read(store, view)
-    }
-
-    fn decide(
-        &mut self,
-        view: &View<Concrete>,
-        draw: &mut dyn KeyDraw<Concrete, Key = ()>,
-        now: UnixTime,
-    ) -> Result<Decided<Concrete, Granted<Concrete>>> {
-        let decided = self.release.decide(view, draw, now)?;
-        self.crypto.check_unwraps(&decided.payload().handle)?;
-        Ok(decided)
     }
 }
 
