@@ -22,6 +22,7 @@ pub mod demo;
 pub mod files;
 pub mod http;
 pub mod listener;
+pub mod log;
 pub mod metrics;
 pub mod service;
 pub mod store;
@@ -172,7 +173,8 @@ pub async fn run(
     watch.observe();
     let service = Arc::new(
         service::Service::new(gatekeeper, workers, Arc::clone(&metrics), clock)
-            .with_sender_quota(settings.max_held_per_sender),
+            .with_sender_quota(settings.max_held_per_sender)
+            .with_log_heads(settings.log_head_interval_secs),
     );
     service.count_held().await;
     let listener =

@@ -181,3 +181,156 @@ fn scenario(dir: &std::path::Path, open: &dyn Fn() -> AnyStore) {
     // Nothing in the log is a plaintext address.
     assert!(!bytes.windows(11).any(|w| w == b"example.org"));
 }
+
+fn get_bytes(server: &ekg_server::Running, path: &str) -> (u16, String, Vec<u8>) {
+    let mut r = agent().get(url(server, path)).call().unwrap();
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (r.status().as_u16(), ct, r.body_mut().read_to_vec().unwrap())
+}
+
+/// alice asks for a key over HTTP: the ticket.
+fn issue(server: &ekg_server::Running, files: &DemoFiles, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let alice = sender(files, "alice");
+    let now = now(server);
+    let pending = alice.request_key(&[addr("bob@example.org")], now, &mut rng(seed)).unwrap();
+    let (status, _, body) = post(server, "key-request", &pending.der);
+    assert_eq!(status, 200);
+    let (grant, ticket) = ekg_core::role::decode_issuance_response(&body).unwrap();
+    let key = alice.accept_grant(&pending, &grant, &ticket, now, &mut rng(seed)).unwrap();
+    (ticket, alice.seal(&key, b"over http", &mut rng(seed)).unwrap())
+}
+
+#[test]
+fn the_server_serves_signed_heads_inclusion_and_consistency_proofs_that_verify() {
+    use ekg_core::audit::{check_consistency, merkle};
+    let dir = fresh_dir("issuance-log-http");
+    let files = demo(&dir, "");
+    ekg_server::demo::write_secret(&dir.join("log.salt"), hex::encode(SALT).as_bytes()).unwrap();
+    let config = std::fs::read_to_string(&files.config).unwrap();
+    std::fs::write(&files.config, config.replacen("[gatekeeper]\n", "[gatekeeper]\nlog_salt = \"log.salt\"\n", 1))
+        .unwrap();
+    let server = start(&files);
+    let cert = vec![credential(&files, "example.com", "gatekeeper").certificate_der().to_vec()];
+    let (t0, sealed) = issue(&server, &files, 1);
+    let (t1, _) = issue(&server, &files, 2);
+    fetch(&server, &recipient(&files, "example.org", "bob"), &sealed, 3).unwrap();
+    // The latest head: signed on the first ask, over the 3 entries.
+    let (status, ct, der) = get_bytes(&server, "log/head");
+    assert_eq!((status, ct.as_str()), (200, "application/cms"));
+    let head1 = TreeHead::open(p(), &der, &cert).unwrap();
+    assert_eq!(head1.tree_size, 3);
+    // t1's inclusion proof leads to that head's root.
+    let inclusion = |t: &[u8]| {
+        let (status, ct, body) =
+            get_bytes(&server, &format!("log/inclusion?ticket={}", hex::encode(ticket_hash(t).as_bytes())));
+        assert_eq!((status, ct.as_str()), (200, "application/json"), "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let entry = hex::decode(v["entry"].as_str().unwrap()).unwrap();
+        let proof: Vec<Digest> = v["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| Digest::from_slice(&hex::decode(h.as_str().unwrap()).unwrap()).unwrap())
+            .collect();
+        let head = TreeHead::open(p(), &hex::decode(v["head"].as_str().unwrap()).unwrap(), &cert).unwrap();
+        let (e, _) = ekg_core::audit::LogEntry::decode_prefix(&entry).unwrap();
+        assert_eq!((e.kind, e.ticket_hash), (EntryKind::Issue, ticket_hash(t)));
+        let index = v["leaf_index"].as_u64().unwrap();
+        assert_eq!(v["tree_size"].as_u64().unwrap(), head.tree_size);
+        merkle::verify_inclusion(
+            index,
+            head.tree_size,
+            merkle::leaf_hash(&entry).as_bytes(),
+            &proof,
+            head.root_hash.as_bytes(),
+        )
+        .expect("the served proof verifies");
+        head
+    };
+    assert_eq!(inclusion(&t1), head1);
+    // A ticket issued after the head: a new head is signed on demand.
+    let (t2, _) = issue(&server, &files, 4);
+    let head2 = inclusion(&t2);
+    assert_eq!(head2.tree_size, 4);
+    assert_eq!(inclusion(&t0), head2);
+    // The two heads are of one log: the served consistency proof verifies.
+    let (status, _, body) = get_bytes(&server, "log/consistency?first=3&second=4");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let proof: Vec<Digest> = v["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Digest::from_slice(&hex::decode(h.as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    check_consistency(&head1, &head2, &proof).unwrap();
+    // The auditor's checks over the served log, both heads and every ticket (as
+    // `ekg audit verify` runs them).
+    let (status, ct, bytes) = get_bytes(&server, "log/entries?start=0&end=4");
+    assert_eq!((status, ct.as_str()), (200, "application/octet-stream"));
+    let log = Log::decode(&bytes).unwrap();
+    log.check_heads(&head1, &head2).unwrap();
+    log.check_head(&head2).unwrap();
+    for t in [&t0, &t1, &t2] {
+        log.check_ticket(t, &head2).unwrap();
+    }
+    // Bad input: problem+json with a stable code.
+    for (path, status, want) in [
+        ("log/inclusion?ticket=zz", 400, "log_query_invalid"),
+        ("log/inclusion", 400, "log_query_invalid"),
+        (&*format!("log/inclusion?ticket={}", "00".repeat(32)), 403, "ticket_not_logged"),
+        ("log/consistency?first=0&second=1", 400, "log_query_invalid"),
+        ("log/consistency?first=2&second=99", 400, "log_query_invalid"),
+        ("log/consistency?first=x&second=1", 400, "log_query_invalid"),
+        ("log/entries?start=5&end=1", 400, "log_query_invalid"),
+        ("log/entries?start=0&end=70000", 400, "log_query_invalid"),
+        ("log/nothing", 404, "not_found"),
+    ] {
+        let (s, ct, body) = get_bytes(&server, path);
+        assert_eq!((s, ct.as_str(), code(&body).as_str()), (status, "application/problem+json", want), "{path}");
+    }
+    // After a restart the latest head is the stored one.
+    server.stop().unwrap();
+    let server = start(&files);
+    let (_, _, der) = get_bytes(&server, "log/head");
+    assert_eq!(TreeHead::open(p(), &der, &cert).unwrap(), head2);
+}
+
+/// The demo's configuration with the log on, and `extra` in `[gatekeeper]`.
+fn with_log(dir: &std::path::Path, files: &DemoFiles, extra: &str) {
+    ekg_server::demo::write_secret(&dir.join("log.salt"), hex::encode(SALT).as_bytes()).unwrap();
+    let config = std::fs::read_to_string(&files.config).unwrap();
+    let section = format!("[gatekeeper]\nlog_salt = \"log.salt\"\n{extra}");
+    std::fs::write(&files.config, config.replacen("[gatekeeper]\n", &section, 1)).unwrap();
+}
+
+#[test]
+fn the_timer_signs_and_stores_a_head_once_the_log_grew_and_the_interval_is_bounded() {
+    let dir = fresh_dir("issuance-log-timer");
+    let files = demo(&dir, "");
+    with_log(&dir, &files, "log_head_interval_secs = 1\n");
+    let server = start(&files);
+    issue(&server, &files, 1);
+    let db =
+        rusqlite::Connection::open_with_flags(dir.join("ekg.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let heads = || -> Vec<i64> {
+        let mut q = db.prepare("SELECT size FROM ekg_log_head ORDER BY id").unwrap();
+        q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    // Nobody asks for a head: the timer signs one within a few sweeps (bounded wait).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while heads().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(heads().first(), Some(&1), "a head of the one entry, signed by the timer");
+    // An unchanged log is not signed again.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(heads(), [1]);
+    server.stop().unwrap();
+    for bad in ["0", "86401"] {
+        let files = demo(&dir, "");
+        with_log(&dir, &files, &format!("log_head_interval_secs = {bad}\n"));
+        let e = ekg_server::config::load(&files.config).expect_err(bad);
+        assert!(e.to_string().contains("gatekeeper.log_head_interval_secs"), "{e}");
+    }
+}

@@ -127,6 +127,14 @@ pub struct GatekeeperSection {
     /// issuance and release appends an entry to the log (`docs/protocol.md` §10).
     #[serde(default)]
     pub log_salt: Option<PathBuf>,
+    /// Seconds between two tree heads signed by the timer (1 to 86400; a head is signed only
+    /// if the log grew).
+    #[serde(default = "default_head_interval")]
+    pub log_head_interval_secs: u64,
+}
+
+fn default_head_interval() -> u64 {
+    crate::log::DEFAULT_HEAD_INTERVAL_SECS
 }
 
 /// `[[sender]]`: a sender rule.
@@ -353,6 +361,8 @@ pub struct Settings {
     pub certificates: crate::certificates::CertificateSettings,
     /// The issuance log's salt, if the gatekeeper keeps a log.
     pub log_salt: Option<ekg_core::audit::LogSalt>,
+    /// Seconds between two signed heads of the log.
+    pub log_head_interval_secs: u64,
 }
 
 /// Reads a file of at most [`MAX_FILE_LEN`] bytes.
@@ -490,6 +500,9 @@ impl FileConfig {
             reload: std::sync::Arc::default(),
         };
         let storage_key = storage_key(&read_storage_key(&at(&g.storage_key), &g.storage_key)?)?;
+        if !crate::log::HEAD_INTERVAL_SECS.contains(&g.log_head_interval_secs) {
+            return bad("gatekeeper.log_head_interval_secs", "1 to 86400 seconds");
+        }
         let log_salt =
             g.log_salt.as_ref().map(|p| log_salt(&read_secret(&at(p), "gatekeeper.log_salt")?)).transpose()?;
 
@@ -583,6 +596,7 @@ impl FileConfig {
             clock: std::sync::Arc::default(),
             certificates,
             log_salt,
+            log_head_interval_secs: g.log_head_interval_secs,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! a `DELETE`. On PostgreSQL, `ekg_log_size` is the log's one-row counter: an appending
 //! transaction takes its row lock, so concurrent appends get consecutive indexes in commit
 //! order (and wait for each other's commit: the price of a dense, ordered log).
+//! `ekg_log_head` keeps the tree heads the gatekeeper signed, newest last.
 
 /// Version 4 on SQLite.
 pub const SQLITE_V4: &str = "
@@ -16,6 +17,11 @@ CREATE TRIGGER ekg_log_no_update BEFORE UPDATE ON ekg_log
     BEGIN SELECT RAISE(ABORT, 'the issuance log is append-only'); END;
 CREATE TRIGGER ekg_log_no_delete BEFORE DELETE ON ekg_log
     BEGIN SELECT RAISE(ABORT, 'the issuance log is append-only'); END;
+CREATE TABLE ekg_log_head (
+    id INTEGER PRIMARY KEY,
+    size INTEGER NOT NULL,
+    head BLOB NOT NULL
+);
 ";
 
 /// Appends one entry after the last (inside the append's transaction).
@@ -35,6 +41,11 @@ CREATE TABLE ekg_log_size (
     size BIGINT NOT NULL
 );
 INSERT INTO ekg_log_size (one, size) VALUES (TRUE, 0);
+CREATE TABLE ekg_log_head (
+    id BIGSERIAL PRIMARY KEY,
+    size BIGINT NOT NULL,
+    head BYTEA NOT NULL
+);
 CREATE FUNCTION ekg_log_refuse() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'the issuance log is append-only';
@@ -68,6 +79,12 @@ pub const RANGE: &str = "SELECT entry FROM ekg_log WHERE idx >= $1 AND idx < $2 
 
 /// The log's size (both engines).
 pub const SIZE: &str = "SELECT COALESCE(MAX(idx) + 1, 0) FROM ekg_log";
+
+/// Stores a signed head (both engines).
+pub const PUT_HEAD: &str = "INSERT INTO ekg_log_head (size, head) VALUES ($1, $2)";
+
+/// The latest signed head (both engines).
+pub const LATEST_HEAD: &str = "SELECT head FROM ekg_log_head ORDER BY id DESC LIMIT 1";
 
 /// Most entries one read returns (a caller pages through a larger range).
 pub const MAX_RANGE: u64 = 1 << 16;

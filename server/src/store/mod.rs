@@ -103,6 +103,24 @@ impl AnyStore {
         }
     }
 
+    /// Stores a signed head of the log, of `size` entries (memory: nothing is kept).
+    pub fn put_head(&mut self, size: u64, head: &[u8]) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.put_head(size, head),
+            AnyStore::Postgres(s) => s.put_head(size, head),
+            AnyStore::Memory(_) => Ok(()),
+        }
+    }
+
+    /// The latest signed head stored, if any.
+    pub fn latest_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.latest_head(),
+            AnyStore::Postgres(s) => s.latest_head(),
+            AnyStore::Memory(_) => Ok(None),
+        }
+    }
+
     /// Checks the store answers now: a read and a write (`/healthz`).
     pub fn probe(&mut self) -> Result<(), StoreError> {
         match self {

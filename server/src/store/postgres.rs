@@ -206,6 +206,19 @@ impl PostgresStore {
         })
     }
 
+    /// Stores a signed head of the log, of `size` entries.
+    pub fn put_head(&mut self, size: u64, head: &[u8]) -> Result<(), StoreError> {
+        let size = i64::try_from(size).map_err(|_| StoreError("log size out of range".into()))?;
+        self.with(|c| c.client.execute(super::log::PUT_HEAD, &[&size, &head]).map(drop).map_err(pg))
+    }
+
+    /// The latest signed head, if any.
+    pub fn latest_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            c.client.query_opt(super::log::LATEST_HEAD, &[]).map_err(pg)?.map(|r| r.try_get(0).map_err(pg)).transpose()
+        })
+    }
+
     /// Every record in the database, key by key (checks and tests).
     pub fn records(&mut self) -> Result<Vec<Record<Concrete>>, StoreError> {
         self.with(|c| {

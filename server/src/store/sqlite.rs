@@ -244,6 +244,24 @@ impl SqliteStore {
         })
     }
 
+    /// Stores a signed head of the log, of `size` entries (on the write connection).
+    pub fn put_head(&self, size: u64, head: &[u8]) -> Result<(), StoreError> {
+        let size = i64::try_from(size).map_err(|_| err("log size out of range"))?;
+        let mut w = self.shared.writer.lock().map_err(|_| poisoned())?;
+        // Between groups: the connection is back in its place whenever the lock is held and no
+        // group is being written.
+        while w.leading {
+            w = self.shared.committed.wait(w).map_err(|_| poisoned())?;
+        }
+        let conn = w.conn.as_mut().ok_or_else(|| err("the write connection is busy"))?;
+        conn.execute(super::log::PUT_HEAD, params![size, head]).map(drop).map_err(err)
+    }
+
+    /// The latest signed head, if any.
+    pub fn latest_head(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| c.query_row(super::log::LATEST_HEAD, [], |r| r.get(0)).optional().map_err(err))
+    }
+
     /// Keys held (pending or retained) that answered a request of `sender` (the quota).
     pub fn held_of(&self, sender: &str) -> Result<u64, StoreError> {
         self.read(|c| {

@@ -169,3 +169,16 @@ impl Decision<Concrete> for Unwrappable {
             .collect()
     }
 }
+
+impl GatekeeperCrypto {
+    /// Signs a head of the issuance log with the gatekeeper's ticket key and certificate
+    /// (`docs/protocol.md` §10.3).
+    pub fn sign_tree_head(&self, head: &crate::audit::TreeHead, rng: &mut dyn CryptoRng) -> Result<Vec<u8>> {
+        head.sign(self.provider, &self.credential, rng)
+    }
+
+    /// Opens a head this gatekeeper's current certificate signed (A2 against it alone).
+    pub fn open_own_tree_head(&self, der: &[u8]) -> Result<crate::audit::TreeHead> {
+        crate::audit::TreeHead::open(self.provider, der, &[self.credential.certificate_der().to_vec()])
+    }
+}
