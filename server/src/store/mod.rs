@@ -4,6 +4,7 @@
 //! [`PostgresStore`] is shared by several instances; `memory` keeps nothing past the process.
 //! [`AnyStore`] picks one from the configuration's `database`.
 
+pub mod identity;
 mod log;
 mod plan;
 mod postgres;
@@ -14,8 +15,8 @@ mod v2;
 use ekg_core::UnixTime;
 use ekg_core::ids::{KeyId, RequestId, WrappedKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LoadedKey, MemoryStore, Record, Store, StoreError};
-pub use log::MAX_RANGE as MAX_LOG_RANGE;
 pub use postgres::{PostgresStore, SESSION_TIMEOUTS};
+pub use log::MAX_RANGE as MAX_LOG_RANGE;
 pub use sqlite::SqliteStore;
 
 /// The store a server runs on: a handle; clones share the store (one per request thread).
@@ -118,6 +119,24 @@ impl AnyStore {
             AnyStore::Sqlite(s) => s.latest_head(),
             AnyStore::Postgres(s) => s.latest_head(),
             AnyStore::Memory(_) => Ok(None),
+        }
+    }
+
+    /// The store's identity (`None`: none yet, or the memory store).
+    pub fn identity(&mut self) -> Result<Option<identity::Identity>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.identity(),
+            AnyStore::Postgres(s) => s.identity(),
+            AnyStore::Memory(_) => Ok(None),
+        }
+    }
+
+    /// Sets the identity if there is none, else raises its generation ([`identity`]).
+    pub fn advance_generation(&mut self, store_id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.advance_generation(store_id),
+            AnyStore::Postgres(s) => s.advance_generation(store_id),
+            AnyStore::Memory(_) => Err(StoreError("the memory store has no identity".into())),
         }
     }
 
