@@ -66,7 +66,7 @@ fn empty_postgres(url: &Option<String>, same_cert: bool) -> Option<PostgresStore
     let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
     admin
         .batch_execute(
-            "DROP TABLE IF EXISTS ekg_key, ekg_record, ekg_request, ekg_schema, ekg_log, ekg_log_size CASCADE",
+            "DROP TABLE IF EXISTS ekg_key, ekg_record, ekg_request, ekg_schema, ekg_log, ekg_log_size, ekg_log_head CASCADE",
         )
         .unwrap();
     admin.batch_execute("DROP FUNCTION IF EXISTS ekg_append, ekg_log_append, ekg_log_refuse CASCADE").unwrap();

@@ -15,8 +15,8 @@ mod v2;
 use ekg_core::UnixTime;
 use ekg_core::ids::{KeyId, RequestId, WrappedKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LoadedKey, MemoryStore, Record, Store, StoreError};
-pub use postgres::{PostgresStore, SESSION_TIMEOUTS};
 pub use log::MAX_RANGE as MAX_LOG_RANGE;
+pub use postgres::{PostgresStore, SESSION_TIMEOUTS};
 pub use sqlite::SqliteStore;
 
 /// The store a server runs on: a handle; clones share the store (one per request thread).
