@@ -9,6 +9,19 @@ use serde::{Deserialize, Serialize};
 pub const KEY_REQUEST: &str = "key-request";
 /// The path, below the gatekeeper's URI, that takes release requests.
 pub const RELEASE_REQUEST: &str = "release-request";
+/// The issuance log's latest signed tree head (`GET`, `application/cms`; §10.3).
+pub const LOG_HEAD: &str = "log/head";
+/// A ticket's inclusion proof (`GET ?ticket=HEX`, `application/json`; §10.8).
+pub const LOG_INCLUSION: &str = "log/inclusion";
+/// A consistency proof between two sizes (`GET ?first=N&second=M`, `application/json`).
+pub const LOG_CONSISTENCY: &str = "log/consistency";
+/// The log's entries `[start, end)` back to back, as a log file (§10.2)
+/// (`GET ?start=N&end=M`, at most 65 536 entries, `application/octet-stream`).
+pub const LOG_ENTRIES: &str = "log/entries";
+/// Media type of the log's entries.
+pub const MEDIA_OCTETS: &str = "application/octet-stream";
+/// Media type of the log's proofs.
+pub const MEDIA_JSON: &str = "application/json";
 /// Health: `200 ok` while the store answers.
 pub const HEALTHZ: &str = "/healthz";
 /// Prometheus metrics (OpenMetrics text).
@@ -227,6 +240,9 @@ pub mod http_codes {
     /// nothing was recorded; the same request may succeed once some of its keys are released
     /// or expire (429, `Retry-After`).
     pub const SENDER_QUOTA_EXCEEDED: &str = "sender_quota_exceeded";
+    /// A query of the issuance log's routes that is missing, not a number or a 64-digit hex
+    /// hash, or out of the log's range: 400.
+    pub const LOG_QUERY_INVALID: &str = "log_query_invalid";
     /// Test mode: the `Host` header is not a loopback name: 403.
     pub const HOST_NOT_ALLOWED: &str = "host_not_allowed";
     /// Test mode: a browser's cross-origin request (an `Origin` header): 403.
@@ -248,6 +264,7 @@ pub mod http_codes {
         (SENDER_QUOTA_EXCEEDED, 429),
         (HOST_NOT_ALLOWED, 403),
         (CROSS_ORIGIN_REFUSED, 403),
+        (LOG_QUERY_INVALID, 400),
     ];
 }
 

@@ -34,6 +34,8 @@ pub struct Routes {
     service: Arc<Service>,
     key_request: String,
     release_request: String,
+    /// `{base}log/`: the issuance log's routes.
+    log: String,
     body_timeout: Duration,
     request_deadline: Duration,
     /// One count of the keys held at a time (a query on a blocking thread, with a database
@@ -67,6 +69,7 @@ impl Routes {
         Routes {
             key_request: format!("{base}{}", binding::KEY_REQUEST),
             release_request: format!("{base}{}", binding::RELEASE_REQUEST),
+            log: format!("{base}log/"),
             service,
             body_timeout,
             request_deadline,
@@ -87,6 +90,8 @@ impl Routes {
             ("key_request", self.protocol(req, Endpoint::KeyRequest).await)
         } else if path == self.release_request {
             ("release_request", self.protocol(req, Endpoint::ReleaseRequest).await)
+        } else if let Some(route) = path.strip_prefix(&self.log) {
+            ("log", self.log(req.method(), route, req.uri().query().unwrap_or("")).await)
         } else if path == binding::HEALTHZ {
             ("healthz", self.healthz(req.method()).await)
         } else if path == binding::METRICS {
@@ -107,6 +112,73 @@ impl Routes {
             tracing::info!(endpoint = label, status, code, peer = ?peer.map(|p| p.ip()), "refused");
         }
         Ok(answer)
+    }
+
+    /// The issuance log's routes (`docs/protocol.md` §10.8): the latest head, a ticket's
+    /// inclusion proof, a consistency proof.
+    async fn log(&self, method: &Method, route: &str, query: &str) -> Answer {
+        if method != Method::GET {
+            return not_allowed("GET");
+        }
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).unwrap_or("")
+        };
+        let invalid = |detail: &str| problem(&Problem::http(http_codes::LOG_QUERY_INVALID, detail));
+        let answer = match format!("log/{route}").as_str() {
+            binding::LOG_HEAD => self
+                .service
+                .on_log(|log, gk, now| log.head(gk, now))
+                .await
+                .map(|r| r.map(|der| (binding::MEDIA_CMS, der))),
+            binding::LOG_INCLUSION => {
+                let Some(ticket) =
+                    hex::decode(param("ticket")).ok().and_then(|b| ekg_core::ids::Digest::from_slice(&b))
+                else {
+                    return invalid("ticket: the ticket's SHA-256, 64 hex digits");
+                };
+                self.service
+                    .on_log(move |log, gk, now| log.inclusion(gk, ticket, now))
+                    .await
+                    .map(|r| r.map(|a| (binding::MEDIA_JSON, serde_json::to_vec(&a).unwrap_or_default())))
+            }
+            binding::LOG_ENTRIES => {
+                let (Ok(start), Ok(end)) = (param("start").parse::<u64>(), param("end").parse::<u64>()) else {
+                    return invalid("start and end: entry indexes, decimal");
+                };
+                if start > end || end - start > crate::store::MAX_LOG_RANGE {
+                    return invalid(&format!("need start <= end <= start + {}", crate::store::MAX_LOG_RANGE));
+                }
+                self.service
+                    .on_log(move |_, gk, _| {
+                        gk.store_mut()
+                            .log_entries(start, end)
+                            .map(|e| (binding::MEDIA_OCTETS, e.concat()))
+                            .map_err(|e| ekg_core::Error::new(ekg_core::Rejection::StorageFailed, e.0))
+                    })
+                    .await
+            }
+            binding::LOG_CONSISTENCY => {
+                let (Ok(first), Ok(second)) = (param("first").parse::<u64>(), param("second").parse::<u64>()) else {
+                    return invalid("first and second: tree sizes, decimal");
+                };
+                match self.service.on_log(move |log, gk, _| log.consistency(gk, first, second)).await {
+                    Some(Ok(Err(detail))) => return invalid(&detail),
+                    Some(Ok(Ok(a))) => Some(Ok((binding::MEDIA_JSON, serde_json::to_vec(&a).unwrap_or_default()))),
+                    Some(Err(e)) => Some(Err(e)),
+                    None => None,
+                }
+            }
+            _ => return problem(&Problem::http(http_codes::NOT_FOUND, format!("no log resource {route}"))),
+        };
+        match answer {
+            None => problem(&Problem::http(http_codes::NOT_FOUND, "this gatekeeper keeps no issuance log")),
+            Some(Ok((media, body))) => {
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(media));
+                r
+            }
+            Some(Err(e)) => problem(&Problem::of(&e)),
+        }
     }
 
     /// 200 only if the store answers a read and a write now (`Service::probe`), else 503.

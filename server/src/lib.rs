@@ -23,6 +23,7 @@ pub mod demo;
 pub mod files;
 pub mod http;
 pub mod listener;
+pub mod log;
 pub mod metrics;
 pub mod service;
 pub mod store;
@@ -184,9 +185,14 @@ pub async fn run(
     let (provider, config, credential, storage_key, database) =
         (settings.provider, settings.gatekeeper, settings.credential, settings.storage_keys, settings.database);
     let (identity, adopt) = (settings.store_identity, settings.adopt_store);
+    let log_salt = settings.log_salt;
     let (gatekeeper, generations) = tokio::task::spawn_blocking(move || {
         let (store, generations) = open_owned_store(&database, config.ledger_config(), identity.as_deref(), adopt)?;
         let gk = Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)?;
+        let gk = match log_salt {
+            Some(salt) => gk.with_log(salt),
+            None => gk,
+        };
         Ok::<_, ServeError>((gk, generations))
     })
     .await
@@ -204,7 +210,8 @@ pub async fn run(
     watch.observe();
     let service = Arc::new(
         service::Service::new(gatekeeper, workers, Arc::clone(&metrics), clock)
-            .with_sender_quota(settings.max_held_per_sender),
+            .with_sender_quota(settings.max_held_per_sender)
+            .with_log_heads(settings.log_head_interval_secs),
     );
     service.count_held().await;
     let listener =

@@ -41,6 +41,11 @@ pub struct Service {
     pub clock: Arc<Clock>,
     /// Most keys held for one sender's requests (0: no quota).
     sender_quota: u64,
+    /// The issuance log's tree and heads, if the gatekeeper keeps a log, and the seconds
+    /// between two heads signed by the timer.
+    log: Option<(Arc<crate::log::IssuanceLog>, u64)>,
+    /// When the timer last signed a head (seconds, the service's clock).
+    last_head: AtomicU64,
 }
 
 /// A key request over its sender's quota: `held` keys held for it, at most `limit`.
@@ -105,7 +110,7 @@ impl Clock {
 }
 
 /// A fresh RNG for one request, seeded from the operating system.
-fn request_rng() -> Result<ChaCha20Rng, Error> {
+pub(crate) fn request_rng() -> Result<ChaCha20Rng, Error> {
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     getrandom::fill(seed.as_mut_slice()).map_err(|e| Error::new(Rejection::CryptoFailure, format!("OS RNG: {e}")))?;
     Ok(ChaCha20Rng::from_seed(*seed))
@@ -125,7 +130,29 @@ impl Service {
             seen_trips: AtomicU64::new(0),
             clock,
             sender_quota: 0,
+            log: None,
+            last_head: AtomicU64::new(0),
         }
+    }
+
+    /// Serves the issuance log and signs a head of it every `interval_secs` (if it grew), when
+    /// the gatekeeper keeps one.
+    pub fn with_log_heads(mut self, interval_secs: u64) -> Service {
+        if self.prototype.logs() {
+            self.log = Some((Arc::default(), interval_secs));
+        }
+        self
+    }
+
+    /// Runs `f` with the issuance log on a worker; `None` if the gatekeeper keeps no log.
+    pub async fn on_log<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&crate::log::IssuanceLog, &mut Gatekeeper<AnyStore>, UnixTime) -> Result<T, Error> + Send + 'static,
+    ) -> Option<Result<T, Error>> {
+        let (log, _) = self.log.as_ref()?;
+        let log = Arc::clone(log);
+        let now = self.clock.now();
+        Some(self.on_worker(None, move |gk| f(&log, gk, now)).await)
     }
 
     /// At most `limit` keys held for one sender's requests (0: no quota): a key request past
@@ -266,6 +293,14 @@ impl Service {
             }
             let now = self.clock.now();
             let _ = self.on_worker(None, move |gk| gk.handle_timeout(now)).await;
+            if let Some((_, interval)) = &self.log
+                && now.secs() >= self.last_head.load(Ordering::Relaxed).saturating_add(*interval)
+            {
+                self.last_head.store(now.secs(), Ordering::Relaxed);
+                if let Some(Err(e)) = self.on_log(|log, gk, now| log.sign(gk, now, false)).await {
+                    tracing::warn!(code = e.code(), "signing a head of the issuance log failed");
+                }
+            }
         }
     }
 }

@@ -64,8 +64,12 @@ fn config(same_cert: bool) -> LedgerConfig {
 fn empty_postgres(url: &Option<String>, same_cert: bool) -> Option<PostgresStore> {
     let url = url.as_ref()?;
     let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    admin.batch_execute("DROP TABLE IF EXISTS ekg_key, ekg_record, ekg_request, ekg_schema CASCADE").unwrap();
-    admin.batch_execute("DROP FUNCTION IF EXISTS ekg_append").unwrap();
+    admin
+        .batch_execute(
+            "DROP TABLE IF EXISTS ekg_key, ekg_record, ekg_request, ekg_schema, ekg_log, ekg_log_size, ekg_log_head CASCADE",
+        )
+        .unwrap();
+    admin.batch_execute("DROP FUNCTION IF EXISTS ekg_append, ekg_log_append, ekg_log_refuse CASCADE").unwrap();
     Some(PostgresStore::connect(url, config(same_cert)).unwrap())
 }
 
@@ -253,7 +257,7 @@ fn the_schema_migrates_once_and_a_newer_one_is_refused() {
             Ok(q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect())
         })
         .unwrap();
-    assert_eq!(versions, [1, 2, 3], "each migration is applied once");
+    assert_eq!(versions, [1, 2, 3, 4], "each migration is applied once");
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO ekg_schema (version) VALUES (99)", []).unwrap();
@@ -333,7 +337,7 @@ fn a_sqlite_database_of_the_previous_release_migrates_with_every_key_kept() {
     // Written under `same_certificate` with a day's retention (its last run's configuration).
     let config = LedgerConfig { retention_secs: 86_400, ..LedgerConfig::default() };
     let mut store = SqliteStore::open(&path, config).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), ekg_server::store::schema::VERSION);
     let records = store.records().unwrap();
     assert_eq!(migrated(&records, config), before, "every key's state survives the migration");
     // Each answered request is still refused as a duplicate (V14), and the indexes are filled:
@@ -370,7 +374,7 @@ fn a_postgres_database_of_the_previous_release_migrates_with_every_key_kept() {
     assert_eq!(before.len(), 3);
     let config = LedgerConfig::default();
     let mut store = PostgresStore::connect(&url, config).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), ekg_server::store::schema::VERSION);
     let after: BTreeMap<Vec<u8>, (bool, i64)> = migrated(&store.records().unwrap(), config)
         .into_iter()
         .map(|(k, v)| (k, (v.live, v.deliveries.values().map(|d| d.1).sum())))

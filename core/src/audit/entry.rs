@@ -134,16 +134,22 @@ impl LogEntry {
         recipient_count: usize,
         delivered_to: &EmailAddress,
     ) -> Result<Self> {
+        LogEntry::release_hashed(salt, time, key_id, ticket_hash(ticket_der), recipient_count, delivered_to)
+    }
+
+    /// As [`LogEntry::release`], with the ticket's hash already known (a verified ticket
+    /// carries it).
+    pub fn release_hashed(
+        salt: &LogSalt,
+        time: UnixTime,
+        key_id: KeyId,
+        ticket_hash: Digest,
+        recipient_count: usize,
+        delivered_to: &EmailAddress,
+    ) -> Result<Self> {
         let recipient_count = count(recipient_count)?;
-        LogEntry {
-            kind: EntryKind::Release,
-            time,
-            key_id,
-            ticket_hash: ticket_hash(ticket_der),
-            recipient_count,
-            address_commitments: vec![],
-        }
-        .with_commitments(vec![salt.commit(delivered_to)])
+        LogEntry { kind: EntryKind::Release, time, key_id, ticket_hash, recipient_count, address_commitments: vec![] }
+            .with_commitments(vec![salt.commit(delivered_to)])
     }
 
     fn with_commitments(mut self, mut commitments: Vec<Digest>) -> Result<Self> {

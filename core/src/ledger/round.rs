@@ -50,6 +50,13 @@ pub trait Decision<T: LedgerTypes> {
         draw: &mut dyn KeyDraw<T, Key = Self::Key>,
         now: UnixTime,
     ) -> Result<Decided<T, Self::Payload>>;
+    /// The issuance-log entries (encoded) that `decided` appends in its batch: none unless
+    /// the gatekeeper keeps a log (`crate::audit`).
+    fn log(&self, decided: &Decided<T, Self::Payload>) -> Result<Vec<Vec<u8>>> {
+        let _ = decided;
+        Ok(Vec::new())
+    }
+
     /// The decision lost its race: `decided` was not written (an issuance keeps its key for
     /// the next attempt).
     fn lost(&mut self, decided: Decided<T, Self::Payload>) {
@@ -111,7 +118,7 @@ impl<T: LedgerTypes> View<T> {
                 held: state.is_some_and(|s| !matches!(s, KeyState::Destroyed(_))),
             });
         }
-        Ok(Batch { records: records.to_vec(), keys })
+        Ok(Batch { records: records.to_vec(), keys, log: Vec::new() })
     }
 }
 
@@ -207,12 +214,18 @@ impl<T: LedgerTypes, D: Decision<T>> Round<T, D> {
             Ok(d) => d,
             Err(e) => return Step::Done(Err(e)),
         };
-        if decided.records().is_empty() {
-            // Nothing to make durable (a gateway's fetch, nothing due): committed as read.
+        let log = match self.decision.log(&decided) {
+            Ok(log) => log,
+            Err(e) => return Step::Done(Err(e)),
+        };
+        if decided.records().is_empty() && log.is_empty() {
+            // Nothing to make durable (a gateway's fetch unlogged, nothing due): committed
+            // as read.
             return Step::Done(Ok(Committed::new(decided.into_payload())));
         }
         match view.batch(decided.records()) {
-            Ok(batch) => {
+            Ok(mut batch) => {
+                batch.log = log;
                 self.written = Some(Written { batch, decided });
                 Step::Again
             }

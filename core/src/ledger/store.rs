@@ -72,6 +72,10 @@ pub struct Batch<T: LedgerTypes> {
     pub records: Vec<Record<T>>,
     /// Every key the records touch, once, with the version read.
     pub keys: Vec<KeyChange<T>>,
+    /// Entries of the issuance log (`crate::audit::LogEntry`, encoded) to append in the same
+    /// atomic write, after every entry already logged, in this order: the log holds an entry
+    /// exactly when the records it describes are durable (`docs/protocol.md` §10.1).
+    pub log: Vec<Vec<u8>>,
 }
 
 /// Where the gatekeeper makes its records durable, read key by key.
@@ -84,7 +88,9 @@ pub struct Batch<T: LedgerTypes> {
 ///   once every record of it would survive a crash, if for every key it touches the key is
 ///   still at the version read ([`Version::ABSENT`]: still unknown) and no request an
 ///   `Issued` record of it answers is recorded; otherwise it writes nothing and returns
-///   `Ok(false)`. It is linearizable: of two appends conditioned on one key's version, at most
+///   `Ok(false)`. The batch's log entries are appended in the same atomic write, after every
+///   entry appended before (the log's leaf indexes are dense and never reused). It is
+///   linearizable: of two appends conditioned on one key's version, at most
 ///   one succeeds.
 /// - A store may compact: a `Destroyed` record replaces the key's earlier records (the key
 ///   itself is gone from the store), and `Purged` removes the key and its request.
@@ -134,11 +140,12 @@ pub struct MemoryState<T: LedgerTypes> {
     requests: BTreeMap<T::RequestId, T::KeyId>,
     failing: bool,
     appends: u64,
+    log: Vec<Vec<u8>>,
 }
 
 impl<T: LedgerTypes> Default for MemoryState<T> {
     fn default() -> Self {
-        MemoryState { keys: BTreeMap::new(), requests: BTreeMap::new(), failing: false, appends: 0 }
+        MemoryState { keys: BTreeMap::new(), requests: BTreeMap::new(), failing: false, appends: 0, log: Vec::new() }
     }
 }
 
@@ -224,6 +231,11 @@ impl<T: LedgerTypes> MemoryStore<T> {
         Ledger::recover(config, self.records().iter())
     }
 
+    /// The issuance log's entries, oldest first (encoded).
+    pub fn log(&self) -> Vec<Vec<u8>> {
+        self.inner.lock().map(|s| s.log.clone()).unwrap_or_default()
+    }
+
     /// Records held for one key.
     pub fn records_of(&self, key_id: &T::KeyId) -> Vec<Record<T>> {
         self.inner.lock().ok().and_then(|s| s.keys.get(key_id).map(|k| k.records.clone())).unwrap_or_default()
@@ -249,6 +261,11 @@ impl<T: LedgerTypes> MemoryState<T> {
     /// Successful appends so far.
     pub fn appends(&self) -> u64 {
         self.appends
+    }
+
+    /// The issuance log's entries, oldest first (encoded).
+    pub fn log(&self) -> &[Vec<u8>] {
+        &self.log
     }
 
     /// Whether appends fail.
@@ -337,6 +354,7 @@ impl<T: LedgerTypes> MemoryState<T> {
                 }
             }
         }
+        self.log.extend(batch.log.iter().cloned());
         self.appends += 1;
         Ok(true)
     }

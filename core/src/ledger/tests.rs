@@ -66,7 +66,9 @@ fn commit<P>(ledger: &mut Ledger<Sym>, store: &mut MemoryStore<Sym>, decided: De
             held: state.is_some_and(|s| !matches!(s, KeyState::Destroyed(_))),
         });
     }
-    if !records.is_empty() && !store.append_if_unchanged(&Batch { records, keys }).map_err(round::storage_failed)? {
+    if !records.is_empty()
+        && !store.append_if_unchanged(&Batch { records, keys, log: Vec::new() }).map_err(round::storage_failed)?
+    {
         return Err(reject(Rejection::StorageFailed, "changed meanwhile"));
     }
     *ledger = after;

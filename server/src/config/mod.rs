@@ -150,6 +150,18 @@ pub struct GatekeeperSection {
     /// Seconds between two readings of the `[[crl]]` files.
     #[serde(default = "default_crl_refresh")]
     pub crl_refresh_secs: u64,
+    /// The issuance log's salt file (64 hex digits, mode 0600 or stricter): with it, every
+    /// issuance and release appends an entry to the log (`docs/protocol.md` §10).
+    #[serde(default)]
+    pub log_salt: Option<PathBuf>,
+    /// Seconds between two tree heads signed by the timer (1 to 86400; a head is signed only
+    /// if the log grew).
+    #[serde(default = "default_head_interval")]
+    pub log_head_interval_secs: u64,
+}
+
+fn default_head_interval() -> u64 {
+    crate::log::DEFAULT_HEAD_INTERVAL_SECS
 }
 
 /// `[[sender]]`: a sender rule.
@@ -252,6 +264,10 @@ pub struct Settings {
     pub clock: std::sync::Arc<crate::service::Clock>,
     /// The CRL files to re-read, and the renewal warning.
     pub certificates: crate::certificates::CertificateSettings,
+    /// The issuance log's salt, if the gatekeeper keeps a log.
+    pub log_salt: Option<ekg_core::audit::LogSalt>,
+    /// Seconds between two signed heads of the log.
+    pub log_head_interval_secs: u64,
 }
 
 /// Reads a file of at most [`MAX_FILE_LEN`] bytes.
@@ -431,6 +447,11 @@ impl FileConfig {
                 );
             }
         };
+        if !crate::log::HEAD_INTERVAL_SECS.contains(&g.log_head_interval_secs) {
+            return bad("gatekeeper.log_head_interval_secs", "1 to 86400 seconds");
+        }
+        let log_salt =
+            g.log_salt.as_ref().map(|p| log_salt(&read_secret(&at(p), "gatekeeper.log_salt")?)).transpose()?;
 
         let s = &self.server;
         let listen: SocketAddr = s.listen.parse().or_else(|_| bad("server.listen", "an IP address and port"))?;
@@ -519,6 +540,8 @@ impl FileConfig {
             store_generation: std::time::Duration::from_secs(s.store_generation_secs),
             clock: std::sync::Arc::default(),
             certificates,
+            log_salt,
+            log_head_interval_secs: g.log_head_interval_secs,
         })
     }
 }
@@ -558,6 +581,15 @@ fn storage_key(bytes: &[u8]) -> Result<StorageKey, ConfigError> {
     hex::decode_to_slice(text.trim(), key.as_mut_slice())
         .or_else(|_| bad("gatekeeper.storage_key", "64 hex digits"))?;
     StorageKey::from_slice(key.as_slice()).map_or_else(|| bad("gatekeeper.storage_key", "64 hex digits"), Ok)
+}
+
+/// The log salt: 64 hex digits (surrounding white space ignored).
+fn log_salt(bytes: &[u8]) -> Result<ekg_core::audit::LogSalt, ConfigError> {
+    const FIELD: &str = "gatekeeper.log_salt";
+    let text = std::str::from_utf8(bytes).or_else(|_| bad(FIELD, "64 hex digits"))?;
+    let mut salt = Zeroizing::new([0u8; ekg_core::audit::entry::LOG_SALT_LEN]);
+    hex::decode_to_slice(text.trim(), salt.as_mut_slice()).or_else(|_| bad(FIELD, "64 hex digits"))?;
+    Ok(ekg_core::audit::LogSalt::from_bytes(*salt))
 }
 
 /// Reads and checks the configuration at `path`.

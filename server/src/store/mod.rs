@@ -5,6 +5,7 @@
 //! [`AnyStore`] picks one from the configuration's `database`.
 
 pub mod identity;
+mod log;
 mod plan;
 mod postgres;
 pub mod schema;
@@ -14,6 +15,7 @@ mod v2;
 use ekg_core::UnixTime;
 use ekg_core::ids::{KeyId, RequestId, StoredKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LoadedKey, MemoryStore, Record, Store, StoreError};
+pub use log::MAX_RANGE as MAX_LOG_RANGE;
 pub use postgres::{PostgresStore, SESSION_TIMEOUTS};
 pub use sqlite::SqliteStore;
 
@@ -75,6 +77,48 @@ impl AnyStore {
                     .collect();
                 Ok(keys.iter().filter(|k| !destroyed.contains(k)).count() as u64)
             }
+        }
+    }
+
+    /// The issuance log's size: entries appended so far (`docs/protocol.md` §10).
+    pub fn log_size(&mut self) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.log_size(),
+            AnyStore::Postgres(s) => s.log_size(),
+            AnyStore::Memory(s) => Ok(s.log().len() as u64),
+        }
+    }
+
+    /// The issuance log's entries `[start, end)` in order (encoded), at most
+    /// [`MAX_LOG_RANGE`]; fewer if the log is shorter.
+    pub fn log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.log_entries(start, end),
+            AnyStore::Postgres(s) => s.log_entries(start, end),
+            AnyStore::Memory(s) => {
+                let (a, b) = log::bounds(start, end)?;
+                let log = s.log();
+                let (a, b) = (usize::try_from(a).unwrap_or(usize::MAX), usize::try_from(b).unwrap_or(usize::MAX));
+                Ok(log.get(a.min(log.len())..b.min(log.len())).unwrap_or_default().to_vec())
+            }
+        }
+    }
+
+    /// Stores a signed head of the log, of `size` entries (memory: nothing is kept).
+    pub fn put_head(&mut self, size: u64, head: &[u8]) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.put_head(size, head),
+            AnyStore::Postgres(s) => s.put_head(size, head),
+            AnyStore::Memory(_) => Ok(()),
+        }
+    }
+
+    /// The latest signed head stored, if any.
+    pub fn latest_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.latest_head(),
+            AnyStore::Postgres(s) => s.latest_head(),
+            AnyStore::Memory(_) => Ok(None),
         }
     }
 

@@ -32,6 +32,9 @@ pub struct Plan {
     pub keys: Vec<KeyWrite>,
     /// The requests answered.
     pub requests: Vec<RequestWrite>,
+    /// The issuance log's entries, appended after the log's last in the same transaction,
+    /// only if every condition held (`super::log`).
+    pub log: Vec<Vec<u8>>,
 }
 
 /// A time as stored.
@@ -80,7 +83,7 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        Ok(Plan { keys, requests })
+        Ok(Plan { keys, requests, log: batch.log.clone() })
     }
 }
 

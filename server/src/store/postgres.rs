@@ -105,7 +105,7 @@ impl Statements {
                 "SELECT q.key_id, k.version, r.body FROM ekg_request q JOIN ekg_key k ON k.key_id = q.key_id \
                  LEFT JOIN ekg_record r ON r.key_id = q.key_id WHERE q.sender = $1 AND q.nonce = $2 ORDER BY r.id",
             )?,
-            append: c.prepare("SELECT ekg_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")?,
+            append: c.prepare(super::log::POSTGRES_APPEND)?,
             due: c.prepare("SELECT key_id FROM ekg_key WHERE deadline <= $1 ORDER BY deadline LIMIT $2")?,
             next_deadline: c.prepare("SELECT MIN(deadline) FROM ekg_key")?,
             live_handle: c.prepare(
@@ -122,7 +122,7 @@ impl PostgresStore {
     pub fn probe(&mut self) -> Result<(), StoreError> {
         self.count("SELECT count(*) FROM ekg_schema")?;
         let caller = self.caller.take();
-        let written = self.append_if_unchanged(&Batch { records: Vec::new(), keys: Vec::new() });
+        let written = self.append_if_unchanged(&Batch { records: Vec::new(), keys: Vec::new(), log: Vec::new() });
         self.caller = caller;
         written.map(|_| ())
     }
@@ -204,6 +204,33 @@ impl PostgresStore {
     /// Runs a read-only query returning one BIGINT (tests and checks).
     pub fn count(&mut self, sql: &str) -> Result<i64, StoreError> {
         self.with(|c| c.client.query_one(sql, &[]).map(|r| r.get(0)).map_err(pg))
+    }
+
+    /// The issuance log's size (entries appended).
+    pub fn log_size(&mut self) -> Result<u64, StoreError> {
+        self.count(super::log::SIZE).map(|n| u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The issuance log's entries `[start, end)`, at most [`super::log::MAX_RANGE`].
+    pub fn log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (start, end) = super::log::bounds(start, end)?;
+        self.with(|c| {
+            let rows = c.client.query(super::log::RANGE, &[&start, &end]).map_err(pg)?;
+            rows.iter().map(|r| r.try_get(0).map_err(pg)).collect()
+        })
+    }
+
+    /// Stores a signed head of the log, of `size` entries.
+    pub fn put_head(&mut self, size: u64, head: &[u8]) -> Result<(), StoreError> {
+        let size = i64::try_from(size).map_err(|_| StoreError("log size out of range".into()))?;
+        self.with(|c| c.client.execute(super::log::PUT_HEAD, &[&size, &head]).map(drop).map_err(pg))
+    }
+
+    /// The latest signed head, if any.
+    pub fn latest_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            c.client.query_opt(super::log::LATEST_HEAD, &[]).map_err(pg)?.map(|r| r.try_get(0).map_err(pg)).transpose()
+        })
     }
 
     /// Every record in the database, key by key (checks and tests).
@@ -315,6 +342,7 @@ impl Store<Concrete> for PostgresStore {
         let q_senders: Vec<&str> = plan.requests.iter().map(|(s, _, _)| s.as_str()).collect();
         let q_nonces: Vec<&[u8]> = plan.requests.iter().map(|(_, n, _)| n.as_slice()).collect();
         let q_keys: Vec<&[u8]> = plan.requests.iter().map(|(_, _, k)| k.as_slice()).collect();
+        let l_entries: Vec<&[u8]> = plan.log.iter().map(Vec::as_slice).collect();
         let caller = self.caller.clone();
         self.run(false, |c| {
             if let Some(caller) = &caller {
@@ -326,7 +354,7 @@ impl Store<Concrete> for PostgresStore {
                     &c.st.append,
                     &[
                         &ids, &read, &deadline, &held, &purge, &replace, &r_keys, &r_bodies, &q_senders, &q_nonces,
-                        &q_keys,
+                        &q_keys, &l_entries,
                     ],
                 )
                 .map_err(pg)?;
@@ -423,6 +451,10 @@ fn migrate(client: &mut Client, config: LedgerConfig) -> Result<(), StoreError> 
         }
         tx.batch_execute(schema::DROP_LEGACY).map_err(pg)?;
         tx.execute("INSERT INTO ekg_schema (version) VALUES (3)", &[]).map_err(pg)?;
+    }
+    if have < 4 {
+        tx.batch_execute(super::log::POSTGRES_V4).map_err(pg)?;
+        tx.execute("INSERT INTO ekg_schema (version) VALUES (4)", &[]).map_err(pg)?;
     }
     tx.commit().map_err(pg)
 }

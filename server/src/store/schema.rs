@@ -13,6 +13,8 @@
 //!   what answers a request once, across instances too;
 //! - `ekg_schema`: the migrations applied.
 //!
+//! Version 4 adds the issuance log's append-only table, `ekg_log` (`super::log`).
+//!
 //! Versions 1 and 2 (tables `ekg_keys`, `ekg_recipients`, `ekg_requests`, one column per
 //! field) are created on a new database and converted by migration 3, which reads every key's
 //! rows back as records ([`super::v2`]), writes them in the durable form, and drops the old
@@ -21,7 +23,7 @@
 use ekg_core::ledger::{Concrete, KeyState, Ledger, LedgerConfig, Record, StoreError};
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// `ekg_schema`, made before any migration.
 pub const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS ekg_schema (version BIGINT NOT NULL)";

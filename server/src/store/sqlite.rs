@@ -225,7 +225,42 @@ impl SqliteStore {
             Err(e) => return Err(err(format!("{}: the database file is gone while open: {e}", path.display()))),
         }
         self.read(version)?;
-        self.append(Plan { keys: Vec::new(), requests: Vec::new() }).map(|_| ())
+        self.append(Plan { keys: Vec::new(), requests: Vec::new(), log: Vec::new() }).map(|_| ())
+    }
+
+    /// The issuance log's size (entries appended).
+    pub fn log_size(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c.query_row(super::log::SIZE, [], |r| r.get(0)).map_err(err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    /// The issuance log's entries `[start, end)`, at most [`super::log::MAX_RANGE`].
+    pub fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (start, end) = super::log::bounds(start, end)?;
+        self.read(|c| {
+            let mut q = c.prepare_cached(super::log::RANGE).map_err(err)?;
+            q.query_map(params![start, end], |r| r.get(0)).map_err(err)?.collect::<Result<_, _>>().map_err(err)
+        })
+    }
+
+    /// Stores a signed head of the log, of `size` entries (on the write connection).
+    pub fn put_head(&self, size: u64, head: &[u8]) -> Result<(), StoreError> {
+        let size = i64::try_from(size).map_err(|_| err("log size out of range"))?;
+        let mut w = self.shared.writer.lock().map_err(|_| poisoned())?;
+        // Between groups: the connection is back in its place whenever the lock is held and no
+        // group is being written.
+        while w.leading {
+            w = self.shared.committed.wait(w).map_err(|_| poisoned())?;
+        }
+        let conn = w.conn.as_mut().ok_or_else(|| err("the write connection is busy"))?;
+        conn.execute(super::log::PUT_HEAD, params![size, head]).map(drop).map_err(err)
+    }
+
+    /// The latest signed head, if any.
+    pub fn latest_head(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| c.query_row(super::log::LATEST_HEAD, [], |r| r.get(0)).optional().map_err(err))
     }
 
     /// The store's identity, if it has one (`super::identity`).
@@ -385,6 +420,10 @@ fn write_plan(c: &Connection, plan: &Plan) -> Result<bool, StoreError> {
             return Ok(false);
         }
     }
+    let mut append = c.prepare_cached(super::log::SQLITE_APPEND).map_err(err)?;
+    for entry in &plan.log {
+        append.execute(params![entry]).map_err(err)?;
+    }
     Ok(true)
 }
 
@@ -532,6 +571,12 @@ fn migrate(conn: &mut Connection, config: LedgerConfig) -> Result<(), StoreError
         }
         tx.execute_batch(schema::DROP_LEGACY).map_err(err)?;
         tx.execute("INSERT INTO ekg_schema (version) VALUES (3)", []).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    if have < 4 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute_batch(super::log::SQLITE_V4).map_err(err)?;
+        tx.execute("INSERT INTO ekg_schema (version) VALUES (4)", []).map_err(err)?;
         tx.commit().map_err(err)?;
     }
     Ok(())

@@ -13,17 +13,25 @@ use crate::role::ticket::{encode_delivery, encode_ticket_info};
 use crate::time::UnixTime;
 use crate::wire::oid;
 
-/// An issuance decided: the verified request, the drawn key, the time it was decided.
+/// An issuance decided: the verified request, the drawn key, the time it was decided; and,
+/// when the gatekeeper keeps an issuance log, the response built before the commit (its
+/// ticket's hash is in the log entry committed with the records).
 #[derive(Debug)]
 pub struct IssueWork {
     request: VerifiedKeyRequest,
     drawn: Drawn<Concrete, OneTimeKey>,
     issued_at: UnixTime,
+    built: Option<Issuance>,
 }
 
 impl IssueWork {
     pub(super) fn new(request: VerifiedKeyRequest, drawn: Drawn<Concrete, OneTimeKey>, issued_at: UnixTime) -> Self {
-        IssueWork { request, drawn, issued_at }
+        IssueWork { request, drawn, issued_at, built: None }
+    }
+
+    pub(super) fn with_built(mut self, built: Issuance) -> Self {
+        self.built = Some(built);
+        self
     }
 
     /// The key id drawn.
@@ -116,9 +124,34 @@ impl GatekeeperCrypto {
     }
 
     /// The grant (key encrypted to the sender) and the ticket (signed request, key id, URI,
-    /// times, policy, grant digest), signed once.
+    /// times, policy, grant digest), signed once. A logged issuance's response was built
+    /// before its commit (its ticket's hash is in the log): it is returned as built.
     pub fn build_issuance(&self, committed: Committed<IssueWork>, rng: &mut dyn CryptoRng) -> Result<Issuance> {
-        let IssueWork { request, drawn, issued_at } = committed.into_payload();
+        let IssueWork { request, drawn, issued_at, built } = committed.into_payload();
+        let issuance = match built {
+            Some(issuance) => issuance,
+            None => self.issuance_of(&request, &drawn, issued_at, rng)?,
+        };
+        // Only a ticket that leaves here counts as issued (one built for a lost race never
+        // does).
+        if let Ok(mut t) = self.issued_tickets.lock() {
+            if t.len() >= CACHE_BOUND {
+                t.clear();
+            }
+            t.insert(self.provider.sha256(&issuance.ticket));
+        }
+        Ok(issuance)
+    }
+
+    /// The grant and ticket of a decided issuance (before or after its commit; sent only
+    /// after it).
+    pub(super) fn issuance_of(
+        &self,
+        request: &VerifiedKeyRequest,
+        drawn: &Drawn<Concrete, OneTimeKey>,
+        issued_at: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<Issuance> {
         let p = self.provider;
         let digest =
             if planted::is(P::GrantDigestWrong) { p.sha256(&request.content().encode()?) } else { *request.digest() };
@@ -134,12 +167,6 @@ impl GatekeeperCrypto {
             &p.sha256(&grant),
         )?;
         let ticket = signed::sign(p, &self.credential, oid::CT_TICKET, &info, issued_at, rng)?;
-        if let Ok(mut t) = self.issued_tickets.lock() {
-            if t.len() >= CACHE_BOUND {
-                t.clear();
-            }
-            t.insert(p.sha256(&ticket));
-        }
         Ok(Issuance { key_id: drawn.key_id, grant, ticket, expires_at: drawn.expires_at })
     }
 

@@ -31,6 +31,7 @@ mod config;
 mod credential;
 mod custody;
 mod entitle;
+mod logged;
 mod verify;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use custody::{EpochKeyRing, StorageKeys, destroyable_before, epoch_destroyed
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
+use crate::audit::LogSalt;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{KeyId, OneTimeKey};
@@ -105,6 +107,9 @@ pub struct Gatekeeper<S: Store<Concrete>> {
     store: S,
     /// Decisions read and made again because another request changed the key first.
     races_lost: u64,
+    /// The issuance log's salt, if this gatekeeper keeps a log: every issuance and release
+    /// then appends its entry with its records (`logged`).
+    log: Option<LogSalt>,
 }
 
 impl<S: Store<Concrete>> Gatekeeper<S> {
@@ -136,7 +141,19 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         }
         let config = crypto.config();
         let rules = Ledger::new(config.ledger_config()).with_gateways(config.gateways.clone());
-        Ok(Gatekeeper { crypto, rules, store, races_lost: 0 })
+        Ok(Gatekeeper { crypto, rules, store, races_lost: 0, log: None })
+    }
+
+    /// Keeps the issuance log (`docs/protocol.md` §10): from now on every issuance and release
+    /// appends its entry, keyed by `salt`, in the store's write of its records.
+    pub fn with_log(mut self, salt: LogSalt) -> Self {
+        self.log = Some(salt);
+        self
+    }
+
+    /// Whether this gatekeeper keeps the issuance log.
+    pub fn logs(&self) -> bool {
+        self.log.is_some()
     }
 
     /// The crypto half.
@@ -192,9 +209,56 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<Committed<IssueWork>> {
+        if self.log.is_some() {
+            return self.issue_logged(request, None, rng, now);
+        }
         let crypto = Arc::clone(&self.crypto);
         let mut draw = crypto.draw_from(rng, now);
         self.issue_with(request, &mut draw, now)
+    }
+
+    /// As [`Gatekeeper::issue`], drawing the key from `draw` (tests inject a key id); with a
+    /// log, the grant and ticket are built from `rng` before the commit (the entry holds the
+    /// ticket's hash), and [`GatekeeperCrypto::build_issuance`] returns them as built.
+    pub fn issue_logged(
+        &mut self,
+        request: VerifiedKeyRequest,
+        draw: Option<&mut dyn KeyDraw<Concrete, Key = OneTimeKey>>,
+        rng: &mut dyn CryptoRng,
+        now: UnixTime,
+    ) -> Result<Committed<IssueWork>> {
+        let Some(salt) = self.log.clone() else {
+            return match draw {
+                Some(draw) => self.issue_with(request, draw, now),
+                None => self.issue(request, now, rng),
+            };
+        };
+        let facts = self.issue_facts(&request, now)?;
+        let committed = {
+            let decision = logged::LoggedIssue {
+                inner: Issue::new(facts),
+                crypto: Arc::clone(&self.crypto),
+                salt,
+                request: &request,
+                draw: draw.map(|d| d as &mut dyn KeyDraw<Concrete, Key = OneTimeKey>),
+                rng: &mut *rng,
+            };
+            let mut round = Round::new(&self.rules, decision, now);
+            let committed = round.run(&mut self.store, &mut NoDraw);
+            self.races_lost += u64::from(round.races_lost());
+            committed
+        };
+        Ok(committed?.map(|built| logged::LoggedIssue::work(request, built, now)))
+    }
+
+    fn issue_facts(&self, request: &VerifiedKeyRequest, now: UnixTime) -> Result<IssueFacts<Concrete>> {
+        let config = self.crypto.config();
+        let rules = IssueRules { policy: config.policy, ticket_lifetime_secs: config.ticket_lifetime_secs };
+        let facts = IssueFacts::of(request, rules, now);
+        // Every time the ticket will carry must encode, before anything is recorded.
+        now.to_generalized()?;
+        facts.expires_at.to_generalized()?;
+        Ok(facts)
     }
 
     /// As [`Gatekeeper::issue`], drawing the key from `draw` (tests inject a key id).
@@ -204,18 +268,19 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         draw: &mut dyn KeyDraw<Concrete, Key = OneTimeKey>,
         now: UnixTime,
     ) -> Result<Committed<IssueWork>> {
+        if self.log.is_some() {
+            return Err(reject(
+                Rejection::InvalidConfiguration,
+                "a logged issuance builds its ticket before the commit: use issue_logged with an RNG",
+            ));
+        }
         // Planted: V14 kept in this process's memory only (the store is not asked).
         let remembered = format!("v14:{:?}", request.content().request_id());
         let remembered = self.crypto.provider.sha256(remembered.as_bytes());
         if planted::is(P::V14InMemory) && self.crypto.issued_tickets.lock().is_ok_and(|t| t.contains(&remembered)) {
             return Err(reject(Rejection::DuplicateRequest, "this request was already answered"));
         }
-        let config = self.crypto.config();
-        let rules = IssueRules { policy: config.policy, ticket_lifetime_secs: config.ticket_lifetime_secs };
-        let facts = IssueFacts::of(&request, rules, now);
-        // Every time the ticket will carry must encode, before anything is recorded.
-        now.to_generalized()?;
-        facts.expires_at.to_generalized()?;
+        let facts = self.issue_facts(&request, now)?;
         let mut round = Round::new(&self.rules, Issue::new(facts), now);
         let committed = round.run(&mut self.store, draw);
         self.races_lost += u64::from(round.races_lost());
@@ -232,11 +297,13 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     pub fn release(&mut self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<Committed<ReleaseWork>> {
         let facts = ReleaseFacts::of(&request);
         let held = self.crypto.config().attributes.entitlements(&request.subject_facts());
+        let log = self.log.clone().map(|salt| logged::ReleaseLog::of(salt, &request, now));
         let decision = Unwrappable {
             key_id: facts.key_id,
             release: ReleaseDecision::new(facts),
             crypto: Arc::clone(&self.crypto),
             held,
+            log,
         };
         let mut round = Round::new(&self.rules, decision, now);
         let committed = round.run(&mut self.store, &mut NoDraw);
@@ -303,6 +370,8 @@ struct Unwrappable {
     release: ReleaseDecision<Concrete>,
     crypto: Arc<GatekeeperCrypto>,
     held: crate::policy::Entitlements,
+    /// What the release's log entries record (`None`: no log).
+    log: Option<logged::ReleaseLog>,
 }
 
 impl Decision<Concrete> for Unwrappable {
@@ -337,6 +406,13 @@ impl Decision<Concrete> for Unwrappable {
         }
         self.crypto.check_unwraps(&decided.payload().handle)?;
         Ok(decided)
+    }
+
+    fn log(&self, decided: &Decided<Concrete, Granted<Concrete>>) -> Result<Vec<Vec<u8>>> {
+        match &self.log {
+            Some(log) => log.entries(self.crypto.config(), decided.payload()),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
