@@ -44,7 +44,7 @@ def erlang(outdir):
     for src in (CMS, PKIX, MODULE):
         name = os.path.basename(src)
         run = subprocess.run(
-            ["erlc", "-Werror", "+der", "+noobj", "-I", ".", name], cwd=work, capture_output=True, text=True
+            ["erlc", "-Werror", "+der", "-I", ".", name], cwd=work, capture_output=True, text=True
         )
         # erlc notes it cannot consistency-check an .asn1db against a source it was not given;
         # that is not a finding about the module.
@@ -52,21 +52,19 @@ def erlang(outdir):
         lines = [l for l in (run.stdout + run.stderr).splitlines() if l.strip() and not noise.search(l)]
         if run.returncode != 0 or lines:
             raise Failure(f"erlc {name}:\n" + "\n".join(lines))
-    # erlc writes the module's codec as Erlang source; compile it too, so that the codec
-    # generated from the information objects is itself valid.
-    run = subprocess.run(["erlc", "-Werror", f"{NAME}.erl"], cwd=work, capture_output=True, text=True)
-    if run.returncode != 0:
-        raise Failure(f"erlc {NAME}.erl:\n{run.stdout}{run.stderr}")
+    if not os.path.exists(os.path.join(work, f"{NAME}.beam")):
+        raise Failure(f"erlc wrote no codec for {NAME}")
     return work
 
 
 def cms_1988(text):
-    """The CMS excerpt with RFC 5652's 1988 ContentInfo (ANY DEFINED BY) in place of RFC 5911's
-    open type: asn1tools' DER codec has no X.681 open types."""
+    """The CMS excerpt with RFC 5652's 1988 ContentInfo in place of RFC 5911's open type, as
+    asn1tools' DER codec has no X.681 open types; its content is ANY rather than RFC 5652's
+    ANY DEFINED BY contentType, which asn1tools cannot decode under an EXPLICIT tag."""
     new, n = re.subn(
         r"ContentInfo ::= SEQUENCE \{.*?\}\)\}",
         "ContentInfo ::= SEQUENCE {\n    contentType OBJECT IDENTIFIER,\n"
-        "    content [0] EXPLICIT ANY DEFINED BY contentType }",
+        "    content [0] EXPLICIT ANY }",
         text,
         flags=re.S,
     )
