@@ -202,6 +202,13 @@ pub struct ServerSection {
     /// is `429 sender_quota_exceeded` (0: no quota).
     #[serde(default = "default_max_held_per_sender")]
     pub max_held_per_sender: u64,
+    /// The store's identity file (`docs/server.md`, "Store identity"); default: the storage
+    /// key's path with the extension `store-identity`.
+    #[serde(default)]
+    pub store_identity: Option<PathBuf>,
+    /// Seconds between two advances of the store's generation while the server runs.
+    #[serde(default = "default_store_generation")]
+    pub store_generation_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -223,6 +230,8 @@ impl Default for ServerSection {
             shutdown_grace_secs: default_grace(),
             request_deadline_secs: default_request_deadline(),
             max_held_per_sender: default_max_held_per_sender(),
+            store_identity: None,
+            store_generation_secs: default_store_generation(),
         }
     }
 }
@@ -256,6 +265,9 @@ fn default_provider() -> String {
 }
 fn default_listen() -> String {
     "127.0.0.1:8443".into()
+}
+fn default_store_generation() -> u64 {
+    10
 }
 fn default_database() -> String {
     "sqlite:ekg.db".into()
@@ -343,6 +355,12 @@ pub struct Settings {
     pub request_deadline: std::time::Duration,
     /// Most keys held for one sender (0: no quota).
     pub max_held_per_sender: u64,
+    /// The store's identity file (`None`: the memory store has none).
+    pub store_identity: Option<PathBuf>,
+    /// Whether to take the database as found (`ekg serve --adopt-store`).
+    pub adopt_store: bool,
+    /// How often the store's generation is advanced while the server runs.
+    pub store_generation: std::time::Duration,
     /// The service's clock (the wall clock; tests move it forward).
     pub clock: std::sync::Arc<crate::service::Clock>,
     /// The CRL files to re-read, and the renewal warning.
@@ -496,27 +514,15 @@ impl FileConfig {
             crate::tls::acceptor(files)?;
         }
         plain_http_allowed(listen, tls.is_some(), s.allow_plain_http).or_else(|rule| bad("server.listen", rule))?;
-        if s.database.len() > 4096 {
-            return bad("server.database", "at most 4 KiB");
-        }
-        let database = if s.database == "memory" {
-            Database::Memory
-        } else if let Some(rest) = s.database.strip_prefix("sqlite:") {
-            Database::Sqlite(at(Path::new(rest)))
-        } else if s.database.starts_with("postgres://") || s.database.starts_with("postgresql://") {
-            Database::Postgres(s.database.clone())
-        } else if s.database.contains("://") {
-            return bad("server.database", "sqlite:PATH, a path, postgres://..., or memory");
-        } else {
-            Database::Sqlite(at(Path::new(&s.database)))
+        let database = Database::parse(&s.database, &at, listen).or_else(|rule| bad("server.database", rule))?;
+        let store_identity = match (&database, &s.store_identity) {
+            (Database::Memory, _) => None,
+            (_, Some(p)) => Some(at(p)),
+            // Beside the storage key: kept with the gatekeeper's secrets, not the database.
+            (_, None) => Some(at(&g.storage_key).with_extension("store-identity")),
         };
-        // Memory is one process's and nothing durable: never reachable from elsewhere, so it
-        // cannot be one of several instances behind one name.
-        if database == Database::Memory && !listen.ip().is_loopback() {
-            return bad(
-                "server.database",
-                "memory only on a loopback address (one process, nothing durable; several instances share postgres://)",
-            );
+        if !(1..=MAX_TIMEOUT_SECS).contains(&s.store_generation_secs) {
+            return bad("server.store_generation_secs", format!("1 to {MAX_TIMEOUT_SECS} seconds"));
         }
         if s.workers > MAX_WORKERS {
             return bad("server.workers", format!("0 ({WORKERS_PER_CORE} per core) to {MAX_WORKERS}"));
@@ -572,6 +578,9 @@ impl FileConfig {
             shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_secs),
             request_deadline: std::time::Duration::from_secs(s.request_deadline_secs),
             max_held_per_sender: s.max_held_per_sender,
+            store_identity,
+            adopt_store: false,
+            store_generation: std::time::Duration::from_secs(s.store_generation_secs),
             clock: std::sync::Arc::default(),
             certificates,
         })
