@@ -8,7 +8,9 @@
 3. every content type OID of the module is tied to a type by one CONTENT-TYPE object of
    EkgContentTypes, and every attribute OID by one ATTRIBUTE object;
 4. the module agrees with the 1988-syntax module docs/ekg.asn1 that the code's tests check
-   (core/tests/docs.rs): the same OID values and the same type definitions.
+   (core/tests/docs.rs): the same OID values and the same type definitions;
+5. the IANA Considerations' table (draft/protocol/considerations.md) lists every leaf OID and
+   the module identifier with the module's values.
 
 Usage: asn1check.py compile OUTDIR. Exit status 1 on any failure, with the reason.
 """
@@ -26,6 +28,7 @@ IMPORTS = os.path.join(ROOT, "draft", "asn1", "imports")
 CMS = os.path.join(IMPORTS, "CryptographicMessageSyntax-2009.asn1")
 PKIX = os.path.join(IMPORTS, "PKIX-CommonTypes-2009.asn1")
 LEGACY = os.path.join(ROOT, "docs", "ekg.asn1")
+IANA = os.path.join(ROOT, "draft", "protocol", "considerations.md")
 NAME = "EKG-2026-2009"
 LEGACY_NAME = "EKG-2026"
 
@@ -157,16 +160,44 @@ def agrees_with_legacy(parsed):
             raise Failure(f"type {name} differs between the draft's module and docs/ekg.asn1")
 
 
+def iana_table_agrees(parsed):
+    """The IANA Considerations' OID table lists every leaf OID of the module (content types,
+    attributes, the EKU) with the module's value, and the module identifier."""
+    rows = {}
+    for line in open(IANA).read().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"[0-9.]+", cells[1]):
+            rows[cells[0]] = cells[1]
+    values = parsed["values"]
+    leaves = [n for n, v in values.items() if v.get("type") == "OBJECT IDENTIFIER" and n.count("-") >= 3]
+    for name in leaves:
+        if rows.get(name) != oid(values, name):
+            raise Failure(f"IANA table: {name} is {rows.get(name)}, the module says {oid(values, name)}")
+    module_oid = ".".join(str(a[1] if isinstance(a, tuple) else a) for a in module_oid_arcs())
+    if module_oid not in rows.values():
+        raise Failure(f"IANA table: the module identifier {module_oid} is missing")
+    extra = set(rows) - set(leaves) - {k for k, v in rows.items() if v == module_oid}
+    if extra:
+        raise Failure(f"IANA table: {sorted(extra)} are not OIDs of the module")
+
+
+def module_oid_arcs():
+    """The arcs of the module identifier, read from the module's header."""
+    head = re.search(r"EKG-2026-2009\s*\{(.*?)\}", open(MODULE).read(), flags=re.S).group(1)
+    return [int(m.group(2) or m.group(3)) for m in re.finditer(r"([\w-]+)\((\d+)\)|\b(\d+)\b", head)]
+
+
 def compile_all(outdir):
     work = erlang(outdir)
     spec = asn1tools_compile()
     parsed = asn1tools.parse_files([MODULE])[NAME]
     objects_tie_every_oid(parsed)
     agrees_with_legacy(parsed)
+    iana_table_agrees(parsed)
     print(
         f"asn1check: {NAME} compiled by erlc (X.681 objects, DER codec in {os.path.relpath(work, ROOT)}) "
         f"and by asn1tools ({len(spec.modules[NAME])} types); "
-        f"{sum(1 for v in parsed['values'].values() if v.get('type') == 'OBJECT IDENTIFIER')} OIDs and every type agree with docs/ekg.asn1"
+        f"{sum(1 for v in parsed['values'].values() if v.get('type') == 'OBJECT IDENTIFIER')} OIDs and every type agree with docs/ekg.asn1 and the IANA table"
     )
 
 
