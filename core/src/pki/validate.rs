@@ -2,15 +2,14 @@
 
 use der::asn1::ObjectIdentifier;
 use der::{Encode, oid::AssociatedOid};
-use x509_cert::AlgorithmIdentifier as AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, NameConstraints, SubjectAltName,
     SubjectKeyIdentifier,
 };
 
 use super::constraints::Constraints;
+use super::fields::{addresses, signature_holds, uris};
 use super::revocation::Revocation;
 use super::{TrustAnchors, provider_cert_id};
 use crate::address::EmailAddress;
@@ -103,7 +102,9 @@ impl TrustAnchors {
         // V5: build the path.
         let mut path: Vec<&Certificate> = vec![end_entity];
         let anchor = loop {
-            if path.len() >= self.limits.max_path_len {
+            if path.len() >= self.limits.max_path_len
+                && !crate::planted::is(crate::planted::PlantedBug::ChainLengthUnbounded)
+            {
                 return Err(reject(
                     Rejection::ChainTooLong,
                     format!("more than {} certificates", self.limits.max_path_len),
@@ -132,13 +133,15 @@ impl TrustAnchors {
             let v = cert.tbs_certificate().validity();
             let (from, to) = (UnixTime::from_x509(&v.not_before), UnixTime::from_x509(&v.not_after));
             let subject = || cert.tbs_certificate().subject().to_string();
-            if now < from {
+            if now < from && !crate::planted::is(crate::planted::PlantedBug::NotYetValidAccepted) {
                 return Err(reject(
                     Rejection::CertificateNotYetValid,
                     format!("{} is valid from {from} (notBefore), now is {now}", subject()),
                 ));
             }
-            if now > to {
+            if (now > to || (now == to && crate::planted::is(crate::planted::PlantedBug::CertificateExpiryExclusive)))
+                && !crate::planted::is(crate::planted::PlantedBug::CertificateExpiryUnchecked)
+            {
                 return Err(reject(
                     Rejection::CertificateExpired,
                     format!("{} was valid to {to} (notAfter), now is {now}", subject()),
@@ -151,6 +154,9 @@ impl TrustAnchors {
         // holds only while every CRL consulted is current.
         for (i, cert) in path.iter().enumerate() {
             let issuer = path.get(i + 1).copied().unwrap_or(&anchor.certificate);
+            if crate::planted::is(crate::planted::PlantedBug::RevocationUnchecked) {
+                continue;
+            }
             if let Some((this_update, next_update)) = revocation.check(cert, issuer, now)? {
                 valid_from = valid_from.max(this_update);
                 valid_until = valid_until.min(next_update);
@@ -158,12 +164,15 @@ impl TrustAnchors {
         }
         // V7: issuers are CAs within their path length; nothing critical left unprocessed.
         for (depth, cert) in path.iter().enumerate() {
-            check_critical(cert)?;
+            if !crate::planted::is(crate::planted::PlantedBug::CriticalExtensionsIgnored) {
+                check_critical(cert)?;
+            }
             if depth == 0 {
                 continue;
             }
             let bc = extension::<BasicConstraints>(cert)?;
-            let Some(bc) = bc.filter(|b| b.ca) else {
+            let Some(bc) = bc.filter(|b| b.ca || crate::planted::is(crate::planted::PlantedBug::IssuerNotCaAccepted))
+            else {
                 return Err(reject(Rejection::KeyUsageNotAllowed, "issuer is not a CA"));
             };
             if let Some(len) = bc.path_len_constraint
@@ -179,7 +188,9 @@ impl TrustAnchors {
             return Err(reject(Rejection::KeyUsageNotAllowed, "end entity lacks digitalSignature"));
         }
         let eku = extension::<ExtendedKeyUsage>(end_entity)?;
-        if eku.as_ref().is_some_and(|e| !e.0.contains(&oid::KP_EMAIL_PROTECTION)) {
+        if eku.as_ref().is_some_and(|e| !e.0.contains(&oid::KP_EMAIL_PROTECTION))
+            && !crate::planted::is(crate::planted::PlantedBug::EmailEkuUnchecked)
+        {
             return Err(reject(Rejection::ExtendedKeyUsageNotAllowed, "no emailProtection"));
         }
         // V7.4: name constraints, each issuer's (then the anchor's) over every certificate
@@ -228,28 +239,6 @@ fn signed_by(provider: &dyn CryptoProvider, cert: &Certificate, issuer_spki: &[u
     signature_holds(provider, cert.signature_algorithm(), cert.tbs_certificate().signature(), &tbs, sig, issuer_spki)
 }
 
-/// Whether a certificate's or CRL's signature holds: the outer algorithm is
-/// sha256WithRSAEncryption with parameters absent or NULL and equal to the signed one, and
-/// RSASSA-PKCS1-v1_5-SHA256 over the signed part verifies with `issuer_spki`.
-pub(super) fn signature_holds(
-    provider: &dyn CryptoProvider,
-    outer: &AlgorithmIdentifierOwned,
-    signed: &AlgorithmIdentifierOwned,
-    tbs_der: &[u8],
-    signature: &[u8],
-    issuer_spki: &[u8],
-) -> bool {
-    // RFC 5280 4.1.1.2: the unsigned signatureAlgorithm must equal the signed one in the TBS
-    // (found by the mutation proptest: a flipped byte in its NULL parameters went unnoticed).
-    if outer.oid != oid::SHA256_WITH_RSA || outer != signed {
-        return false;
-    }
-    if outer.parameters.as_ref().is_some_and(|p| der::Tagged::tag(p) != der::Tag::Null || !p.value().is_empty()) {
-        return false;
-    }
-    provider.verify_pkcs1_sha256(issuer_spki, tbs_der, signature).is_ok()
-}
-
 fn extension<'a, T: der::Decode<'a> + AssociatedOid>(cert: &'a Certificate) -> Result<Option<T>> {
     cert.tbs_certificate()
         .get_extension::<T>()
@@ -264,38 +253,4 @@ fn check_critical(cert: &Certificate) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub(super) fn san(cert: &Certificate) -> Vec<GeneralName> {
-    match cert.tbs_certificate().get_extension::<SubjectAltName>() {
-        Ok(Some((_, san))) => san.0,
-        _ => Vec::new(),
-    }
-}
-
-/// The uniformResourceIdentifier subjectAltNames of `cert`.
-pub(crate) fn uris(cert: &Certificate) -> Vec<String> {
-    san(cert)
-        .into_iter()
-        .filter_map(|n| match n {
-            GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Whether `cert`'s extended key usage lists `purpose`.
-pub(crate) fn has_extended_key_usage(cert: &Certificate, purpose: &ObjectIdentifier) -> bool {
-    matches!(cert.tbs_certificate().get_extension::<ExtendedKeyUsage>(), Ok(Some((_, e))) if e.0.contains(purpose))
-}
-
-/// The rfc822Name subjectAltNames of `cert` that are valid addresses.
-pub(crate) fn addresses(cert: &Certificate) -> Vec<EmailAddress> {
-    san(cert)
-        .into_iter()
-        .filter_map(|n| match n {
-            GeneralName::Rfc822Name(s) => EmailAddress::parse(s.as_ref()).ok(),
-            _ => None,
-        })
-        .collect()
 }
