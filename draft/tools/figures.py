@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Every measured figure of the informative companion (draft/draft-ekg-implementation.md) is
 one the project's documents record: each number with a thousands separator or a decimal
-point in it must appear in docs/model.md, docs/simulator.md, docs/conformance.md or
-fixtures/README.md, where the commands that measured it are. A figure typed by hand, or
+point in it must appear in docs/model.md, docs/simulator.md, docs/conformance.md, docs/protocol.md (its
+Security Considerations) or fixtures/README.md, where the commands that measured it are. A figure typed by hand, or
 left behind when a document is re-measured, fails.
 """
 import os
@@ -10,7 +10,7 @@ import re
 import sys
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-SOURCES = ["docs/model.md", "docs/simulator.md", "docs/conformance.md", "fixtures/README.md"]
+SOURCES = ["docs/model.md", "docs/simulator.md", "docs/conformance.md", "docs/protocol.md", "fixtures/README.md"]
 FIGURE = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,])\d+\.\d+(?![\w])")
 
 
