@@ -9,6 +9,7 @@
 //!    copy under the one-time key (seed: "the stored copy must be encrypted using some other
 //!    means").
 
+use super::expansion::{ListExpansion, check_history};
 use super::ticket::{KeyDeliveryContent, KeyRequestContent, Ticket};
 use crate::address::EmailAddress;
 use crate::cms::{envelope, sealed, signed};
@@ -80,6 +81,19 @@ impl Sender {
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingKeyRequest> {
+        self.request_key_expanding(recipients, Vec::new(), now, rng)
+    }
+
+    /// Builds and signs a key request for `recipients` carrying a list agent's expansion
+    /// history (`docs/protocol.md` §11; empty: an ordinary request). Refuses locally what V26
+    /// would refuse (a loop, too deep, a last entry not ours).
+    pub fn request_key_expanding(
+        &self,
+        recipients: &[EmailAddress],
+        expansion: Vec<ListExpansion>,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<PendingKeyRequest> {
         let mut nonce = [0u8; NONCE_LEN];
         self.provider.fill_random(rng, &mut nonce);
         let content = KeyRequestContent {
@@ -87,9 +101,11 @@ impl Sender {
             recipients: recipients.to_vec(),
             nonce: Nonce(nonce),
             request_time: now,
+            expansion,
         };
-        // Refuse locally what the gatekeeper would refuse (empty, duplicate, oversize).
+        // Refuse locally what the gatekeeper would refuse (empty, duplicate, oversize, V26).
         content.check_recipients(crate::wire::MAX_RECIPIENTS)?;
+        check_history(&content.sender, &content.recipients, &content.expansion)?;
         let encoded = content.encode()?;
         let der = signed::sign(self.provider, &self.credential, oid::CT_KEY_REQUEST, &encoded, now, rng)?;
         Ok(PendingKeyRequest { digest: self.provider.sha256(&der), der, content })

@@ -3,6 +3,7 @@
 use der::Encode;
 use der::asn1::{Ia5String, OctetString};
 
+use super::expansion::{ListExpansion, check_history};
 use crate::address::EmailAddress;
 use crate::cms::signed::{self, SignedObject};
 use crate::crypto::CryptoProvider;
@@ -12,8 +13,8 @@ use crate::ledger::ReleasePolicy;
 use crate::pki::{TrustAnchors, ValidatedCertificate};
 use crate::time::UnixTime;
 use crate::wire::{
-    self, KeyDelivery, KeyRequest, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, MAX_TICKET_LEN,
-    MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
+    self, KeyDelivery, KeyRequest, MAX_EXPANSION_DEPTH, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN,
+    MAX_TICKET_LEN, MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
 };
 
 /// The fields of a key request, checked (step V9, V12 as far as the wire allows).
@@ -27,6 +28,9 @@ pub struct KeyRequestContent {
     pub nonce: Nonce,
     /// When the sender made it.
     pub request_time: UnixTime,
+    /// A list agent's expansion history, its own expansion last; empty for an ordinary
+    /// sender (`docs/protocol.md` §11).
+    pub expansion: Vec<ListExpansion>,
 }
 
 impl KeyRequestContent {
@@ -42,7 +46,23 @@ impl KeyRequestContent {
             .ok_or_else(|| reject(Rejection::MalformedDer, "nonce must be 16 bytes"))?;
         let sender = EmailAddress::parse(req.sender.as_ref())?;
         let recipients = req.recipients.iter().map(|r| EmailAddress::parse(r.as_ref())).collect::<Result<Vec<_>>>()?;
-        Ok(KeyRequestContent { sender, recipients, nonce, request_time: UnixTime::from_generalized(&req.request_time) })
+        let expansion = match &req.expansion {
+            None => Vec::new(),
+            Some(h) if h.is_empty() => {
+                return Err(reject(Rejection::MalformedDer, "an expansion history has at least one entry"));
+            }
+            Some(h) if h.len() > MAX_EXPANSION_DEPTH => {
+                return Err(reject(Rejection::ListDepthExceeded, format!("{} expansions", h.len())));
+            }
+            Some(h) => h.iter().map(ListExpansion::decode).collect::<Result<Vec<_>>>()?,
+        };
+        Ok(KeyRequestContent {
+            sender,
+            recipients,
+            nonce,
+            request_time: UnixTime::from_generalized(&req.request_time),
+            expansion,
+        })
     }
 
     /// Step V12: at least one recipient, at most `max` (itself at most [`MAX_RECIPIENTS`]),
@@ -77,6 +97,11 @@ impl KeyRequestContent {
             recipients: self.recipients.iter().map(|r| ia5(&r.to_string())).collect::<Result<_>>()?,
             nonce: octets(self.nonce.as_bytes())?,
             request_time: self.request_time.to_generalized()?,
+            expansion: if self.expansion.is_empty() {
+                None
+            } else {
+                Some(self.expansion.iter().map(ListExpansion::encode).collect::<Result<_>>()?)
+            },
         };
         req.to_der().map_err(crate::cms::encode_failed)
     }
@@ -132,6 +157,7 @@ impl Ticket {
         let inner = signed::open_with(provider, &info.request_der, oid::CT_KEY_REQUEST, MAX_KEY_REQUEST_LEN, verify)?;
         let request = KeyRequestContent::decode(&inner.content)?;
         request.check_recipients(MAX_RECIPIENTS)?;
+        check_history(&request.sender, &request.recipients, &request.expansion)?;
         Ok(Ticket {
             der: der.to_vec(),
             digest,

@@ -42,6 +42,9 @@ pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
 pub const MAX_GATEKEEPER_CERTIFICATES_LEN: usize = 32 * 1024;
 /// Longest gatekeeper URI.
 pub const MAX_URI_LEN: usize = 512;
+/// Most list expansions one message may go through (the depth bound of `docs/protocol.md`
+/// §11): an expansion history holds at most this many entries.
+pub const MAX_EXPANSION_DEPTH: usize = 8;
 
 /// ```asn1
 /// KeyRequest ::= SEQUENCE {
@@ -49,7 +52,8 @@ pub const MAX_URI_LEN: usize = 512;
 ///   sender       IA5String,                       -- the sender's address
 ///   recipients   SEQUENCE SIZE (1..1000) OF IA5String,
 ///   nonce        OCTET STRING (SIZE (16)),
-///   requestTime  GeneralizedTime }
+///   requestTime  GeneralizedTime,
+///   expansion    [0] ExpansionHistory OPTIONAL }  -- only a list agent's (docs/protocol.md §11)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Sequence)]
 pub struct KeyRequest {
@@ -64,6 +68,28 @@ pub struct KeyRequest {
     pub nonce: OctetString,
     /// When the sender made the request.
     pub request_time: GeneralizedTime,
+    /// Present only in a list agent's request: the expansions so far, this one last
+    /// (`docs/protocol.md` §11). Absent, the encoding is the original one byte for byte.
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub expansion: Option<Vec<ListExpansion>>,
+}
+
+/// ```asn1
+/// ExpansionHistory ::= SEQUENCE SIZE (1..8) OF ListExpansion
+/// ListExpansion ::= SEQUENCE {
+///   list            IA5String,                 -- the list address expanded
+///   expansionTime   GeneralizedTime,
+///   expandedTicket  OCTET STRING (SIZE (32)) } -- SHA-256 of the ticket it expanded
+/// ```
+/// One entry of a list agent's expansion history (after RFC 2634 §4 `MLData`).
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct ListExpansion {
+    /// The list's address.
+    pub list: Ia5String,
+    /// When the agent expanded.
+    pub expansion_time: GeneralizedTime,
+    /// SHA-256 of the ticket the agent received (the one it was released the key under).
+    pub expanded_ticket: OctetString,
 }
 
 /// ```asn1
