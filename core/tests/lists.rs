@@ -242,3 +242,32 @@ fn v26_the_gatekeeper_refuses_a_loop_a_depth_over_the_bound_and_a_borrowed_entry
     deep.remove(0);
     assert_eq!(issue(raw_expansion_request(inner, "inner@example.org", &["dave@example.org"], deep)), None);
 }
+
+/// The sizes of a message before and after one and two expansions (the figures of
+/// `docs/protocol.md` §11.7): `cargo test -p ekg-core --test lists -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints figures for docs/protocol.md"]
+fn expansion_sizes() {
+    let mut home = gatekeeper(ReleasePolicy::Once);
+    let mut away = list_gatekeeper();
+    for body_len in [1_000usize, 100_000] {
+        let from = alice();
+        let mut r = rng(40 + body_len as u64);
+        let pending = from.request_key(&[addr("team@example.org")], NOW, &mut r).expect("request");
+        let issuance = home.handle_key_request(&pending.der, NOW, &mut r).expect("issue");
+        let key = from.accept_grant(&pending, &issuance.grant, &issuance.ticket, NOW, &mut r).expect("grant");
+        let sealed = from.seal(&key, &vec![b'x'; body_len], &mut r).expect("seal");
+        let to_team = expand(&team(), &mut home, Some(&mut away), &sealed, 41 + body_len as u64).expect("team");
+        let inner = agent(&lists().inner, &["dave@example.org"]);
+        let to_inner = expand(&inner, &mut away, None, &to_team, 42 + body_len as u64).expect("inner");
+        println!(
+            "body {body_len} B: sealed {} B, after team {} B (+{}), after inner {} B (+{}); ticket {} B",
+            sealed.len(),
+            to_team.len(),
+            to_team.len() - sealed.len(),
+            to_inner.len(),
+            to_inner.len() - to_team.len(),
+            issuance.ticket.len()
+        );
+    }
+}
