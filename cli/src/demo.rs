@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ekg_core::crypto::default_provider;
 use ekg_core::internal::wire::dump::dump;
@@ -53,7 +52,7 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
     let provider = default_provider();
     let now = match now {
         Some(n) => UnixTime(n),
-        None => UnixTime(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()),
+        None => ekg_server::service::wall_clock(),
     };
     println!(
         "ekg demo: seed {seed}, now {now}; reproduce with: ekg demo --out {} --seed {seed} --now {}",

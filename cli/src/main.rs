@@ -190,6 +190,11 @@ struct ServeArgs {
     /// Check the configuration (every field, every file it names), then stop.
     #[arg(long)]
     check_config: bool,
+    /// Take the database as found, though it is not the store the identity file names: a new
+    /// empty one after a loss, or a backup restored on purpose (keys released after the backup
+    /// may be released again). docs/server.md, "Store identity".
+    #[arg(long, conflicts_with_all = ["check_config", "demo", "test_mode"])]
+    adopt_store: bool,
     /// Serve a demo gatekeeper: the test PKI of example.com and example.org, a fresh storage
     /// key and a new database, written into --dir; prints what to try.
     #[arg(long, conflicts_with_all = ["config", "check_config"])]
@@ -388,6 +393,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::run(serve::Args {
             config: a.config,
             check_config: a.check_config,
+            adopt_store: a.adopt_store,
             demo: a.demo,
             dir: a.dir,
             listen: a.listen,

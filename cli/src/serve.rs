@@ -15,6 +15,8 @@ pub struct Args {
     pub config: Option<PathBuf>,
     /// Check it, then stop.
     pub check_config: bool,
+    /// Take the database as found (`--adopt-store`).
+    pub adopt_store: bool,
     /// Make a demo configuration and serve it.
     pub demo: bool,
     /// The demo's directory.
@@ -58,6 +60,7 @@ pub fn run(args: Args) -> Result<ExitCode, DynError> {
 }
 
 fn apply(settings: &mut Settings, args: &Args) -> Result<(), DynError> {
+    settings.adopt_store = args.adopt_store;
     if let Some(l) = args.listen {
         settings.listen = l;
     }

@@ -49,6 +49,8 @@ pub enum ServeError {
     Core(ekg_core::Error),
     /// A socket or file.
     Io(String),
+    /// The store is not this gatekeeper's own ([`store::identity`]).
+    Store(store::identity::Refusal),
 }
 
 impl core::fmt::Display for ServeError {
@@ -56,6 +58,7 @@ impl core::fmt::Display for ServeError {
         match self {
             ServeError::Config(e) => write!(f, "{e}"),
             ServeError::Core(e) => write!(f, "{}: {}", e.code(), e.detail()),
+            ServeError::Store(e) => write!(f, "{e}"),
             ServeError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -83,6 +86,41 @@ pub fn open_store(database: &Database, config: ekg_core::ledger::LedgerConfig) -
         }
         Database::Postgres(url) => PostgresStore::connect(url, config).map(AnyStore::Postgres).map_err(failed),
     }
+}
+
+/// Opens the configured store and checks it is this gatekeeper's own against its identity
+/// file (`identity`: the file; `adopt`: take the database as found), advancing its
+/// generation; the store and what advances it later (`None`: the memory store).
+pub fn open_owned_store(
+    database: &Database,
+    config: ekg_core::ledger::LedgerConfig,
+    identity: Option<&std::path::Path>,
+    adopt: bool,
+) -> Result<(AnyStore, Option<store::identity::Generations>), ServeError> {
+    use store::identity::{Generations, Refusal, read_file, sqlite_absent};
+    if let (Database::Sqlite(path), Some(file)) = (database, identity)
+        && !adopt
+        && sqlite_absent(path)
+        && let Some(known) = read_file(file).map_err(ServeError::Store)?
+    {
+        // Refused before SQLite would create an empty database in its place.
+        return Err(ServeError::Store(Refusal::Missing(format!(
+            "{} is missing or empty, but the identity file {} names store {} at generation {}: restore the \
+             database, or start once with `ekg serve --adopt-store` to begin an empty one (keys still owed are lost)",
+            path.display(),
+            file.display(),
+            hex::encode(known.store_id),
+            known.generation
+        ))));
+    }
+    let store = open_store(database, config)?;
+    let generations = match identity {
+        Some(file) if !matches!(database, Database::Memory) => {
+            Some(Generations::start(&store, file, adopt).map_err(ServeError::Store)?)
+        }
+        _ => None,
+    };
+    Ok((store, generations))
 }
 
 /// What SIGHUP reloads: a part of the configuration read again from its files. A reload that
@@ -144,12 +182,15 @@ pub async fn run(
     // async threads.
     let (provider, config, credential, storage_key, database) =
         (settings.provider, settings.gatekeeper, settings.credential, settings.storage_key, settings.database);
-    let gatekeeper = tokio::task::spawn_blocking(move || {
-        let store = open_store(&database, config.ledger_config())?;
-        Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)
+    let (identity, adopt) = (settings.store_identity, settings.adopt_store);
+    let (gatekeeper, generations) = tokio::task::spawn_blocking(move || {
+        let (store, generations) = open_owned_store(&database, config.ledger_config(), identity.as_deref(), adopt)?;
+        let gk = Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)?;
+        Ok::<_, ServeError>((gk, generations))
     })
     .await
     .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;
+    let advancing = generations.map(|g| tokio::spawn(advance_generations(g, settings.store_generation)));
     let metrics = Arc::new(metrics::Metrics::new());
     let (workers, clock) = (settings.workers, settings.clock);
     let watch = Arc::new(certificates::CertificateWatch::new(
@@ -200,6 +241,9 @@ pub async fn run(
     };
     listener::serve(listen, routes.handler(), stop).await;
     reloader.abort();
+    if let Some(a) = advancing {
+        a.abort();
+    }
     let _ = stop_timer.send(());
     let _ = timer.await;
     let _ = stop_watch.send(());
@@ -207,6 +251,24 @@ pub async fn run(
     // The last reference to the gatekeeper (and its store) goes with the service.
     drop(service);
     Ok(())
+}
+
+/// Advances the store's generation every `every`, for as long as the server runs (aborted at
+/// stop). A failure is logged and tried again at the next interval; a database found replaced
+/// is logged as an error every time (and `/healthz` fails on it by its own probe).
+async fn advance_generations(generations: store::identity::Generations, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let g = generations.clone();
+        match tokio::task::spawn_blocking(move || g.advance()).await {
+            Ok(Ok(n)) => tracing::debug!(generation = n, "store generation advanced"),
+            Ok(Err(e)) => tracing::error!(code = e.code(), detail = e.detail(), "store generation not advanced"),
+            Err(e) => tracing::error!(error = %e, "store generation task failed"),
+        }
+    }
 }
 
 /// A server on a thread of its own (tests, the demo).

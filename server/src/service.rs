@@ -15,7 +15,7 @@
 //! No protocol decision is made here: every `if` about tickets or addresses is the core's.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ekg_core::ledger::ReleaseKind;
 use ekg_core::role::Gatekeeper;
@@ -35,7 +35,6 @@ pub struct Service {
     workers: Arc<Semaphore>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
-    store_ok: AtomicBool,
     /// The store's round trips as last counted into the metrics.
     seen_trips: AtomicU64,
     /// The clock.
@@ -123,7 +122,6 @@ impl Service {
             prototype: gatekeeper,
             workers: Arc::new(Semaphore::new(workers.max(1))),
             metrics,
-            store_ok: AtomicBool::new(true),
             seen_trips: AtomicU64::new(0),
             clock,
             sender_quota: 0,
@@ -150,23 +148,15 @@ impl Service {
     }
 
     /// Whether the store answers a read and a write now, within [`PROBE_SECS`] (waiting for
-    /// a worker included: a pool stuck on a stalled store is unhealthy too). The answer is
-    /// also what [`Service::healthy`] reports until the next use of the store.
+    /// a worker included: a pool stuck on a stalled store is unhealthy too).
     pub async fn probe(&self) -> Result<(), String> {
         let probe =
             self.on_worker(None, |gk| gk.store_mut().probe().map_err(|e| Error::new(Rejection::StorageFailed, e.0)));
-        let result = match tokio::time::timeout(std::time::Duration::from_secs(PROBE_SECS), probe).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(PROBE_SECS), probe).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.detail().to_owned()),
             Err(_) => Err(format!("the store did not answer within {PROBE_SECS} s")),
-        };
-        self.store_ok.store(result.is_ok(), Ordering::Relaxed);
-        result
-    }
-
-    /// Whether the last use of the store succeeded.
-    pub fn healthy(&self) -> bool {
-        self.store_ok.load(Ordering::Relaxed)
+        }
     }
 
     /// Counts the keys held into the metrics (a query: on a scrape, not per request).
@@ -190,7 +180,6 @@ impl Service {
             .await
             .map_err(|_| Error::new(Rejection::CryptoFailure, "the worker pool is closed"))?;
         let mut gk = self.prototype.clone();
-        let abandoned = caller.clone();
         let (r, races, trips) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             if let Some(c) = &caller {
@@ -206,10 +195,6 @@ impl Service {
         // The store's total only grows: count what is new.
         let seen = self.seen_trips.fetch_max(trips, Ordering::Relaxed);
         self.metrics.store_round_trips.inc_by(trips.saturating_sub(seen));
-        // A write dropped because its client left says nothing about the store.
-        if abandoned.is_none_or(|c| c.waiting()) {
-            self.store_ok.store(!matches!(&r, Err(e) if e.rejection() == Rejection::StorageFailed), Ordering::Relaxed);
-        }
         r
     }
 

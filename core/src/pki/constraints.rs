@@ -200,7 +200,7 @@ impl Names {
                 }
             }
         }
-        for n in super::validate::san(cert) {
+        for n in super::fields::san(cert) {
             match n {
                 GeneralName::Rfc822Name(s) => {
                     if let Ok(a) = EmailAddress::parse(s.as_ref()) {

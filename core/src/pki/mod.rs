@@ -14,6 +14,7 @@
 //! - RSA keys of 2048 to 8192 bits; certificate signatures sha256WithRSAEncryption.
 
 mod constraints;
+mod fields;
 mod revocation;
 mod validate;
 
@@ -121,17 +122,17 @@ impl Credential {
 
     /// The certificate's rfc822Name addresses.
     pub fn addresses(&self) -> Vec<EmailAddress> {
-        validate::addresses(&self.certificate)
+        fields::addresses(&self.certificate)
     }
 
     /// The certificate's uniformResourceIdentifier names.
     pub fn uris(&self) -> Vec<String> {
-        validate::uris(&self.certificate)
+        fields::uris(&self.certificate)
     }
 
     /// Whether the certificate's extended key usage lists `purpose`.
     pub fn has_extended_key_usage(&self, purpose: &der::asn1::ObjectIdentifier) -> bool {
-        validate::has_extended_key_usage(&self.certificate, purpose)
+        fields::has_extended_key_usage(&self.certificate, purpose)
     }
 }
 
@@ -231,12 +232,12 @@ fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
 /// A certificate's rfc822Name addresses (subjectAltName), without validating it (for
 /// display: `ekg inspect`).
 pub fn certificate_addresses(cert: &Certificate) -> Vec<EmailAddress> {
-    validate::addresses(cert)
+    fields::addresses(cert)
 }
 
 /// A certificate's uniformResourceIdentifier names (subjectAltName), without validating it.
 pub fn certificate_uris(cert: &Certificate) -> Vec<String> {
-    validate::uris(cert)
+    fields::uris(cert)
 }
 
 /// The validity (notBefore, notAfter) of a DER certificate, without validating it
@@ -249,7 +250,7 @@ pub fn certificate_validity(der: &[u8]) -> Result<(crate::UnixTime, crate::UnixT
 
 /// Whether a certificate's extended key usage lists `purpose`, without validating it.
 pub fn certificate_has_extended_key_usage(cert: &Certificate, purpose: &der::asn1::ObjectIdentifier) -> bool {
-    validate::has_extended_key_usage(cert, purpose)
+    fields::has_extended_key_usage(cert, purpose)
 }
 
 /// SHA-256 of a certificate's DER.

@@ -191,7 +191,7 @@ fn load(provider: &dyn CryptoProvider, issuer_der: &[u8], crl_der: &[u8]) -> Res
         issuer.tbs_certificate().subject_public_key_info().to_der().map_err(|e| bad(&format!("issuer key: {e}")))?;
     let tbs_der = tbs.to_der().map_err(|e| bad(&format!("{e}")))?;
     let signature = crl.signature.as_bytes().unwrap_or_default();
-    if !super::validate::signature_holds(
+    if !super::fields::signature_holds(
         provider,
         &crl.signature_algorithm,
         &tbs.signature,

@@ -1,6 +1,7 @@
 //! The `server.database` value: where records are kept, shown without its password.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 /// Where records are kept. `Debug` and `Display` never show a PostgreSQL password.
 #[derive(Clone, PartialEq, Eq)]
@@ -14,6 +15,32 @@ pub enum Database {
 }
 
 impl Database {
+    /// The `server.database` value (`at`: a relative path taken from the configuration's
+    /// directory), or the rule it breaks. Memory is one process's and nothing durable: only
+    /// on a loopback `listen`, so it cannot be one of several instances behind one name.
+    pub fn parse(value: &str, at: &dyn Fn(&Path) -> PathBuf, listen: SocketAddr) -> Result<Database, &'static str> {
+        if value.len() > 4096 {
+            return Err("at most 4 KiB");
+        }
+        let database = if value == "memory" {
+            Database::Memory
+        } else if let Some(rest) = value.strip_prefix("sqlite:") {
+            Database::Sqlite(at(Path::new(rest)))
+        } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            Database::Postgres(value.to_owned())
+        } else if value.contains("://") {
+            return Err("sqlite:PATH, a path, postgres://..., or memory");
+        } else {
+            Database::Sqlite(at(Path::new(value)))
+        };
+        if database == Database::Memory && !listen.ip().is_loopback() {
+            return Err(
+                "memory only on a loopback address (one process, nothing durable; several instances share postgres://)",
+            );
+        }
+        Ok(database)
+    }
+
     /// A PostgreSQL URL with its password, if any, replaced by `***`: the one in the user
     /// information (everything up to the last `@` is taken as user information, so a password
     /// holding `/`, `?`, `#` or `@` is hidden whole), and a `password` parameter of the query.

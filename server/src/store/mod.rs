@@ -4,6 +4,7 @@
 //! [`PostgresStore`] is shared by several instances; `memory` keeps nothing past the process.
 //! [`AnyStore`] picks one from the configuration's `database`.
 
+pub mod identity;
 mod plan;
 mod postgres;
 pub mod schema;
@@ -74,6 +75,24 @@ impl AnyStore {
                     .collect();
                 Ok(keys.iter().filter(|k| !destroyed.contains(k)).count() as u64)
             }
+        }
+    }
+
+    /// The store's identity (`None`: none yet, or the memory store).
+    pub fn identity(&mut self) -> Result<Option<identity::Identity>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.identity(),
+            AnyStore::Postgres(s) => s.identity(),
+            AnyStore::Memory(_) => Ok(None),
+        }
+    }
+
+    /// Sets the identity if there is none, else raises its generation ([`identity`]).
+    pub fn advance_generation(&mut self, store_id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.advance_generation(store_id),
+            AnyStore::Postgres(s) => s.advance_generation(store_id),
+            AnyStore::Memory(_) => Err(StoreError("the memory store has no identity".into())),
         }
     }
 

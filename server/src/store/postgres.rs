@@ -127,6 +127,20 @@ impl PostgresStore {
         written.map(|_| ())
     }
 
+    /// The store's identity, if it has one (`super::identity`).
+    pub fn identity(&mut self) -> Result<Option<super::identity::Identity>, StoreError> {
+        let row = self.with(|c| c.client.query_opt(super::identity::READ, &[]).map_err(pg))?;
+        row.map(|r| super::identity::from_row(r.get(0), r.get(1))).transpose()
+    }
+
+    /// Sets the identity `store_id` if there is none, else raises its generation; the new
+    /// generation (`None`: the database holds another identity).
+    pub fn advance_generation(&mut self, store_id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
+        let id = store_id.as_slice();
+        let row = self.run(false, |c| c.client.query_opt(super::identity::ADVANCE, &[&id]).map_err(pg))?;
+        Ok(row.map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+
     /// Keys held (pending or retained) that answered a request of `sender` (the quota).
     pub fn held_of(&mut self, sender: &str) -> Result<u64, StoreError> {
         let n: i64 = self.with(|c| {
@@ -377,6 +391,7 @@ fn migrate(client: &mut Client, config: LedgerConfig) -> Result<(), StoreError> 
     // One migrating instance at a time; the others wait, then find the work done.
     tx.execute("SELECT pg_advisory_xact_lock(7236916)", &[]).map_err(pg)?;
     tx.batch_execute(schema::SCHEMA_TABLE).map_err(pg)?;
+    tx.batch_execute(super::identity::TABLE).map_err(pg)?;
     let have: i64 =
         tx.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM ekg_schema", &[]).map(|r| r.get(0)).map_err(pg)?;
     if have > schema::VERSION {

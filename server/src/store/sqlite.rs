@@ -25,6 +25,7 @@ use ekg_core::ids::{KeyId, RequestId, WrappedKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LedgerConfig, LoadedKey, Record, Store, StoreError, Version};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use super::identity::{self, Identity};
 use super::plan::{Plan, decode_records, secs};
 use super::schema;
 use super::v2;
@@ -225,6 +226,26 @@ impl SqliteStore {
         }
         self.read(version)?;
         self.append(Plan { keys: Vec::new(), requests: Vec::new() }).map(|_| ())
+    }
+
+    /// The store's identity, if it has one (`super::identity`).
+    pub fn identity(&self) -> Result<Option<Identity>, StoreError> {
+        self.read(|c| {
+            let row = c.query_row(identity::READ, [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(err)?;
+            row.map(|(id, generation)| identity::from_row(id, generation)).transpose()
+        })
+    }
+
+    /// Sets the identity `store_id` if there is none, else raises its generation; the new
+    /// generation (`None`: the database holds another identity). On a connection of its own,
+    /// waiting for the group commit's transaction like any writer.
+    pub fn advance_generation(&self, store_id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
+        let conn = Connection::open(&self.shared.path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        let g: Option<i64> =
+            conn.query_row(identity::ADVANCE, params![store_id.as_slice()], |r| r.get(0)).optional().map_err(err)?;
+        Ok(g.map(|g| u64::try_from(g).unwrap_or(0)))
     }
 
     /// Keys held (pending or retained) that answered a request of `sender` (the quota).
@@ -476,6 +497,7 @@ fn version(conn: &Connection) -> Result<i64, StoreError> {
 /// Applies every migration not yet applied, each in a transaction of its own.
 fn migrate(conn: &mut Connection, config: LedgerConfig) -> Result<(), StoreError> {
     conn.execute_batch(schema::SCHEMA_TABLE).map_err(err)?;
+    conn.execute_batch(identity::TABLE).map_err(err)?;
     let have = version(conn)?;
     if have > schema::VERSION {
         return Err(StoreError(format!("database schema {have} is newer than this build's {}", schema::VERSION)));
