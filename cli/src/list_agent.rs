@@ -1,5 +1,5 @@
 //! `ekg list-agent`: expand a sealed message addressed to a mailing list, where the list lives
-//! (`docs/protocol.md` §11, `docs/mail.md`): fetch the key as the list (one listed recipient),
+//! (`docs/protocol.md` §12, `docs/mail.md`): fetch the key as the list (one listed recipient),
 //! ask the list's own gatekeeper for a key for the members with the expansion history,
 //! re-address the message key. The content is not encrypted again. The expanded message is
 //! written only when everything succeeded; members read it with `ekg read`.

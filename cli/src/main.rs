@@ -44,12 +44,12 @@ enum Command {
     /// same workload: the README's main job. Exit 2: an invariant was violated; exit 3: a key
     /// owed to a reading recipient was not delivered after the network healed.
     Simulate {
-        /// Shipped scenario names (the eight of fixtures/scenarios: default, mailing-list,
+        /// Shipped scenario names (the nine of fixtures/scenarios: default, mailing-list,
         /// cross-org-with-loss, gatekeeper-outage, low-certificate-availability,
-        /// untrusted-org, compromised-recipient, seed-policy) or TOML paths. Default:
+        /// untrusted-org, compromised-recipient, seed-policy, compromise) or TOML paths. Default:
         /// `default`.
         scenarios: Vec<String>,
-        /// Run every shipped scenario (eight), then print and write a summary of their
+        /// Run every shipped scenario (nine), then print and write a summary of their
         /// headlines (OUT/summary.txt, OUT/index.html).
         #[arg(long)]
         all: bool,
@@ -94,7 +94,7 @@ enum Command {
     /// release, decrypt; the original message on standard output (docs/mail.md).
     Read(ReadArgs),
     /// Expand a sealed message addressed to a mailing list, as the list's agent
-    /// (docs/protocol.md §11, docs/mail.md): fetch the key as the list, ask the list's own
+    /// (docs/protocol.md §12, docs/mail.md): fetch the key as the list, ask the list's own
     /// gatekeeper for a key for the members, re-address the message key (the content is not
     /// encrypted again); the message for the members on standard output. Loops
     /// (`list_loop`) and more than 8 nested expansions (`list_depth_exceeded`) are refused.

@@ -35,9 +35,20 @@ pub struct Args {
     pub log_json: bool,
 }
 
+/// The environment variable that names a planted bug (`docs/conformance.md` §6): read by
+/// `ekg serve --test-mode` only; any other `ekg serve` refuses to start while it is set.
+pub const PLANTED_BUG_ENV: &str = "EKG_PLANTED_BUG";
+
 /// Runs `ekg serve`.
 pub fn run(args: Args) -> Result<ExitCode, DynError> {
     init_logs(args.log_json);
+    if !args.test_mode && std::env::var_os(PLANTED_BUG_ENV).is_some() {
+        return Err(format!(
+            "{PLANTED_BUG_ENV} is set: planted bugs exist only under `ekg serve --test-mode`; \
+             refusing to serve (unset it)"
+        )
+        .into());
+    }
     if args.demo {
         return demo(&args);
     }
@@ -204,6 +215,7 @@ async fn stop_signal() {
 
 /// `ekg serve --test-mode`: the reference gatekeeper under the management endpoint.
 fn test_mode(args: &Args) -> Result<ExitCode, DynError> {
+    let planted = plant_from_env()?;
     let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
     let pki = match &args.vectors {
         Some(dir) => ekg_fixtures::Pki::load(dir)?,
@@ -221,11 +233,30 @@ fn test_mode(args: &Args) -> Result<ExitCode, DynError> {
     let clock = std::sync::Arc::new(ekg_server::service::Clock::default());
     runtime.block_on(ekg_server::testmode::run(settings, clock, stop_signal(), |addr| {
         println!("ekg serve --test-mode: TEST ONLY, memory only; listening on {addr}");
+        if let Some(bug) = planted {
+            println!("  PLANTED BUG: {bug} ({}): this gatekeeper is wrong on purpose", bug.description());
+        }
         println!("  management endpoint: http://{addr}{}", ekg_server::testmode::MANAGE_BASE);
         println!("  try: ekg conformance server --target http://{addr}/");
     }))?;
     println!("ekg serve: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bug `EKG_PLANTED_BUG` names, planted in this process (none if it is unset or empty).
+fn plant_from_env() -> Result<Option<ekg_core::planted::PlantedBug>, DynError> {
+    use ekg_core::planted::{self, PlantedBug};
+    let Some(name) = std::env::var_os(PLANTED_BUG_ENV) else { return Ok(None) };
+    let name = name.to_str().ok_or_else(|| format!("{PLANTED_BUG_ENV}: not UTF-8"))?;
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let bug = PlantedBug::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = PlantedBug::ALL.iter().map(|b| b.name()).collect();
+        format!("{PLANTED_BUG_ENV}={name}: no such planted bug (known: {})", known.join(", "))
+    })?;
+    planted::plant(bug).map_err(|other| format!("{PLANTED_BUG_ENV}: {other} is already planted"))?;
+    Ok(Some(bug))
 }
 
 fn demo(args: &Args) -> Result<ExitCode, DynError> {

@@ -109,7 +109,8 @@ fn the_reference_gatekeeper_passes_every_server_case() {
     assert_eq!(code, 0, "{out}");
     let gk = vector_ids("gatekeeper_test.json", "gatekeeper", |_, _| true);
     let flow = vector_ids("flow_test.json", "flow", |_, _| true);
-    assert_eq!(records.len(), gk.len() + flow.len() + 2, "{out}");
+    let probes = ekg_fixtures::conformance::PROBES.len();
+    assert_eq!(records.len(), gk.len() + flow.len() + probes + 2, "{out}");
     assert_eq!(ids(&records, "pass").len(), records.len());
     // docs/conformance.md §5 counts the cases of this run.
     let doc = conformance_doc();
@@ -119,6 +120,7 @@ fn the_reference_gatekeeper_passes_every_server_case() {
     let doc = &doc[doc.find(run).unwrap()..];
     assert_eq!(number_before(doc, " gatekeeper, "), gk.len(), "docs/conformance.md");
     assert_eq!(number_before(doc, " flow, "), flow.len(), "docs/conformance.md");
+    assert_eq!(number_before(doc, " probe, "), probes, "docs/conformance.md");
     assert_eq!(
         number_before(doc, " sanity)"),
         ids(&records, "pass").iter().filter(|i| i.starts_with("sanity/")).count()

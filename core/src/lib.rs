@@ -33,6 +33,7 @@ pub mod error;
 pub mod ids;
 pub mod ledger;
 pub mod pki;
+pub mod planted;
 pub mod role;
 pub mod time;
 mod wire;

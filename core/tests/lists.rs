@@ -1,4 +1,4 @@
-//! Mailing lists (`docs/protocol.md` §11): a list expanded where it lives, nested lists,
+//! Mailing lists (`docs/protocol.md` §12): a list expanded where it lives, nested lists,
 //! loops and the depth bound, and a reader's chain check (C7), in process.
 
 // Test code: a failed expectation is the test failing.
@@ -244,7 +244,7 @@ fn v26_the_gatekeeper_refuses_a_loop_a_depth_over_the_bound_and_a_borrowed_entry
 }
 
 /// The sizes of a message before and after one and two expansions (the figures of
-/// `docs/protocol.md` §11.7): `cargo test -p ekg-core --test lists -- --ignored --nocapture`.
+/// `docs/protocol.md` §12.7): `cargo test -p ekg-core --test lists -- --ignored --nocapture`.
 #[test]
 #[ignore = "prints figures for docs/protocol.md"]
 fn expansion_sizes() {

@@ -69,7 +69,7 @@ pub fn write(dir: &Path, listen: SocketAddr, storage_key: &[u8; 32], extra_serve
     // A second certificate for bob (another device): under same_certificate only the first
     // one served may fetch again.
     let bob2 = pki.issue(&recipient.ca, &ekg_testpki::EntitySpec::user("bob@example.org"));
-    // Two mailing lists' identities at example.com (docs/protocol.md §11), made after every
+    // Two mailing lists' identities at example.com (docs/protocol.md §12), made after every
     // other certificate so that none of those changed: `team` and `inner`, nested in team.
     let team = pki.issue(&sender.ca, &ekg_testpki::EntitySpec::user("team@example.com"));
     let inner = pki.issue(&sender.ca, &ekg_testpki::EntitySpec::user("inner@example.com"));

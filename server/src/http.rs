@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ekg_core::limits::{MAX_KEY_REQUEST_LEN, MAX_RELEASE_REQUEST_LEN};
+use ekg_core::planted::{PlantedBug as P, is as planted};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -139,8 +140,12 @@ impl Routes {
             return not_allowed("POST");
         }
         let (limit, name) = match endpoint {
-            Endpoint::KeyRequest => (MAX_KEY_REQUEST_LEN, "key_request"),
-            Endpoint::ReleaseRequest => (MAX_RELEASE_REQUEST_LEN, "release_request"),
+            Endpoint::KeyRequest => {
+                (MAX_KEY_REQUEST_LEN + usize::from(planted(P::KeyRequestSizePlusOne)), "key_request")
+            }
+            Endpoint::ReleaseRequest => {
+                (MAX_RELEASE_REQUEST_LEN + usize::from(planted(P::ReleaseRequestSizePlusOne)), "release_request")
+            }
         };
         let stated = req.headers().get(caller::TIMEOUT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let conn = req.extensions().get::<crate::ClientConnection>().cloned();
@@ -177,7 +182,9 @@ impl Routes {
             }
             Ok(Ok(der)) => {
                 let mut r = Response::new(Full::new(Bytes::from(der)));
-                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(binding::MEDIA_CMS));
+                let media =
+                    if planted(P::SuccessAsOctetStream) { "application/octet-stream" } else { binding::MEDIA_CMS };
+                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(media));
                 r
             }
             Err(e) => {
@@ -240,7 +247,9 @@ pub const MAX_DRAIN_LEN: u64 = 1024 * 1024;
 /// on a larger Content-Length, or as soon as more arrives), within `timeout` (408).
 pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<Vec<u8>, Answer> {
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !binding::is_cms(content_type) {
+    let exact = content_type == binding::MEDIA_CMS;
+    let refused = if planted(P::ContentTypeParametersRefused) { !exact } else { !binding::is_cms(content_type) };
+    if refused && !planted(P::ContentTypeUnchecked) {
         let detail = format!("the body must be {} (got {content_type:?})", binding::MEDIA_CMS);
         return Err(problem(&Problem::http(http_codes::UNSUPPORTED_MEDIA_TYPE, detail)));
     }
@@ -276,10 +285,18 @@ pub struct RefusalCode(pub String);
 
 /// A problem+json answer (with `Retry-After` on 503).
 pub fn problem(p: &Problem) -> Answer {
+    let mut p = p.clone();
+    p.status = match p.status {
+        409 if planted(P::ConflictAs400) => 400,
+        410 if planted(P::GoneAs404) => 404,
+        503 if planted(P::StorageFailedAs500) && p.code == ekg_core::Rejection::StorageFailed.code() => 500,
+        s => s,
+    };
     let mut r = Response::new(Full::new(Bytes::from(p.to_json())));
     r.extensions_mut().insert(RefusalCode(p.code.clone()));
     *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(binding::MEDIA_PROBLEM));
+    let media = if planted(P::ProblemAsPlainJson) { "application/json" } else { binding::MEDIA_PROBLEM };
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(media));
     if p.status == 503 {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(binding::RETRY_AFTER_SECS));
     }

@@ -211,6 +211,7 @@ impl TestMode {
                 }
             }
             "restart" => self.recover(None),
+            "observe" => self.observe(),
             "store" => match body.get("fails").and_then(Value::as_bool) {
                 Some(fails) => self.recover(Some(fails)),
                 None => malformed("store: {\"fails\": true|false}"),
@@ -281,6 +282,51 @@ impl TestMode {
             }
             Err(FixtureError::Core(e)) => refused(&e),
             Err(e) => malformed(e.to_string()),
+        }
+    }
+
+    /// `observe`: the key ids held (pending or retained), those whose key material is still
+    /// stored, and those whose stored material unwraps under the configured storage key (is
+    /// wrapped, not in the clear), from the store's records (`200`, JSON).
+    fn observe(&self) -> Answer {
+        use ekg_core::ledger::{KeyState, Ledger, Record};
+        let Some(c) = self.current() else { return no_state() };
+        let storage_key: Option<[u8; 32]> = c
+            .config
+            .get("storageKey")
+            .and_then(Value::as_str)
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|k| k.try_into().ok());
+        let provider = c.provider;
+        let seen = c.service.with_gatekeeper(|gk| {
+            let AnyStore::Memory(m) = gk.store() else { return Err("not a memory store".to_owned()) };
+            let records = m.records();
+            let ledger = Ledger::recover(*gk.rules().config(), records.iter()).map_err(|e| e.to_string())?;
+            let held: Vec<String> = ledger
+                .keys()
+                .filter(|(_, s)| !matches!(s, KeyState::Destroyed(_)))
+                .map(|(k, _)| hex::encode(k.0))
+                .collect();
+            let mut stored = Vec::new();
+            let mut wrapped = Vec::new();
+            for r in &records {
+                if let Record::Issued { key_id, handle, .. } = r {
+                    stored.push(hex::encode(key_id.0));
+                    if storage_key.is_some_and(|k| provider.aes256_kw_unwrap(&k, &handle.0).is_ok()) {
+                        wrapped.push(hex::encode(key_id.0));
+                    }
+                }
+            }
+            Ok(serde_json::json!({"held": held, "stored": stored, "wrapped": wrapped}))
+        });
+        match seen {
+            Ok(Ok(v)) => {
+                let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+                r.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+                r
+            }
+            Ok(Err(detail)) => malformed(detail),
+            Err(e) => refused(&e),
         }
     }
 

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compromise;
 pub mod draw;
 pub mod early;
 pub mod error;
@@ -47,6 +48,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("untrusted-org", include_str!("../../fixtures/scenarios/untrusted-org.toml")),
     ("compromised-recipient", include_str!("../../fixtures/scenarios/compromised-recipient.toml")),
     ("seed-policy", include_str!("../../fixtures/scenarios/seed-policy.toml")),
+    ("compromise", include_str!("../../fixtures/scenarios/compromise.toml")),
 ];
 
 /// A shipped scenario by name.
@@ -147,6 +149,9 @@ pub struct RunReport {
     /// Submission times (virtual ms) of the messages that list a recipient whose key is
     /// stolen (`faults.compromised`): what the attacker could target.
     pub stolen_key_mail_submitted_ms: Vec<u64>,
+    /// What each stolen secret exposes, day by day (with `[compromise]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compromise: Option<compromise::CompromiseReport>,
     /// Early binding run again at each availability of `report.cert_availability_sweep`.
     pub availability_sweep: Vec<AvailabilityPoint>,
     /// Wall time of those runs, seconds (not in `wall_secs`).
@@ -200,6 +205,16 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
     let world = world::World::build(scenario, seeds.pki, metered, opts.threads)?;
     let setup_secs = started.elapsed().as_secs_f64();
     (opts.progress)("pki", 1, 1);
+    // The compromise analysis' victim, refused before the runs if it is no user.
+    let victim = match &scenario.compromise {
+        None => None,
+        Some(spec) => Some(
+            ekg_core::EmailAddress::parse(&spec.recipient.user)
+                .ok()
+                .and_then(|a| world.by_address.get(&a).copied())
+                .ok_or_else(|| SimError::Scenario(format!("compromise: no user {}", spec.recipient.user)))?,
+        ),
+    };
     let messages = workload::generate(scenario, &world, seeds.workload);
     let progress = opts.progress;
     let late_run = late::LateRun::new(scenario, &world, &messages, seeds.network, seeds.late, opts.base)?;
@@ -242,6 +257,19 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
         .collect();
     let stolen_key_mail_submitted_ms =
         messages.iter().filter(|m| m.recipients.iter().any(|r| victims.contains(r))).map(|m| m.submit_ms).collect();
+    let compromise = match (&scenario.compromise, victim) {
+        (Some(spec), Some(victim)) => {
+            let inputs = compromise::Inputs {
+                scenario,
+                messages: &messages,
+                lives: &late.key_lives,
+                victim,
+                db_scan: (late.db_records_scanned, late.db_plaintext_keys_found),
+            };
+            Some(compromise::analyse(spec, &inputs))
+        }
+        _ => None,
+    };
     let verdict = if !late.violations.is_empty() || !early.violations.is_empty() || sweep_violations {
         Verdict::CorrectnessFailure
     } else if late.owed_undelivered > 0 {
@@ -266,6 +294,7 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
         outside_crypto_share: ((wall_secs - crypto) / wall_secs).max(0.0),
         fault_phase_end_secs: world::fault_phase_end_ms(scenario) as f64 / 1000.0,
         stolen_key_mail_submitted_ms,
+        compromise,
         availability_sweep,
         sweep_wall_secs: swept.elapsed().as_secs_f64(),
     })

@@ -96,6 +96,15 @@ pub struct SchemeReport {
     pub orphan_keys: u64,
     /// Messages whose key the attacker learned with a stolen recipient key.
     pub exposed_messages: u64,
+    /// Late binding: every key the gatekeepers issued, with when it was issued and destroyed
+    /// (the input of the compromise analysis, `crate::compromise`; not in `report.json`).
+    #[serde(skip)]
+    pub key_lives: Vec<KeyLife>,
+    /// Late binding: stored records of issued keys searched for the key's bytes in the clear,
+    /// right after issuance (what a thief of the database alone would read).
+    pub db_records_scanned: u64,
+    /// Of which held a key's bytes in the clear (0: every key is wrapped).
+    pub db_plaintext_keys_found: u64,
     /// Reads that waited for a lost certificate to be reissued.
     pub reads_delayed_by_lost_certificate: u64,
     /// Key fetches by the recipient organisation's gateway, all of which must be refused.
@@ -114,6 +123,22 @@ pub struct SchemeReport {
     pub crypto_secs: f64,
     /// Share of the event loop's wall time spent outside the crypto provider.
     pub outside_crypto_share: f64,
+}
+
+/// One key's life at its gatekeeper, virtual ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyLife {
+    /// The message it was issued for.
+    pub msg: usize,
+    /// The sender's organisation (whose gatekeeper holds it).
+    pub org: usize,
+    /// When the gatekeeper recorded its issuance.
+    pub issued_ms: u64,
+    /// When the gatekeeper's ledger stopped holding it (`None`: still held at the end).
+    pub destroyed_ms: Option<u64>,
+    /// Whether its message was sealed under it (an orphan key, issued for a retry whose
+    /// answer was lost, protects no message).
+    pub used: bool,
 }
 
 /// What the messages with one number of recipients cost, in all.

@@ -39,6 +39,9 @@ pub struct Scenario {
     /// What the report leads with, and the extra runs its plots need.
     #[serde(default)]
     pub report: ReportSpec,
+    /// The compromise analysis (issue 27): what each stolen secret exposes, day by day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compromise: Option<crate::compromise::CompromiseSpec>,
     /// A deliberate bug, for testing the checkers only.
     #[serde(default)]
     pub plant: Plant,
@@ -279,6 +282,10 @@ pub enum Plant {
     LeakToForeignGateway,
     /// Gatekeeper storage is volatile: a crash forgets every key (a liveness failure).
     VolatileStore,
+    /// The compromise analysis ignores storage-key epochs: one storage key for ever.
+    EpochsIgnored,
+    /// The compromise analysis' recipients do not consult the issuance log.
+    LogNotConsulted,
 }
 
 /// Bounds that keep a run within memory and time (a typo must not ask for a billion keys).
@@ -391,6 +398,9 @@ impl Scenario {
         let largest = w.sizes.iter().map(|(size, _)| *size as u128).max().unwrap_or(0);
         if largest * w.messages as u128 > MAX_WORKLOAD_BYTES {
             return bad("workload: messages x largest size must be at most 4 GiB".into());
+        }
+        if let Some(c) = &self.compromise {
+            c.check()?;
         }
         for (name, len) in [
             ("workload.recipients", w.recipients.len()),

@@ -12,6 +12,7 @@
 
 mod client;
 mod driver;
+pub mod planted;
 pub mod report;
 pub mod shim;
 mod target;
@@ -88,6 +89,17 @@ pub enum Action {
         #[arg(long)]
         shim: String,
     },
+    /// The server suite against `ekg serve --test-mode` with each planted gatekeeper bug
+    /// (`EKG_PLANTED_BUG`), after the reference: prints the table of bugs caught
+    /// (docs/conformance.md §6). Exit 1 if the reference fails or a bug is missed.
+    Planted {
+        /// The vectors directory (`fixtures/v1`).
+        #[arg(long, default_value = "fixtures/v1")]
+        vectors: PathBuf,
+        /// Only these bugs (repeat, or comma-separated; default: every one).
+        #[arg(long)]
+        bug: Vec<String>,
+    },
     /// The reference client behind the shim protocol.
     Shim {
         #[command(subcommand)]
@@ -99,6 +111,7 @@ pub enum Action {
 pub fn run(action: Action) -> Result<ExitCode, String> {
     match action {
         Action::Shim { command } => Ok(shim::run(&command)),
+        Action::Planted { vectors, bug } => planted::run(&vectors, &bug),
         Action::Server { common, target, manage, wait_secs } => {
             if wait_secs > MAX_WAIT_SECS {
                 return Err(format!("--wait-secs {wait_secs}: at most {MAX_WAIT_SECS}"));
@@ -234,6 +247,16 @@ fn server_cases(
             if selected(&id, family, &flags) {
                 cases.push(vector_case(family, file, test, run(target, pki, group, test)));
             }
+        }
+    }
+    for probe in ekg_fixtures::conformance::PROBES {
+        let id = format!("probe/{}", probe.name);
+        if selected(&id, "probe", &[]) {
+            let mut c = vector_case("probe", "", &Value::Null, (probe.run)(target, pki));
+            c.id = id;
+            c.expected = "pass".into();
+            c.comment = probe.comment.into();
+            cases.push(c);
         }
     }
     if cases.len() == 1 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ekg_core::{Rejection, UnixTime};
 use ekg_fixtures::FixtureError;
-use ekg_fixtures::target::{Accepted, Answer, Loaded, Refusal, Target};
+use ekg_fixtures::target::{Accepted, Answer, Loaded, Observed, Refusal, Target};
 use ekg_server::binding;
 use serde_json::{Value, json};
 
@@ -204,6 +204,42 @@ impl Target for Http {
 
     fn store_fails(&mut self, fails: bool) -> Result<Answer, FixtureError> {
         self.action("store", &json!({"fails": fails}))
+    }
+
+    fn observe(&mut self) -> Result<Observed, FixtureError> {
+        let url = format!("{}observe", self.manage);
+        let (status, bytes, ct) = self.post(&url, "application/json", b"{}")?;
+        if status != 200 {
+            let problem = problem_of(status, &bytes, &ct);
+            if problem.code == ekg_server::testmode::codes::UNSUPPORTED || status == 404 {
+                return Err(FixtureError::Unsupported(format!("observe: {status} {}", problem.code)));
+            }
+            return Err(FixtureError::Io(format!("observe answered {status} {}", problem.code)));
+        }
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| FixtureError::Io(format!("observe: {e}")))?;
+        let list = |k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .collect()
+        };
+        Ok(Observed { held: list("held"), stored: list("stored"), wrapped: list("wrapped") })
+    }
+
+    fn key_request_as(&mut self, der: &[u8], media: &str) -> Result<Answer, FixtureError> {
+        let (status, body, ct) = self.post(&format!("{}{}", self.base, binding::KEY_REQUEST), media, der)?;
+        if status == 200 && binding::is_cms(&ct) {
+            return Ok(Ok(Accepted { body, kind: None }));
+        }
+        let mut refusal = problem_of(status, &body, &ct);
+        let http = binding::HTTP_CODE_STATUS.iter().find(|(c, _)| *c == refusal.code);
+        if let Some((code, s)) = http.filter(|(_, s)| *s != status) {
+            refusal.code = format!("{code} with status {status}, not {s}");
+        }
+        Ok(Err(refusal))
     }
 }
 

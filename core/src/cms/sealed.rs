@@ -177,7 +177,7 @@ impl SealedMessage {
         &self.expanded
     }
 
-    /// A list agent's expansion (`docs/protocol.md` §11): the same content, authenticated
+    /// A list agent's expansion (`docs/protocol.md` §12): the same content, authenticated
     /// attributes and tag, the content-encryption key unwrapped with `old_key` and wrapped
     /// under `new_key` (id `new_key_id`), `new_ticket` attached, and the ticket this message
     /// had appended to the expanded tickets. The content is not encrypted again.

@@ -216,7 +216,9 @@ pub(crate) fn open_with(
     let md = single_attribute(&attrs, &oid::ATTR_MESSAGE_DIGEST, "signed")?
         .ok_or_else(|| reject(Rejection::ProfileViolation, "no message-digest attribute"))?;
     let md = md.decode_as::<OctetString>().map_err(|_| reject(Rejection::MalformedDer, "message-digest"))?;
-    if md.as_bytes() != provider.sha256(&content).as_bytes() {
+    if md.as_bytes() != provider.sha256(&content).as_bytes()
+        && !crate::planted::is(crate::planted::PlantedBug::DigestUnchecked)
+    {
         return Err(reject(Rejection::DigestMismatch, "message-digest attribute"));
     }
     let st = single_attribute(&attrs, &oid::ATTR_SIGNING_TIME, "signed")?
@@ -229,7 +231,9 @@ pub(crate) fn open_with(
         if element.0.first() != Some(&0x30) {
             return Err(reject(Rejection::ProfileViolation, "non-X.509 certificate"));
         }
-        if certs.len() == MAX_CERTIFICATES {
+        if certs.len()
+            == MAX_CERTIFICATES + usize::from(crate::planted::is(crate::planted::PlantedBug::CertificatesPlusOne))
+        {
             return Err(reject(Rejection::ProfileViolation, format!("more than {MAX_CERTIFICATES} certificates")));
         }
         certs.push(element);

@@ -8,6 +8,7 @@ use super::{
     Requester,
 };
 use crate::error::{Rejection, Result, reject};
+use crate::planted::{PlantedBug as P, is as planted};
 use crate::time::UnixTime;
 
 /// What verification established about a key request (V1 to V13), for the ledger.
@@ -80,13 +81,15 @@ impl<T: LedgerTypes> IssueFacts<T> {
     /// the ticket's one expiry, `now` plus the lifetime (the gatekeeper's clock, never the
     /// request's signed time).
     pub fn of(request: &impl VerifiedIssue<T>, rules: IssueRules, now: UnixTime) -> Self {
+        let from = if planted(P::ExpiryFromRequestTime) { request.request_time() } else { now };
+        let lifetime = rules.ticket_lifetime_secs.saturating_sub(u64::from(planted(P::TicketLifetimeShort)));
         IssueFacts {
             request: request.request_id(),
             request_time: request.request_time(),
             sender: request.sender(),
             recipients: request.recipients(),
             policy: rules.policy,
-            expires_at: now.plus_secs(rules.ticket_lifetime_secs),
+            expires_at: from.plus_secs(lifetime),
         }
     }
 }
@@ -114,7 +117,7 @@ impl<T: LedgerTypes> Ledger<T> {
         now: UnixTime,
     ) -> Result<Decided<T, Drawn<T, D::Key>>> {
         let request = match self.config.request_window_secs {
-            Some(_) => {
+            Some(_) if !planted(P::V14Skipped) && !planted(P::V14InMemory) => {
                 // Refused while remembered, not only within the window: past the window the
                 // same id with a fresh request time (a reused nonce) would pass V13, and a
                 // second key for one request id would leave one of the two keys out of V14's
@@ -124,7 +127,7 @@ impl<T: LedgerTypes> Ledger<T> {
                 }
                 Some(RequestRecord { id: facts.request, time: facts.request_time })
             }
-            None => None,
+            _ => None,
         };
         if facts.recipients.is_empty() {
             return Err(Rejection::NoRecipients.into());
@@ -153,26 +156,37 @@ impl<T: LedgerTypes> Ledger<T> {
     /// V21 (the ticket's expiry), V22 (a gateway principal, or a listed address), V23 (the
     /// key known and live), V24 (the policy): may the requester have the key at `now`?
     pub fn decide_release(&self, facts: &ReleaseFacts<T>, now: UnixTime) -> Result<Decided<T, Granted<T>>> {
-        if now >= facts.expires_at {
+        let expired = |at: UnixTime| {
+            !planted(P::ExpiryUncheckedAtRelease) && (now > at || (now == at && !planted(P::FetchAtExpiryServed)))
+        };
+        if expired(facts.expires_at) {
             return Err(Rejection::TicketExpired.into());
         }
         let requester = &facts.requester;
-        let is_gateway =
-            self.gateways.iter().any(|g| g.issuer == requester.anchor && requester.addresses.contains(&g.address));
+        let is_gateway = self.gateways.iter().any(|g| {
+            (g.issuer == requester.anchor || planted(P::GatewayAnyAnchor)) && requester.addresses.contains(&g.address)
+        }) && !(planted(P::GatewayCountedAsRecipient)
+            && requester.addresses.iter().any(|a| facts.listed.contains(a)));
+        let key_id = &facts.key_id;
+        if planted(P::KeyBeforeListed) && !self.keys.contains_key(key_id) {
+            return Err(Rejection::KeyUnknown.into());
+        }
         if !is_gateway && !requester.addresses.iter().any(|a| facts.listed.contains(a)) {
             return Err(reject(Rejection::RecipientNotListed, "no address of the certificate is listed"));
         }
-        let key_id = &facts.key_id;
         let (key, retained) = match self.keys.get(key_id) {
             None => return Err(Rejection::KeyUnknown.into()),
+            Some(KeyState::Destroyed(_)) if planted(P::DestroyedReportedUnknown) => {
+                return Err(Rejection::KeyUnknown.into());
+            }
             Some(KeyState::Destroyed(_)) => return Err(Rejection::KeyDestroyed.into()),
             Some(KeyState::Pending(key)) => (key, None),
             Some(KeyState::Retained { key, until }) => (key, Some(*until)),
         };
-        if now >= key.expires_at {
+        if expired(key.expires_at) {
             return Err(Rejection::TicketExpired.into());
         }
-        if retained.is_some_and(|until| now >= until) {
+        if retained.is_some_and(|until| now > until || (now == until && !planted(P::RetentionEndServed))) {
             return Err(reject(Rejection::KeyDestroyed, "retention ended"));
         }
         if is_gateway {
@@ -182,16 +196,42 @@ impl<T: LedgerTypes> Ledger<T> {
         let mut served = Vec::new();
         let mut first = false;
         let mut refusal = None;
+        // Planted bugs that serve without a record (the record would not apply).
+        let mut unrecorded = Vec::new();
         for address in &requester.addresses {
-            let Some(delivery) = key.recipients.get(address) else { continue };
+            let Some(delivery) = key.recipients.get(address) else {
+                if planted(P::ForgedTicketServed) && facts.listed.contains(address) {
+                    unrecorded.push(address.clone());
+                }
+                continue;
+            };
             let outcome = match (delivery, key.policy) {
                 (Delivery::Owed, _) => Ok(true),
+                (Delivery::Released { cert, .. }, ReleasePolicy::Once)
+                    if planted(P::OncePerCertificate) && *cert != requester.cert =>
+                {
+                    unrecorded.push(address.clone());
+                    continue;
+                }
+                (Delivery::Released { cert, .. }, ReleasePolicy::Once)
+                    if planted(P::OnceAsSameCertificate) && *cert == requester.cert =>
+                {
+                    Ok(false)
+                }
+                (Delivery::Released { cert, .. }, ReleasePolicy::SameCertificate)
+                    if planted(P::OtherCertificateServed) && *cert != requester.cert =>
+                {
+                    unrecorded.push(address.clone());
+                    continue;
+                }
                 (Delivery::Released { .. }, ReleasePolicy::Once) => Err(Rejection::AlreadyReleased),
                 (Delivery::Released { cert, .. }, ReleasePolicy::SameCertificate) if *cert != requester.cert => {
                     Err(Rejection::ReleasedToOtherCertificate)
                 }
                 (Delivery::Released { deliveries, .. }, ReleasePolicy::SameCertificate) => {
-                    if *deliveries >= self.config.max_deliveries { Err(Rejection::RedeliveryLimit) } else { Ok(false) }
+                    let limit =
+                        self.config.max_deliveries.saturating_add(u32::from(planted(P::RedeliveryLimitPlusOne)));
+                    if *deliveries >= limit { Err(Rejection::RedeliveryLimit) } else { Ok(false) }
                 }
             };
             match outcome {
@@ -201,6 +241,10 @@ impl<T: LedgerTypes> Ledger<T> {
                 }
                 Err(r) => refusal = refusal.or(Some(r)),
             }
+        }
+        if served.is_empty() && !unrecorded.is_empty() {
+            let granted = Granted { handle: key.handle.clone(), served: unrecorded, kind: ReleaseKind::Redelivery };
+            return Ok(Decided::new(vec![], granted));
         }
         if served.is_empty() {
             return Err(refusal.unwrap_or(Rejection::RecipientNotListed).into());
@@ -212,7 +256,11 @@ impl<T: LedgerTypes> Ledger<T> {
             at: now,
         }];
         let complete = key.recipients.iter().all(|(a, d)| !matches!(d, Delivery::Owed) || served.contains(a));
-        if complete && retained.is_none() && self.config.retention_secs == 0 {
+        if complete
+            && retained.is_none()
+            && (self.config.retention_secs == 0 || planted(P::RetentionIgnored))
+            && !planted(P::NotDestroyedWhenReleased)
+        {
             records.push(Record::Destroyed {
                 key_id: key_id.clone(),
                 at: now,
@@ -220,6 +268,9 @@ impl<T: LedgerTypes> Ledger<T> {
                 reason: DestroyReason::AllReleased,
                 request: key.request.clone(),
             });
+        }
+        if planted(P::ReleaseNotRecorded) {
+            records.clear();
         }
         let kind = if first { ReleaseKind::First } else { ReleaseKind::Redelivery };
         Ok(Decided::new(records, Granted { handle: key.handle.clone(), served, kind }))
@@ -234,11 +285,14 @@ impl<T: LedgerTypes> Ledger<T> {
     /// tombstones. Only the keys whose deadline passed are looked at, in deadline order.
     pub fn decide_expiry(&self, now: UnixTime) -> Decided<T, ()> {
         let mut records = Vec::new();
-        for (_, key_id) in self.deadlines.iter().take_while(|(t, _)| *t <= now) {
+        let due = now.plus_secs(u64::from(planted(P::SweepOneSecondEarly)));
+        for (_, key_id) in self.deadlines.iter().take_while(|(t, _)| *t <= due) {
             let Some(state) = self.keys.get(key_id) else { continue };
             let key_id = key_id.clone();
             match state {
-                KeyState::Pending(key) | KeyState::Retained { key, .. } if now >= key.expires_at => {
+                KeyState::Pending(key) | KeyState::Retained { key, .. }
+                    if due >= key.expires_at && !planted(P::NoExpirySweep) =>
+                {
                     records.push(Record::Destroyed {
                         key_id,
                         at: now,
@@ -247,7 +301,7 @@ impl<T: LedgerTypes> Ledger<T> {
                         request: key.request.clone(),
                     });
                 }
-                KeyState::Retained { key, until } if now >= *until => {
+                KeyState::Retained { key, until } if now >= *until && !planted(P::RetentionNeverSwept) => {
                     records.push(Record::Destroyed {
                         key_id,
                         at: now,

@@ -187,6 +187,9 @@ impl<T: LedgerTypes> Tombstone<T> {
     /// would forget the request while V13 still accepts it (a second key for one request,
     /// docs/model.md F8).
     pub fn purge_at(&self) -> UnixTime {
+        if crate::planted::is(crate::planted::PlantedBug::PurgedAtDestruction) {
+            return self.at;
+        }
         self.expires_at.max(self.at).plus_secs(1)
     }
 }

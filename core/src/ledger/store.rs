@@ -299,6 +299,11 @@ impl<T: LedgerTypes> MemoryState<T> {
         for r in &batch.records {
             let id = r.key_id().clone();
             match r {
+                Record::Destroyed { request: Some(_), .. }
+                    if crate::planted::is(crate::planted::PlantedBug::V14ForgottenAtDestruction) =>
+                {
+                    self.requests.retain(|_, k| *k != id);
+                }
                 Record::Issued { request: Some(q), .. } | Record::Destroyed { request: Some(q), .. } => {
                     self.requests.insert(q.id.clone(), id.clone());
                 }
@@ -312,7 +317,9 @@ impl<T: LedgerTypes> MemoryState<T> {
                 held: false,
             });
             match r {
-                Record::Destroyed { .. } => key.records = vec![r.clone()],
+                Record::Destroyed { .. } if !crate::planted::is(crate::planted::PlantedBug::DestroyedMaterialKept) => {
+                    key.records = vec![r.clone()];
+                }
                 _ => key.records.push(r.clone()),
             }
         }

@@ -102,7 +102,9 @@ impl TrustAnchors {
         // V5: build the path.
         let mut path: Vec<&Certificate> = vec![end_entity];
         let anchor = loop {
-            if path.len() >= self.limits.max_path_len {
+            if path.len() >= self.limits.max_path_len
+                && !crate::planted::is(crate::planted::PlantedBug::ChainLengthUnbounded)
+            {
                 return Err(reject(
                     Rejection::ChainTooLong,
                     format!("more than {} certificates", self.limits.max_path_len),
@@ -131,13 +133,15 @@ impl TrustAnchors {
             let v = cert.tbs_certificate().validity();
             let (from, to) = (UnixTime::from_x509(&v.not_before), UnixTime::from_x509(&v.not_after));
             let subject = || cert.tbs_certificate().subject().to_string();
-            if now < from {
+            if now < from && !crate::planted::is(crate::planted::PlantedBug::NotYetValidAccepted) {
                 return Err(reject(
                     Rejection::CertificateNotYetValid,
                     format!("{} is valid from {from} (notBefore), now is {now}", subject()),
                 ));
             }
-            if now > to {
+            if (now > to || (now == to && crate::planted::is(crate::planted::PlantedBug::CertificateExpiryExclusive)))
+                && !crate::planted::is(crate::planted::PlantedBug::CertificateExpiryUnchecked)
+            {
                 return Err(reject(
                     Rejection::CertificateExpired,
                     format!("{} was valid to {to} (notAfter), now is {now}", subject()),
@@ -150,6 +154,9 @@ impl TrustAnchors {
         // holds only while every CRL consulted is current.
         for (i, cert) in path.iter().enumerate() {
             let issuer = path.get(i + 1).copied().unwrap_or(&anchor.certificate);
+            if crate::planted::is(crate::planted::PlantedBug::RevocationUnchecked) {
+                continue;
+            }
             if let Some((this_update, next_update)) = revocation.check(cert, issuer, now)? {
                 valid_from = valid_from.max(this_update);
                 valid_until = valid_until.min(next_update);
@@ -157,12 +164,15 @@ impl TrustAnchors {
         }
         // V7: issuers are CAs within their path length; nothing critical left unprocessed.
         for (depth, cert) in path.iter().enumerate() {
-            check_critical(cert)?;
+            if !crate::planted::is(crate::planted::PlantedBug::CriticalExtensionsIgnored) {
+                check_critical(cert)?;
+            }
             if depth == 0 {
                 continue;
             }
             let bc = extension::<BasicConstraints>(cert)?;
-            let Some(bc) = bc.filter(|b| b.ca) else {
+            let Some(bc) = bc.filter(|b| b.ca || crate::planted::is(crate::planted::PlantedBug::IssuerNotCaAccepted))
+            else {
                 return Err(reject(Rejection::KeyUsageNotAllowed, "issuer is not a CA"));
             };
             if let Some(len) = bc.path_len_constraint
@@ -178,7 +188,9 @@ impl TrustAnchors {
             return Err(reject(Rejection::KeyUsageNotAllowed, "end entity lacks digitalSignature"));
         }
         let eku = extension::<ExtendedKeyUsage>(end_entity)?;
-        if eku.as_ref().is_some_and(|e| !e.0.contains(&oid::KP_EMAIL_PROTECTION)) {
+        if eku.as_ref().is_some_and(|e| !e.0.contains(&oid::KP_EMAIL_PROTECTION))
+            && !crate::planted::is(crate::planted::PlantedBug::EmailEkuUnchecked)
+        {
             return Err(reject(Rejection::ExtendedKeyUsageNotAllowed, "no emailProtection"));
         }
         // V7.4: name constraints, each issuer's (then the anchor's) over every certificate

@@ -41,7 +41,7 @@ impl ReceivedMessage {
     }
 
     /// The verified tickets of the list expansions before the attached ticket, the original
-    /// first (empty for a message no list expanded; `docs/protocol.md` §11).
+    /// first (empty for a message no list expanded; `docs/protocol.md` §12).
     pub fn expanded_tickets(&self) -> &[Ticket] {
         &self.expanded
     }

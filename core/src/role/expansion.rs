@@ -1,4 +1,4 @@
-//! The expansion history of a list agent's key request (`docs/protocol.md` §11), after RFC
+//! The expansion history of a list agent's key request (`docs/protocol.md` §12), after RFC
 //! 2634 §4's `mlExpansionHistory`: which lists a message went through, when, and under which
 //! ticket. The gatekeeper checks it (V26: depth, loops, the agent's own entry last); a reader
 //! checks the chain of tickets it links (C7).

@@ -1,4 +1,4 @@
-//! The list agent (`docs/protocol.md` §11): a mailing list's address, expanded where the
+//! The list agent (`docs/protocol.md` §12): a mailing list's address, expanded where the
 //! list lives. To the sender's gatekeeper the agent is one listed recipient; to its own
 //! gatekeeper it is a sender whose recipients are the list's members and whose request
 //! carries the expansion history. It re-addresses the message key, never the content.

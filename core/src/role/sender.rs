@@ -85,7 +85,7 @@ impl Sender {
     }
 
     /// Builds and signs a key request for `recipients` carrying a list agent's expansion
-    /// history (`docs/protocol.md` §11; empty: an ordinary request). Refuses locally what V26
+    /// history (`docs/protocol.md` §12; empty: an ordinary request). Refuses locally what V26
     /// would refuse (a loop, too deep, a last entry not ours).
     pub fn request_key_expanding(
         &self,

@@ -29,7 +29,7 @@ pub struct KeyRequestContent {
     /// When the sender made it.
     pub request_time: UnixTime,
     /// A list agent's expansion history, its own expansion last; empty for an ordinary
-    /// sender (`docs/protocol.md` §11).
+    /// sender (`docs/protocol.md` §12).
     pub expansion: Vec<ListExpansion>,
 }
 
@@ -72,7 +72,10 @@ impl KeyRequestContent {
             return Err(Rejection::NoRecipients.into());
         }
         let max = max.min(MAX_RECIPIENTS);
-        if self.recipients.len() > max {
+        let n = self.recipients.len();
+        if (n > max && !(crate::planted::is(crate::planted::PlantedBug::RecipientLimitPlusOne) && n == max + 1))
+            || (crate::planted::is(crate::planted::PlantedBug::RecipientLimitExclusive) && n == max)
+        {
             return Err(reject(Rejection::TooManyRecipients, format!("{} > {max}", self.recipients.len())));
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -352,7 +355,11 @@ pub(crate) fn octets(b: &[u8]) -> Result<OctetString> {
 
 /// Checks a client-supplied time against `now` (step V13).
 pub(crate) fn check_skew(request_time: UnixTime, now: UnixTime, max_skew_secs: u64) -> Result<()> {
-    if request_time.abs_diff(now) > max_skew_secs {
+    let skew = request_time.abs_diff(now);
+    if (skew > max_skew_secs
+        || (crate::planted::is(crate::planted::PlantedBug::SkewExclusive) && skew == max_skew_secs))
+        && !(crate::planted::is(crate::planted::PlantedBug::SkewPlusOne) && skew == max_skew_secs + 1)
+    {
         return Err(reject(Rejection::RequestTimeSkew, format!("request time {request_time}, now {now}")));
     }
     Ok(())

@@ -43,7 +43,7 @@ pub const MAX_GATEKEEPER_CERTIFICATES_LEN: usize = 32 * 1024;
 /// Longest gatekeeper URI.
 pub const MAX_URI_LEN: usize = 512;
 /// Most list expansions one message may go through (the depth bound of `docs/protocol.md`
-/// §11): an expansion history holds at most this many entries.
+/// §12): an expansion history holds at most this many entries.
 pub const MAX_EXPANSION_DEPTH: usize = 8;
 
 /// ```asn1
@@ -53,7 +53,7 @@ pub const MAX_EXPANSION_DEPTH: usize = 8;
 ///   recipients   SEQUENCE SIZE (1..1000) OF IA5String,
 ///   nonce        OCTET STRING (SIZE (16)),
 ///   requestTime  GeneralizedTime,
-///   expansion    [0] ExpansionHistory OPTIONAL }  -- only a list agent's (docs/protocol.md §11)
+///   expansion    [0] ExpansionHistory OPTIONAL }  -- only a list agent's (docs/protocol.md §12)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Sequence)]
 pub struct KeyRequest {
@@ -69,7 +69,7 @@ pub struct KeyRequest {
     /// When the sender made the request.
     pub request_time: GeneralizedTime,
     /// Present only in a list agent's request: the expansions so far, this one last
-    /// (`docs/protocol.md` §11). Absent, the encoding is the original one byte for byte.
+    /// (`docs/protocol.md` §12). Absent, the encoding is the original one byte for byte.
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
     pub expansion: Option<Vec<ListExpansion>>,
 }

@@ -98,12 +98,25 @@ impl LateRun<'_> {
             if let Some(at) = slot.live.remove(k) {
                 self.lifetimes.push((now_ms - at) as f64 / 1000.0);
             }
+            if let Some(life) = self.life_of.get(k).and_then(|i| self.lives.get_mut(*i)) {
+                life.destroyed_ms.get_or_insert(now_ms);
+            }
             self.obs.destroyed(*k);
         }
         if !gone.is_empty() {
             self.sample_held();
         }
         Ok(gone.len())
+    }
+
+    /// What a thief of `org`'s database alone reads of a key: every stored record of
+    /// `key_id`, encoded as the store keeps it, searched for the key's bytes in the clear.
+    pub(super) fn scan_store_for(&mut self, org: usize, key_id: &KeyId, key: &[u8]) {
+        let Some(gk) = self.gks.get(org).and_then(|s| s.gk.as_ref()) else { return };
+        for record in gk.store().records_of(key_id) {
+            self.rep.db_records_scanned += 1;
+            self.rep.db_plaintext_keys_found += u64::from(crate::compromise::holds_in_clear(&record.encode(), key));
+        }
     }
 
     /// Records the keys held by all gatekeepers now (one sample per change, the last of a

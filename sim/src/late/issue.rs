@@ -47,6 +47,8 @@ impl LateRun<'_> {
         let reply = match result {
             Ok(issuance) => {
                 slot.live.insert(issuance.key_id, self.q.now_ms());
+                self.life_of.insert(issuance.key_id, self.lives.len());
+                self.lives.push(KeyLife { msg, org, issued_ms: self.q.now_ms(), destroyed_ms: None, used: false });
                 self.sample_held();
                 self.arm_sweep(org);
                 let listed = self.state.get(msg).map(|s| s.listed.clone()).unwrap_or_default();
@@ -103,6 +105,7 @@ impl LateRun<'_> {
         let body_digest: [u8; 32] = Sha256::digest(&body).into();
         drop(body);
         let digest: [u8; 32] = Sha256::digest(key.key.expose()).into();
+        self.scan_store_for(sender.org, &key.key_id, key.key.expose());
         let facts = self.facts(msg)?;
         self.obs.key_bytes(msg, digest);
         self.obs.learned(&facts, Party::Sender(m.sender));

@@ -22,7 +22,7 @@ use crate::draw::Draw;
 use crate::error::SimError;
 use crate::invariants::{MessageFacts, Observer, Party};
 use crate::metered::Role;
-use crate::metrics::{Attribution, SchemeReport, Stats};
+use crate::metrics::{Attribution, KeyLife, SchemeReport, Stats};
 use crate::queue::Queue;
 use crate::scenario::{Plant, Scenario};
 use crate::workload::Message;
@@ -72,6 +72,9 @@ pub struct LateRun<'a> {
     cost: Attribution,
     lifetimes: Vec<f64>,
     issued: u64,
+    /// Every key issued, in order, and its index there by key id.
+    lives: Vec<KeyLife>,
+    life_of: BTreeMap<KeyId, usize>,
 }
 
 impl<'a> LateRun<'a> {
@@ -143,6 +146,8 @@ impl<'a> LateRun<'a> {
             cost: Attribution::default(),
             lifetimes: Vec::new(),
             issued: 0,
+            lives: Vec::new(),
+            life_of: BTreeMap::new(),
         })
     }
 
@@ -498,6 +503,12 @@ impl<'a> LateRun<'a> {
         rep.send_latency_ms = std::mem::take(&mut self.send_latency);
         rep.by_list_size = self.cost.by_list_size(self.msgs.iter().map(|m| m.recipients.len()));
         rep.key_lifetime_secs = Stats::of(std::mem::take(&mut self.lifetimes));
+        let mut lives = std::mem::take(&mut self.lives);
+        for (i, l) in lives.iter_mut().enumerate() {
+            let sealed_under = self.state.get(l.msg).and_then(|s| s.key_id);
+            l.used = sealed_under.and_then(|k| self.life_of.get(&k)) == Some(&i);
+        }
+        rep.key_lives = lives;
         rep.finish(&self.rps);
         Ok((rep, self.trace.finalize().into()))
     }

@@ -197,6 +197,10 @@ pub fn text(r: &RunReport) -> String {
         pct(r.outside_crypto_share)
     );
     let _ = writeln!(s, "trace {}", r.trace_hash);
+    if let Some(c) = &r.compromise {
+        let _ = writeln!(s);
+        s.push_str(&crate::compromise::text(c));
+    }
     let _ = writeln!(s, "verdict: {:?} (exit {})", r.verdict, r.verdict.exit_code());
     s
 }

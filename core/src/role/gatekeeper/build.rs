@@ -8,6 +8,7 @@ use crate::crypto::CryptoRng;
 use crate::error::Result;
 use crate::ids::{KEY_ID_LEN, KeyId, OneTimeKey, WrappedKey};
 use crate::ledger::{Committed, Concrete, Drawn, Granted, KeyDraw};
+use crate::planted::{self, PlantedBug as P};
 use crate::role::ticket::{encode_delivery, encode_ticket_info};
 use crate::time::UnixTime;
 use crate::wire::oid;
@@ -66,7 +67,24 @@ impl KeyDraw<Concrete> for DrawFromRng<'_> {
     fn draw(&mut self) -> Result<(KeyId, WrappedKey, OneTimeKey)> {
         let p = self.crypto.provider;
         let rng = &mut *self.rng;
-        let (key_id, key) = draw_fresh(|bytes| p.fill_random(rng, bytes));
+        let (mut key_id, mut key) = draw_fresh(|bytes| p.fill_random(rng, bytes));
+        if planted::is(P::OneKeyForAll) {
+            key = OneTimeKey::from_bytes([0x42; crate::ids::KEY_LEN]);
+        }
+        if planted::is(P::SequentialKeyIds) {
+            key_id = KeyId([0; KEY_ID_LEN]);
+            let counter = planted::next_in_sequence().to_be_bytes();
+            for (d, s) in key_id.0.iter_mut().rev().zip(counter.iter().rev()) {
+                *d = *s;
+            }
+        }
+        if planted::is(P::KeysStoredInClear) {
+            let mut clear = [0u8; crate::ids::KEY_LEN + 8];
+            for (d, s) in clear.iter_mut().zip(key.expose()) {
+                *d = *s;
+            }
+            return Ok((key_id, WrappedKey(clear), key));
+        }
         let handle = p.aes256_kw_wrap(self.crypto.storage_key.bytes(), key.expose())?;
         Ok((key_id, handle, key))
     }
@@ -94,8 +112,9 @@ impl GatekeeperCrypto {
     pub fn build_issuance(&self, committed: Committed<IssueWork>, rng: &mut dyn CryptoRng) -> Result<Issuance> {
         let IssueWork { request, drawn, issued_at } = committed.into_payload();
         let p = self.provider;
-        let delivery =
-            encode_delivery(&drawn.key_id, &drawn.key, request.digest(), &request.content().sender.to_string())?;
+        let digest =
+            if planted::is(P::GrantDigestWrong) { p.sha256(&request.content().encode()?) } else { *request.digest() };
+        let delivery = encode_delivery(&drawn.key_id, &drawn.key, &digest, &request.content().sender.to_string())?;
         let grant = envelope::seal_to(p, &request.sender().certificate, oid::CT_KEY_DELIVERY, &delivery, rng)?;
         let info = encode_ticket_info(
             &drawn.key_id,
@@ -126,11 +145,20 @@ impl GatekeeperCrypto {
     ) -> Result<Release> {
         let ReleaseWork { request, granted } = committed.into_payload();
         let p = self.provider;
-        let key = p.aes256_kw_unwrap(self.storage_key.bytes(), &granted.handle.0)?;
+        let key = match p.aes256_kw_unwrap(self.storage_key.bytes(), &granted.handle.0) {
+            Err(_) if planted::is(P::KeysStoredInClear) => granted
+                .handle
+                .0
+                .get(..crate::ids::KEY_LEN)
+                .and_then(OneTimeKey::from_slice)
+                .ok_or_else(|| crate::error::reject(crate::error::Rejection::KeyUnwrapFailed, "clear key"))?,
+            unwrapped => unwrapped?,
+        };
         let requester = request.requester_certificate();
         let to = granted.served.first().or(requester.addresses.first()).map(|a| a.to_string()).unwrap_or_default();
         let key_id = request.ticket().key_id;
-        let delivery = encode_delivery(&key_id, &key, request.digest(), &to)?;
+        let digest = if planted::is(P::ReleaseDigestWrong) { request.ticket().digest } else { *request.digest() };
+        let delivery = encode_delivery(&key_id, &key, &digest, &to)?;
         let signed_delivery = signed::sign_secret(p, &self.credential, oid::CT_KEY_DELIVERY, &delivery, now, rng)?;
         let der = envelope::seal_to(p, &requester.certificate, oid::ID_SIGNED_DATA, &signed_delivery, rng)?;
         Ok(Release { key_id, der, kind: granted.kind, served: granted.served })

@@ -50,6 +50,7 @@ use crate::ledger::{
     Store,
 };
 use crate::pki::Credential;
+use crate::planted::{self, PlantedBug as P};
 use crate::time::UnixTime;
 
 /// What the gatekeeper returns to a sender.
@@ -195,6 +196,12 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         draw: &mut dyn KeyDraw<Concrete, Key = OneTimeKey>,
         now: UnixTime,
     ) -> Result<Committed<IssueWork>> {
+        // Planted: V14 kept in this process's memory only (the store is not asked).
+        let remembered = format!("v14:{:?}", request.content().request_id());
+        let remembered = self.crypto.provider.sha256(remembered.as_bytes());
+        if planted::is(P::V14InMemory) && self.crypto.issued_tickets.lock().is_ok_and(|t| t.contains(&remembered)) {
+            return Err(reject(Rejection::DuplicateRequest, "this request was already answered"));
+        }
         let config = self.crypto.config();
         let rules = IssueRules { policy: config.policy, ticket_lifetime_secs: config.ticket_lifetime_secs };
         let facts = IssueFacts::of(&request, rules, now);
@@ -204,13 +211,20 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         let mut round = Round::new(&self.rules, Issue::new(facts), now);
         let committed = round.run(&mut self.store, draw);
         self.races_lost += u64::from(round.races_lost());
-        Ok(committed?.map(|drawn| IssueWork::new(request, drawn, now)))
+        let committed = committed?;
+        if planted::is(P::V14InMemory)
+            && let Ok(mut t) = self.crypto.issued_tickets.lock()
+        {
+            t.insert(remembered);
+        }
+        Ok(committed.map(|drawn| IssueWork::new(request, drawn, now)))
     }
 
     /// A release over the store: V21 to V24, made durable.
     pub fn release(&mut self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<Committed<ReleaseWork>> {
         let facts = ReleaseFacts::of(&request);
-        let decision = Unwrappable { release: ReleaseDecision::new(facts), crypto: Arc::clone(&self.crypto) };
+        let key_id = facts.key_id;
+        let decision = Unwrappable { release: ReleaseDecision::new(facts), crypto: Arc::clone(&self.crypto), key_id };
         let mut round = Round::new(&self.rules, decision, now);
         let committed = round.run(&mut self.store, &mut NoDraw);
         self.races_lost += u64::from(round.races_lost());
@@ -252,6 +266,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
 struct Unwrappable {
     release: ReleaseDecision<Concrete>,
     crypto: Arc<GatekeeperCrypto>,
+    key_id: KeyId,
 }
 
 impl Decision<Concrete> for Unwrappable {
@@ -259,6 +274,15 @@ impl Decision<Concrete> for Unwrappable {
     type Key = ();
 
     fn read<St: Store<Concrete> + ?Sized>(&self, store: &mut St, view: &mut View<Concrete>) -> Result<()> {
+        if planted::is(P::ConfiguredPolicyAtRelease) {
+            let mut loaded = store.load_key(&self.key_id).map_err(storage_failed)?;
+            for r in &mut loaded.records {
+                if let crate::ledger::Record::Issued { policy, .. } = r {
+                    *policy = self.crypto.config().policy;
+                }
+            }
+            return view.load(&self.key_id, loaded);
+        }
         self.release.read(store, view)
     }
 
@@ -325,6 +349,9 @@ impl GatekeeperCrypto {
 
     /// Refuses (`invalid_configuration`) a stored key that this storage key does not unwrap.
     pub fn check_unwraps(&self, handle: &crate::ids::WrappedKey) -> Result<()> {
+        if planted::is(P::KeysStoredInClear) {
+            return Ok(());
+        }
         self.provider
             .aes256_kw_unwrap(self.storage_key.bytes(), &handle.0)
             .map(drop)

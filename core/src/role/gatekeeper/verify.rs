@@ -11,6 +11,7 @@ use crate::error::{Rejection, Result, reject};
 use crate::ids::Digest;
 use crate::ledger::{Concrete, Requester};
 use crate::pki::{Credential, Revocation, ValidatedCertificate};
+use crate::planted::{self, PlantedBug as P};
 use crate::role::ticket::{KeyRequestContent, ReleaseRequestContent, Ticket, check_skew};
 use crate::time::UnixTime;
 use crate::wire::{MAX_KEY_REQUEST_LEN, MAX_RELEASE_REQUEST_LEN, oid};
@@ -103,6 +104,11 @@ pub struct GatekeeperCrypto {
     /// When the gatekeeper's own certificate and chain are valid (from, until), once
     /// checked: within it, an issuance does not check again.
     credential_holds: Mutex<Option<(UnixTime, UnixTime)>>,
+}
+
+/// `bound`, or one byte more if `bug` is planted.
+fn max_len(bound: usize, bug: P) -> usize {
+    if planted::is(bug) { bound + 1 } else { bound }
 }
 
 /// Entries kept in each cache before it is emptied (a bound on memory, not a policy).
@@ -208,13 +214,19 @@ impl GatekeeperCrypto {
     pub fn verify_key_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedKeyRequest> {
         let p = self.provider;
         // V1-V4: DER, profile, digest, signature.
-        let signed = signed::open(p, der, oid::CT_KEY_REQUEST, MAX_KEY_REQUEST_LEN)?;
+        let signed = signed::open_with(
+            p,
+            der,
+            oid::CT_KEY_REQUEST,
+            max_len(MAX_KEY_REQUEST_LEN, P::KeyRequestSizePlusOne),
+            !planted::is(P::SignatureUnchecked),
+        )?;
         // V5-V8: the sender's certificate.
         let sender = self.validate(&signed, now)?;
         // The eContent, and V9: every address parses.
         let content = KeyRequestContent::decode(&signed.content)?;
         // V10: the certificate names the request's sender.
-        if !sender.addresses.contains(&content.sender) {
+        if !sender.addresses.contains(&content.sender) && !planted::is(P::SenderAddressUnchecked) {
             return Err(reject(
                 Rejection::SenderAddressMismatch,
                 format!("{} is not in the certificate", content.sender),
@@ -222,8 +234,10 @@ impl GatekeeperCrypto {
         }
         // V11: policy recognises the sender.
         let recognised = self.config.senders.iter().any(|rule| {
-            rule.domain.as_deref().is_none_or(|d| content.sender.in_domain(d))
-                && rule.issuer.is_none_or(|i| i == sender.anchor)
+            rule.domain.as_deref().is_none_or(|d| {
+                content.sender.in_domain(d)
+                    || (planted::is(P::SubdomainSenders) && content.sender.domain().ends_with(&format!(".{d}")))
+            }) && (rule.issuer.is_none_or(|i| i == sender.anchor) || planted::is(P::SenderIssuerUnchecked))
         });
         if !recognised {
             return Err(reject(Rejection::SenderNotRecognised, content.sender.to_string()));
@@ -233,10 +247,16 @@ impl GatekeeperCrypto {
         // V26: a list agent's expansion history (depth, loops, its own entry last).
         crate::role::check_history(&content.sender, &content.recipients, &content.expansion)?;
         // V13: freshness, the request's own time first, then the signing time.
-        check_skew(content.request_time, now, self.config.max_clock_skew_secs)?;
-        check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
+        if !planted::is(P::RequestTimeUnchecked) {
+            check_skew(content.request_time, now, self.config.max_clock_skew_secs)?;
+        }
+        if !planted::is(P::SigningTimeUnchecked) {
+            check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
+        }
         // L3: a ticket is signed only by a certificate valid now.
-        self.own_credential(now)?;
+        if !planted::is(P::GatekeeperCredentialUnchecked) {
+            self.own_credential(now)?;
+        }
         Ok(VerifiedKeyRequest { der: der.to_vec(), digest: p.sha256(der), content, sender })
     }
 
@@ -245,26 +265,45 @@ impl GatekeeperCrypto {
     pub fn verify_release_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedReleaseRequest> {
         let p = self.provider;
         // V1-V4: the requester's SignedData.
-        let signed = signed::open(p, der, oid::CT_RELEASE_REQUEST, MAX_RELEASE_REQUEST_LEN)?;
+        let signed = signed::open_with(
+            p,
+            der,
+            oid::CT_RELEASE_REQUEST,
+            max_len(MAX_RELEASE_REQUEST_LEN, P::ReleaseRequestSizePlusOne),
+            !planted::is(P::SignatureUnchecked),
+        )?;
         // V5-V8: the requester's certificate.
         let mut requester = self.validate(&signed, now)?;
         let rr = ReleaseRequestContent::decode(&signed.content)?;
         // V13: freshness.
-        check_skew(rr.request_time, now, self.config.max_clock_skew_secs)?;
-        check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
+        if !planted::is(P::ReleaseFreshnessUnchecked) {
+            check_skew(rr.request_time, now, self.config.max_clock_skew_secs)?;
+            check_skew(signed.signing_time, now, self.config.max_clock_skew_secs)?;
+        }
         // V20: our own signature on the ticket (hashed once: for the lookup and the ticket).
         let digest = p.sha256(&rr.ticket_der);
         let known = self.issued_tickets.lock().is_ok_and(|t| t.contains(&digest));
-        let ticket = Ticket::open_with(p, &rr.ticket_der, digest, !known)?;
+        let ticket = Ticket::open_with(p, &rr.ticket_der, digest, !known && !planted::is(P::TicketSignatureUnchecked))?;
         // Ours: signed under the current certificate or one it replaced (a renewal or a key
         // rotation), and naming this gatekeeper's URI.
         let ours = ticket.signer_der == self.credential.certificate_der()
-            || self.config.retired.iter().any(|r| r.der == ticket.signer_der);
-        if !ours || ticket.gatekeeper_uri != self.config.uri {
+            || (self.config.retired.iter().any(|r| r.der == ticket.signer_der)
+                && !planted::is(P::RetiredCertificatesRefused))
+            || planted::is(P::TicketUriOnly)
+            || planted::is(P::ForgedTicketServed);
+        if !ours || (ticket.gatekeeper_uri != self.config.uri && !planted::is(P::TicketSignerOnly)) {
             return Err(reject(Rejection::WrongGatekeeper, "ticket not signed by this gatekeeper"));
         }
         // V25: the anchor may certify the listed addresses it is asked for.
         self.bind_to_domains(&mut requester, &ticket)?;
+        if planted::is(P::LocalPartCaseInsensitive) {
+            for a in &mut requester.addresses {
+                let same = |l: &&crate::EmailAddress| l.to_string().eq_ignore_ascii_case(&a.to_string());
+                if let Some(listed) = ticket.request.recipients.iter().find(same) {
+                    *a = listed.clone();
+                }
+            }
+        }
         Ok(VerifiedReleaseRequest { digest: p.sha256(der), ticket, requester })
     }
 
@@ -275,7 +314,7 @@ impl GatekeeperCrypto {
         let config = &self.config;
         let gateway =
             config.gateways.iter().any(|g| g.issuer == requester.anchor && requester.addresses.contains(&g.address));
-        if gateway || config.recipients.is_empty() {
+        if gateway || config.recipients.is_empty() || planted::is(P::AnchorDomainsUnchecked) {
             return Ok(());
         }
         let anchor = requester.anchor;
