@@ -10,6 +10,7 @@ mod demo;
 mod fixtures;
 mod inspect;
 mod keys;
+mod list_agent;
 mod load;
 mod mail;
 mod progress;
@@ -92,6 +93,12 @@ enum Command {
     /// Open a sealed email message: ask the ticket's gatekeeper for the key, check the
     /// release, decrypt; the original message on standard output (docs/mail.md).
     Read(ReadArgs),
+    /// Expand a sealed message addressed to a mailing list, as the list's agent
+    /// (docs/protocol.md §13, docs/mail.md): fetch the key as the list, ask the list's own
+    /// gatekeeper for a key for the members, re-address the message key (the content is not
+    /// encrypted again); the message for the members on standard output. Loops
+    /// (`list_loop`) and more than 8 nested expansions (`list_depth_exceeded`) are refused.
+    ListAgent(ListAgentArgs),
     /// Show what an EKG artifact is and says (DER, PEM or a sealed .eml): signer, sender,
     /// recipients, key id, gatekeeper, times, policy, and which checks pass. Exit 1 if one
     /// fails. Never shows a key.
@@ -308,6 +315,24 @@ struct SendArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct ListAgentArgs {
+    #[command(flatten)]
+    who: IdentityFlags,
+    /// The list definition (TOML: `address = "team@example.com"`, `members = [...]`).
+    #[arg(long)]
+    list: PathBuf,
+    /// The list's gatekeeper URI; default: the configuration's for the list's domain.
+    #[arg(long)]
+    gatekeeper: Option<String>,
+    /// The sealed message for the list (default: standard input).
+    #[arg(long, default_value = "-")]
+    input: PathBuf,
+    /// The expanded message for the members (default: standard output).
+    #[arg(long, default_value = "-")]
+    output: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
 struct ReadArgs {
     #[command(flatten)]
     who: IdentityFlags,
@@ -416,6 +441,17 @@ fn main() -> ExitCode {
             input: a.input,
             output: a.output,
             to_terminal: a.to_terminal,
+        })
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(Into::into),
+        Command::ListAgent(a) => list_agent::run(&list_agent::Args {
+            identity: a.who.identity(),
+            list: a.list,
+            gatekeeper: a.gatekeeper,
+            config: a.who.config,
+            anchors: a.who.anchors,
+            input: a.input,
+            output: a.output,
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(Into::into),

@@ -163,6 +163,11 @@ rejections! {
     EntitlementAnyOfUnmet => "entitlement_any_of_unmet", "V26", Refused;
     /// A `hierarchy` attribute of the label: the party holds no value ranked at or above it.
     EntitlementHierarchyUnmet => "entitlement_hierarchy_unmet", "V26", Refused;
+    /// A list expansion would loop: the request (or the agent's list) names, as a recipient or
+    /// as its own list, a list already in the expansion history (RFC 2634 §4 loop detection).
+    ListLoop => "list_loop", "V27", Refused;
+    /// A list expansion would exceed the depth bound (`MAX_EXPANSION_DEPTH` expansions).
+    ListDepthExceeded => "list_depth_exceeded", "V27", Refused;
     /// Client: the response is bound to another ticket or request than the one sent.
     ResponseMismatch => "response_mismatch", "C3", Untrusted;
     /// Client: no recipient info in the envelope is addressed to this certificate or key id.
@@ -174,6 +179,9 @@ rejections! {
     AuthenticationFailed => "authentication_failed", "C5", Untrusted;
     /// Client: the sealed message's authenticated ticket digest differs from its ticket.
     TicketDigestMismatch => "ticket_digest_mismatch", "C6", Untrusted;
+    /// An expanded message's chain of tickets does not hold: an expansion that does not name
+    /// the ticket before it, a list not listed there, or a history that was rewritten.
+    ListExpansionMismatch => "list_expansion_mismatch", "C7", Untrusted;
     /// Audit: a log file or one of its entries is not in the encoding of `docs/protocol.md`
     /// §10.2, or is over its bounds.
     LogMalformed => "log_malformed", "A1", InvalidMessage;

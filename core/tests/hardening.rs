@@ -44,6 +44,7 @@ fn key_request(
             DateTime::from_unix_duration(std::time::Duration::from_secs(time.0)).expect("time"),
         ),
         labels: None,
+        expansion: None,
     };
     signed::sign(p(), &credential(signer), oid::CT_KEY_REQUEST, &req.to_der().expect("der"), signed_at, &mut rng(3))
         .expect("sign")

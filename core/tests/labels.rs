@@ -220,6 +220,7 @@ fn the_labels_field_decodes_strictly() {
             nonce: OctetString::new(vec![1; 16]).unwrap(),
             request_time: GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(NOW.0)).unwrap(),
             labels: labels.map(|l| l.into_iter().map(|x| Ia5String::new(x).unwrap()).collect()),
+            expansion: None,
         }
         .to_der()
         .unwrap()

@@ -26,6 +26,7 @@ fn sign_request(signer: &ekg_testpki::Issued, sender: &str, recipients: &[&str],
             DateTime::from_unix_duration(std::time::Duration::from_secs(time.0)).expect("time"),
         ),
         labels: None,
+        expansion: None,
     };
     signed::sign(p(), &credential(signer), oid::CT_KEY_REQUEST, &req.to_der().expect("der"), time, &mut rng(1))
         .expect("sign")

@@ -69,11 +69,25 @@ pub fn write(dir: &Path, listen: SocketAddr, storage_key: &[u8; 32], extra_serve
     // A second certificate for bob (another device): under same_certificate only the first
     // one served may fetch again.
     let bob2 = pki.issue(&recipient.ca, &ekg_testpki::EntitySpec::user("bob@example.org"));
+    // Two mailing lists' identities at example.com (docs/protocol.md §13), made after every
+    // other certificate so that none of those changed: `team` and `inner`, nested in team.
+    let team = pki.issue(&sender.ca, &ekg_testpki::EntitySpec::user("team@example.com"));
+    let inner = pki.issue(&sender.ca, &ekg_testpki::EntitySpec::user("inner@example.com"));
     let dir_pki = dir.join("pki");
     fs::create_dir_all(&dir_pki)?;
     write_org(&dir_pki, &sender)?;
     write_org(&dir_pki, &recipient)?;
     write_identity(&dir_pki.join("example.org"), "bob2", &bob2)?;
+    write_identity(&dir_pki.join("example.com"), "team", &team)?;
+    write_identity(&dir_pki.join("example.com"), "inner", &inner)?;
+    fs::write(
+        dir_pki.join("example.com").join("team.toml"),
+        "address = \"team@example.com\"\nmembers = [\"bob@example.org\", \"carol@example.com\", \"inner@example.com\"]\n",
+    )?;
+    fs::write(
+        dir_pki.join("example.com").join("inner.toml"),
+        "address = \"inner@example.com\"\nmembers = [\"dave@example.org\"]\n",
+    )?;
     // example.org's CRL (empty; current to 2045): the demo shows the [[crl]] section.
     let crl = ekg_testpki::crl(&recipient.ca, (2025, 1, 1), (2045, 1, 1), &[]);
     fs::write(dir_pki.join("example.org").join("ca.crl"), crl.pem())?;

@@ -17,7 +17,7 @@ use super::{algorithm, attribute, content_info, encode_failed, gcm, single_attri
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KEY_LEN, KeyId, OneTimeKey};
-use crate::wire::{MAX_TICKET_LEN, oid, strict};
+use crate::wire::{ContentInfo, MAX_TICKET_LEN, oid, strict};
 
 /// Largest sealed message accepted by default, in bytes.
 pub const MAX_SEALED_LEN: usize = 64 * 1024 * 1024;
@@ -27,6 +27,7 @@ pub const MAX_SEALED_LEN: usize = 64 * 1024 * 1024;
 pub struct SealedMessage {
     key_id: KeyId,
     ticket: Vec<u8>,
+    expanded: Vec<Vec<u8>>,
     aed: AuthEnvelopedData,
 }
 
@@ -71,6 +72,30 @@ pub fn seal(
         unauth_attrs: Some(unauth_attrs),
     };
     content_info(oid::ID_AUTH_ENVELOPED_DATA, &aed)
+}
+
+/// The `id-ekg-ua-expandedTickets` attribute's tickets (none if absent), each at most
+/// [`MAX_TICKET_LEN`], at most `MAX_EXPANSION_DEPTH` of them.
+fn expanded_tickets(unauth: &[x509_cert::attr::Attribute]) -> Result<Vec<Vec<u8>>> {
+    let Some(value) = single_attribute(unauth, &oid::UA_EXPANDED_TICKETS, "unauthenticated")? else {
+        return Ok(Vec::new());
+    };
+    let chain: Vec<ContentInfo> = value.decode_as().map_err(|_| reject(Rejection::MalformedDer, "expanded tickets"))?;
+    if chain.is_empty() {
+        return Err(reject(Rejection::MalformedDer, "an empty expanded-tickets attribute"));
+    }
+    if chain.len() > crate::wire::MAX_EXPANSION_DEPTH {
+        return Err(reject(Rejection::ListDepthExceeded, format!("{} expanded tickets", chain.len())));
+    }
+    let mut out = Vec::with_capacity(chain.len());
+    for t in &chain {
+        let der = t.to_der().map_err(encode_failed)?;
+        if der.len() > MAX_TICKET_LEN {
+            return Err(reject(Rejection::InputTooLarge, "an expanded ticket"));
+        }
+        out.push(der);
+    }
+    Ok(out)
 }
 
 impl SealedMessage {
@@ -123,13 +148,17 @@ impl SealedMessage {
         if ticket.len() > MAX_TICKET_LEN {
             return Err(reject(Rejection::InputTooLarge, "attached ticket"));
         }
-        if digest.as_bytes() != provider.sha256(&ticket).as_bytes() {
+        let expanded = expanded_tickets(unauth.as_slice())?;
+        // C6: the content was sealed under the first ticket of the chain (the attached one
+        // for a message no list expanded); C7 checks the rest of the chain.
+        let original = expanded.first().unwrap_or(&ticket);
+        if digest.as_bytes() != provider.sha256(original).as_bytes() {
             return Err(reject(
                 Rejection::TicketDigestMismatch,
-                "authenticated digest differs from the attached ticket",
+                "authenticated digest differs from the attached (or original) ticket",
             ));
         }
-        Ok(SealedMessage { key_id, ticket, aed })
+        Ok(SealedMessage { key_id, ticket, expanded, aed })
     }
 
     /// The gatekeeper key id (the KEKIdentifier).
@@ -140,6 +169,59 @@ impl SealedMessage {
     /// The attached ticket's DER.
     pub fn ticket(&self) -> &[u8] {
         &self.ticket
+    }
+
+    /// The tickets of the expansions before the attached one, the original first (empty for
+    /// a message no list expanded).
+    pub fn expanded_tickets(&self) -> &[Vec<u8>] {
+        &self.expanded
+    }
+
+    /// A list agent's expansion (`docs/protocol.md` §13): the same content, authenticated
+    /// attributes and tag, the content-encryption key unwrapped with `old_key` and wrapped
+    /// under `new_key` (id `new_key_id`), `new_ticket` attached, and the ticket this message
+    /// had appended to the expanded tickets. The content is not encrypted again.
+    pub fn expand(
+        &self,
+        provider: &dyn CryptoProvider,
+        old_key: &OneTimeKey,
+        new_key_id: &KeyId,
+        new_key: &OneTimeKey,
+        new_ticket: &[u8],
+    ) -> Result<Vec<u8>> {
+        if self.expanded.len() >= crate::wire::MAX_EXPANSION_DEPTH {
+            return Err(reject(Rejection::ListDepthExceeded, "the message went through every expansion allowed"));
+        }
+        let Some(RecipientInfo::Kekri(kekri)) = self.aed.recip_infos.0.iter().next() else {
+            return Err(reject(Rejection::ProfileViolation, "no KEKRecipientInfo"));
+        };
+        let cek = provider.aes256_kw_unwrap(old_key.expose(), kekri.encrypted_key.as_bytes())?;
+        let wrapped = provider.aes256_kw_wrap(new_key.expose(), cek.expose())?;
+        let kekri = KekRecipientInfo {
+            version: CmsVersion::V4,
+            kek_id: KekIdentifier {
+                kek_identifier: OctetString::new(new_key_id.0.to_vec()).map_err(encode_failed)?,
+                date: None,
+                other: None,
+            },
+            key_enc_alg: algorithm(oid::AES256_WRAP, None),
+            encrypted_key: OctetString::new(wrapped.0.to_vec()).map_err(encode_failed)?,
+        };
+        let mut chain = self.expanded.clone();
+        chain.push(self.ticket.clone());
+        let chain: Vec<ContentInfo> =
+            chain.iter().map(|t| ContentInfo::from_der(t)).collect::<der::Result<_>>().map_err(encode_failed)?;
+        let unauth_attrs = SetOfVec::try_from(vec![
+            attribute(oid::UA_TICKET, Any::from_der(new_ticket).map_err(encode_failed)?)?,
+            attribute(oid::UA_EXPANDED_TICKETS, Any::encode_from(&chain).map_err(encode_failed)?)?,
+        ])
+        .map_err(encode_failed)?;
+        let aed = AuthEnvelopedData {
+            recip_infos: RecipientInfos::try_from(vec![RecipientInfo::Kekri(kekri)]).map_err(encode_failed)?,
+            unauth_attrs: Some(unauth_attrs),
+            ..self.aed.clone()
+        };
+        content_info(oid::ID_AUTH_ENVELOPED_DATA, &aed)
     }
 
     /// SHA-256 of the attached ticket.

@@ -31,12 +31,24 @@ use crate::wire::{ContentInfo, MAX_ENVELOPE_LEN, ReleaseRequest, VERSION, oid};
 pub struct ReceivedMessage {
     sealed: SealedMessage,
     ticket: Ticket,
+    expanded: Vec<Ticket>,
 }
 
 impl ReceivedMessage {
     /// The verified ticket.
     pub fn ticket(&self) -> &Ticket {
         &self.ticket
+    }
+
+    /// The verified tickets of the list expansions before the attached ticket, the original
+    /// first (empty for a message no list expanded; `docs/protocol.md` §13).
+    pub fn expanded_tickets(&self) -> &[Ticket] {
+        &self.expanded
+    }
+
+    /// The sealed message.
+    pub fn sealed(&self) -> &SealedMessage {
+        &self.sealed
     }
 
     /// The gatekeeper to ask.
@@ -82,7 +94,20 @@ impl Client {
         if must_be_listed && !self.credential.addresses().iter().any(|a| ticket.request.recipients.contains(a)) {
             return Err(reject(Rejection::NotForThisRecipient, "none of our addresses is listed"));
         }
-        Ok(ReceivedMessage { sealed, ticket })
+        // C7: an expanded message's tickets, each a gatekeeper's (C1), form one chain from
+        // the ticket the content was sealed under (C6) to the attached one.
+        let mut expanded = Vec::with_capacity(sealed.expanded_tickets().len());
+        for der in sealed.expanded_tickets() {
+            let t = Ticket::open(p, der)?;
+            t.check_gatekeeper(p, &self.anchors, now)?;
+            expanded.push(t);
+        }
+        if !expanded.is_empty() || !ticket.request.expansion.is_empty() {
+            let mut chain = expanded.clone();
+            chain.push(ticket.clone());
+            super::expansion::check_chain(&chain)?;
+        }
+        Ok(ReceivedMessage { sealed, ticket, expanded })
     }
 
     fn request_release(

@@ -1,20 +1,25 @@
-//! The protocol's parties: [`Sender`], [`Gatekeeper`], [`Recipient`] and [`Gateway`].
+//! The protocol's parties: [`Sender`], [`Gatekeeper`], [`Recipient`], [`Gateway`] and a
+//! mailing list's [`ListAgent`].
 //!
 //! Every method takes `now` and, where randomness is needed, the caller's RNG. Bytes in,
 //! bytes or a typed [`crate::Error`] out; nothing here does I/O.
 
 mod client;
+mod expansion;
 mod gatekeeper;
+mod list;
 mod sender;
 mod ticket;
 
 pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient};
+pub use expansion::{ListExpansion, check_chain, check_history};
 pub use gatekeeper::{
     CredentialStatus, DecidedIssuance, DecidedRelease, DrawFromRng, EpochKeyRing, Gatekeeper, GatekeeperConfig,
     GatekeeperCrypto, GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork, RetiredCertificate,
     RetiredKey, SenderRule, StorageKey, StorageKeys, VerifiedKeyRequest, VerifiedReleaseRequest, check_credential,
     check_profile, destroyable_before, draw_fresh, epoch_destroyed, limits,
 };
+pub use list::ListAgent;
 pub use sender::{PendingKeyRequest, SendKey, Sender};
 pub use ticket::{
     KeyDeliveryContent, KeyRequestContent, ReleaseRequestContent, Ticket, TicketContent, decode_issuance_response,

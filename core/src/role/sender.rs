@@ -9,6 +9,7 @@
 //!    copy under the one-time key (seed: "the stored copy must be encrypted using some other
 //!    means").
 
+use super::expansion::{ListExpansion, check_history};
 use super::ticket::{KeyDeliveryContent, KeyRequestContent, Ticket};
 use crate::address::EmailAddress;
 use crate::cms::{envelope, sealed, signed};
@@ -81,16 +82,40 @@ impl Sender {
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingKeyRequest> {
-        self.request_labelled_key(recipients, &[], now, rng)
+        self.request_key_with(recipients, &[], Vec::new(), now, rng)
     }
 
     /// Builds and signs a key request for `recipients` carrying security `labels`
-    /// (attribute-value URIs, `docs/protocol.md` §11; `invalid_label` locally for what the
+    /// (attribute-value URIs, `docs/protocol.md` §12; `invalid_label` locally for what the
     /// gatekeeper would refuse as such).
     pub fn request_labelled_key(
         &self,
         recipients: &[EmailAddress],
         labels: &[AttributeValue],
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<PendingKeyRequest> {
+        self.request_key_with(recipients, labels, Vec::new(), now, rng)
+    }
+
+    /// Builds and signs a key request for `recipients` carrying a list agent's expansion
+    /// history (`docs/protocol.md` §13; empty: an ordinary request). Refuses locally what V27
+    /// would refuse (a loop, too deep, a last entry not ours).
+    pub fn request_key_expanding(
+        &self,
+        recipients: &[EmailAddress],
+        expansion: Vec<ListExpansion>,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<PendingKeyRequest> {
+        self.request_key_with(recipients, &[], expansion, now, rng)
+    }
+
+    fn request_key_with(
+        &self,
+        recipients: &[EmailAddress],
+        labels: &[AttributeValue],
+        expansion: Vec<ListExpansion>,
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingKeyRequest> {
@@ -105,9 +130,11 @@ impl Sender {
             nonce: Nonce(nonce),
             request_time: now,
             labels: labels.to_vec(),
+            expansion,
         };
-        // Refuse locally what the gatekeeper would refuse (empty, duplicate, oversize).
+        // Refuse locally what the gatekeeper would refuse (empty, duplicate, oversize, V27).
         content.check_recipients(crate::wire::MAX_RECIPIENTS)?;
+        check_history(&content.sender, &content.recipients, &content.expansion)?;
         let encoded = content.encode()?;
         let der = signed::sign(self.provider, &self.credential, oid::CT_KEY_REQUEST, &encoded, now, rng)?;
         Ok(PendingKeyRequest { digest: self.provider.sha256(&der), der, content })

@@ -3,6 +3,7 @@
 use der::Encode;
 use der::asn1::{Ia5String, OctetString};
 
+use super::expansion::{ListExpansion, check_history};
 use crate::address::EmailAddress;
 use crate::cms::signed::{self, SignedObject};
 use crate::crypto::CryptoProvider;
@@ -13,8 +14,8 @@ use crate::pki::{TrustAnchors, ValidatedCertificate};
 use crate::policy::{AttributeValue, MAX_LABELS};
 use crate::time::UnixTime;
 use crate::wire::{
-    self, KeyDelivery, KeyRequest, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, MAX_TICKET_LEN,
-    MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
+    self, KeyDelivery, KeyRequest, MAX_EXPANSION_DEPTH, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN,
+    MAX_TICKET_LEN, MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
 };
 
 /// The fields of a key request, checked (step V9, V12 as far as the wire allows).
@@ -30,6 +31,9 @@ pub struct KeyRequestContent {
     pub request_time: UnixTime,
     /// Its security labels, distinct, in request order (V15; empty: unlabelled).
     pub labels: Vec<AttributeValue>,
+    /// A list agent's expansion history, its own expansion last; empty for an ordinary
+    /// sender (`docs/protocol.md` §13).
+    pub expansion: Vec<ListExpansion>,
 }
 
 impl KeyRequestContent {
@@ -49,12 +53,23 @@ impl KeyRequestContent {
             None => Vec::new(),
             Some(list) => parse_labels(list.iter().map(|l| l.as_ref()))?,
         };
+        let expansion = match &req.expansion {
+            None => Vec::new(),
+            Some(h) if h.is_empty() => {
+                return Err(reject(Rejection::MalformedDer, "an expansion history has at least one entry"));
+            }
+            Some(h) if h.len() > MAX_EXPANSION_DEPTH => {
+                return Err(reject(Rejection::ListDepthExceeded, format!("{} expansions", h.len())));
+            }
+            Some(h) => h.iter().map(ListExpansion::decode).collect::<Result<Vec<_>>>()?,
+        };
         Ok(KeyRequestContent {
             sender,
             recipients,
             nonce,
             request_time: UnixTime::from_generalized(&req.request_time),
             labels,
+            expansion,
         })
     }
 
@@ -96,6 +111,11 @@ impl KeyRequestContent {
             labels: match self.labels.as_slice() {
                 [] => None,
                 list => Some(list.iter().map(|l| ia5(l.as_str())).collect::<Result<_>>()?),
+            },
+            expansion: if self.expansion.is_empty() {
+                None
+            } else {
+                Some(self.expansion.iter().map(ListExpansion::encode).collect::<Result<_>>()?)
             },
         };
         req.to_der().map_err(crate::cms::encode_failed)
@@ -169,6 +189,7 @@ impl Ticket {
         let inner = signed::open_with(provider, &info.request_der, oid::CT_KEY_REQUEST, MAX_KEY_REQUEST_LEN, verify)?;
         let request = KeyRequestContent::decode(&inner.content)?;
         request.check_recipients(MAX_RECIPIENTS)?;
+        check_history(&request.sender, &request.recipients, &request.expansion)?;
         Ok(Ticket {
             der: der.to_vec(),
             digest,

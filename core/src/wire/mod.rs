@@ -42,6 +42,9 @@ pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
 pub const MAX_GATEKEEPER_CERTIFICATES_LEN: usize = 32 * 1024;
 /// Longest gatekeeper URI.
 pub const MAX_URI_LEN: usize = 512;
+/// Most list expansions one message may go through (the depth bound of `docs/protocol.md`
+/// §13): an expansion history holds at most this many entries.
+pub const MAX_EXPANSION_DEPTH: usize = 8;
 
 /// ```asn1
 /// KeyRequest ::= SEQUENCE {
@@ -50,8 +53,9 @@ pub const MAX_URI_LEN: usize = 512;
 ///   recipients   SEQUENCE SIZE (1..1000) OF IA5String,
 ///   nonce        OCTET STRING (SIZE (16)),
 ///   requestTime  GeneralizedTime,
-///   labels   [0] IMPLICIT SEQUENCE SIZE (1..16) OF IA5String OPTIONAL }
-///                                                 -- attribute-value URIs (§11)
+///   labels   [0] IMPLICIT SEQUENCE SIZE (1..16) OF IA5String OPTIONAL,
+///                                                 -- attribute-value URIs (§12)
+///   expansion    [1] ExpansionHistory OPTIONAL }  -- only a list agent's (docs/protocol.md §13)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Sequence)]
 pub struct KeyRequest {
@@ -66,10 +70,32 @@ pub struct KeyRequest {
     pub nonce: OctetString,
     /// When the sender made the request.
     pub request_time: GeneralizedTime,
-    /// Security labels: attribute-value URIs (`docs/protocol.md` §11); absent when there is
+    /// Security labels: attribute-value URIs (`docs/protocol.md` §12); absent when there is
     /// none, so that an unlabelled request is encoded as before labels existed.
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true", constructed = "true")]
     pub labels: Option<Vec<Ia5String>>,
+    /// Present only in a list agent's request: the expansions so far, this one last
+    /// (`docs/protocol.md` §13). Absent, the encoding is the original one byte for byte.
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub expansion: Option<Vec<ListExpansion>>,
+}
+
+/// ```asn1
+/// ExpansionHistory ::= SEQUENCE SIZE (1..8) OF ListExpansion
+/// ListExpansion ::= SEQUENCE {
+///   list            IA5String,                 -- the list address expanded
+///   expansionTime   GeneralizedTime,
+///   expandedTicket  OCTET STRING (SIZE (32)) } -- SHA-256 of the ticket it expanded
+/// ```
+/// One entry of a list agent's expansion history (after RFC 2634 §4 `MLData`).
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct ListExpansion {
+    /// The list's address.
+    pub list: Ia5String,
+    /// When the agent expanded.
+    pub expansion_time: GeneralizedTime,
+    /// SHA-256 of the ticket the agent received (the one it was released the key under).
+    pub expanded_ticket: OctetString,
 }
 
 /// ```asn1

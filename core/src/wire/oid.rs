@@ -25,6 +25,9 @@ pub const CT_TREE_HEAD: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.1.6");
 pub const AA_TICKET_DIGEST: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.2.1");
 /// Unauthenticated attribute of the sealed message: the ticket itself (`id-ekg-ua-ticket`).
 pub const UA_TICKET: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.2.2");
+/// Unauthenticated attribute of an expanded sealed message: the tickets it was released
+/// under before the attached one, the original first (`id-ekg-ua-expandedTickets`).
+pub const UA_EXPANDED_TICKETS: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.2.3");
 /// Extended key usage of a gatekeeper certificate (`id-ekg-kp-gatekeeper`).
 pub const KP_GATEKEEPER: Oid = Oid::new_unwrap("1.3.6.1.4.1.99999.1.3.1");
 
@@ -68,6 +71,7 @@ pub fn name(oid: &Oid) -> Option<&'static str> {
         (CT_TREE_HEAD, "id-ekg-ct-treeHead"),
         (AA_TICKET_DIGEST, "id-ekg-aa-ticketDigest"),
         (UA_TICKET, "id-ekg-ua-ticket"),
+        (UA_EXPANDED_TICKETS, "id-ekg-ua-expandedTickets"),
         (KP_GATEKEEPER, "id-ekg-kp-gatekeeper"),
         (ID_DATA, "id-data"),
         (ID_SIGNED_DATA, "id-signedData"),

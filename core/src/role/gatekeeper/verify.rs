@@ -251,6 +251,8 @@ impl GatekeeperCrypto {
         }
         // V12: the recipient list.
         content.check_recipients(self.config.max_recipients)?;
+        // V27: a list agent's expansion history (depth, loops, its own entry last).
+        crate::role::check_history(&content.sender, &content.recipients, &content.expansion)?;
         // V13: freshness, the request's own time first, then the signing time.
         if !planted::is(P::RequestTimeUnchecked) {
             check_skew(content.request_time, now, self.config.max_clock_skew_secs)?;

@@ -1,0 +1,148 @@
+//! The expansion history of a list agent's key request (`docs/protocol.md` §13), after RFC
+//! 2634 §4's `mlExpansionHistory`: which lists a message went through, when, and under which
+//! ticket. The gatekeeper checks it (V27: depth, loops, the agent's own entry last); a reader
+//! checks the chain of tickets it links (C7).
+
+use super::ticket::{Ticket, ia5, octets};
+use crate::address::EmailAddress;
+use crate::error::{Rejection, Result, reject};
+use crate::ids::Digest;
+use crate::time::UnixTime;
+use crate::wire::{ListExpansion as WireExpansion, MAX_EXPANSION_DEPTH};
+
+/// One expansion: list `list` expanded at `time` the message released under the ticket whose
+/// SHA-256 is `expanded_ticket`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListExpansion {
+    /// The list's address (the agent's certificate names it).
+    pub list: EmailAddress,
+    /// When the agent expanded.
+    pub time: UnixTime,
+    /// SHA-256 of the ticket the agent was released the key under.
+    pub expanded_ticket: Digest,
+}
+
+impl ListExpansion {
+    /// From the wire form (V9 for the address; the digest must be 32 bytes).
+    pub(crate) fn decode(w: &WireExpansion) -> Result<ListExpansion> {
+        Ok(ListExpansion {
+            list: EmailAddress::parse(w.list.as_ref())?,
+            time: UnixTime::from_generalized(&w.expansion_time),
+            expanded_ticket: Digest::from_slice(w.expanded_ticket.as_bytes())
+                .ok_or_else(|| reject(Rejection::MalformedDer, "expandedTicket must be 32 bytes"))?,
+        })
+    }
+
+    /// To the wire form.
+    pub(crate) fn encode(&self) -> Result<WireExpansion> {
+        Ok(WireExpansion {
+            list: ia5(&self.list.to_string())?,
+            expansion_time: self.time.to_generalized()?,
+            expanded_ticket: octets(self.expanded_ticket.as_bytes())?,
+        })
+    }
+}
+
+/// Step V27 on a key request's history (`history` empty: an ordinary sender, nothing to
+/// check): at most [`MAX_EXPANSION_DEPTH`] entries (`list_depth_exceeded`); the lists
+/// distinct, and no recipient one of them (`list_loop`); the last entry is the requester's
+/// own list (`profile_violation`: an agent expands only as itself).
+pub fn check_history(sender: &EmailAddress, recipients: &[EmailAddress], history: &[ListExpansion]) -> Result<()> {
+    let Some(last) = history.last() else { return Ok(()) };
+    if history.len() > MAX_EXPANSION_DEPTH {
+        return Err(reject(
+            Rejection::ListDepthExceeded,
+            format!("{} expansions > {MAX_EXPANSION_DEPTH}", history.len()),
+        ));
+    }
+    if last.list != *sender {
+        return Err(reject(Rejection::ProfileViolation, "the last expansion is not the requester's own list"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for e in history {
+        if !seen.insert(&e.list) {
+            return Err(reject(Rejection::ListLoop, format!("{} expanded twice", e.list)));
+        }
+    }
+    if let Some(r) = recipients.iter().find(|r| seen.contains(r)) {
+        return Err(reject(Rejection::ListLoop, format!("{r} is a list this message already went through")));
+    }
+    Ok(())
+}
+
+/// Step C7: `chain` is the tickets of an expanded message, the original first and the
+/// attached one last. Each ticket after the first must carry a request whose history is the
+/// previous ticket's plus one entry, that entry naming the previous ticket's digest and a
+/// list that the previous ticket lists and that signed this request. The first ticket's
+/// request has no history. Each ticket's signature and gatekeeper are the caller's to check.
+pub fn check_chain(chain: &[Ticket]) -> Result<()> {
+    let mismatch = |detail: &str| Err(reject(Rejection::ListExpansionMismatch, detail.to_owned()));
+    if chain.len() > MAX_EXPANSION_DEPTH + 1 {
+        return Err(reject(Rejection::ListDepthExceeded, format!("{} tickets", chain.len())));
+    }
+    let Some(first) = chain.first() else { return mismatch("no ticket") };
+    if !first.request.expansion.is_empty() {
+        return mismatch("the original ticket carries an expansion history");
+    }
+    for (before, after) in chain.iter().zip(chain.iter().skip(1)) {
+        // The history after is the one before plus exactly one entry.
+        let Some((e, earlier)) = after.request.expansion.split_last() else {
+            return mismatch("a ticket after the original without an expansion history");
+        };
+        if earlier != before.request.expansion.as_slice() {
+            return mismatch("an expansion history that does not extend the one before");
+        }
+        if e.expanded_ticket != before.digest {
+            return mismatch("an expansion that names another ticket");
+        }
+        if e.list != after.request.sender || !before.request.recipients.contains(&e.list) {
+            return mismatch("an expansion by a list the ticket before does not list");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).unwrap()
+    }
+
+    fn e(list: &str, n: u8) -> ListExpansion {
+        ListExpansion { list: a(list), time: UnixTime(1), expanded_ticket: Digest([n; 32]) }
+    }
+
+    #[test]
+    fn a_recipient_already_expanded_is_a_loop() {
+        let h = [e("a@x.org", 1), e("b@y.org", 2)];
+        let refused = check_history(&a("b@y.org"), &[a("m@z.org"), a("a@x.org")], &h).unwrap_err();
+        assert_eq!(refused.rejection(), Rejection::ListLoop);
+        assert!(check_history(&a("b@y.org"), &[a("m@z.org")], &h).is_ok());
+    }
+
+    #[test]
+    fn a_list_twice_in_the_history_is_a_loop() {
+        let h = [e("a@x.org", 1), e("a@x.org", 2)];
+        assert_eq!(check_history(&a("a@x.org"), &[a("m@z.org")], &h).unwrap_err().rejection(), Rejection::ListLoop);
+    }
+
+    #[test]
+    fn more_expansions_than_the_bound_are_refused() {
+        let lists: Vec<String> = (0..=MAX_EXPANSION_DEPTH).map(|i| format!("l{i}@x.org")).collect();
+        let h: Vec<ListExpansion> = lists.iter().map(|l| e(l, 1)).collect();
+        let last = h.last().unwrap().list.clone();
+        let refused = check_history(&last, &[a("m@z.org")], &h).unwrap_err();
+        assert_eq!(refused.rejection(), Rejection::ListDepthExceeded);
+        assert!(check_history(&h[MAX_EXPANSION_DEPTH - 1].list, &[a("m@z.org")], &h[..MAX_EXPANSION_DEPTH]).is_ok());
+    }
+
+    #[test]
+    fn an_agent_expands_only_as_itself() {
+        let h = [e("a@x.org", 1)];
+        let refused = check_history(&a("b@y.org"), &[a("m@z.org")], &h).unwrap_err();
+        assert_eq!(refused.rejection(), Rejection::ProfileViolation);
+        assert!(check_history(&a("s@x.org"), &[a("a@x.org")], &[]).is_ok(), "no history, nothing to check");
+    }
+}
