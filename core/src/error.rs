@@ -168,6 +168,27 @@ rejections! {
     ListLoop => "list_loop", "V27", Refused;
     /// A list expansion would exceed the depth bound (`MAX_EXPANSION_DEPTH` expansions).
     ListDepthExceeded => "list_depth_exceeded", "V27", Refused;
+    /// A release request's access token is not a JWT access token of the profile (form,
+    /// `alg`, `typ`, required claims, a lifetime over the ticket lifetime), or its signature
+    /// does not verify (`docs/protocol.md` §12.5.3).
+    TokenInvalid => "token_invalid", "V28", Untrusted;
+    /// The token's issuer is not configured for a listed domain of the requester's
+    /// certificate.
+    TokenIssuer => "token_issuer", "V28", Refused;
+    /// The issuer's key set has no usable key with the token's `kid` (after the one refetch
+    /// the interval allows), or the key set could not be fetched.
+    TokenKeyUnknown => "token_key_unknown", "V28", Untrusted;
+    /// The token's audience does not name this gatekeeper.
+    TokenAudience => "token_audience", "V28", Refused;
+    /// The token has expired (`exp`, with the skew).
+    TokenExpired => "token_expired", "V28", Refused;
+    /// The token is not valid yet (`nbf` or `iat` after `now`, with the skew).
+    TokenNotYetValid => "token_not_yet_valid", "V28", Refused;
+    /// The token's (`iss`, `sub`) maps to no listed address of the requester's certificate:
+    /// an unmapped subject, or a token moved into another party's request.
+    TokenUnbound => "token_unbound", "V28", Refused;
+    /// The token's (`iss`, `jti`) was recorded with an earlier release: a replay.
+    TokenReplayed => "token_replayed", "V28", Refused;
     /// Client: the response is bound to another ticket or request than the one sent.
     ResponseMismatch => "response_mismatch", "C3", Untrusted;
     /// Client: no recipient info in the envelope is addressed to this certificate or key id.

@@ -16,6 +16,8 @@
 //! - [`address`], [`ids`], [`time`]: addresses, identifiers and keys, time.
 //! - [`policy`]: security labels, attribute definitions, subject mappings and the release
 //!   decision over them (crypto-free).
+//! - [`token`]: access tokens at release (V28): JWT verification against an issuer's keys,
+//!   the facts it gives, the `jti` record.
 //! - [`audit`]: the issuance log (RFC 9162 Merkle tree), its entries and signed tree heads.
 //!
 //! The raw ASN.1 structures, the strict DER decoder, the CMS building blocks and the dump are
@@ -39,6 +41,7 @@ pub mod planted;
 pub mod policy;
 pub mod role;
 pub mod time;
+pub mod token;
 mod wire;
 
 pub use address::EmailAddress;

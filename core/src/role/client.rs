@@ -124,6 +124,7 @@ impl Client {
             ticket: ContentInfo::from_der(&message.ticket.der).map_err(encode_failed)?,
             nonce: OctetString::new(nonce.to_vec()).map_err(encode_failed)?,
             request_time: now.to_generalized()?,
+            access_token: None,
         };
         let content = rr.to_der().map_err(encode_failed)?;
         let der = signed::sign(p, &self.credential, oid::CT_RELEASE_REQUEST, &content, now, rng)?;

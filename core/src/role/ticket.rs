@@ -308,10 +308,14 @@ pub struct ReleaseRequestContent {
     pub nonce: Nonce,
     /// When the requester made it.
     pub request_time: UnixTime,
+    /// The access token it carries (V28), if any: 1 to [`wire::MAX_ACCESS_TOKEN_LEN`]
+    /// octets, not yet checked otherwise.
+    pub access_token: Option<String>,
 }
 
 impl ReleaseRequestContent {
-    /// Decodes a ReleaseRequest DER: strict DER, version 0, a 16-byte nonce.
+    /// Decodes a ReleaseRequest DER: strict DER, version 0, a 16-byte nonce, an access token
+    /// (if present) of 1 to [`wire::MAX_ACCESS_TOKEN_LEN`] octets.
     pub fn decode(der: &[u8]) -> Result<ReleaseRequestContent> {
         let rr: wire::ReleaseRequest = strict::decode(der, MAX_RELEASE_REQUEST_LEN, "ReleaseRequest")?;
         if rr.version != VERSION {
@@ -319,10 +323,18 @@ impl ReleaseRequestContent {
         }
         let nonce = Nonce::from_slice(rr.nonce.as_bytes())
             .ok_or_else(|| reject(Rejection::MalformedDer, "nonce must be 16 bytes"))?;
+        let access_token = match rr.access_token.as_ref().map(|t| -> &str { t.as_ref() }) {
+            None => None,
+            Some(t) if t.is_empty() || t.len() > wire::MAX_ACCESS_TOKEN_LEN => {
+                return Err(reject(Rejection::MalformedDer, "access token: 1 to 8192 octets"));
+            }
+            Some(t) => Some(t.to_owned()),
+        };
         Ok(ReleaseRequestContent {
             ticket_der: rr.ticket.to_der().map_err(crate::cms::encode_failed)?,
             nonce,
             request_time: UnixTime::from_generalized(&rr.request_time),
+            access_token,
         })
     }
 }

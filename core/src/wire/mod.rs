@@ -42,6 +42,8 @@ pub const MAX_ENVELOPE_LEN: usize = 64 * 1024;
 pub const MAX_GATEKEEPER_CERTIFICATES_LEN: usize = 32 * 1024;
 /// Longest gatekeeper URI.
 pub const MAX_URI_LEN: usize = 512;
+/// Longest access token a release request may carry, in octets (`docs/protocol.md` §12.5).
+pub const MAX_ACCESS_TOKEN_LEN: usize = 8192;
 /// Most list expansions one message may go through (the depth bound of `docs/protocol.md`
 /// §13): an expansion history holds at most this many entries.
 pub const MAX_EXPANSION_DEPTH: usize = 8;
@@ -146,7 +148,9 @@ pub struct TicketInfo {
 ///   version      INTEGER (0),
 ///   ticket       ContentInfo,        -- the gatekeeper's whole SignedData TicketInfo
 ///   nonce        OCTET STRING (SIZE (16)),
-///   requestTime  GeneralizedTime }
+///   requestTime  GeneralizedTime,
+///   accessToken  [0] IMPLICIT IA5String (SIZE (1..8192)) OPTIONAL }
+///                                     -- a JWT access token (docs/protocol.md §12.5)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Sequence)]
 pub struct ReleaseRequest {
@@ -158,6 +162,10 @@ pub struct ReleaseRequest {
     pub nonce: OctetString,
     /// When the requester made the request.
     pub request_time: GeneralizedTime,
+    /// An OAuth 2.0 access token (RFC 9068), the compact JWS as issued, signed with the rest
+    /// (`docs/protocol.md` §12.5); absent, the request is encoded as before tokens existed.
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub access_token: Option<Ia5String>,
 }
 
 /// ```asn1
