@@ -57,6 +57,12 @@ pub trait Decision<T: LedgerTypes> {
         Ok(Vec::new())
     }
 
+    /// The access tokens `decided` was made with, recorded in its batch (V28.8): none but a
+    /// release with a token.
+    fn tokens(&self) -> Vec<crate::token::TokenUse> {
+        Vec::new()
+    }
+
     /// The decision lost its race: `decided` was not written (an issuance keeps its key for
     /// the next attempt).
     fn lost(&mut self, decided: Decided<T, Self::Payload>) {
@@ -118,7 +124,7 @@ impl<T: LedgerTypes> View<T> {
                 held: state.is_some_and(|s| !matches!(s, KeyState::Destroyed(_))),
             });
         }
-        Ok(Batch { records: records.to_vec(), keys, log: Vec::new() })
+        Ok(Batch { records: records.to_vec(), keys, log: Vec::new(), tokens: Vec::new() })
     }
 }
 
@@ -218,7 +224,8 @@ impl<T: LedgerTypes, D: Decision<T>> Round<T, D> {
             Ok(log) => log,
             Err(e) => return Step::Done(Err(e)),
         };
-        if decided.records().is_empty() && log.is_empty() {
+        let tokens = self.decision.tokens();
+        if decided.records().is_empty() && log.is_empty() && tokens.is_empty() {
             // Nothing to make durable (a gateway's fetch unlogged, nothing due): committed
             // as read.
             return Step::Done(Ok(Committed::new(decided.into_payload())));
@@ -226,6 +233,7 @@ impl<T: LedgerTypes, D: Decision<T>> Round<T, D> {
         match view.batch(decided.records()) {
             Ok(mut batch) => {
                 batch.log = log;
+                batch.tokens = tokens;
                 self.written = Some(Written { batch, decided });
                 Step::Again
             }

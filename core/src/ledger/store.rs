@@ -76,6 +76,9 @@ pub struct Batch<T: LedgerTypes> {
     /// atomic write, after every entry already logged, in this order: the log holds an entry
     /// exactly when the records it describes are durable (`docs/protocol.md` §10.1).
     pub log: Vec<Vec<u8>>,
+    /// The access tokens the batch's release was made with (V28.8): written with the
+    /// records, under the condition that none of them is recorded yet.
+    pub tokens: Vec<crate::token::TokenUse>,
 }
 
 /// Where the gatekeeper makes its records durable, read key by key.
@@ -115,6 +118,13 @@ pub trait Store<T: LedgerTypes> {
     fn held_keys(&mut self) -> Result<u64, StoreError>;
     /// One held key's stored form, if any (to check the storage key at start).
     fn live_handle(&mut self) -> Result<Option<T::KeyHandle>, StoreError>;
+    /// Whether the token's (issuer, `jti`) is recorded (V28.8). A store that does not
+    /// record tokens says so, and a release with a token fails (`storage_failed`) rather
+    /// than accept a replay.
+    fn token_used(&mut self, used: &crate::token::TokenUse) -> Result<bool, StoreError> {
+        let _ = used;
+        Err(StoreError("this store does not record access tokens".into()))
+    }
 }
 
 /// A linearizable store in memory (one lock): the reference for what a database store must
@@ -141,11 +151,20 @@ pub struct MemoryState<T: LedgerTypes> {
     failing: bool,
     appends: u64,
     log: Vec<Vec<u8>>,
+    /// Recorded tokens: (issuer, jti) → until when.
+    tokens: BTreeMap<(String, String), UnixTime>,
 }
 
 impl<T: LedgerTypes> Default for MemoryState<T> {
     fn default() -> Self {
-        MemoryState { keys: BTreeMap::new(), requests: BTreeMap::new(), failing: false, appends: 0, log: Vec::new() }
+        MemoryState {
+            keys: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            failing: false,
+            appends: 0,
+            log: Vec::new(),
+            tokens: BTreeMap::new(),
+        }
     }
 }
 
@@ -313,6 +332,12 @@ impl<T: LedgerTypes> MemoryState<T> {
                 return Ok(false);
             }
         }
+        if batch.tokens.iter().any(|t| self.tokens.contains_key(&(t.issuer.clone(), t.jti.clone()))) {
+            return Ok(false);
+        }
+        for t in &batch.tokens {
+            self.tokens.insert((t.issuer.clone(), t.jti.clone()), t.keep_until);
+        }
         for r in &batch.records {
             let id = r.key_id().clone();
             match r {
@@ -357,6 +382,18 @@ impl<T: LedgerTypes> MemoryState<T> {
         self.log.extend(batch.log.iter().cloned());
         self.appends += 1;
         Ok(true)
+    }
+
+    /// [`Store::token_used`] on the value.
+    pub fn token_used(&self, used: &crate::token::TokenUse) -> bool {
+        self.tokens.contains_key(&(used.issuer.clone(), used.jti.clone()))
+    }
+
+    /// Forgets the tokens whose time has passed (V28.6 refuses them anyway); how many.
+    pub fn purge_tokens(&mut self, now: UnixTime) -> usize {
+        let before = self.tokens.len();
+        self.tokens.retain(|_, until| *until > now);
+        before - self.tokens.len()
     }
 
     /// [`Store::due`] on the value.
@@ -414,6 +451,10 @@ impl<T: LedgerTypes> Store<T> for MemoryState<T> {
     fn live_handle(&mut self) -> Result<Option<T::KeyHandle>, StoreError> {
         Ok(MemoryState::live_handle(self))
     }
+
+    fn token_used(&mut self, used: &crate::token::TokenUse) -> Result<bool, StoreError> {
+        Ok(MemoryState::token_used(self, used))
+    }
 }
 
 impl<T: LedgerTypes> Store<T> for MemoryStore<T> {
@@ -443,5 +484,9 @@ impl<T: LedgerTypes> Store<T> for MemoryStore<T> {
 
     fn live_handle(&mut self) -> Result<Option<T::KeyHandle>, StoreError> {
         self.with(|s| MemoryState::live_handle(s))
+    }
+
+    fn token_used(&mut self, used: &crate::token::TokenUse) -> Result<bool, StoreError> {
+        self.with(|s| MemoryState::token_used(s, used))
     }
 }

@@ -67,7 +67,9 @@ fn commit<P>(ledger: &mut Ledger<Sym>, store: &mut MemoryStore<Sym>, decided: De
         });
     }
     if !records.is_empty()
-        && !store.append_if_unchanged(&Batch { records, keys, log: Vec::new() }).map_err(round::storage_failed)?
+        && !store
+            .append_if_unchanged(&Batch { records, keys, log: Vec::new(), tokens: Vec::new() })
+            .map_err(round::storage_failed)?
     {
         return Err(reject(Rejection::StorageFailed, "changed meanwhile"));
     }

@@ -196,4 +196,8 @@ impl Store<Concrete> for AnyStore {
     fn live_handle(&mut self) -> Result<Option<StoredKey>, StoreError> {
         each!(self, s => s.live_handle())
     }
+
+    fn token_used(&mut self, used: &ekg_core::token::TokenUse) -> Result<bool, StoreError> {
+        each!(self, s => s.token_used(used))
+    }
 }

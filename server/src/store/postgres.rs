@@ -122,7 +122,12 @@ impl PostgresStore {
     pub fn probe(&mut self) -> Result<(), StoreError> {
         self.count("SELECT count(*) FROM ekg_schema")?;
         let caller = self.caller.take();
-        let written = self.append_if_unchanged(&Batch { records: Vec::new(), keys: Vec::new(), log: Vec::new() });
+        let written = self.append_if_unchanged(&Batch {
+            records: Vec::new(),
+            keys: Vec::new(),
+            log: Vec::new(),
+            tokens: Vec::new(),
+        });
         self.caller = caller;
         written.map(|_| ())
     }

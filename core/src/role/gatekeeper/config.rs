@@ -86,6 +86,9 @@ pub struct GatekeeperConfig {
     /// Attribute definitions and subject mappings, for labelled keys (V15, V26; empty: a
     /// labelled request is `label_unknown`).
     pub attributes: crate::policy::Policy,
+    /// The OpenID providers whose access tokens a release request may carry (V28,
+    /// `docs/protocol.md` §12.5): at most [`crate::token::limits::ISSUERS_MAX`].
+    pub token_issuers: Vec<crate::token::TokenIssuer>,
 }
 
 /// The ranges of [`GatekeeperConfig`]'s numbers (`docs/protocol.md` §3.4, L3).
@@ -132,6 +135,7 @@ impl GatekeeperConfig {
             max_clock_skew_secs: 300,
             storage_epoch_secs: limits::STORAGE_EPOCH_SECS_DEFAULT,
             attributes: crate::policy::Policy::default(),
+            token_issuers: Vec::new(),
         }
     }
 
@@ -147,6 +151,12 @@ impl GatekeeperConfig {
         }
         if self.anchors.ids().is_empty() {
             return bad("anchors", "at least one trust anchor");
+        }
+        if self.token_issuers.len() > crate::token::limits::ISSUERS_MAX {
+            return bad("token_issuers", "at most 100");
+        }
+        for issuer in &self.token_issuers {
+            issuer.validate()?;
         }
         if !limits::PATH_LEN.contains(&self.anchors.limits().max_path_len) {
             return bad("max_path_len", "2 to 8 certificates");

@@ -304,6 +304,8 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
             crypto: Arc::clone(&self.crypto),
             held,
             log,
+            token: request.token().map(|t| t.used.clone()),
+            token_seen: core::cell::Cell::new(false),
         };
         let mut round = Round::new(&self.rules, decision, now);
         let committed = round.run(&mut self.store, &mut NoDraw);
@@ -372,6 +374,10 @@ struct Unwrappable {
     held: crate::policy::Entitlements,
     /// What the release's log entries record (`None`: no log).
     log: Option<logged::ReleaseLog>,
+    /// The record of the access token the request carried (V28.8).
+    token: Option<crate::token::TokenUse>,
+    /// Whether the store held that record when read.
+    token_seen: core::cell::Cell<bool>,
 }
 
 impl Decision<Concrete> for Unwrappable {
@@ -387,6 +393,9 @@ impl Decision<Concrete> for Unwrappable {
                 }
             }
             return view.load(&self.key_id, loaded);
+        }
+        if let Some(used) = &self.token {
+            self.token_seen.set(store.token_used(used).map_err(storage_failed)?);
         }
         self.release.read(store, view)
     }
@@ -404,8 +413,16 @@ impl Decision<Concrete> for Unwrappable {
         {
             entitle::check_release(self.crypto.config(), &key.labels, &self.held)?;
         }
+        // V28.8 (after V26): a token is used for one release only.
+        if self.token_seen.get() {
+            return Err(reject(Rejection::TokenReplayed, "this token was used before"));
+        }
         self.crypto.check_unwraps(&decided.payload().handle)?;
         Ok(decided)
+    }
+
+    fn tokens(&self) -> Vec<crate::token::TokenUse> {
+        self.token.iter().cloned().collect()
     }
 
     fn log(&self, decided: &Decided<Concrete, Granted<Concrete>>) -> Result<Vec<Vec<u8>>> {

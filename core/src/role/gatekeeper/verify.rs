@@ -56,6 +56,8 @@ pub struct VerifiedReleaseRequest {
     digest: Digest,
     ticket: Ticket,
     requester: ValidatedCertificate,
+    /// The access token it carried, verified (V28.1 to V28.7).
+    token: Option<crate::token::VerifiedToken>,
 }
 
 impl VerifiedReleaseRequest {
@@ -77,7 +79,12 @@ impl VerifiedReleaseRequest {
     /// What the gatekeeper verified about the requester, for the subject mappings (V26):
     /// its certificate's facts (the addresses V25 let it use).
     pub fn subject_facts(&self) -> crate::policy::SubjectFacts {
-        super::entitle::subject_facts(&self.requester, None)
+        super::entitle::subject_facts(&self.requester, self.token.as_ref().map(|t| t.facts.clone()))
+    }
+
+    /// The access token it carried, verified (V28.1 to V28.7), if any.
+    pub fn token(&self) -> Option<&crate::token::VerifiedToken> {
+        self.token.as_ref()
     }
 
     /// The requester as the ledger sees it.
@@ -111,6 +118,8 @@ pub struct GatekeeperCrypto {
     /// When the gatekeeper's own certificate and chain are valid (from, until), once
     /// checked: within it, an issuance does not check again.
     credential_holds: Mutex<Option<(UnixTime, UnixTime)>>,
+    /// The token issuers' keys (V28.3): none until the service gives its cache.
+    token_keys: RwLock<Arc<dyn crate::token::TokenKeys>>,
 }
 
 /// `bound`, or one byte more if `bug` is planted.
@@ -138,7 +147,42 @@ impl GatekeeperCrypto {
             issued_tickets: Mutex::default(),
             revocation,
             credential_holds: Mutex::default(),
+            token_keys: RwLock::new(Arc::new(crate::token::NoTokenKeys)),
         }
+    }
+
+    /// Where the token issuers' keys come from (the service's JWK Set cache).
+    pub fn set_token_keys(&self, keys: Arc<dyn crate::token::TokenKeys>) {
+        if let Ok(mut k) = self.token_keys.write() {
+            *k = keys;
+        }
+    }
+
+    /// V28.1 to V28.7 on a release request's token; from then on the requester's addresses
+    /// are only the one the token's subject maps to.
+    fn verify_token(
+        &self,
+        token: &str,
+        requester: &mut ValidatedCertificate,
+        ticket: &Ticket,
+        now: UnixTime,
+    ) -> Result<crate::token::VerifiedToken> {
+        let listed: Vec<crate::EmailAddress> =
+            requester.addresses.iter().filter(|a| ticket.request.recipients.contains(a)).cloned().collect();
+        let context = crate::token::TokenContext {
+            issuers: &self.config.token_issuers,
+            listed: &listed,
+            skew_secs: self.config.max_clock_skew_secs,
+            max_lifetime_secs: self.config.ticket_lifetime_secs,
+        };
+        let keys = self
+            .token_keys
+            .read()
+            .map(|k| Arc::clone(&k))
+            .map_err(|_| reject(Rejection::TokenKeyUnknown, "the key cache is unavailable"))?;
+        let verified = crate::token::verify(self.provider, token, &context, keys.as_ref(), now)?;
+        requester.addresses = vec![verified.address.clone()];
+        Ok(verified)
     }
 
     /// Replaces the CRLs every later path (and the gatekeeper's own credential) is checked
@@ -313,7 +357,12 @@ impl GatekeeperCrypto {
                 }
             }
         }
-        Ok(VerifiedReleaseRequest { digest: p.sha256(der), ticket, requester })
+        // V28.1 to V28.7: the access token, if any.
+        let token = match &rr.access_token {
+            Some(t) => Some(self.verify_token(t, &mut requester, &ticket, now)?),
+            None => None,
+        };
+        Ok(VerifiedReleaseRequest { digest: p.sha256(der), ticket, requester, token })
     }
 
     /// V25: unless the requester is a gateway principal (whose address and anchor are
