@@ -126,7 +126,7 @@ fn a_bad_list_definition_is_refused_with_its_code_and_no_output() {
     ] {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
-        refused(&w.expand("team", &path, &sealed), code);
+        refused_in_one_line(&w.expand("team", &path, &sealed), code);
     }
     // None of them fetched: the list still gets its release.
     let ok = w.expand("team", &w.pki("example.com", "team.toml"), &sealed);

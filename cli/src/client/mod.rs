@@ -59,6 +59,21 @@ pub fn fail<T>(code: &str, detail: impl Into<String>) -> Result<T, ClientError> 
 /// Largest client configuration file, and largest PEM file it names.
 pub const MAX_CONFIG_LEN: u64 = 1024 * 1024;
 
+/// Parses a TOML file the user gave; a refusal is `invalid_configuration` in one line: the
+/// file, the line and column, and the parser's message (its multi-line excerpt left out).
+pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ClientError> {
+    toml::from_str(text).or_else(|e: toml::de::Error| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = text.get(..span.start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(", line {line}, column {column}")
+        });
+        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        fail("invalid_configuration", format!("{}{at}: {message}", path.display()))
+    })
+}
+
 /// Reads at most `limit` bytes of `path` (`-` is standard input); more is `input_too_large`.
 pub fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ClientError> {
     use std::io::Read;
@@ -117,8 +132,7 @@ impl ClientConfig {
         let Some(path) = path else { return Ok(ClientConfig::default()) };
         let bytes = read_input(path, MAX_CONFIG_LEN as usize)?;
         let text = String::from_utf8(bytes).or_else(|_| fail("invalid_configuration", "not UTF-8"))?;
-        let mut c: ClientConfig =
-            toml::from_str(&text).or_else(|e| fail("invalid_configuration", format!("{}: {e}", path.display())))?;
+        let mut c: ClientConfig = parse_toml(path, &text)?;
         c.dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         Ok(c)
     }
