@@ -128,7 +128,8 @@ enum Command {
     },
     /// Key material for operators: `storage-key --out FILE` writes a fresh storage key (mode
     /// 0600); `gatekeeper-csr` makes the gatekeeper's key and a CSR with the certificate
-    /// profile it needs (docs/server.md).
+    /// profile it needs; `next`, `rotate`, `list` and `retire` rotate the signing key
+    /// (docs/server.md, "Rotating the signing key").
     Keys {
         #[command(subcommand)]
         action: keys::Action,
