@@ -128,7 +128,8 @@ enum Command {
     },
     /// Key material for operators: `storage-key --out FILE` writes a fresh storage key (mode
     /// 0600); `gatekeeper-csr` makes the gatekeeper's key and a CSR with the certificate
-    /// profile it needs (docs/server.md).
+    /// profile it needs; `next`, `rotate`, `list` and `retire` rotate the signing key
+    /// (docs/server.md, "Rotating the signing key").
     Keys {
         #[command(subcommand)]
         action: keys::Action,
@@ -349,6 +350,12 @@ struct ReadArgs {
     /// refuses (before asking the gatekeeper) to spend the only release on a screen.
     #[arg(long)]
     to_terminal: bool,
+    /// Refuse a ticket that is not in its gatekeeper's issuance log (`ticket_not_logged`):
+    /// its inclusion proof and signed tree head are fetched and checked before the release
+    /// request is sent (docs/protocol.md §10.8). The client configuration's
+    /// `require_log = true` does the same.
+    #[arg(long)]
+    require_log: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -441,6 +448,7 @@ fn main() -> ExitCode {
             input: a.input,
             output: a.output,
             to_terminal: a.to_terminal,
+            require_log: a.require_log,
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(Into::into),

@@ -4,6 +4,7 @@
 //! the problem body into one line with its code.
 
 pub mod identity;
+pub mod logged;
 pub mod pkcs12;
 
 use std::path::{Path, PathBuf};
@@ -121,6 +122,10 @@ pub struct ClientConfig {
     /// The gatekeeper URI of each sender domain.
     #[serde(default)]
     pub gatekeepers: std::collections::BTreeMap<String, String>,
+    /// `ekg read` refuses a ticket its gatekeeper's issuance log does not hold, as
+    /// `--require-log` does (`docs/mail.md`).
+    #[serde(default)]
+    pub require_log: bool,
     /// The directory relative paths start from (the file's).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -251,25 +256,49 @@ impl GatekeeperClient {
                 ClientAction::RetryLater if attempt < RETRIES => {
                     std::thread::sleep(Duration::from_secs(retry_after.min(MAX_RETRY_AFTER_SECS)));
                 }
-                _ => {
-                    let problem: Option<Problem> = serde_json::from_slice(&body).ok();
-                    return Err(match problem {
-                        Some(p) => ClientError {
-                            code: p.code.clone(),
-                            detail: if p.detail.is_empty() {
-                                format!("the gatekeeper refused ({status} {})", p.title)
-                            } else {
-                                format!("the gatekeeper refused ({status} {}): {}", p.title, p.detail)
-                            },
-                        },
-                        None => ClientError {
-                            code: "gatekeeper_error".into(),
-                            detail: format!("{url} answered {status} without a problem body"),
-                        },
-                    });
-                }
+                _ => return Err(refusal(&url, status, &body)),
             }
         }
         fail("gatekeeper_unavailable", format!("{url}: still 503 after {RETRIES} retries"))
+    }
+
+    /// GETs `{uri}{endpoint}` (its query included): the `200` body, or the refusal as a
+    /// [`ClientError`] (no retry: the log's routes change no state, a caller asks again).
+    pub fn get(&self, uri: &str, endpoint: &str) -> Result<Vec<u8>, ClientError> {
+        let url = binding::endpoint(uri, endpoint);
+        let mut answer = match self.agent.get(&url).call() {
+            Ok(a) => a,
+            Err(e) => return fail("gatekeeper_unreachable", format!("{url}: {e}")),
+        };
+        let status = answer.status().as_u16();
+        let body = answer
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_LEN)
+            .read_to_vec()
+            .or_else(|e| fail("gatekeeper_unreachable", format!("{url}: reading the answer: {e}")))?;
+        if binding::client_action(status) == ClientAction::Accept {
+            return Ok(body);
+        }
+        Err(refusal(&url, status, &body))
+    }
+}
+
+/// A refusal's problem body as a [`ClientError`] with its code.
+fn refusal(url: &str, status: u16, body: &[u8]) -> ClientError {
+    let problem: Option<Problem> = serde_json::from_slice(body).ok();
+    match problem {
+        Some(p) => ClientError {
+            code: p.code.clone(),
+            detail: if p.detail.is_empty() {
+                format!("the gatekeeper refused ({status} {})", p.title)
+            } else {
+                format!("the gatekeeper refused ({status} {}): {}", p.title, p.detail)
+            },
+        },
+        None => ClientError {
+            code: "gatekeeper_error".into(),
+            detail: format!("{url} answered {status} without a problem body"),
+        },
     }
 }

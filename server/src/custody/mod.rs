@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod pkcs11;
+pub mod rotation;
 
 pub use files::EpochKeyFiles;
 
