@@ -23,7 +23,7 @@ import tempfile
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import asn1check  # noqa: E402
@@ -277,7 +277,11 @@ def generate(asn1dir):
     kekri = expanded_aed.children[1].children[0]
     if kekri.children[1].children[0].contents.hex() != expanded["expected"]["keyId"]:
         raise Failure("the expanded message's key identifier is not the vector's")
-    expanded_plain = gcm_open(expanded_aed, aes_key_unwrap(bytes.fromhex(expanded["key"]), kekri.children[3].contents))
+    try:
+        expanded_cek = aes_key_unwrap(bytes.fromhex(expanded["key"]), kekri.children[3].contents)
+    except InvalidUnwrap as e:
+        raise Failure("the expanded message's content key does not unwrap under the vector's key") from e
+    expanded_plain = gcm_open(expanded_aed, expanded_cek)
     if expanded_plain.hex() != expanded["expected"]["plaintext"]:
         raise Failure("the expanded message does not open to the vector's plaintext")
 
