@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod custody;
 pub mod expected;
 pub mod gatekeeper;
 pub mod msg;
