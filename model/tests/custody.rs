@@ -12,7 +12,8 @@ use stateright::{Checker, Model};
 
 fn explore(cfg: CustodyConfig) -> impl Checker<CustodyModel> {
     let started = Instant::now();
-    let checker = cfg.into_model().checker().spawn_bfs().join();
+    // A state bound far above the pinned counts: a planted bug must not exhaust memory.
+    let checker = cfg.into_model().checker().target_state_count(5_000_000).spawn_bfs().join();
     assert!(checker.is_done(), "the search must be exhaustive");
     println!("{}: {} states in {:.2?}", cfg.name(), checker.unique_state_count(), started.elapsed());
     checker
