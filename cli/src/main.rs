@@ -44,12 +44,12 @@ enum Command {
     /// same workload: the README's main job. Exit 2: an invariant was violated; exit 3: a key
     /// owed to a reading recipient was not delivered after the network healed.
     Simulate {
-        /// Shipped scenario names (the nine of fixtures/scenarios: default, mailing-list,
+        /// Shipped scenario names (the ten of fixtures/scenarios: default, mailing-list,
         /// cross-org-with-loss, gatekeeper-outage, low-certificate-availability,
-        /// untrusted-org, compromised-recipient, seed-policy, compromise) or TOML paths. Default:
-        /// `default`.
+        /// untrusted-org, compromised-recipient, seed-policy, compromise, labelled-itar) or
+        /// TOML paths. Default: `default`.
         scenarios: Vec<String>,
-        /// Run every shipped scenario (nine), then print and write a summary of their
+        /// Run every shipped scenario (ten), then print and write a summary of their
         /// headlines (OUT/summary.txt, OUT/index.html).
         #[arg(long)]
         all: bool,

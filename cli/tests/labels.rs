@@ -4,16 +4,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
-#[path = "../../server/tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
-
-const EKG: &str = env!("CARGO_BIN_EXE_ekg");
 const ITAR: &str = "https://example.com/attr/export/value/itar";
 
 /// The demo's gatekeeper, with export (all_of itar) granted to example.com's addresses.
@@ -29,26 +26,7 @@ grants = ["https://example.com/attr/export/value/itar"]
 "#;
 
 fn ekg(files: &ekg_server::demo::DemoFiles, args: &[&str], identity: &Path, input: &[u8]) -> Output {
-    let mut child = Command::new(EKG)
-        .args(args)
-        .arg("--config")
-        .arg(&files.client)
-        .arg("--identity")
-        .arg(identity)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn refused(out: &Output, code: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(out.stdout.is_empty());
-    assert!(err.starts_with(&format!("ekg: {code}: ")), "expected {code}: {err}");
+    ekg_as(&files.client, args, identity, input)
 }
 
 #[test]

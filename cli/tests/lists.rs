@@ -5,17 +5,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
-#[path = "../../server/tests/common/mod.rs"]
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
 use ekg_server::demo::DemoFiles;
-
-const EKG: &str = env!("CARGO_BIN_EXE_ekg");
 
 const MESSAGE: &[u8] =
     b"From: alice@example.com\r\nTo: team@example.com\r\nSubject: offsite\r\n\r\nFriday, room 4.\r\n";
@@ -40,19 +36,7 @@ impl World {
 
     /// Runs `ekg ARGS --config client.toml --identity IDENTITY` with `input` on standard input.
     fn ekg(&self, args: &[&str], identity: &Path, input: &[u8]) -> Output {
-        let mut child = Command::new(EKG)
-            .args(args)
-            .arg("--config")
-            .arg(&self.files.client)
-            .arg("--identity")
-            .arg(identity)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        ekg_as(&self.files.client, args, identity, input)
     }
 
     fn ok(&self, args: &[&str], identity: &Path, input: &[u8]) -> Vec<u8> {
@@ -74,14 +58,6 @@ impl World {
     fn read(&self, domain: &str, who: &str, sealed: &[u8]) -> Output {
         self.ekg(&["read"], &self.pki(domain, &format!("{who}.pem")), sealed)
     }
-}
-
-/// One line on standard error with `code`, exit 1, nothing on standard output.
-fn refused(out: &Output, code: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(out.stdout.is_empty(), "partial output: {}", String::from_utf8_lossy(&out.stdout));
-    assert!(err.starts_with(&format!("ekg: {code}: ")), "expected {code}: {err}");
 }
 
 #[test]

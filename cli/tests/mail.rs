@@ -6,7 +6,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
-#[path = "../../server/tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
@@ -16,8 +15,6 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine;
 use common::*;
 use ekg_server::demo::DemoFiles;
-
-const EKG: &str = env!("CARGO_BIN_EXE_ekg");
 
 /// A message with a text part, an HTML part and a binary attachment.
 fn multipart() -> Vec<u8> {
@@ -61,21 +58,9 @@ impl World {
         self.files.pki.join(domain).join(format!("{name}.pem"))
     }
 
-    /// Runs `ekg ARGS --config client.toml` with `input` on standard input.
+    /// Runs `ekg ARGS --config client.toml --identity IDENTITY` with `input` on standard input.
     fn ekg(&self, args: &[&str], identity: &Path, input: &[u8]) -> Output {
-        let mut child = Command::new(EKG)
-            .args(args)
-            .arg("--config")
-            .arg(&self.files.client)
-            .arg("--identity")
-            .arg(identity)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        ekg_as(&self.files.client, args, identity, input)
     }
 
     fn send(&self, message: &[u8]) -> Vec<u8> {
@@ -83,16 +68,6 @@ impl World {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     }
-}
-
-/// One line on standard error with `code`, exit 1, nothing on standard output.
-fn refused(out: &Output, code: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(out.stdout.is_empty(), "partial output: {}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with(&format!("ekg: {code}: ")), "expected {code}: {err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
@@ -109,15 +84,18 @@ fn a_multipart_message_survives_send_then_read_for_each_recipient() {
     };
     read("example.org", "bob");
     // Once only, for either of bob's certificates.
-    refused(&w.ekg(&["read"], &w.identity("example.org", "bob"), &sealed), "already_released");
-    refused(&w.ekg(&["read"], &w.identity("example.org", "bob2"), &sealed), "already_released");
+    refused_in_one_line(&w.ekg(&["read"], &w.identity("example.org", "bob"), &sealed), "already_released");
+    refused_in_one_line(&w.ekg(&["read"], &w.identity("example.org", "bob2"), &sealed), "already_released");
     // The recipient organisation's gateway is not a principal of the sender's gatekeeper.
-    refused(&w.ekg(&["read", "--gateway"], &w.identity("example.org", "gateway"), &sealed), "recipient_not_listed");
+    refused_in_one_line(
+        &w.ekg(&["read", "--gateway"], &w.identity("example.org", "gateway"), &sealed),
+        "recipient_not_listed",
+    );
     // carol reads; every listed address served, the key is destroyed (retention 0).
     read("example.com", "carol");
-    refused(&w.ekg(&["read"], &w.identity("example.org", "bob"), &sealed), "key_destroyed");
+    refused_in_one_line(&w.ekg(&["read"], &w.identity("example.org", "bob"), &sealed), "key_destroyed");
     // dave is not listed: his client refuses before asking.
-    refused(&w.ekg(&["read"], &w.identity("example.org", "dave"), &sealed), "not_for_this_recipient");
+    refused_in_one_line(&w.ekg(&["read"], &w.identity("example.org", "dave"), &sealed), "not_for_this_recipient");
 }
 
 #[test]
@@ -175,23 +153,26 @@ fn bad_input_gives_one_line_with_its_code_and_no_output() {
     let sealed = w.send(&message);
     let bob = w.identity("example.org", "bob");
     // A plain message is not an EKG message.
-    refused(&w.ekg(&["read"], &bob, &message), "not_an_ekg_message");
-    refused(&w.ekg(&["read"], &bob, b"garbage"), "not_an_ekg_message");
-    refused(&w.ekg(&["read"], &bob, b""), "malformed_mime");
+    refused_in_one_line(&w.ekg(&["read"], &bob, &message), "not_an_ekg_message");
+    refused_in_one_line(&w.ekg(&["read"], &bob, b"garbage"), "not_an_ekg_message");
+    refused_in_one_line(&w.ekg(&["read"], &bob, b""), "malformed_mime");
     // A base64 body cut in the middle of a quantum, and one cut at a quantum boundary.
     let text = String::from_utf8(sealed.clone()).unwrap();
     let cut = &text[..text.len() - 200];
-    refused(&w.ekg(&["read"], &bob, format!("{}=\r\n", &cut[..cut.len() - 1]).as_bytes()), "malformed_mime");
+    refused_in_one_line(
+        &w.ekg(&["read"], &bob, format!("{}=\r\n", &cut[..cut.len() - 1]).as_bytes()),
+        "malformed_mime",
+    );
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let body: String = body.split_whitespace().collect();
     let shorter = format!("{head}\r\n\r\n{}\r\n", &body[..body.len() / 2 / 4 * 4]);
-    refused(&w.ekg(&["read"], &bob, shorter.as_bytes()), "malformed_der");
+    refused_in_one_line(&w.ekg(&["read"], &bob, shorter.as_bytes()), "malformed_der");
     // A tampered ticket: the digest the sender authenticated no longer matches.
     let mut der = base64::engine::general_purpose::STANDARD.decode(&body).unwrap();
     let at = der.len() - 40;
     der[at] ^= 1;
     let tampered = format!("{head}\r\n\r\n{}\r\n", base64::engine::general_purpose::STANDARD.encode(&der));
-    refused(&w.ekg(&["read"], &bob, tampered.as_bytes()), "ticket_digest_mismatch");
+    refused_in_one_line(&w.ekg(&["read"], &bob, tampered.as_bytes()), "ticket_digest_mismatch");
     // An input file that does not exist.
     let out = Command::new(EKG)
         .args(["read", "--config"])
@@ -204,7 +185,7 @@ fn bad_input_gives_one_line_with_its_code_and_no_output() {
         .arg(w.dir.join("none.eml"))
         .output()
         .unwrap();
-    refused(&out, "io_error");
+    refused_in_one_line(&out, "io_error");
     // A wrong identity: bob's certificate with carol's key; no output file is left.
     std::fs::write(w.dir.join("sealed.eml"), &sealed).unwrap();
     let out_file = w.dir.join("out.eml");
@@ -221,25 +202,25 @@ fn bad_input_gives_one_line_with_its_code_and_no_output() {
         .arg(&out_file)
         .output()
         .unwrap();
-    refused(&out, "invalid_configuration");
+    refused_in_one_line(&out, "invalid_configuration");
     assert!(!out_file.exists(), "an output file was written");
     // A tampered body: the key is released (the gatekeeper cannot tell), then GCM refuses.
     let mut der = base64::engine::general_purpose::STANDARD.decode(&body).unwrap();
     der[200] ^= 1;
     let tampered = format!("{head}\r\n\r\n{}\r\n", base64::engine::general_purpose::STANDARD.encode(&der));
     let carol = w.identity("example.com", "carol");
-    refused(&w.ekg(&["read"], &carol, tampered.as_bytes()), "authentication_failed");
+    refused_in_one_line(&w.ekg(&["read"], &carol, tampered.as_bytes()), "authentication_failed");
     // A key file readable by others.
     let key = w.files.pki.join("example.org/bob.key");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    refused(&w.ekg(&["read"], &bob, &sealed), "identity_readable_by_others");
+    refused_in_one_line(&w.ekg(&["read"], &bob, &sealed), "identity_readable_by_others");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     // The gatekeeper is down.
     let mut w = w;
     drop(w.server.take());
-    refused(&w.ekg(&["read"], &bob, &sealed), "gatekeeper_unreachable");
-    refused(&w.ekg(&["send"], &w.identity("example.com", "alice"), &message), "gatekeeper_unreachable");
+    refused_in_one_line(&w.ekg(&["read"], &bob, &sealed), "gatekeeper_unreachable");
+    refused_in_one_line(&w.ekg(&["send"], &w.identity("example.com", "alice"), &message), "gatekeeper_unreachable");
 }
 
 #[test]
@@ -287,11 +268,11 @@ fn a_pkcs12_identity_made_by_openssl_reads_with_its_passphrase_only() {
     // A wrong passphrase first: refused before anything is sent.
     let wrong = w.dir.join("wrong.txt");
     ekg_server::demo::write_secret(&wrong, b"battery staple\n").unwrap();
-    refused(&read(&p12, &wrong), "wrong_passphrase");
+    refused_in_one_line(&read(&p12, &wrong), "wrong_passphrase");
     // The legacy PBES1 ciphers are refused with their code.
     let legacy = w.dir.join("legacy.p12");
     export(&legacy, &["-certpbe", "PBE-SHA1-3DES", "-keypbe", "PBE-SHA1-3DES", "-macalg", "sha1"]);
-    refused(&read(&legacy, &pass), "unsupported_pkcs12");
+    refused_in_one_line(&read(&legacy, &pass), "unsupported_pkcs12");
     // The right one reads the message.
     let out = read(&p12, &pass);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -333,5 +314,5 @@ fn inspect_shows_what_a_sealed_message_says_and_which_checks_pass() {
     // Not an artifact at all.
     let junk = w.dir.join("junk.txt");
     std::fs::write(&junk, "hello").unwrap();
-    refused(&inspect(&junk), "not_an_ekg_artifact");
+    refused_in_one_line(&inspect(&junk), "not_an_ekg_artifact");
 }

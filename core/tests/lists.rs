@@ -272,3 +272,41 @@ fn expansion_sizes() {
         );
     }
 }
+
+/// RFC 2634 §4's mail list agent, the building block of the simulator's early-binding list
+/// (`envelope::readdress_to_each`): the content key is re-addressed to the members and the
+/// encrypted content and tag are kept byte for byte; the list's own recipient info is gone,
+/// a non-member cannot open the result, and an envelope that does not name the agent is
+/// refused.
+#[test]
+fn an_mla_readdresses_the_content_key_without_encrypting_again() {
+    use cms::authenveloped_data::AuthEnvelopedData;
+    use cms::content_info::ContentInfo;
+    use ekg_core::internal::cms::envelope;
+
+    let team = credential(&lists().team);
+    let members: Vec<_> = fed().recipient_org.users.iter().take(2).map(|(_, i)| credential(i)).collect();
+    let outsider = credential(&fed().sender_org.users[0].1);
+    let mut r = rng(7);
+    let content = b"to the list".to_vec();
+    let sealed = envelope::seal_to_each(p(), &[team.certificate()], oid::ID_DATA, &content, &mut r).unwrap();
+    let certs: Vec<_> = members.iter().map(|m| m.certificate()).collect();
+    let out = envelope::readdress_to_each(p(), &sealed, &team, &certs, 1 << 20, &mut r).unwrap();
+    for m in &members {
+        let (ct, got) = envelope::open_any(p(), &out, m, 1 << 20, &mut r).unwrap();
+        assert_eq!((ct, got.as_slice()), (oid::ID_DATA, content.as_slice()));
+    }
+    for not_member in [&team, &outsider] {
+        assert_eq!(code(envelope::open_any(p(), &out, not_member, 1 << 20, &mut r)), Some("not_for_this_recipient"));
+    }
+    let aed = |der: &[u8]| ContentInfo::from_der(der).unwrap().content.decode_as::<AuthEnvelopedData>().unwrap();
+    let (before, after) = (aed(&sealed), aed(&out));
+    assert_eq!(after.recip_infos.0.len(), 2);
+    assert_eq!(before.auth_encrypted_content_info, after.auth_encrypted_content_info);
+    assert_eq!(before.mac, after.mac);
+    assert_eq!(
+        code(envelope::readdress_to_each(p(), &sealed, &outsider, &certs, 1 << 20, &mut r)),
+        Some("not_for_this_recipient")
+    );
+    assert_eq!(code(envelope::readdress_to_each(p(), &sealed, &team, &[], 1 << 20, &mut r)), Some("profile_violation"));
+}

@@ -65,6 +65,12 @@ pub fn run(
         Some(t) if at_ms >= t => 1usize,
         _ => 0usize,
     };
+    let entitled: Vec<bool> = w
+        .users
+        .iter()
+        .map(|u| w.labels.as_ref().is_none_or(|(label, p)| crate::labels::holds(p, label, &u.address)))
+        .collect();
+    let holds = |u: usize| entitled.get(u).copied().unwrap_or(false);
     let mail = sc.network.mail_latency_ms;
     let mut read_latency = Vec::new();
     let totals = |rep: &SchemeReport| {
@@ -79,6 +85,14 @@ pub fn run(
             progress(i as u64, msgs.len() as u64);
         }
         rep.events += 1;
+        if m.labelled {
+            // Early binding cannot withhold a labelled message from a recipient it was
+            // encrypted to: every listed recipient counts, entitled or not.
+            rep.labelled.messages += 1;
+            for u in &m.recipients {
+                *(if holds(*u) { &mut rep.labelled.pairs_entitled } else { &mut rep.labelled.pairs_unentitled }) += 1;
+            }
+        }
         let at = |ms: u64| base.plus_secs(ms / 1000);
         let sender = w.user(m.sender)?;
         let sender_org = sender.org;
@@ -170,6 +184,10 @@ pub fn run(
             match open(w, &der, &v.credential, anchors.get(u.org), at(read_ms), &mut rng) {
                 Ok(plain) if plain == body => {
                     rep.pairs_readable += 1;
+                    if m.labelled {
+                        let l = &mut rep.labelled;
+                        *(if holds(*user) { &mut l.read_entitled } else { &mut l.read_unentitled }) += 1;
+                    }
                     read_latency.push(0.0);
                     obs.learned(&facts, Party::Recipient(*user));
                 }
@@ -236,7 +254,7 @@ pub fn run(
 
 /// Decrypts, verifies the signature and the signer's certificate; the rejection code on
 /// failure.
-fn open(
+pub(crate) fn open(
     w: &World,
     der: &[u8],
     cred: &ekg_core::pki::Credential,

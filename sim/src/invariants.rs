@@ -13,6 +13,8 @@
 //!   gatekeeper's store once the retention (and one sweep interval) has passed, and a key is
 //!   gone once its ticket expired (and one sweep interval): checked against the store's
 //!   contents at every sweep, not against the ledger's own flags;
+//! - `unentitled_read` (late binding, labelled traffic): no recipient lacking a message's
+//!   label reads it;
 //! - `unauthorised_holder`: only the sender, the listed recipients and the sender
 //!   organisation's gateway learn a key. The attacker learning a key through a stolen
 //!   recipient key is an *exposure*, counted, not a violation: the protocol cannot tell it
@@ -244,6 +246,12 @@ impl Observer {
                 }
             }
         }
+    }
+
+    /// A recipient who does not hold the label of message `msg` read it (late binding: the
+    /// gatekeeper's policy must have withheld the key).
+    pub fn unentitled_read(&mut self, msg: usize, user: usize) {
+        self.violation("unentitled_read", format!("message {msg} read by user {user}, who lacks its label"));
     }
 
     /// A violation found by a gatekeeper's own ledger check.

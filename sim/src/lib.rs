@@ -16,7 +16,9 @@ pub mod draw;
 pub mod early;
 pub mod error;
 pub mod invariants;
+pub mod labels;
 pub mod late;
+pub mod lists;
 pub mod metered;
 pub mod metrics;
 pub mod plot;
@@ -49,6 +51,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("compromised-recipient", include_str!("../../fixtures/scenarios/compromised-recipient.toml")),
     ("seed-policy", include_str!("../../fixtures/scenarios/seed-policy.toml")),
     ("compromise", include_str!("../../fixtures/scenarios/compromise.toml")),
+    ("labelled-itar", include_str!("../../fixtures/scenarios/labelled-itar.toml")),
 ];
 
 /// A shipped scenario by name.
@@ -152,6 +155,9 @@ pub struct RunReport {
     /// What each stolen secret exposes, day by day (with `[compromise]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compromise: Option<compromise::CompromiseReport>,
+    /// The mailing list expanded where it lives, against RFC 2634's MLA (with `[list]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list: Option<lists::ListReport>,
     /// Early binding run again at each availability of `report.cert_availability_sweep`.
     pub availability_sweep: Vec<AvailabilityPoint>,
     /// Wall time of those runs, seconds (not in `wall_secs`).
@@ -248,6 +254,16 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
         progress("sweep", sweep.len() as u64, sweep.len() as u64);
     }
     let sweep_violations = availability_sweep.iter().any(|p| p.violations > 0);
+    // The list's posts, after the measured runs (not in their wall time or trace hash).
+    if scenario.list.is_some() {
+        progress("list", 0, 1);
+    }
+    let list = lists::run(scenario, &world, seeds.workload, seeds.late, seeds.early, opts.base)?;
+    if list.is_some() {
+        progress("list", 1, 1);
+    }
+    let list_violations =
+        list.as_ref().is_some_and(|l| !l.late.violations.is_empty() || !l.early.violations.is_empty());
     let victims: Vec<usize> = scenario
         .faults
         .compromised
@@ -270,7 +286,8 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
         }
         _ => None,
     };
-    let verdict = if !late.violations.is_empty() || !early.violations.is_empty() || sweep_violations {
+    let verdict = if !late.violations.is_empty() || !early.violations.is_empty() || sweep_violations || list_violations
+    {
         Verdict::CorrectnessFailure
     } else if late.owed_undelivered > 0 {
         Verdict::LivenessFailure
@@ -295,6 +312,7 @@ pub fn run(scenario: &Scenario, command: String, opts: Options<'_>) -> Result<Ru
         fault_phase_end_secs: world::fault_phase_end_ms(scenario) as f64 / 1000.0,
         stolen_key_mail_submitted_ms,
         compromise,
+        list,
         availability_sweep,
         sweep_wall_secs: swept.elapsed().as_secs_f64(),
     })

@@ -109,6 +109,9 @@ pub struct SchemeReport {
     pub reads_delayed_by_lost_certificate: u64,
     /// Key fetches by the recipient organisation's gateway, all of which must be refused.
     pub foreign_gateway_attempts: u64,
+    /// Labelled traffic (`[labels]`): messages carrying the label, and their pairs read by a
+    /// recipient who holds it, read by one who does not, and withheld (refused by the policy).
+    pub labelled: LabelledCounts,
     /// Invariant violations.
     pub violations: Vec<String>,
     /// Invariant checks run.
@@ -123,6 +126,23 @@ pub struct SchemeReport {
     pub crypto_secs: f64,
     /// Share of the event loop's wall time spent outside the crypto provider.
     pub outside_crypto_share: f64,
+}
+
+/// Who read labelled messages.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct LabelledCounts {
+    /// Messages carrying the label.
+    pub messages: u64,
+    /// Their (message, recipient) pairs whose recipient holds the label.
+    pub pairs_entitled: u64,
+    /// Their pairs whose recipient does not.
+    pub pairs_unentitled: u64,
+    /// Pairs read by a recipient holding the label.
+    pub read_entitled: u64,
+    /// Pairs read by a recipient not holding it (early binding cannot withhold them).
+    pub read_unentitled: u64,
+    /// Pairs refused by the gatekeeper's policy decision (late binding), by any code.
+    pub withheld: u64,
 }
 
 /// One key's life at its gatekeeper, virtual ms.

@@ -42,6 +42,13 @@ pub struct Scenario {
     /// The compromise analysis (issue 27): what each stolen secret exposes, day by day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compromise: Option<crate::compromise::CompromiseSpec>,
+    /// A mailing list expanded where it lives (`docs/simulator.md` §6), run beside the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<ListSpec>,
+    /// Labelled traffic (`docs/simulator.md` §7): a share of messages carries a label whose
+    /// policy some recipients do not satisfy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelSpec>,
     /// A deliberate bug, for testing the checkers only.
     #[serde(default)]
     pub plant: Plant,
@@ -233,6 +240,38 @@ pub struct Compromise {
     pub at_secs: u64,
 }
 
+/// A mailing list: the address `<name>@<org>`, whose organisation runs its list agent (the
+/// core's `ListAgent`), and the posts sent to it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSpec {
+    /// The list's local part.
+    pub name: String,
+    /// The organisation hosting the list: its agent and its gatekeeper.
+    pub org: String,
+    /// Members: the first `members` users of `members_org`.
+    pub members: usize,
+    /// The members' organisation (default: the list's).
+    #[serde(default)]
+    pub members_org: Option<String>,
+    /// Posts to the list, drawn like the workload's messages (rate, senders, sizes, reading)
+    /// from a stream of their own: the workload itself is unchanged.
+    pub posts: usize,
+}
+
+/// Labelled traffic: one label, the certificate fact that grants it, and the share of
+/// messages from entitled senders that carry it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSpec {
+    /// The attribute-value URI (`docs/protocol.md` §12.1); its attribute is defined `all_of`.
+    pub label: String,
+    /// Organisations whose users hold it: a subject mapping on the certificate's address domain.
+    pub entitled: Vec<String>,
+    /// Share of the messages of entitled senders that carry the label.
+    pub share: f64,
+}
+
 /// Gatekeeper settings shared by every organisation.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -286,6 +325,10 @@ pub enum Plant {
     EpochsIgnored,
     /// The compromise analysis' recipients do not consult the issuance log.
     LogNotConsulted,
+    /// The list agent expands to one user who is not a member of the list.
+    ListAgentAddsNonMember,
+    /// Senders leave the label off labelled messages: the gatekeeper cannot withhold them.
+    LabelsDropped,
 }
 
 /// Bounds that keep a run within memory and time (a typo must not ask for a billion keys).
@@ -413,6 +456,8 @@ impl Scenario {
                 return bad(format!("{name}: at most {MAX_LIST} entries"));
             }
         }
+        self.check_list()?;
+        self.check_labels()?;
         let f = &self.faults;
         let mut spans: Vec<(&str, u64)> = vec![
             ("faults.until_secs", f.until_secs.unwrap_or(0)),
@@ -497,6 +542,57 @@ impl Scenario {
         }
         if !matches!(self.provider.as_str(), "rustcrypto" | "aws-lc-rs") {
             return bad(format!("unknown provider {}", self.provider));
+        }
+        Ok(())
+    }
+
+    fn org_users(&self, domain: &str) -> Option<usize> {
+        self.orgs.iter().find(|o| o.domain == domain).map(|o| o.users)
+    }
+
+    fn check_list(&self) -> Result<(), SimError> {
+        let Some(l) = &self.list else { return Ok(()) };
+        let bad = |m: String| Err(SimError::Scenario(format!("list: {m}")));
+        let name_ok = (1..=64).contains(&l.name.len())
+            && l.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'))
+            && !l.name.starts_with('.')
+            && !l.name.ends_with('.');
+        // A list named like a user would share that user's address.
+        let user_like =
+            l.name.strip_prefix('u').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !name_ok || user_like || l.name == "gateway" || l.name == "ekg" {
+            return bad(format!("name {:?}: 1 to 64 of a-z 0-9 - . and not a user's, gateway or ekg", l.name));
+        }
+        if self.org_users(&l.org).is_none() {
+            return bad(format!("unknown organisation {}", l.org));
+        }
+        let members_org = l.members_org.as_deref().unwrap_or(&l.org);
+        let Some(users) = self.org_users(members_org) else {
+            return bad(format!("unknown organisation {members_org}"));
+        };
+        if l.members == 0 || l.members > users || l.members > 1000 {
+            return bad(format!("members: 1 to 1000, at most the {users} users of {members_org}"));
+        }
+        if l.posts == 0 || l.posts > 100_000 {
+            return bad("posts: 1 to 100000".into());
+        }
+        Ok(())
+    }
+
+    fn check_labels(&self) -> Result<(), SimError> {
+        let Some(l) = &self.labels else { return Ok(()) };
+        let bad = |m: String| Err(SimError::Scenario(format!("labels: {m}")));
+        if ekg_core::policy::AttributeValue::parse(&l.label).is_err() {
+            return bad(format!("{:?} is not an attribute-value URI (docs/protocol.md §12.1)", l.label));
+        }
+        if l.entitled.is_empty() || l.entitled.len() > MAX_LIST {
+            return bad("entitled: 1 to 1000 organisations".into());
+        }
+        if let Some(d) = l.entitled.iter().find(|d| self.org_users(d).is_none()) {
+            return bad(format!("entitled names unknown organisation {d}"));
+        }
+        if !(0.0..=1.0).contains(&l.share) {
+            return bad("share must be within 0..=1".into());
         }
         Ok(())
     }

@@ -33,3 +33,16 @@ pub fn open_as_one_of(
 ) -> Result<(der::asn1::ObjectIdentifier, Zeroizing<Vec<u8>>)> {
     envelope::open_any(provider, der, me, max_len, rng)
 }
+
+/// RFC 2634 §4's mail list agent: re-addresses an envelope that names `me` to `recipients`
+/// (the content key unwrapped and wrapped to each; the encrypted content unchanged).
+pub fn readdress(
+    provider: &dyn CryptoProvider,
+    der: &[u8],
+    me: &Credential,
+    recipients: &[&Certificate],
+    max_len: usize,
+    rng: &mut dyn CryptoRng,
+) -> Result<Vec<u8>> {
+    envelope::readdress_to_each(provider, der, me, recipients, max_len, rng)
+}

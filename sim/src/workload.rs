@@ -32,6 +32,8 @@ pub struct Message {
     pub gateway_fetch: bool,
     /// Recipient organisations whose gateway tries to fetch the key.
     pub foreign_probes: Vec<usize>,
+    /// Whether it carries the scenario's label (`[labels]`; only an entitled sender's).
+    pub labelled: bool,
 }
 
 /// Draws the workload of `scenario` over `world`.
@@ -39,6 +41,8 @@ pub fn generate(scenario: &Scenario, world: &World, seed: u64) -> Vec<Message> {
     let w = &scenario.workload;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let senders: Vec<usize> = world.orgs.iter().filter(|o| o.sends).flat_map(|o| o.users.clone()).collect();
+    // Labels come from a stream of their own: a scenario's other draws do not change with them.
+    let mut label_rng = ChaCha20Rng::seed_from_u64(crate::draw::derive_seed(seed, "labels"));
     let mut t = 0.0f64;
     let mut out = Vec::with_capacity(w.messages);
     for id in 0..w.messages {
@@ -63,6 +67,12 @@ pub fn generate(scenario: &Scenario, world: &World, seed: u64) -> Vec<Message> {
         foreign_orgs.sort_unstable();
         foreign_orgs.dedup();
         let foreign_probes = foreign_orgs.into_iter().filter(|_| rng.chance(w.foreign_gateway_probe_share)).collect();
+        let labelled = match (&scenario.labels, &world.labels, world.users.get(sender)) {
+            (Some(spec), Some((label, policy)), Some(u)) => {
+                crate::labels::holds(policy, label, &u.address) && label_rng.chance(spec.share)
+            }
+            _ => false,
+        };
         out.push(Message {
             id,
             submit_ms: t as u64,
@@ -73,6 +83,7 @@ pub fn generate(scenario: &Scenario, world: &World, seed: u64) -> Vec<Message> {
             cert_found,
             gateway_fetch,
             foreign_probes,
+            labelled,
         });
     }
     out

@@ -12,7 +12,7 @@ use ekg_core::ids::CertId;
 use ekg_core::ledger::{LedgerConfig, MemoryStore};
 use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::role::{
-    Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
+    Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, ListAgent, Recipient, Sender, SenderRule, StorageKey,
 };
 use ekg_core::{EmailAddress, ledger::Concrete};
 use ekg_testpki::{EntitySpec, Issued, Org, Pki, rsa_key_from_seed};
@@ -76,6 +76,18 @@ pub struct User {
     pub reissued_at_ms: Option<u64>,
 }
 
+/// A mailing list's identity: its certificate (naming the list address) and its members.
+pub struct ListWorld {
+    /// The list's address.
+    pub address: EmailAddress,
+    /// The organisation hosting it.
+    pub org: usize,
+    /// Its certificate and key.
+    pub issued: Issued,
+    /// The members, as indices into [`World::users`].
+    pub members: Vec<usize>,
+}
+
 /// The whole world.
 pub struct World {
     /// The metered provider every party uses.
@@ -90,6 +102,10 @@ pub struct World {
     pub gateway_credentials: Vec<Credential>,
     /// Keys generated.
     pub keys_generated: usize,
+    /// The scenario's mailing list, if it has one.
+    pub list: Option<ListWorld>,
+    /// The scenario's label policy (every gatekeeper's), if it has labels.
+    pub labels: Option<(ekg_core::policy::AttributeValue, ekg_core::policy::Policy)>,
 }
 
 /// The end of the fault phase, virtual ms.
@@ -146,6 +162,10 @@ impl World {
                 seeds.push(derive_seed(pki_seed, &format!("key/{o}/user/{u}/1")));
             }
         }
+        // The list's key comes last, so that every other key is the one it was without a list.
+        if scenario.list.is_some() {
+            seeds.push(derive_seed(pki_seed, "key/list"));
+        }
         let mut keys = make_keys(&seeds, threads).into_iter();
         let mut next_key = || keys.next().ok_or_else(|| SimError::Internal("key pool exhausted".into()));
 
@@ -193,6 +213,17 @@ impl World {
                     pki.issue_with_key(ca, &EntitySpec::user(&format!("u{u}@{domain}")), next_key()?),
                 );
             }
+        }
+
+        let mut list_issued = None;
+        if let Some(l) = &scenario.list {
+            let o = scenario.orgs.iter().position(|x| x.domain == l.org);
+            let (ca, pki) = (o.and_then(|o| cas.get(o)), o.and_then(|o| pkis.get_mut(o)));
+            let (Some(o), Some(ca), Some(pki)) = (o, ca, pki) else {
+                return Err(SimError::Scenario(format!("list: unknown organisation {}", l.org)));
+            };
+            let address = format!("{}@{}", l.name, l.org);
+            list_issued = Some((o, address.clone(), pki.issue_with_key(ca, &EntitySpec::user(&address), next_key()?)));
         }
 
         // Parties.
@@ -244,6 +275,24 @@ impl World {
                 return Err(SimError::Scenario(format!("compromised user {} does not exist", c.user)));
             }
         }
+        let list = match (&scenario.list, list_issued) {
+            (Some(l), Some((org, address, issued))) => {
+                let members_org = l.members_org.as_deref().unwrap_or(&l.org);
+                let range = orgs
+                    .iter()
+                    .find(|x| x.domain == members_org)
+                    .map(|x| x.users.clone())
+                    .ok_or_else(|| SimError::Scenario(format!("list: unknown organisation {members_org}")))?;
+                Some(ListWorld {
+                    address: EmailAddress::parse(&address).map_err(SimError::core)?,
+                    org,
+                    issued,
+                    members: range.take(l.members).collect(),
+                })
+            }
+            _ => None,
+        };
+        let labels = scenario.labels.as_ref().map(crate::labels::policy).transpose()?;
         Ok(World {
             provider,
             orgs,
@@ -251,7 +300,28 @@ impl World {
             by_address,
             gateway_credentials,
             keys_generated: seeds.len() + scenario.orgs.len(),
+            list,
+            labels,
         })
+    }
+
+    /// The list's agent (the core's [`ListAgent`]), expanding to `members` (the list's own,
+    /// or with a planted outsider).
+    pub fn list_agent(&self, members: &[usize]) -> Result<ListAgent, SimError> {
+        let l = self.list.as_ref().ok_or_else(|| SimError::Internal("no list".into()))?;
+        let p: &'static dyn ekg_core::crypto::CryptoProvider = self.provider;
+        let anchors = self.anchors(l.org)?;
+        let uri = self.org(l.org)?.gatekeeper_uri.clone();
+        let addresses = members.iter().map(|m| self.user(*m).map(|u| u.address.clone())).collect::<Result<_, _>>()?;
+        let recipient = Recipient::new(p, credential(p, &l.issued)?, anchors.clone());
+        let sender = Sender::new(p, credential(p, &l.issued)?, anchors, uri).map_err(SimError::core)?;
+        ListAgent::new(p, recipient, sender, addresses).map_err(SimError::core)
+    }
+
+    /// The list's credential (early binding's mail list agent decrypts with it).
+    pub fn list_credential(&self) -> Result<Credential, SimError> {
+        let l = self.list.as_ref().ok_or_else(|| SimError::Internal("no list".into()))?;
+        credential(self.provider, &l.issued)
     }
 
     /// The user at `index`.
@@ -300,6 +370,9 @@ impl World {
             ..LedgerConfig::default()
         };
         config.ticket_lifetime_secs = g.ticket_lifetime_secs;
+        if let Some((_, policy)) = &self.labels {
+            config.attributes = policy.clone();
+        }
         let mut storage = [0u8; 32];
         storage[..8].copy_from_slice(&(o as u64).to_be_bytes());
         Gatekeeper::new(p, config, credential(p, &org.gatekeeper)?, StorageKey::from_bytes(storage), store)

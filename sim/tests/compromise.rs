@@ -195,6 +195,7 @@ fn message(id: usize, submit_days: f64, recipients: Vec<usize>, read_after_days:
         cert_found: vec![true; n],
         gateway_fetch: false,
         foreign_probes: vec![],
+        labelled: false,
     }
 }
 

@@ -87,11 +87,32 @@ pub fn seal_to_each(
         return Err(reject(Rejection::ProfileViolation, "an envelope needs at least one recipient"));
     }
     let cek = gcm::fresh_cek(provider, rng);
+    let infos = wrap_to_each(provider, recipients, cek.as_slice(), rng)?;
+    let (eci, mac) = gcm::encrypt(provider, &cek, content_type, content, None, rng)?;
+    let aed = AuthEnvelopedData {
+        version: CmsVersion::V0,
+        originator_info: None,
+        recip_infos: infos,
+        auth_encrypted_content_info: eci,
+        auth_attrs: None,
+        mac,
+        unauth_attrs: None,
+    };
+    content_info(oid::ID_AUTH_ENVELOPED_DATA, &aed)
+}
+
+/// One KeyTransRecipientInfo per recipient, in order, each wrapping `cek` to its certificate.
+fn wrap_to_each(
+    provider: &dyn CryptoProvider,
+    recipients: &[&Certificate],
+    cek: &[u8],
+    rng: &mut dyn CryptoRng,
+) -> Result<RecipientInfos> {
     let key_enc_alg = oaep_sha256()?;
     let mut infos = Vec::with_capacity(recipients.len());
     for recipient in recipients {
         let spki = recipient.tbs_certificate().subject_public_key_info().to_der().map_err(encode_failed)?;
-        let wrapped = provider.oaep_sha256_encrypt(&spki, cek.as_slice(), rng)?;
+        let wrapped = provider.oaep_sha256_encrypt(&spki, cek, rng)?;
         infos.push(RecipientInfo::Ktri(KeyTransRecipientInfo {
             version: CmsVersion::V0,
             rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
@@ -102,16 +123,46 @@ pub fn seal_to_each(
             enc_key: OctetString::new(wrapped).map_err(encode_failed)?,
         }));
     }
-    let (eci, mac) = gcm::encrypt(provider, &cek, content_type, content, None, rng)?;
-    let aed = AuthEnvelopedData {
-        version: CmsVersion::V0,
-        originator_info: None,
-        recip_infos: RecipientInfos::try_from(infos).map_err(encode_failed)?,
-        auth_encrypted_content_info: eci,
-        auth_attrs: None,
-        mac,
-        unauth_attrs: None,
-    };
+    RecipientInfos::try_from(infos).map_err(encode_failed)
+}
+
+/// RFC 2634 §4's mail list agent on an envelope of [`seal_to_each`]: the content key is
+/// unwrapped with the KeyTransRecipientInfo that names `me` (`not_for_this_recipient` when
+/// none does) and wrapped to each of `recipients`, whose KeyTransRecipientInfos replace every
+/// previous one. The encrypted content and its tag are kept byte for byte: the content is not
+/// encrypted again (and not decrypted: the agent holds the key, not the plaintext). Refuses an
+/// empty list (`profile_violation`).
+pub fn readdress_to_each(
+    provider: &dyn CryptoProvider,
+    der: &[u8],
+    me: &Credential,
+    recipients: &[&Certificate],
+    max_len: usize,
+    rng: &mut dyn CryptoRng,
+) -> Result<Vec<u8>> {
+    if recipients.is_empty() {
+        return Err(reject(Rejection::ProfileViolation, "an envelope needs at least one recipient"));
+    }
+    let (content_type, inner) = super::raw::content_info_parts(der, max_len, "ContentInfo")?;
+    if content_type != oid::ID_AUTH_ENVELOPED_DATA {
+        return Err(reject(Rejection::UnexpectedContentType, format!("{content_type} is not AuthEnvelopedData")));
+    }
+    let mut aed: AuthEnvelopedData = strict::decode(inner, max_len, "AuthEnvelopedData")?;
+    let ktri = aed
+        .recip_infos
+        .0
+        .iter()
+        .find_map(|info| match info {
+            RecipientInfo::Ktri(k) if identifies(&k.rid, me.certificate()) => Some(k),
+            _ => None,
+        })
+        .ok_or_else(|| reject(Rejection::NotForThisRecipient, "no recipient info names our certificate"))?;
+    check_oaep_sha256(&ktri.key_enc_alg)?;
+    let cek = me.key().oaep_sha256_decrypt(ktri.enc_key.as_bytes(), rng)?;
+    if cek.len() != KEY_LEN {
+        return Err(reject(Rejection::KeyUnwrapFailed, "content key must be 32 bytes"));
+    }
+    aed.recip_infos = wrap_to_each(provider, recipients, cek.as_slice(), rng)?;
     content_info(oid::ID_AUTH_ENVELOPED_DATA, &aed)
 }
 

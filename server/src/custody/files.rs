@@ -25,7 +25,7 @@ use std::sync::Mutex;
 
 use ekg_core::crypto::{CryptoProvider, CryptoRng};
 use ekg_core::ids::{KEY_LEN, OneTimeKey, StorageEpoch, StoredKey};
-use ekg_core::role::{StorageKey, StorageKeys, epoch_destroyed};
+use ekg_core::role::{StorageKey, StorageKeys, epoch_destroyed, unwrap_by_epoch};
 use ekg_core::{Rejection, Result};
 use zeroize::Zeroizing;
 
@@ -160,21 +160,14 @@ impl StorageKeys for EpochKeyFiles {
     }
 
     fn unwrap(&self, p: &dyn CryptoProvider, stored: &StoredKey) -> Result<OneTimeKey> {
-        let n = match stored.epoch {
-            StorageEpoch::Legacy => {
-                return match &self.legacy {
-                    Some(k) => k.unwrap(p, stored),
-                    None => Err(epoch_destroyed(stored.epoch)),
-                };
-            }
-            StorageEpoch::Numbered(n) => n,
-        };
-        let mut cache = self.cache.lock().map_err(|_| poisoned())?;
-        let kek = match cache.entry(n) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(self.read(n)?.ok_or_else(|| epoch_destroyed(stored.epoch))?),
-        };
-        kek.unwrap_key(p, &stored.wrapped)
+        unwrap_by_epoch(p, self.legacy.as_ref(), stored, |n| {
+            let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+            let kek = match cache.entry(n) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.read(n)?.ok_or_else(|| epoch_destroyed(stored.epoch))?),
+            };
+            kek.unwrap_key(p, &stored.wrapped)
+        })
     }
 
     fn destroy_epochs_before(&self, before: u64) -> Result<Vec<u64>> {

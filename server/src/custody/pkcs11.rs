@@ -24,7 +24,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use ekg_core::crypto::{CryptoProvider, CryptoRng, PrivateKey};
 use ekg_core::ids::{KEY_LEN, OneTimeKey, StorageEpoch, StoredKey, WrappedKey};
-use ekg_core::role::{StorageKey, StorageKeys, epoch_destroyed};
+use ekg_core::role::{StorageKey, StorageKeys, epoch_destroyed, unwrap_by_epoch};
 use ekg_core::{Rejection, Result};
 use zeroize::Zeroizing;
 
@@ -188,44 +188,37 @@ impl StorageKeys for TokenEpochKeys {
     }
 
     fn unwrap(&self, p: &dyn CryptoProvider, stored: &StoredKey) -> Result<OneTimeKey> {
-        let n = match stored.epoch {
-            StorageEpoch::Legacy => {
-                return match &self.legacy {
-                    Some(k) => k.unwrap(p, stored),
-                    None => Err(epoch_destroyed(stored.epoch)),
+        unwrap_by_epoch(p, self.legacy.as_ref(), stored, |n| {
+            let value = self.token.with_session(|s| {
+                let Some(kek) = self.epoch_key(s, n, false)? else { return Ok(None) };
+                let template = [
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Token(false),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                ];
+                let object = match s.unwrap_key(&Mechanism::AesKeyWrapPad, kek, &stored.wrapped.0, &template) {
+                    Ok(o) => o,
+                    Err(P11Error::Pkcs11(RvError::WrappedKeyInvalid | RvError::EncryptedDataInvalid, _)) => {
+                        return Ok(Some(None));
+                    }
+                    Err(e) => return Err(e),
                 };
+                let attributes = s.get_attributes(object, &[AttributeType::Value]);
+                s.destroy_object(object)?;
+                let value = attributes?.into_iter().find_map(|a| match a {
+                    Attribute::Value(v) => Some(Zeroizing::new(v)),
+                    _ => None,
+                });
+                Ok(Some(value))
+            })?;
+            match value {
+                None => Err(epoch_destroyed(stored.epoch)),
+                Some(None) => Err(ekg_core::Error::new(Rejection::KeyUnwrapFailed, "the stored key does not unwrap")),
+                Some(Some(v)) => OneTimeKey::from_slice(&v).ok_or_else(|| failed("an unwrapped key is not 32 bytes")),
             }
-            StorageEpoch::Numbered(n) => n,
-        };
-        let value = self.token.with_session(|s| {
-            let Some(kek) = self.epoch_key(s, n, false)? else { return Ok(None) };
-            let template = [
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::Token(false),
-                Attribute::Sensitive(false),
-                Attribute::Extractable(true),
-            ];
-            let object = match s.unwrap_key(&Mechanism::AesKeyWrapPad, kek, &stored.wrapped.0, &template) {
-                Ok(o) => o,
-                Err(P11Error::Pkcs11(RvError::WrappedKeyInvalid | RvError::EncryptedDataInvalid, _)) => {
-                    return Ok(Some(None));
-                }
-                Err(e) => return Err(e),
-            };
-            let attributes = s.get_attributes(object, &[AttributeType::Value]);
-            s.destroy_object(object)?;
-            let value = attributes?.into_iter().find_map(|a| match a {
-                Attribute::Value(v) => Some(Zeroizing::new(v)),
-                _ => None,
-            });
-            Ok(Some(value))
-        })?;
-        match value {
-            None => Err(epoch_destroyed(stored.epoch)),
-            Some(None) => Err(ekg_core::Error::new(Rejection::KeyUnwrapFailed, "the stored key does not unwrap")),
-            Some(Some(v)) => OneTimeKey::from_slice(&v).ok_or_else(|| failed("an unwrapped key is not 32 bytes")),
-        }
+        })
     }
 
     fn destroy_epochs_before(&self, before: u64) -> Result<Vec<u64>> {

@@ -146,6 +146,12 @@ impl LateRun<'_> {
         }
         let facts = self.facts(msg)?;
         self.obs.learned(&facts, party(who));
+        if let Who::Recipient(u) = who
+            && self.msg(msg)?.labelled
+            && !self.entitled.get(u).copied().unwrap_or(false)
+        {
+            self.obs.unentitled_read(msg, u);
+        }
         if self.sc.plant == Plant::LeakToForeignGateway
             && let Who::Recipient(u) = who
         {

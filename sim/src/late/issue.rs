@@ -9,13 +9,18 @@ impl LateRun<'_> {
         let now = self.now();
         let listed = self.st(msg)?.listed.clone();
         self.w.provider.act_as(Role::Sender);
-        let pending = sender
+        let sender_role = &sender
             .versions
             .get(self.version_at(m.sender, self.now_ms()))
             .ok_or_else(|| SimError::Internal("version".into()))?
-            .sender
-            .request_key(&listed, now, &mut self.rng)
-            .map_err(SimError::core)?;
+            .sender;
+        let label =
+            self.w.labels.as_ref().map(|(l, _)| l).filter(|_| m.labelled && self.sc.plant != Plant::LabelsDropped);
+        let pending = match label {
+            Some(l) => sender_role.request_labelled_key(&listed, std::slice::from_ref(l), now, &mut self.rng),
+            None => sender_role.request_key(&listed, now, &mut self.rng),
+        }
+        .map_err(SimError::core)?;
         let der = Rc::new(pending.der.clone());
         self.rep.add_bytes("key_request", der.len());
         let s = self.st(msg)?;

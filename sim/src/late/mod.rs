@@ -75,6 +75,8 @@ pub struct LateRun<'a> {
     /// Every key issued, in order, and its index there by key id.
     lives: Vec<KeyLife>,
     life_of: BTreeMap<KeyId, usize>,
+    /// Per user, whether it holds the scenario's label (every user when there is none).
+    entitled: Vec<bool>,
 }
 
 impl<'a> LateRun<'a> {
@@ -122,6 +124,11 @@ impl<'a> LateRun<'a> {
             body_word += (m.size as u128).div_ceil(4);
         }
         let policy = sc.gatekeeper.policy;
+        let entitled = w
+            .users
+            .iter()
+            .map(|u| w.labels.as_ref().is_none_or(|(label, p)| crate::labels::holds(p, label, &u.address)))
+            .collect();
         Ok(LateRun {
             sc,
             w,
@@ -148,6 +155,7 @@ impl<'a> LateRun<'a> {
             issued: 0,
             lives: Vec::new(),
             life_of: BTreeMap::new(),
+            entitled,
         })
     }
 
@@ -451,6 +459,7 @@ impl<'a> LateRun<'a> {
         for (i, s) in self.state.iter().enumerate() {
             let m = self.msgs.get(i).ok_or_else(|| SimError::Internal("message".into()))?;
             let sender_org = self.w.user(m.sender)?.org;
+            rep.labelled.messages += u64::from(m.labelled);
             if s.sent_ms.is_some() {
                 rep.messages_encrypted_for_all += 1;
             } else {
@@ -467,7 +476,21 @@ impl<'a> LateRun<'a> {
                 let in_time = reads.is_some_and(|after| {
                     s.sent_ms.is_none_or(|sent| sent + self.sc.network.mail_latency_ms + after < s.expires_ms)
                 });
-                let owed = in_time && self.w.trusts(sender_org, rorg) && self.w.trusts(rorg, sender_org);
+                let entitled = self.entitled.get(user).copied().unwrap_or(false);
+                // A labelled message is owed only to a recipient holding its label.
+                let owed = in_time
+                    && self.w.trusts(sender_org, rorg)
+                    && self.w.trusts(rorg, sender_org)
+                    && (!m.labelled || entitled);
+                if m.labelled {
+                    let l = &mut rep.labelled;
+                    *(if entitled { &mut l.pairs_entitled } else { &mut l.pairs_unentitled }) += 1;
+                    match pair {
+                        Pair::Read => *(if entitled { &mut l.read_entitled } else { &mut l.read_unentitled }) += 1,
+                        Pair::Lost(code) if code.starts_with("entitlement_") => l.withheld += 1,
+                        _ => {}
+                    }
+                }
                 match pair {
                     Pair::Read => rep.pairs_readable += 1,
                     Pair::NeverRead => {

@@ -197,11 +197,44 @@ pub fn text(r: &RunReport) -> String {
         pct(r.outside_crypto_share)
     );
     let _ = writeln!(s, "trace {}", r.trace_hash);
+    if r.scenario.labels.is_some() {
+        let _ = writeln!(s);
+        s.push_str(&labelled_text(r));
+    }
+    if let Some(list) = &r.list {
+        let _ = writeln!(s);
+        s.push_str(&crate::lists::text(list));
+    }
     if let Some(c) = &r.compromise {
         let _ = writeln!(s);
         s.push_str(&crate::compromise::text(c));
     }
     let _ = writeln!(s, "verdict: {:?} (exit {})", r.verdict, r.verdict.exit_code());
+    s
+}
+
+/// Who read the labelled messages, per scheme; the third column is early binding with the
+/// only early-binding mitigation, a sender-side check before encryption (the sender leaves out
+/// every recipient it knows to lack the label): its reads are early binding's by entitled
+/// recipients, and no unentitled one.
+fn labelled_text(r: &RunReport) -> String {
+    let (l, e) = (&r.late.labelled, &r.early.labelled);
+    let mut s = String::new();
+    let label = r.scenario.labels.as_ref().map_or("", |x| x.label.as_str());
+    let _ = writeln!(s, "labelled messages ({label}): {} of {}", l.messages, r.late.messages);
+    let _ = writeln!(s, "{:<46} {:>12} {:>12} {:>16}", "", "late (EKG)", "early", "early, checked");
+    let row = |s: &mut String, name: &str, a: u64, b: u64, c: u64| {
+        let _ = writeln!(s, "{name:<46} {a:>12} {b:>12} {c:>16}");
+    };
+    row(&mut s, "pairs, recipient holds the label", l.pairs_entitled, e.pairs_entitled, e.pairs_entitled);
+    row(&mut s, "pairs, recipient lacks it", l.pairs_unentitled, e.pairs_unentitled, e.pairs_unentitled);
+    row(&mut s, "read by a recipient holding it", l.read_entitled, e.read_entitled, e.read_entitled);
+    row(&mut s, "read by a recipient lacking it", l.read_unentitled, e.read_unentitled, 0);
+    row(&mut s, "withheld by the policy (late: at release)", l.withheld, 0, e.read_unentitled);
+    let _ = writeln!(
+        s,
+        "early, checked: the sender leaves out recipients it knows to lack the label (derived from the early run)"
+    );
     s
 }
 

@@ -57,6 +57,21 @@ pub fn epoch_destroyed(epoch: StorageEpoch) -> crate::Error {
     )
 }
 
+/// Unwraps `stored` by its epoch: a key stored before epochs under `legacy` (`key_destroyed`
+/// if there is none any more), a key of epoch `n` through `numbered(n)`. The dispatch every
+/// [`StorageKeys`] with epochs starts its `unwrap` with, wherever its epoch keys live.
+pub fn unwrap_by_epoch(
+    p: &dyn CryptoProvider,
+    legacy: Option<&StorageKey>,
+    stored: &StoredKey,
+    numbered: impl FnOnce(u64) -> Result<OneTimeKey>,
+) -> Result<OneTimeKey> {
+    match stored.epoch {
+        StorageEpoch::Legacy => legacy.ok_or_else(|| epoch_destroyed(stored.epoch))?.unwrap(p, stored),
+        StorageEpoch::Numbered(n) => numbered(n),
+    }
+}
+
 /// The first epoch whose key may still wrap a held key at `now`: every epoch before it may
 /// be destroyed once the expiry sweep has caught up. A key of epoch `e` was issued before
 /// `(e + 1) * epoch_secs` and expires at most `ticket_lifetime_secs` later; the sweep
@@ -152,17 +167,11 @@ impl StorageKeys for EpochKeyRing {
     }
 
     fn unwrap(&self, p: &dyn CryptoProvider, stored: &StoredKey) -> Result<OneTimeKey> {
-        match stored.epoch {
-            StorageEpoch::Legacy => match &self.legacy {
-                Some(k) => k.unwrap(p, stored),
-                None => Err(epoch_destroyed(stored.epoch)),
-            },
-            StorageEpoch::Numbered(n) => {
-                let epochs = self.epochs.lock().map_err(|_| poisoned())?;
-                let kek = epochs.get(&n).ok_or_else(|| epoch_destroyed(stored.epoch))?;
-                p.aes256_kw_unwrap(kek.bytes(), &stored.wrapped.0)
-            }
-        }
+        unwrap_by_epoch(p, self.legacy.as_ref(), stored, |n| {
+            let epochs = self.epochs.lock().map_err(|_| poisoned())?;
+            let kek = epochs.get(&n).ok_or_else(|| epoch_destroyed(stored.epoch))?;
+            p.aes256_kw_unwrap(kek.bytes(), &stored.wrapped.0)
+        })
     }
 
     fn destroy_epochs_before(&self, epoch: u64) -> Result<Vec<u64>> {
