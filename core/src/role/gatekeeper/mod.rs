@@ -41,7 +41,9 @@ pub use config::{
     GatekeeperConfig, GatewayPrincipal, RecipientRule, RetiredCertificate, RetiredKey, SenderRule, StorageKey, limits,
 };
 pub use credential::{CredentialStatus, check_credential, check_profile};
-pub use custody::{EpochKeyRing, StorageKeys, destroyable_before, done_epochs_before, epoch_destroyed, unwrap_by_epoch};
+pub use custody::{
+    EpochKeyRing, StorageKeys, destroyable_before, done_epochs_before, epoch_destroyed, unwrap_by_epoch,
+};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
