@@ -345,8 +345,14 @@ fn replace_checked(config: &Path, text: &str, now: UnixTime, written: &mut Writt
     written.create(&tmp, text.as_bytes(), mode)?;
     let settings = crate::config::load(&tmp)
         .or_else(|e| fail("invalid_configuration", format!("the rewritten configuration does not load: {e}")))?;
-    crate::certificates::check_at(&settings, now)
-        .or_else(|e| fail("new_credential_invalid", format!("the rewritten configuration: {e}")))?;
+    crate::certificates::check_at(
+        settings.provider,
+        &settings.gatekeeper,
+        &settings.credential,
+        &settings.certificates,
+        now,
+    )
+    .or_else(|e| fail("new_credential_invalid", format!("the rewritten configuration: {e}")))?;
     drop(settings);
     // A name of its own: two operations within one second keep both backups.
     let backup = (1..=100)
