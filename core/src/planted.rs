@@ -143,9 +143,9 @@ bugs! {
     AnchorDomainsUnchecked = "anchor_domains_unchecked", "V25";
     /// A key request one byte over its bound is read (the 128 KiB bound, off by one).
     KeyRequestSizePlusOne = "key_request_size_plus_one", "size boundary";
-    /// A release request one byte over its bound is read (the 16 KiB bound, off by one).
+    /// A release request one byte over its bound is read (the 512 KiB bound, off by one).
     ReleaseRequestSizePlusOne = "release_request_size_plus_one", "size boundary";
-    /// A tenth certificate is accepted in a SignedData (the nine-certificate bound, off by one).
+    /// A ninth certificate is accepted in a SignedData (the eight-certificate bound, off by one).
     CertificatesPlusOne = "certificates_plus_one", "size boundary";
     /// A repeated key request is answered with a new key (V14 skipped).
     V14Skipped = "v14_skipped", "V14";
