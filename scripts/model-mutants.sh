@@ -7,8 +7,11 @@
 # alone does not count. Bounded: each check gets --timeout-secs and a memory limit, so a
 # blown-up state space fails its row instead of exhausting the machine.
 #
-# The cluster model (model/tests/cluster.rs: two instances on one shared store, where races are
-# lost) runs too: a bug that fails it is caught as well.
+# The smaller models run too, each as its tests: the cluster model (model/tests/cluster.rs: two
+# instances on one shared store, where races are lost) and the custody model
+# (model/tests/custody.rs: storage-key epochs against a backup and a storage-key theft) and the
+# lists model (model/tests/lists.rs: list expansion, V27); a bug that fails one of their tests
+# is caught as well.
 #
 #   scripts/model-mutants.sh [--full]      # table on stdout, logs in target/mutants/*.log
 #   EKG_MUTANTS="13 15" scripts/model-mutants.sh   # only the patches whose names start so
@@ -48,11 +51,12 @@ run_matrix() {
   return $status
 }
 
-# The cluster model's tests on the copy; prints the failing tests' names ("" when all pass).
+# The smaller models' tests on the copy; prints the failing tests' names ("" when all pass).
 run_cluster() {
   local log=$1
-  (cd "$work/ws" && cargo test --release --locked -q -p ekg-model --test cluster --no-run) >>"$log" 2>&1 || true
-  (cd "$work/ws" && timeout 900 cargo test --release --locked -q -p ekg-model --test cluster) >>"$log" 2>&1 || true
+  local tests=(--test cluster --test custody --test lists)
+  (cd "$work/ws" && cargo test --release --locked -q -p ekg-model "${tests[@]}" --no-run) >>"$log" 2>&1 || true
+  (cd "$work/ws" && timeout 900 cargo test --release --locked -q -p ekg-model "${tests[@]}") >>"$log" 2>&1 || true
   # `cargo test -q` lists the failed tests under "failures:", four spaces in.
   if grep -q "test result: FAILED" "$log"; then
     awk '/^failures:$/ { f = 1; next } f && /^    [a-z_0-9]+$/ { print $1 } /^test result/ { f = 0 }' "$log" | sort -u | paste -sd ',' -
@@ -67,7 +71,7 @@ if ! run_matrix "$CARGO_TARGET_DIR/baseline.log"; then
   exit 1
 fi
 if [ -n "$(run_cluster "$CARGO_TARGET_DIR/baseline-cluster.log")" ] || ! grep -q "test result: ok" "$CARGO_TARGET_DIR/baseline-cluster.log"; then
-  echo "the unmutated tree fails the cluster model: see $CARGO_TARGET_DIR/baseline-cluster.log" >&2
+  echo "the unmutated tree fails a smaller model (cluster, custody, lists): see $CARGO_TARGET_DIR/baseline-cluster.log" >&2
   exit 1
 fi
 missed=0
@@ -86,7 +90,7 @@ for patch in model/mutants/*.patch; do
   cells=$(grep '^DIFFERS' "$log" | sed 's/^DIFFERS //' | sed 's/: expected.*got /: /' | paste -sd ';' - | sed 's/;/; /g' || true)
   cluster=""
   if ! grep -q "build failed" "$log"; then cluster=$(run_cluster "$CARGO_TARGET_DIR/$name-cluster.log"); fi
-  if [ -n "$cluster" ]; then cells="${cells:+$cells; }cluster model: $cluster"; fi
+  if [ -n "$cluster" ]; then cells="${cells:+$cells; }smaller models' tests: $cluster"; fi
   if grep -q "build failed" "$log"; then
     echo "| $name | build failed | see $log |"
     missed=$((missed + 1))

@@ -200,15 +200,31 @@ fn sealed(r: &mut Report, der: &[u8], anchors: Option<&TrustAnchors>) {
     let Ok(s) = s else { return };
     r.line(2, "key id", s.key_id());
     r.line(2, "content", "AES-256-GCM (the key is released by the ticket's gatekeeper)");
-    let digest_ok = if provider().sha256(s.ticket()) == s.ticket_digest(provider()) {
-        Ok(())
+    // M.15 (checked by the parse above): the authenticated digest names the original ticket,
+    // the first expanded one if a list expanded the message, else the attached one.
+    let expanded = s.expanded_tickets().to_vec();
+    if expanded.is_empty() {
+        r.line(2, "ticket digest", "authenticates the attached ticket (M.15)");
     } else {
-        Err(ekg_core::Error::new(ekg_core::Rejection::TicketDigestMismatch, "the authenticated digest differs"))
-    };
-    r.check("sealed message: the authenticated ticket digest is the attached ticket's (C6)", &digest_ok);
+        r.line(2, "ticket digest", "authenticates the original ticket, the first expanded one (M.15)");
+        for (i, der) in expanded.iter().enumerate() {
+            let _ = writeln!(r.text, "  expanded ticket {} of {}", i + 1, expanded.len());
+            ticket(r, der, 4, anchors);
+        }
+    }
     r.text.push_str("  ticket\n");
     let ticket_der = s.ticket().to_vec();
     ticket(r, &ticket_der, 4, anchors);
+    if !expanded.is_empty() {
+        // C7: the expanded tickets, then the attached one, each the expansion of the one before.
+        let chain = expanded
+            .iter()
+            .chain(std::iter::once(&ticket_der))
+            .map(|der| Ticket::open(provider(), der))
+            .collect::<Result<Vec<_>, _>>();
+        let linked = chain.and_then(|c| ekg_core::role::check_chain(&c));
+        r.check("sealed message: each ticket is the expansion of the one before (C7)", &linked);
+    }
     if let Ok(t) = Ticket::open(provider(), &ticket_der) {
         let same = if t.key_id == *s.key_id() {
             Ok(())

@@ -4,14 +4,22 @@
 //! gatekeeper's key and a certificate signing request with the profile its certificate needs
 //! (`docs/server.md`, "Certificates"): `id-ekg-kp-gatekeeper` and emailProtection, the URI
 //! and the address as subjectAltNames, digitalSignature and keyEncipherment.
+//!
+//! Rotating the signing key (`docs/server.md`, "Rotating the signing key"): `next` makes
+//! the new key and its CSR beside a configuration while the old key is in service; `rotate`
+//! installs the signed certificate and the key and retires the old certificate; `list` shows
+//! the certificates and the storage epochs; `retire` drops a retired certificate once every
+//! ticket it signed has expired. The work is `ekg_server::custody::rotation`'s.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use ekg_server::custody::rotation;
 use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType};
 use rsa::pkcs8::EncodePrivateKey;
+use std::os::unix::fs::DirBuilderExt;
 use zeroize::Zeroizing;
 
 type DynError = Box<dyn std::error::Error>;
@@ -53,6 +61,52 @@ pub enum Action {
         #[arg(long)]
         common_name: Option<String>,
     },
+    /// Make the next signing key while the current one is in service: `keys/next-N.key`
+    /// (0600) and `keys/next-N.csr` beside the configuration, for the URI and the address of
+    /// the current certificate. A CA signs the CSR; then `ekg keys rotate`.
+    Next {
+        /// The server's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// RSA key size: 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 3072)]
+        bits: usize,
+    },
+    /// Install a new signing certificate and key: both copied into `keys/` beside the
+    /// configuration (the key 0600), the current certificate retired (`key = "previous"`),
+    /// the configuration checked and replaced in one rename (the old one kept as `.bak`).
+    /// Restart the server to use it.
+    Rotate {
+        /// The server's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The new certificate (PEM, with its intermediates).
+        #[arg(long)]
+        certificate: PathBuf,
+        /// The new key (PKCS#8 PEM, chmod 600), e.g. from `ekg keys next`.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Show the current and retired certificates (serial, key fingerprint, notAfter, the time
+    /// a retired one may be dropped) and the storage epochs whose keys exist.
+    List {
+        /// The server's configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Drop a retired certificate from the configuration once every ticket it signed has
+    /// expired (notAfter plus the ticket lifetime); refused before (`retired_certificate_in_use`).
+    Retire {
+        /// The server's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The retired certificate's serial number (hex, as `ekg keys list` shows it).
+        #[arg(long)]
+        serial: String,
+        /// Drop it though tickets it signed may be outstanding: they become unreadable.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Runs `ekg keys`.
@@ -84,7 +138,89 @@ pub fn run(action: Action) -> Result<(), DynError> {
             println!("have a CA sign the CSR with its extensions (docs/server.md, \"Certificates\")");
             Ok(())
         }
+        Action::Next { config, bits } => next(&config, bits),
+        Action::Rotate { config, certificate, key } => {
+            let done = rotation::rotate(&config, &certificate, &key, wall_clock())?;
+            println!("signing certificate: {}", done.certificate.display());
+            println!("signing key:         {} (0600)", done.key.display());
+            println!("retired certificate: {} (key = \"previous\")", done.retired.display());
+            println!("previous configuration kept as {}", done.backup.display());
+            println!("restart the server to sign with the new key; then destroy {}", done.old_key.display());
+            Ok(())
+        }
+        Action::List { config } => {
+            let now = wall_clock();
+            let l = rotation::list(&config, now)?;
+            println!("now {now}");
+            let line = |role: &str, c: &rotation::CertificateInfo, keep: String| {
+                println!(
+                    "{role:8} serial {}  key sha256:{}  notAfter {}{keep}\n         {}",
+                    c.serial,
+                    c.key_fingerprint,
+                    c.not_after,
+                    c.path.display()
+                );
+            };
+            line("current", &l.current, String::new());
+            for r in &l.retired {
+                let when = if now > r.keep_until { "may be retired now" } else { "keep" };
+                line("retired", r, format!("  keep until {} ({when})", r.keep_until));
+            }
+            if !l.has_epochs {
+                println!("storage epochs: none (one storage key for every key: gatekeeper.storage_key alone)");
+            } else if l.epochs.is_empty() {
+                println!("storage epochs: no epoch key yet (the first issuance makes one)");
+            }
+            for e in &l.epochs {
+                println!(
+                    "epoch {:>10}  from {}  {:8} its keys expire by {}",
+                    e.epoch, e.from, e.state, e.destroy_after
+                );
+            }
+            Ok(())
+        }
+        Action::Retire { config, serial, force } => {
+            let done = rotation::retire(&config, &serial, wall_clock(), force)?;
+            println!(
+                "retired certificate {} dropped from {} (its file {} is left in place)",
+                done.certificate.serial,
+                config.display(),
+                done.certificate.path.display()
+            );
+            println!("previous configuration kept as {}; restart the server", done.backup.display());
+            Ok(())
+        }
     }
+}
+
+fn wall_clock() -> ekg_core::UnixTime {
+    ekg_server::service::wall_clock()
+}
+
+/// `ekg keys next`: a key and CSR for the current certificate's URI and address, in `keys/`.
+fn next(config: &Path, bits: usize) -> Result<(), DynError> {
+    let settings = ekg_server::config::load(config)?;
+    let uri = settings.gatekeeper.uri.clone();
+    let email = settings
+        .credential
+        .addresses()
+        .first()
+        .map(ToString::to_string)
+        .ok_or("the current certificate names no address")?;
+    let dir = config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(rotation::KEYS_DIR);
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    }
+    let n = (1..=1000).find(|n| !dir.join(format!("next-{n}.key")).exists()).ok_or("keys/: 1000 next keys already")?;
+    let (key_out, csr_out) = (dir.join(format!("next-{n}.key")), dir.join(format!("next-{n}.csr")));
+    gatekeeper_csr(&uri, &email, &email, bits, &key_out, &csr_out)?;
+    println!("wrote {} (0600) and {} for {uri} and {email}", key_out.display(), csr_out.display());
+    println!(
+        "have the CA sign the CSR, then: ekg keys rotate --config {} --certificate CERT.pem --key {}",
+        config.display(),
+        key_out.display()
+    );
+    Ok(())
 }
 
 /// Makes the key and CSR and writes them (neither file may exist).

@@ -12,7 +12,9 @@ use ekg_server::binding;
 use serde::Deserialize;
 
 use crate::client::identity::{self, IdentityArgs};
-use crate::client::{ClientConfig, ClientError, MAX_CONFIG_LEN, fail, now, os_rng, provider, read_input, write_output};
+use crate::client::{
+    ClientConfig, ClientError, MAX_CONFIG_LEN, fail, now, os_rng, parse_toml, provider, read_input, write_output,
+};
 use crate::mail;
 
 /// What `ekg list-agent` was asked.
@@ -49,7 +51,7 @@ impl ListDefinition {
     pub fn load(path: &Path) -> Result<ListDefinition, ClientError> {
         let bytes = read_input(path, MAX_CONFIG_LEN as usize)?;
         let text = String::from_utf8(bytes).or_else(|_| fail("invalid_configuration", "the list is not UTF-8"))?;
-        toml::from_str(&text).or_else(|e| fail("invalid_configuration", format!("{}: {e}", path.display())))
+        parse_toml(path, &text)
     }
 }
 

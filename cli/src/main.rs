@@ -94,9 +94,10 @@ enum Command {
     /// release, decrypt; the original message on standard output (docs/mail.md).
     Read(ReadArgs),
     /// Expand a sealed message addressed to a mailing list, as the list's agent
-    /// (docs/protocol.md §13, docs/mail.md): fetch the key as the list, ask the list's own
-    /// gatekeeper for a key for the members, re-address the message key (the content is not
-    /// encrypted again); the message for the members on standard output. Loops
+    /// (docs/protocol.md §13, the draft's "Mailing Lists", docs/mail.md): fetch the key as
+    /// the list, ask the list's own gatekeeper for a key for the members, re-address the
+    /// message key (the content is not encrypted again); the message for the members on
+    /// standard output. Loops
     /// (`list_loop`) and more than 8 nested expansions (`list_depth_exceeded`) are refused.
     ListAgent(ListAgentArgs),
     /// Show what an EKG artifact is and says (DER, PEM or a sealed .eml): signer, sender,
@@ -119,16 +120,17 @@ enum Command {
         #[command(subcommand)]
         action: conformance::Action,
     },
-    /// Audit a gatekeeper's issuance log (docs/protocol.md §10): `verify` checks the log,
-    /// signed tree heads, their consistency and a ticket's inclusion. Exit 1 with a stable
-    /// code (`log_fork`, `ticket_not_logged`, `tree_head_bad_signature`, ...) on a refusal.
+    /// Audit a gatekeeper's issuance log (docs/protocol.md §10 and §3.4a, the draft's "The
+    /// Issuance Log", steps A1 to A6): `verify` checks the log, signed tree heads, their
+    /// consistency and a ticket's inclusion. Exit 1 with a stable code (`log_fork`, `ticket_not_logged`, `tree_head_bad_signature`, ...) on a refusal.
     Audit {
         #[command(subcommand)]
         action: AuditAction,
     },
     /// Key material for operators: `storage-key --out FILE` writes a fresh storage key (mode
     /// 0600); `gatekeeper-csr` makes the gatekeeper's key and a CSR with the certificate
-    /// profile it needs (docs/server.md).
+    /// profile it needs; `next`, `rotate`, `list` and `retire` rotate the signing key
+    /// (docs/server.md, "Rotating the signing key").
     Keys {
         #[command(subcommand)]
         action: keys::Action,
@@ -303,7 +305,8 @@ struct SendArgs {
     #[arg(long)]
     gatekeeper: Option<String>,
     /// A security label (repeat it, at most 16): an attribute-value URI,
-    /// `https://<namespace>/attr/<name>/value/<value>` (docs/protocol.md §12).
+    /// `https://<namespace>/attr/<name>/value/<value>` (docs/protocol.md §12, the draft's "Security
+    /// Labels and Release Policies").
     #[arg(long)]
     label: Vec<String>,
     /// The message (default: standard input).
@@ -349,6 +352,12 @@ struct ReadArgs {
     /// refuses (before asking the gatekeeper) to spend the only release on a screen.
     #[arg(long)]
     to_terminal: bool,
+    /// Refuse a ticket that is not in its gatekeeper's issuance log (`ticket_not_logged`):
+    /// its inclusion proof and signed tree head are fetched and checked before the release
+    /// request is sent (docs/protocol.md §10.8). The client configuration's
+    /// `require_log = true` does the same.
+    #[arg(long)]
+    require_log: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -441,6 +450,7 @@ fn main() -> ExitCode {
             input: a.input,
             output: a.output,
             to_terminal: a.to_terminal,
+            require_log: a.require_log,
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(Into::into),

@@ -29,6 +29,9 @@ pub struct Args {
     pub output: PathBuf,
     /// Show the message on a terminal even when that spends a `once` release.
     pub to_terminal: bool,
+    /// Refuse a ticket the gatekeeper's issuance log does not hold (`ticket_not_logged`),
+    /// checked before the release request is sent (`crate::client::logged`).
+    pub require_log: bool,
 }
 
 /// Refuses, before the release request is sent, to spend a `once` release on a terminal
@@ -59,14 +62,20 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
     let sealed = mail::unwrap(&eml)?;
     let credential = identity::load(&args.identity)?;
     let anchors = config.anchors(&args.anchors)?;
+    let anchors_for_log = anchors.clone();
     let http = config.http()?;
     let mut rng = os_rng()?;
     let t = now();
+    let require_log = args.require_log || config.require_log;
+    let logged = |ticket: &ekg_core::role::Ticket| {
+        if require_log { crate::client::logged::require_logged(&http, &anchors_for_log, ticket, t) } else { Ok(()) }
+    };
     let stdout_is_terminal = std::io::stdout().is_terminal();
     let plaintext = if args.gateway {
         let gw = Gateway::new(provider(), credential, anchors);
         let msg = gw.receive(&sealed, t)?;
         check_destination(msg.ticket().policy, &args.output, stdout_is_terminal, args.to_terminal)?;
+        logged(msg.ticket())?;
         let pending = gw.request_key(&msg, t, &mut rng)?;
         let answer = http.post(msg.gatekeeper_uri(), binding::RELEASE_REQUEST, &pending.der)?;
         let key = gw.accept_key(&msg, &pending, &answer, now(), &mut rng)?;
@@ -75,6 +84,7 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
         let r = Recipient::new(provider(), credential, anchors);
         let msg = r.receive(&sealed, t)?;
         check_destination(msg.ticket().policy, &args.output, stdout_is_terminal, args.to_terminal)?;
+        logged(msg.ticket())?;
         let pending = r.request_release(&msg, t, &mut rng)?;
         let answer = http.post(msg.gatekeeper_uri(), binding::RELEASE_REQUEST, &pending.der)?;
         let key = r.accept_release(&msg, &pending, &answer, now(), &mut rng)?;

@@ -61,7 +61,13 @@ pub fn run(args: Args) -> Result<ExitCode, DynError> {
     if args.check_config {
         println!("{}", summary(&settings));
         // The rules that need the clock: the gatekeeper's certificate now, renewal, CRLs.
-        for line in ekg_server::certificates::check_at(&settings, settings.clock.now())? {
+        for line in ekg_server::certificates::check_at(
+            settings.provider,
+            &settings.gatekeeper,
+            &settings.credential,
+            &settings.certificates,
+            settings.clock.now(),
+        )? {
             println!("{line}");
         }
         println!("configuration ok: {}", path.display());

@@ -10,6 +10,10 @@
 //! over all three and one instance at a time killed and restarted; the same checks, from the
 //! clients and from the database.
 //!
+//! And a sample with the gatekeeper's signing key and epoch keys in a PKCS#11 token
+//! (SoftHSM2, which `scripts/test` sets up: `EKG_PKCS11_*`): a kill may land in the middle of
+//! a token session or an epoch key's creation.
+//!
 //! `EKG_CRASH_KILLS` sets the number of kills per policy (20 in CI; `docs/server.md` reports
 //! a run of 500). Bounded in count and time; loopback only.
 
@@ -132,12 +136,75 @@ fn kills() -> usize {
 /// killing it `kills` times at random moments (50 to 450 ms apart), restarts it a last time.
 /// With `cluster` (a PostgreSQL URL), three instances share it and each kill hits one of them.
 fn drive(name: &str, policy: &str, retention: u64, kills: usize, cluster: Option<String>) -> Run {
+    drive_with(name, policy, retention, kills, cluster, None)
+}
+
+/// A PKCS#11 token as `scripts/test` sets it up.
+struct Token {
+    module: String,
+    label: String,
+    pin: String,
+}
+
+/// The token from `EKG_PKCS11_*`, or None (the test is skipped, unless `EKG_REQUIRE_PKCS11`).
+fn token() -> Option<Token> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let module = var("EKG_PKCS11_MODULE").unwrap_or_else(|| "/usr/lib/softhsm/libsofthsm2.so".into());
+    match (std::path::Path::new(&module).exists(), var("EKG_PKCS11_TOKEN"), var("EKG_PKCS11_PIN")) {
+        (true, Some(label), Some(pin)) => Some(Token { module, label, pin }),
+        _ => {
+            assert!(std::env::var_os("EKG_REQUIRE_PKCS11").is_none(), "EKG_REQUIRE_PKCS11 is set and no token");
+            eprintln!("SKIPPED: the crash test on a PKCS#11 token (scripts/test sets EKG_PKCS11_*)");
+            None
+        }
+    }
+}
+
+/// The demo's configuration with its signing key imported into `token` and its epoch keys
+/// made there (labels unique to this run).
+fn in_token(dir: &std::path::Path, files: &DemoFiles, text: &str, token: &Token) -> String {
+    let run = format!("{}-{}", std::process::id(), ekg_server::service::wall_clock().secs());
+    let label = format!("ekg-crash-{run}");
+    let out = std::process::Command::new("softhsm2-util")
+        .args(["--import", &files.pki.join("example.com/gatekeeper.key").to_string_lossy()])
+        .args(["--token", &token.label, "--label", &label, "--id", &hex::encode(&label)])
+        .args(["--pin", &token.pin])
+        .output()
+        .expect("softhsm2-util");
+    assert!(out.status.success(), "softhsm2-util --import: {}", String::from_utf8_lossy(&out.stderr));
+    ekg_server::demo::write_secret(&dir.join("token.pin"), format!("{}\n", token.pin).as_bytes()).unwrap();
+    let text =
+        text.replace("key = \"pki/example.com/gatekeeper.key\"\n", "").replace("storage_keys = \"storage-keys\"\n", "");
+    let section = format!(
+        "\n[gatekeeper.pkcs11]\nmodule = {:?}\ntoken = {:?}\npin_file = \"token.pin\"\nsigning_key = {label:?}\n\
+         storage_key_prefix = \"ekg-crash-epoch-{run}-\"\n\n[[sender]]",
+        token.module, token.label
+    );
+    let edited = text.replacen("\n[[sender]]", &section, 1);
+    assert!(
+        edited.contains("[gatekeeper.pkcs11]") && !edited.contains("gatekeeper.key"),
+        "the demo configuration changed"
+    );
+    edited
+}
+
+fn drive_with(
+    name: &str,
+    policy: &str,
+    retention: u64,
+    kills: usize,
+    cluster: Option<String>,
+    token: Option<&Token>,
+) -> Run {
     let dir = fresh_dir(name);
     let files = demo(&dir, "");
     let mut text = std::fs::read_to_string(&files.config)
         .unwrap()
         .replace("policy = \"once\"", policy)
         .replace("retention_secs = 0", &format!("retention_secs = {retention}"));
+    if let Some(token) = token {
+        text = in_token(&dir, &files, &text, token);
+    }
     if let Some(url) = &cluster {
         text = text.replace("database = \"sqlite:ekg.db\"", &format!("database = \"{url}\""));
         assert!(text.contains(url.as_str()), "the demo configuration names its database");
@@ -257,6 +324,13 @@ fn three_instances_on_postgres_under_same_certificate() {
 #[test]
 fn under_once_no_address_is_released_twice() {
     check_once("crash test (once)", drive("crash-once", "policy = \"once\"", 86400, kills(), None));
+}
+
+#[test]
+fn under_once_with_the_keys_in_a_pkcs11_token() {
+    let Some(token) = token() else { return };
+    let run = drive_with("crash-token", "policy = \"once\"", 86400, kills(), None, Some(&token));
+    check_once("crash test (once), signing and epoch keys in SoftHSM2", run);
 }
 
 #[test]

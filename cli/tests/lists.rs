@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::*;
 use ekg_server::demo::DemoFiles;
@@ -74,6 +74,28 @@ fn a_list_of_three_one_a_list_is_read_once_by_each_member_and_a_loop_is_refused(
     let to_inner = w.expand("inner", &inner, &to_team);
     assert!(to_inner.status.success(), "{}", String::from_utf8_lossy(&to_inner.stderr));
     let to_inner = to_inner.stdout;
+    // `ekg inspect` on a message expanded twice: the original ticket is the authenticated one
+    // (M.15), then C7 links the chain; a chain out of order is refused.
+    let inspect = |sealed: &[u8]| {
+        let path = w.files.dir.join("inspect.eml");
+        std::fs::write(&path, sealed).unwrap();
+        Command::new(EKG).arg("inspect").arg(&path).arg("--config").arg(&w.files.client).output().unwrap()
+    };
+    let out = inspect(&to_inner);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for needle in [
+        "authenticates the original ticket, the first expanded one (M.15)",
+        "expanded ticket 2 of 2",
+        "ok       sealed message: each ticket is the expansion of the one before (C7)",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    assert!(!text.contains("FAILED"), "{text}");
+    let out = inspect(&sealed);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("authenticates the attached ticket (M.15)"), "{text}");
+    assert!(!text.contains("(C7)"), "{text}");
     // The outer message keeps the sender's clear header fields.
     assert!(String::from_utf8_lossy(&to_inner).contains("To: team@example.com"));
     // Each member reads once, the sender's message byte for byte.
@@ -126,7 +148,7 @@ fn a_bad_list_definition_is_refused_with_its_code_and_no_output() {
     ] {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
-        refused(&w.expand("team", &path, &sealed), code);
+        refused_in_one_line(&w.expand("team", &path, &sealed), code);
     }
     // None of them fetched: the list still gets its release.
     let ok = w.expand("team", &w.pki("example.com", "team.toml"), &sealed);

@@ -67,6 +67,34 @@ fn the_runner_catches_a_sample_of_planted_bugs_and_passes_the_reference() {
     assert!(stdout.contains(", 0 failing"), "{stdout}");
 }
 
+/// The list probes (`docs/conformance.md` §2.4, issue 29) against the list bugs: a loop
+/// issued, one expansion over the depth bound issued, and a gatekeeper that refuses every
+/// expansion (as one without lists would) each fail their probe, the reference passing.
+#[test]
+fn the_list_probes_catch_the_list_bugs() {
+    let bugs = [
+        ("list_loop_ignored", &["probe/list_loop"][..]),
+        ("list_depth_off_by_one", &["probe/list_depth"][..]),
+        ("expansion_refused", &["probe/list_expansion", "probe/list_loop", "probe/list_depth"][..]),
+    ];
+    let names: Vec<&str> = bugs.iter().map(|(b, _)| *b).collect();
+    let out = Command::new(EKG)
+        .args(["conformance", "planted", "--vectors"])
+        .arg(vectors())
+        .args(["--bug", &names.join(",")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for (bug, probes) in bugs {
+        let row = stdout.lines().find(|l| l.starts_with(&format!("| `{bug}`"))).unwrap_or_else(|| panic!("{stdout}"));
+        for probe in probes {
+            assert!(row.contains(&format!("`{probe}`")), "{bug} does not fail {probe}: {row}");
+        }
+    }
+    assert!(stdout.contains(", 0 failing"), "{stdout}");
+}
+
 /// `docs/conformance.md` §6 is the table `ekg conformance planted` printed: one row per bug
 /// of `PlantedBug::ALL`, none missing or extra, and its count line agrees.
 #[test]

@@ -141,11 +141,17 @@ bugs! {
     ListedFromTicket = "listed_from_ticket", "V22 record";
     /// A requester's anchor need not be allowed for the listed domain (V25).
     AnchorDomainsUnchecked = "anchor_domains_unchecked", "V25";
+    /// A list agent's loop is not refused: a list twice in the expansion history, or a recipient the history names, is issued (V27).
+    ListLoopIgnored = "list_loop_ignored", "V27";
+    /// An expansion history one entry over the depth bound is accepted (V27 off by one).
+    ListDepthOffByOne = "list_depth_off_by_one", "V27 boundary";
+    /// A key request carrying an expansion history is refused as malformed, as by a gatekeeper that predates lists (docs/protocol.md §13).
+    ExpansionRefused = "expansion_refused", "V27 lists";
     /// A key request one byte over its bound is read (the 128 KiB bound, off by one).
     KeyRequestSizePlusOne = "key_request_size_plus_one", "size boundary";
-    /// A release request one byte over its bound is read (the 16 KiB bound, off by one).
+    /// A release request one byte over its bound is read (the 512 KiB bound, off by one).
     ReleaseRequestSizePlusOne = "release_request_size_plus_one", "size boundary";
-    /// A tenth certificate is accepted in a SignedData (the nine-certificate bound, off by one).
+    /// A ninth certificate is accepted in a SignedData (the eight-certificate bound, off by one).
     CertificatesPlusOne = "certificates_plus_one", "size boundary";
     /// A repeated key request is answered with a new key (V14 skipped).
     V14Skipped = "v14_skipped", "V14";

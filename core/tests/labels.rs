@@ -144,6 +144,32 @@ fn the_sender_must_hold_the_labels_it_uses() {
 }
 
 #[test]
+fn only_the_senders_own_address_earns_entitlements() {
+    // zoe's certificate (from alice's CA) holds zoe@example.com and zoe@example.org; only
+    // example.org earns export itar. Sending as zoe@example.com, she does not hold it.
+    let spec = ekg_testpki::EntitySpec {
+        emails: vec!["zoe@example.com".into(), "zoe@example.org".into()],
+        ..ekg_testpki::EntitySpec::user("zoe@example.com")
+    };
+    let zoe = ekg_testpki::Pki::new(28).issue(&fed().sender_org.ca, &spec);
+    let mut c = config(ReleasePolicy::Once);
+    c.attributes = Policy::new(
+        vec![def("export", Rule::AllOf, &["itar"])],
+        vec![SubjectMapping {
+            conditions: vec![Condition::Domain("example.org".into())],
+            grants: vec![v("export", "itar")],
+        }],
+    )
+    .unwrap();
+    let mut gk = gatekeeper_with(c, MemoryStore::new());
+    let itar = [v("export", "itar")];
+    assert_eq!(
+        code(send_labelled(&mut gk, &sender(&zoe), &["bob@example.org"], &itar, 16)),
+        Some("entitlement_all_of_unmet")
+    );
+}
+
+#[test]
 fn an_unlabelled_key_behaves_as_before_under_a_policy() {
     let mut gk = labelled_gatekeeper();
     let sent = send(&mut gk, &alice(), &["bob@example.org"], 13);

@@ -29,6 +29,7 @@ OIDS = {
     "1.3.6.1.4.1.99999.1.1.6": "id-ekg-ct-treeHead",
     "1.3.6.1.4.1.99999.1.2.1": "id-ekg-aa-ticketDigest",
     "1.3.6.1.4.1.99999.1.2.2": "id-ekg-ua-ticket",
+    "1.3.6.1.4.1.99999.1.2.3": "id-ekg-ua-expandedTickets",
 }
 
 UNIVERSAL = {

@@ -23,7 +23,7 @@ import tempfile
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import asn1check  # noqa: E402
@@ -31,12 +31,16 @@ import der  # noqa: E402
 
 ROOT = asn1check.ROOT
 VECTORS = os.path.join(ROOT, "fixtures", "v1", "client_test.json")
+GATEKEEPER_VECTORS = os.path.join(ROOT, "fixtures", "v1", "gatekeeper_test.json")
 PKI = os.path.join(ROOT, "fixtures", "v1", "pki")
 OUT = os.path.join(ROOT, "draft", "examples.md")
 # The vectors used, found by tcId and checked by comment, so that a renumbering fails here.
 ISSUANCE = (1, "the grant and ticket of a real issuance")
 DELIVERY = (14, "the release answering our request")
 MESSAGE = (7, "a listed recipient opens with the released key")
+# The extensions: a labelled key request (gatekeeper vectors) and a message a list expanded.
+LABELLED = (186, "labels alice holds (itar, secret)")
+EXPANDED = (50, "a member opens a list's expansion with the list's key")
 
 
 # Fields of ENUMERATED type (asn1tools gives their identifier as a str, as for strings).
@@ -47,12 +51,12 @@ class Failure(Exception):
     pass
 
 
-def vectors():
-    with open(VECTORS) as f:
+def vectors(path=VECTORS, wanted=(ISSUANCE, DELIVERY, MESSAGE, EXPANDED)):
+    with open(path) as f:
         data = json.load(f)
     by_id = {int(t["tcId"]): t for g in data["testGroups"] for t in g["tests"]}
     out = []
-    for tc, comment in (ISSUANCE, DELIVERY, MESSAGE):
+    for tc, comment in wanted:
         t = by_id.get(tc)
         if t is None or t["comment"] != comment or t["result"] != "valid":
             raise Failure(f"client vector {tc} is no longer '{comment}'")
@@ -133,11 +137,14 @@ def value_text(name, value, width=69):
         if hasattr(v, "strftime"):
             return f'"{v.strftime("%Y%m%d%H%M%SZ")}"'
         if isinstance(v, list):
-            return "{ " + ", ".join(one(x) for x in v) + " }"
+            flat = "{ " + ", ".join(one(x) for x in v) + " }"
+            return flat if len(flat) <= width - 20 else "{\n  " + ",\n  ".join(one(x) for x in v) + " }"
         if isinstance(v, dict) and "contentType" in v:
             ct = der.OIDS.get(v["contentType"], v["contentType"])
             digest = hashlib.sha256(contentinfo_der(v)).hexdigest().upper()
             return f"-- ContentInfo {ct}, SHA-256 {digest[:16]}...\n{{ ... }}"
+        if isinstance(v, dict):
+            return "{ " + ",\n    ".join(f"{k} {one(x)}" for k, x in v.items()) + " }"
         raise Failure(f"no notation for {v!r}")
 
     lines = [f"{name} ::= {{"]
@@ -200,7 +207,8 @@ def notes_for(known):
 
 
 def generate(asn1dir):
-    issuance, delivery, message = vectors()
+    issuance, delivery, message, expanded = vectors()
+    (labelled,) = vectors(GATEKEEPER_VECTORS, (LABELLED,))
     spec = asn1check.asn1tools_compile()
     request = bytes.fromhex(issuance["request"])
     grant = bytes.fromhex(issuance["grant"])
@@ -221,6 +229,14 @@ def generate(asn1dir):
     release_plain = open_envelope(der.parse(release), os.path.join(PKI, "bob@example.org.key.pem"))
     release_info = econtent(der.parse(release_request))
     release_delivery = econtent(der.parse(release_plain))
+    labelled_request = econtent(der.parse(bytes.fromhex(labelled["request"])))
+    expanded_sealed = bytes.fromhex(expanded["sealed"])
+    expanded_aed = der.parse(expanded_sealed).children[1].children[0]
+    unauth = [n for n in expanded_aed.children if n.ident == 0xA2][0]
+    attrs = {der.OIDS.get(der.oid_text(a.children[0].contents), der.oid_text(a.children[0].contents)): a.children[1].children[0] for a in unauth.children}
+    list_ticket = attrs["id-ekg-ua-ticket"].der
+    expanded_tickets = attrs["id-ekg-ua-expandedTickets"].der
+    list_ticket_info = econtent(der.parse(list_ticket))
     items = [
         ("KeyRequest", key_request),
         ("TicketInfo", ticket_info),
@@ -228,6 +244,9 @@ def generate(asn1dir):
         ("IssuanceResponse", issuance_body),
         ("ReleaseRequest", release_info),
         ("KeyDelivery", release_delivery),
+        ("KeyRequest", labelled_request),
+        ("TicketInfo", list_ticket_info),
+        ("ExpandedTickets", expanded_tickets),
     ]
     decoded = [asn1tools_roundtrip(spec, t, b) for t, b in items]
     erlang_roundtrip(asn1dir, items)
@@ -244,6 +263,27 @@ def generate(asn1dir):
     plaintext = gcm_open(aed, cek)
     if plaintext.hex() != message["expected"]["plaintext"]:
         raise Failure("the sealed message does not open to the vector's plaintext")
+    if not decoded[6].get("labels"):
+        raise Failure(f"gatekeeper vector {LABELLED[0]} no longer carries labels")
+    agent_request_der = contentinfo_der(decoded[7]["request"])
+    agent_request = econtent(der.parse(agent_request_der))
+    agent_decoded = asn1tools_roundtrip(spec, "KeyRequest", agent_request)
+    erlang_roundtrip(asn1dir, [("KeyRequest", agent_request)])
+    history = agent_decoded.get("expansion") or []
+    chain = spec.decode("ExpandedTickets", expanded_tickets)
+    if not history or history[-1]["expandedTicket"] != hashlib.sha256(contentinfo_der(chain[-1])).digest():
+        raise Failure("the list's ticket does not name the ticket it expanded")
+    # A member opens the expanded message with the list's key (the vector's).
+    kekri = expanded_aed.children[1].children[0]
+    if kekri.children[1].children[0].contents.hex() != expanded["expected"]["keyId"]:
+        raise Failure("the expanded message's key identifier is not the vector's")
+    try:
+        expanded_cek = aes_key_unwrap(bytes.fromhex(expanded["key"]), kekri.children[3].contents)
+    except InvalidUnwrap as e:
+        raise Failure("the expanded message's content key does not unwrap under the vector's key") from e
+    expanded_plain = gcm_open(expanded_aed, expanded_cek)
+    if expanded_plain.hex() != expanded["expected"]["plaintext"]:
+        raise Failure("the expanded message does not open to the vector's plaintext")
 
     known = {
         request: "the Key Request above",
@@ -252,7 +292,8 @@ def generate(asn1dir):
     }
     out = [
         "<!-- generated by draft/tools/examples.py from fixtures/v1/client_test.json"
-        f" (tcId {ISSUANCE[0]}, {DELIVERY[0]}, {MESSAGE[0]}); do not edit -->",
+        f" (tcId {ISSUANCE[0]}, {DELIVERY[0]}, {MESSAGE[0]}, {EXPANDED[0]}) and gatekeeper_test.json"
+        f" (tcId {LABELLED[0]}); do not edit -->",
         "",
         "These examples are conformance vectors of the reference implementation,",
         "made with test keys at 2026-06-01T00:00:00Z: alice@example.com sends to",
@@ -288,6 +329,29 @@ def generate(asn1dir):
     section("Release", f"The gatekeeper's AuthEnvelopedData to the recipient ({len(release)} octets):", der.dump(der.parse(release), notes_for({})))
     section("The Release's KeyDelivery", "The release's plaintext is a SignedData by the gatekeeper; its eContent:", value_text("releaseDelivery KeyDelivery", decoded[5]))
     section("Opened Message", "The sealed message opened with the released key:", plaintext.decode("ascii").replace("\r\n", "\n").rstrip("\n").split("\n"))
+    section(
+        "A Labelled KeyRequest",
+        f"The eContent of a key request with two labels ({{{{labels}}}}; gatekeeper vector {LABELLED[0]}):",
+        value_text("labelledRequest KeyRequest", decoded[6]),
+    )
+    section(
+        "The Labelled KeyRequest's Encoding",
+        f"Its DER ({len(labelled_request)} octets): the labels are the field tagged \\[0\\] (implicitly):",
+        der.dump(der.parse(labelled_request), notes_for({})),
+    )
+    section(
+        "Expanded Sealed Message",
+        f"A message a list expanded ({{{{lists}}}}; {len(expanded_sealed)} octets; client vector {EXPANDED[0]}):"
+        " the KEKRecipientInfo names the list's key, `id-ekg-ua-ticket` carries the list's"
+        " ticket and `id-ekg-ua-expandedTickets` the sender's; tickets are elided.",
+        der.dump(der.parse(expanded_sealed), notes_for({list_ticket: "the list's ticket", expanded_tickets: "ExpandedTickets: the sender's ticket"})),
+    )
+    section(
+        "The List Agent's KeyRequest",
+        "The eContent of the key request inside the list's ticket: the members, and the history"
+        " naming the list and the sender's ticket:",
+        value_text("agentRequest KeyRequest", agent_decoded),
+    )
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -8,8 +8,10 @@
 
 pub mod cluster;
 pub mod config;
+pub mod custody;
 pub mod expected;
 pub mod gatekeeper;
+pub mod lists;
 pub mod msg;
 pub mod party;
 pub mod reduction;

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use ekg_core::UnixTime;
 use ekg_core::crypto::CryptoProvider;
+use ekg_core::pki::Credential;
 use ekg_core::pki::Revocation;
-use ekg_core::role::{GatekeeperCrypto, RetiredCertificate, RetiredKey, check_credential};
+use ekg_core::role::{GatekeeperConfig, GatekeeperCrypto, RetiredCertificate, RetiredKey, check_credential};
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Settings, read_bounded_to};
+use crate::config::read::{ConfigError, MAX_FILE_LEN, read_bounded_to};
 use crate::metrics::Metrics;
 use crate::service::Clock;
 
@@ -85,7 +86,7 @@ fn bad<T>(field: &str, rule: impl Into<String>) -> Result<T, ConfigError> {
 }
 
 fn der_of_pem(path: &Path, field: &str) -> Result<Vec<u8>, ConfigError> {
-    let pem = read_bounded_to(path, field, crate::config::MAX_FILE_LEN)?;
+    let pem = read_bounded_to(path, field, MAX_FILE_LEN)?;
     let (_, der) = der::pem::decode_vec(&pem).or_else(|e| bad(field, format!("{}: PEM: {e}", path.display())))?;
     Ok(der)
 }
@@ -137,10 +138,14 @@ pub fn credential_error(e: &ekg_core::Error) -> ConfigError {
 /// The credential check at `now` (at start and in `--check-config`): every rule of
 /// `check_credential`, then the lines to print: the certificate's expiry, the retired
 /// certificates that may be removed, the CRLs, a warning when renewal is due.
-pub fn check_at(settings: &Settings, now: UnixTime) -> Result<Vec<String>, ConfigError> {
-    let config = &settings.gatekeeper;
-    let status =
-        check_credential(settings.provider, config, &settings.credential, now).map_err(|e| credential_error(&e))?;
+pub fn check_at(
+    provider: &dyn CryptoProvider,
+    config: &GatekeeperConfig,
+    credential: &Credential,
+    settings: &CertificateSettings,
+    now: UnixTime,
+) -> Result<Vec<String>, ConfigError> {
+    let status = check_credential(provider, config, credential, now).map_err(|e| credential_error(&e))?;
     let mut lines = vec![format!(
         "gatekeeper certificate valid to {} (renew before {}: notAfter minus the ticket lifetime)",
         status.not_after,
@@ -162,8 +167,7 @@ pub fn check_at(settings: &Settings, now: UnixTime) -> Result<Vec<String>, Confi
             config.anchors.ids().len()
         ));
     }
-    if let Some(w) = status.expiry_warning(now, config.ticket_lifetime_secs, settings.certificates.renewal_warning_secs)
-    {
+    if let Some(w) = status.expiry_warning(now, config.ticket_lifetime_secs, settings.renewal_warning_secs) {
         lines.push(format!("warning: {w}"));
     }
     Ok(lines)

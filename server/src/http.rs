@@ -16,18 +16,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::binding::{self, Problem, http_codes};
 use crate::caller::{self, Caller};
 use crate::listener::WatchedBody;
+pub use crate::listener::{Answer, Handler};
 use crate::service::Service;
-
-/// The answer type.
-pub type Answer = Response<Full<Bytes>>;
-
-/// What answers the requests of a connection (the routes of a gatekeeper, or the test mode's
-/// management endpoint in front of them).
-pub type Handler = Arc<
-    dyn Fn(Request<Incoming>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, Infallible>> + Send>>
-        + Send
-        + Sync,
->;
 
 /// The routes of one gatekeeper.
 pub struct Routes {

@@ -25,6 +25,7 @@ pub mod http;
 pub mod listener;
 pub mod log;
 pub mod metrics;
+mod rng;
 pub mod service;
 pub mod store;
 pub mod testmode;
@@ -176,7 +177,13 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let tls = settings.tls.clone().map(tls::Reloadable::new).transpose()?;
     // The gatekeeper's own certificate must hold now (a ticket clients refuse is never issued).
-    for line in certificates::check_at(&settings, settings.clock.now())? {
+    for line in certificates::check_at(
+        settings.provider,
+        &settings.gatekeeper,
+        &settings.credential,
+        &settings.certificates,
+        settings.clock.now(),
+    )? {
         eprintln!("ekg serve: {line}");
     }
     let watched = settings.certificates.clone();

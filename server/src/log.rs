@@ -130,7 +130,7 @@ impl IssuanceLog {
         // Heads never go back in time: a clock moved back signs at the last head's time.
         let timestamp = state.head.as_ref().map_or(now, |(h, _)| h.timestamp.max(now));
         let head = TreeHead { tree_size: size, root_hash: state.tree.root(), timestamp };
-        let mut rng = crate::service::request_rng()?;
+        let mut rng = crate::rng::request_rng()?;
         let der = gk.crypto().sign_tree_head(&head, &mut rng)?;
         gk.store_mut().put_head(size, &der).map_err(storage)?;
         state.head = Some((head, der.clone()));

@@ -20,12 +20,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ekg_core::ledger::ReleaseKind;
 use ekg_core::role::Gatekeeper;
 use ekg_core::{Error, Rejection, UnixTime};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use tokio::sync::Semaphore;
 
 use crate::caller::Caller;
 use crate::metrics::Metrics;
+use crate::rng::request_rng;
 use crate::store::AnyStore;
 
 /// The running gatekeeper.
@@ -107,13 +106,6 @@ impl Clock {
         // The timer task sleeps by the wall clock: wake it to look again.
         self.moved.notify_waiters();
     }
-}
-
-/// A fresh RNG for one request, seeded from the operating system.
-pub(crate) fn request_rng() -> Result<ChaCha20Rng, Error> {
-    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::fill(seed.as_mut_slice()).map_err(|e| Error::new(Rejection::CryptoFailure, format!("OS RNG: {e}")))?;
-    Ok(ChaCha20Rng::from_seed(*seed))
 }
 
 fn joined(e: tokio::task::JoinError) -> Error {

@@ -2,6 +2,7 @@
 //! file at most 1 MiB, the key readable by its owner only) and checked when the
 //! configuration is, so `ekg serve --check-config` catches a bad pair before it serves.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
@@ -9,10 +10,19 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
-use crate::config::{ConfigError, TlsFiles, read_bounded, read_secret};
+use crate::config::read::{ConfigError, read_bounded, read_secret};
 
 fn bad(field: &str, rule: String) -> ConfigError {
     ConfigError { field: field.into(), rule }
+}
+
+/// TLS files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Key, PEM.
+    pub key: PathBuf,
 }
 
 /// The rustls acceptor of `files` (TLS 1.2 and 1.3, aws-lc-rs, no client certificates).

@@ -73,6 +73,20 @@ fn the_management_endpoint_answers_as_documented() {
     bad["maxDeliveries"] = json!(0);
     let (s, p) = manage(&base, "state", &json!({"config": bad, "now": now}));
     assert_eq!((s, p["code"].as_str()), (500, Some("invalid_configuration")), "{p}");
+    // A label policy the configuration file would refuse is refused alike: a mapping with no
+    // condition, an attribute name that is not one (draft "The Policy").
+    let grant = "https://example.com/attr/export/value/itar";
+    for (name, conditions) in [
+        ("https://example.com/attr/export", json!([])),
+        ("https://example.com/attr/export/value/x", json!([{"domain": "example.com"}])),
+    ] {
+        let mut labelled = config.clone();
+        labelled["attributes"] = json!({
+            "definitions": [{"name": name, "rule": "all_of", "values": ["itar"]}],
+            "mappings": [{"conditions": conditions, "grants": [grant]}]});
+        let (s, p) = manage(&base, "state", &json!({"config": labelled, "now": now}));
+        assert_eq!((s, p["code"].as_str()), (500, Some("invalid_configuration")), "{name} {conditions}: {p}");
+    }
     // ...and leaves no gatekeeper behind.
     assert_eq!(post(&base, "/key-request", "application/cms", b"\x30\x00").1["code"], "no_state");
 

@@ -256,6 +256,20 @@ impl Pki {
         self.issue_for(ca, spec, &public, pkcs8)
     }
 
+    /// An end entity under `ca` made as `spec` says, with basicConstraints `cA` false, that
+    /// nevertheless signs certificates: the issuer a path must refuse (`docs/protocol.md` V7,
+    /// "issuers are CAs"). Give it no key usage (`Ku::Absent`) so that basicConstraints is
+    /// the only thing that says it is not a CA.
+    pub fn end_entity_issuer(&mut self, ca: &Authority, spec: &EntitySpec) -> Authority {
+        let (key, key_pkcs8) = self.key();
+        let mut params = self.entity_params(spec);
+        params.is_ca = IsCa::ExplicitNoCa;
+        let issuer = Issuer::from_params(&ca.params, &ca.key);
+        let cert = params.signed_by(&key, &issuer).expect("end-entity issuer");
+        let chain_der = if is_root(ca) { vec![] } else { parent_chain(ca) };
+        Authority { issued: Issued { cert_der: cert.der().to_vec(), key_pkcs8, chain_der }, params, key, root: false }
+    }
+
     fn issue_for(
         &mut self,
         ca: &Authority,
@@ -263,6 +277,19 @@ impl Pki {
         key: &impl rcgen::PublicKeyData,
         key_pkcs8: Zeroizing<Vec<u8>>,
     ) -> Issued {
+        let params = self.entity_params(spec);
+        let issuer = Issuer::from_params(&ca.params, &ca.key);
+        let cert = params.signed_by(&key, &issuer).expect("end entity");
+        let mut chain_der = Vec::new();
+        if !is_root(ca) {
+            chain_der.push(ca.issued.cert_der.clone());
+            chain_der.extend(ca.issued.chain_der.iter().cloned());
+        }
+        Issued { cert_der: cert.der().to_vec(), key_pkcs8, chain_der }
+    }
+
+    /// The parameters of an end-entity certificate (its serial drawn from this PKI's seed).
+    fn entity_params(&mut self, spec: &EntitySpec) -> CertificateParams {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, spec.common_name.as_str());
@@ -310,14 +337,7 @@ impl Pki {
             ext.set_criticality(true);
             params.custom_extensions.push(ext);
         }
-        let issuer = Issuer::from_params(&ca.params, &ca.key);
-        let cert = params.signed_by(&key, &issuer).expect("end entity");
-        let mut chain_der = Vec::new();
-        if !is_root(ca) {
-            chain_der.push(ca.issued.cert_der.clone());
-            chain_der.extend(ca.issued.chain_der.iter().cloned());
-        }
-        Issued { cert_der: cert.der().to_vec(), key_pkcs8, chain_der }
+        params
     }
 }
 

@@ -4,6 +4,7 @@
 //! the problem body into one line with its code.
 
 pub mod identity;
+pub mod logged;
 pub mod pkcs12;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,21 @@ pub fn fail<T>(code: &str, detail: impl Into<String>) -> Result<T, ClientError> 
 /// Largest client configuration file, and largest PEM file it names.
 pub const MAX_CONFIG_LEN: u64 = 1024 * 1024;
 
+/// Parses a TOML file the user gave; a refusal is `invalid_configuration` in one line: the
+/// file, the line and column, and the parser's message (its multi-line excerpt left out).
+pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ClientError> {
+    toml::from_str(text).or_else(|e: toml::de::Error| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = text.get(..span.start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(", line {line}, column {column}")
+        });
+        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        fail("invalid_configuration", format!("{}{at}: {message}", path.display()))
+    })
+}
+
 /// Reads at most `limit` bytes of `path` (`-` is standard input); more is `input_too_large`.
 pub fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ClientError> {
     use std::io::Read;
@@ -106,6 +122,10 @@ pub struct ClientConfig {
     /// The gatekeeper URI of each sender domain.
     #[serde(default)]
     pub gatekeepers: std::collections::BTreeMap<String, String>,
+    /// `ekg read` refuses a ticket its gatekeeper's issuance log does not hold, as
+    /// `--require-log` does (`docs/mail.md`).
+    #[serde(default)]
+    pub require_log: bool,
     /// The directory relative paths start from (the file's).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -117,8 +137,7 @@ impl ClientConfig {
         let Some(path) = path else { return Ok(ClientConfig::default()) };
         let bytes = read_input(path, MAX_CONFIG_LEN as usize)?;
         let text = String::from_utf8(bytes).or_else(|_| fail("invalid_configuration", "not UTF-8"))?;
-        let mut c: ClientConfig =
-            toml::from_str(&text).or_else(|e| fail("invalid_configuration", format!("{}: {e}", path.display())))?;
+        let mut c: ClientConfig = parse_toml(path, &text)?;
         c.dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         Ok(c)
     }
@@ -237,25 +256,49 @@ impl GatekeeperClient {
                 ClientAction::RetryLater if attempt < RETRIES => {
                     std::thread::sleep(Duration::from_secs(retry_after.min(MAX_RETRY_AFTER_SECS)));
                 }
-                _ => {
-                    let problem: Option<Problem> = serde_json::from_slice(&body).ok();
-                    return Err(match problem {
-                        Some(p) => ClientError {
-                            code: p.code.clone(),
-                            detail: if p.detail.is_empty() {
-                                format!("the gatekeeper refused ({status} {})", p.title)
-                            } else {
-                                format!("the gatekeeper refused ({status} {}): {}", p.title, p.detail)
-                            },
-                        },
-                        None => ClientError {
-                            code: "gatekeeper_error".into(),
-                            detail: format!("{url} answered {status} without a problem body"),
-                        },
-                    });
-                }
+                _ => return Err(refusal(&url, status, &body)),
             }
         }
         fail("gatekeeper_unavailable", format!("{url}: still 503 after {RETRIES} retries"))
+    }
+
+    /// GETs `{uri}{endpoint}` (its query included): the `200` body, or the refusal as a
+    /// [`ClientError`] (no retry: the log's routes change no state, a caller asks again).
+    pub fn get(&self, uri: &str, endpoint: &str) -> Result<Vec<u8>, ClientError> {
+        let url = binding::endpoint(uri, endpoint);
+        let mut answer = match self.agent.get(&url).call() {
+            Ok(a) => a,
+            Err(e) => return fail("gatekeeper_unreachable", format!("{url}: {e}")),
+        };
+        let status = answer.status().as_u16();
+        let body = answer
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_LEN)
+            .read_to_vec()
+            .or_else(|e| fail("gatekeeper_unreachable", format!("{url}: reading the answer: {e}")))?;
+        if binding::client_action(status) == ClientAction::Accept {
+            return Ok(body);
+        }
+        Err(refusal(&url, status, &body))
+    }
+}
+
+/// A refusal's problem body as a [`ClientError`] with its code.
+fn refusal(url: &str, status: u16, body: &[u8]) -> ClientError {
+    let problem: Option<Problem> = serde_json::from_slice(body).ok();
+    match problem {
+        Some(p) => ClientError {
+            code: p.code.clone(),
+            detail: if p.detail.is_empty() {
+                format!("the gatekeeper refused ({status} {})", p.title)
+            } else {
+                format!("the gatekeeper refused ({status} {}): {}", p.title, p.detail)
+            },
+        },
+        None => ClientError {
+            code: "gatekeeper_error".into(),
+            detail: format!("{url} answered {status} without a problem body"),
+        },
     }
 }

@@ -49,7 +49,7 @@ impl ListExpansion {
 /// own list (`profile_violation`: an agent expands only as itself).
 pub fn check_history(sender: &EmailAddress, recipients: &[EmailAddress], history: &[ListExpansion]) -> Result<()> {
     let Some(last) = history.last() else { return Ok(()) };
-    if history.len() > MAX_EXPANSION_DEPTH {
+    if over_depth_bound(history.len()) {
         return Err(reject(
             Rejection::ListDepthExceeded,
             format!("{} expansions > {MAX_EXPANSION_DEPTH}", history.len()),
@@ -57,6 +57,9 @@ pub fn check_history(sender: &EmailAddress, recipients: &[EmailAddress], history
     }
     if last.list != *sender {
         return Err(reject(Rejection::ProfileViolation, "the last expansion is not the requester's own list"));
+    }
+    if crate::planted::is(crate::planted::PlantedBug::ListLoopIgnored) {
+        return Ok(());
     }
     let mut seen = std::collections::BTreeSet::new();
     for e in history {
@@ -68,6 +71,13 @@ pub fn check_history(sender: &EmailAddress, recipients: &[EmailAddress], history
         return Err(reject(Rejection::ListLoop, format!("{r} is a list this message already went through")));
     }
     Ok(())
+}
+
+/// Whether a history of `len` entries is over [`MAX_EXPANSION_DEPTH`] (K and V27; the
+/// planted `list_depth_off_by_one` lets one more through).
+pub(crate) fn over_depth_bound(len: usize) -> bool {
+    len > MAX_EXPANSION_DEPTH
+        && !(crate::planted::is(crate::planted::PlantedBug::ListDepthOffByOne) && len == MAX_EXPANSION_DEPTH + 1)
 }
 
 /// Step C7: `chain` is the tickets of an expanded message, the original first and the

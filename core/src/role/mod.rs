@@ -17,7 +17,7 @@ pub use gatekeeper::{
     CredentialStatus, DecidedIssuance, DecidedRelease, DrawFromRng, EpochKeyRing, Gatekeeper, GatekeeperConfig,
     GatekeeperCrypto, GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork, RetiredCertificate,
     RetiredKey, SenderRule, StorageKey, StorageKeys, VerifiedKeyRequest, VerifiedReleaseRequest, check_credential,
-    check_profile, destroyable_before, draw_fresh, epoch_destroyed, limits, unwrap_by_epoch,
+    check_profile, destroyable_before, done_epochs_before, draw_fresh, epoch_destroyed, limits, unwrap_by_epoch,
 };
 pub use list::ListAgent;
 pub use sender::{PendingKeyRequest, SendKey, Sender};

@@ -14,8 +14,8 @@ use crate::pki::{TrustAnchors, ValidatedCertificate};
 use crate::policy::{AttributeValue, MAX_LABELS};
 use crate::time::UnixTime;
 use crate::wire::{
-    self, KeyDelivery, KeyRequest, MAX_EXPANSION_DEPTH, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN,
-    MAX_TICKET_LEN, MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
+    self, KeyDelivery, KeyRequest, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, MAX_TICKET_LEN,
+    MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
 };
 
 /// The fields of a key request, checked (step V9, V12 as far as the wire allows).
@@ -55,10 +55,13 @@ impl KeyRequestContent {
         };
         let expansion = match &req.expansion {
             None => Vec::new(),
+            Some(_) if crate::planted::is(crate::planted::PlantedBug::ExpansionRefused) => {
+                return Err(reject(Rejection::MalformedDer, "KeyRequest: an unknown field after requestTime"));
+            }
             Some(h) if h.is_empty() => {
                 return Err(reject(Rejection::MalformedDer, "an expansion history has at least one entry"));
             }
-            Some(h) if h.len() > MAX_EXPANSION_DEPTH => {
+            Some(h) if super::expansion::over_depth_bound(h.len()) => {
                 return Err(reject(Rejection::ListDepthExceeded, format!("{} expansions", h.len())));
             }
             Some(h) => h.iter().map(ListExpansion::decode).collect::<Result<Vec<_>>>()?,

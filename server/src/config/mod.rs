@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use crate::tls::TlsFiles;
+
 use ekg_core::crypto::CryptoProvider;
 use ekg_core::ledger::{LedgerConfig, ReleasePolicy};
 use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
@@ -16,16 +18,17 @@ use zeroize::Zeroizing;
 mod attributes;
 mod database;
 mod listen;
+pub(crate) mod read;
 mod server;
 
 pub use database::Database;
 pub use listen::{is_private, plain_http_allowed};
+pub use read::{ConfigError, MAX_FILE_LEN, read_bounded, read_bounded_to, read_secret};
+use read::{bad, text};
 pub use server::{
     DEFAULT_MAX_HELD_PER_SENDER, DEFAULT_REQUEST_DEADLINE_SECS, MAX_HELD_PER_SENDER, ServerSection, WORKERS_PER_CORE,
 };
 
-/// Largest configuration file, and largest PEM or key file it names.
-pub const MAX_FILE_LEN: u64 = 1024 * 1024;
 /// Most trust anchor files.
 pub const MAX_ANCHOR_FILES: usize = 100;
 /// Most worker threads.
@@ -36,27 +39,6 @@ pub const MAX_CONNECTIONS: usize = 100_000;
 pub const MAX_REQUESTS_PER_CONNECTION: u32 = 1_000_000;
 /// Longest timeout of any kind, seconds.
 pub const MAX_TIMEOUT_SECS: u64 = 3600;
-
-/// A field that does not hold: which, and the rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The field (`gatekeeper.storage_key`).
-    pub field: String,
-    /// What it must be.
-    pub rule: String,
-}
-
-impl core::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "configuration: {}: {}", self.field, self.rule)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn bad<T>(field: &str, rule: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError { field: field.to_owned(), rule: rule.into() })
-}
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -214,15 +196,6 @@ fn default_crl_refresh() -> u64 {
 fn default_provider() -> String {
     "aws-lc-rs".into()
 }
-/// TLS files.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// Certificate chain, PEM.
-    pub cert: PathBuf,
-    /// Key, PEM.
-    pub key: PathBuf,
-}
-
 /// A configuration that holds: everything the server needs, loaded and checked.
 #[derive(Debug)]
 pub struct Settings {
@@ -268,37 +241,6 @@ pub struct Settings {
     pub log_salt: Option<ekg_core::audit::LogSalt>,
     /// Seconds between two signed heads of the log.
     pub log_head_interval_secs: u64,
-}
-
-/// Reads a file of at most [`MAX_FILE_LEN`] bytes.
-pub fn read_bounded(path: &Path, field: &str) -> Result<Vec<u8>, ConfigError> {
-    read_bounded_to(path, field, MAX_FILE_LEN)
-}
-
-/// Reads a file of at most `max` bytes.
-pub fn read_bounded_to(path: &Path, field: &str, max: u64) -> Result<Vec<u8>, ConfigError> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
-    let mut out = Vec::new();
-    f.take(max + 1).read_to_end(&mut out).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
-    if out.len() as u64 > max {
-        return bad(field, format!("{}: larger than {max} bytes", path.display()));
-    }
-    Ok(out)
-}
-
-/// Reads a secret file that must be readable by its owner only.
-pub fn read_secret(path: &Path, field: &str) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).or_else(|e| bad(field, format!("{}: {e}", path.display())))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return bad(field, format!("{} is readable by group or others: chmod 600 it", path.display()));
-    }
-    read_bounded(path, field).map(Zeroizing::new)
-}
-
-fn text(bytes: &[u8], field: &str) -> Result<String, ConfigError> {
-    String::from_utf8(bytes.to_vec()).or_else(|_| bad(field, "not UTF-8 text"))
 }
 
 impl FileConfig {

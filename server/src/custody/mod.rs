@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod pkcs11;
+pub mod rotation;
 
 pub use files::EpochKeyFiles;
 
@@ -16,7 +17,7 @@ use ekg_core::role::{StorageKey, StorageKeys};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::config::ConfigError;
+use crate::config::read::ConfigError;
 
 /// `[gatekeeper.pkcs11]`: the gatekeeper's keys in a PKCS#11 token (`docs/server.md`, "Key
 /// custody").
@@ -50,7 +51,7 @@ impl Pkcs11Section {
     pub fn open(&self, at: impl Fn(&Path) -> PathBuf) -> Result<Arc<pkcs11::Token>, ConfigError> {
         let pin = match (&self.pin_file, &self.pin_env) {
             (Some(f), None) => {
-                let bytes = crate::config::read_secret(&at(f), "gatekeeper.pkcs11.pin_file")?;
+                let bytes = crate::config::read::read_secret(&at(f), "gatekeeper.pkcs11.pin_file")?;
                 Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_owned())
             }
             (None, Some(var)) => match std::env::var(var) {

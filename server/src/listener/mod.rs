@@ -10,16 +10,20 @@ mod admission;
 mod io;
 mod state;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::body::{Body, Frame, SizeHint};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,7 +35,16 @@ use admission::{Refusal, Registry, Slot};
 pub(crate) use io::Timeouts;
 pub use state::ConnState;
 
-use crate::http::Handler;
+/// The answer type.
+pub type Answer = Response<Full<Bytes>>;
+
+/// What answers the requests of a connection (`crate::http`: the routes of a gatekeeper, or the test mode's
+/// management endpoint in front of them).
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, Infallible>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Largest request head (request line and headers), bytes. A larger head is `431
 /// headers_too_large` (so is a request target that does not fit in it).

@@ -1,6 +1,17 @@
 //! The list under late binding: the sender's gatekeeper releases once to the list, the core's
 //! `ListAgent` re-issues at the list's gatekeeper, each member fetches there.
 
+/// A protocol step inside a function answering `Result<Result<_, code>, SimError>`: a
+/// refusal becomes the inner `Err` with its code (the outcome the report counts).
+macro_rules! step {
+    ($e:expr) => {
+        match $e {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e.code().to_owned())),
+        }
+    };
+}
+
 use std::rc::Rc;
 
 use ekg_core::ledger::{Concrete, MemoryStore};
@@ -150,14 +161,6 @@ impl Late<'_, '_> {
         let now = on.at(now_ms);
         let list = w.list.as_ref().ok_or_else(|| SimError::Internal("no list".into()))?;
         let sealed = self.sealed.get(i).cloned().flatten().ok_or_else(|| SimError::Internal("sealed".into()))?;
-        macro_rules! step {
-            ($e:expr) => {
-                match $e {
-                    Ok(x) => x,
-                    Err(e) => return Ok(Err(e.code().to_owned())),
-                }
-            };
-        }
         w.provider.act_as(Role::Recipient);
         let message = step!(self.agent.receive(&sealed, now));
         let pending = step!(self.agent.request_release(&message, now, &mut self.rng));
@@ -212,14 +215,6 @@ impl Late<'_, '_> {
         let user = *on.delivered.get(member).ok_or_else(|| SimError::Internal("member".into()))?;
         let expanded = self.expanded.get(i).cloned().flatten().ok_or_else(|| SimError::Internal("expanded".into()))?;
         let recipient = &w.user(user)?.versions.first().ok_or_else(|| SimError::Internal("version".into()))?.recipient;
-        macro_rules! step {
-            ($e:expr) => {
-                match $e {
-                    Ok(x) => x,
-                    Err(e) => return Ok(Err(e.code().to_owned())),
-                }
-            };
-        }
         w.provider.act_as(Role::Recipient);
         let message = step!(recipient.receive(&expanded, now));
         let pending = step!(recipient.request_release(&message, now, &mut self.rng));

@@ -15,6 +15,8 @@ use super::config::StorageKey;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{KEY_LEN, OneTimeKey, StorageEpoch, StoredKey};
+use crate::ledger::round::storage_failed;
+use crate::ledger::{LedgerTypes, Store};
 use crate::time::UnixTime;
 
 /// The gatekeeper's storage keys, whatever holds them. Shared by every worker thread.
@@ -78,6 +80,23 @@ pub fn unwrap_by_epoch(
 pub fn destroyable_before(now: UnixTime, epoch_secs: u64, ticket_lifetime_secs: u64) -> u64 {
     let epoch_secs = epoch_secs.max(1);
     now.secs().saturating_sub(ticket_lifetime_secs).saturating_sub(1) / epoch_secs
+}
+
+/// The epoch before which every storage key goes at `now`: [`destroyable_before`] once the
+/// sweep has caught up, `None` while a key in `store` is due at `now` (an expired key not yet
+/// destroyed may be of an older epoch). What
+/// [`Gatekeeper::destroy_done_epochs`](super::Gatekeeper::destroy_done_epochs) destroys, and
+/// what the model checker runs on every tick (`model/src/custody.rs`).
+pub fn done_epochs_before<T: LedgerTypes, S: Store<T> + ?Sized>(
+    store: &mut S,
+    now: UnixTime,
+    epoch_secs: u64,
+    ticket_lifetime_secs: u64,
+) -> Result<Option<u64>> {
+    if !store.due(now, 1).map_err(storage_failed)?.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(destroyable_before(now, epoch_secs, ticket_lifetime_secs)))
 }
 
 /// One key for every epoch: the releases before epochs (records of codec version 1), and

@@ -36,7 +36,8 @@ pub fn certificate_policies(cert: &x509_cert::Certificate) -> Vec<String> {
 }
 
 /// V15: a labelled request's labels are defined by the policy and the sender holds them
-/// (`label_unknown`, `entitlement_*_unmet`, naming the attribute). An unlabelled one passes.
+/// (`label_unknown`, `entitlement_*_unmet`, naming the attribute), on the facts of its
+/// certificate with the request's sender address alone. An unlabelled one passes.
 pub fn check_issue(
     config: &GatekeeperConfig,
     content: &KeyRequestContent,
@@ -46,7 +47,12 @@ pub fn check_issue(
         return Ok(());
     }
     let policy = &config.attributes;
-    let held = policy.entitlements(&subject_facts(sender, None));
+    // Only the address the request is sent from counts (V10 made it one of the
+    // certificate's): another address of the same certificate, perhaps in another domain,
+    // earns nothing here, as a requester's addresses outside V25 earn nothing at V26.
+    let mut facts = subject_facts(sender, None);
+    facts.addresses.retain(|a| *a == content.sender);
+    let held = policy.entitlements(&facts);
     policy::decide(policy, &content.labels, &held)
 }
 

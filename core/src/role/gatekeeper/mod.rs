@@ -41,7 +41,9 @@ pub use config::{
     GatekeeperConfig, GatewayPrincipal, RecipientRule, RetiredCertificate, RetiredKey, SenderRule, StorageKey, limits,
 };
 pub use credential::{CredentialStatus, check_credential, check_profile};
-pub use custody::{EpochKeyRing, StorageKeys, destroyable_before, epoch_destroyed, unwrap_by_epoch};
+pub use custody::{
+    EpochKeyRing, StorageKeys, destroyable_before, done_epochs_before, epoch_destroyed, unwrap_by_epoch,
+};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
@@ -349,15 +351,15 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// the epochs destroyed. Run by [`Gatekeeper::handle_timeout`].
     pub fn destroy_done_epochs(&mut self, now: UnixTime) -> Result<Vec<u64>> {
         let keys = self.crypto.storage_keys();
-        if !keys.has_epochs() || !self.store.due(now, 1).map_err(storage_failed)?.is_empty() {
+        if !keys.has_epochs() {
             return Ok(Vec::new());
         }
         let config = self.crypto.config();
-        keys.destroy_epochs_before(custody::destroyable_before(
-            now,
-            config.storage_epoch_secs,
-            config.ticket_lifetime_secs,
-        ))
+        let (epoch_secs, lifetime_secs) = (config.storage_epoch_secs, config.ticket_lifetime_secs);
+        match custody::done_epochs_before(&mut self.store, now, epoch_secs, lifetime_secs)? {
+            Some(before) => keys.destroy_epochs_before(before),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
