@@ -66,10 +66,13 @@ fn empty_postgres(url: &Option<String>, same_cert: bool) -> Option<PostgresStore
     let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
     admin
         .batch_execute(
-            "DROP TABLE IF EXISTS ekg_key, ekg_record, ekg_request, ekg_schema, ekg_log, ekg_log_size, ekg_log_head CASCADE",
+            "DROP TABLE IF EXISTS ekg_key, ekg_record, ekg_request, ekg_schema, ekg_log, ekg_log_size, ekg_log_head, \
+             ekg_token CASCADE",
         )
         .unwrap();
-    admin.batch_execute("DROP FUNCTION IF EXISTS ekg_append, ekg_log_append, ekg_log_refuse CASCADE").unwrap();
+    admin
+        .batch_execute("DROP FUNCTION IF EXISTS ekg_append, ekg_append_tokens, ekg_log_append, ekg_log_refuse CASCADE")
+        .unwrap();
     Some(PostgresStore::connect(url, config(same_cert)).unwrap())
 }
 
@@ -257,7 +260,7 @@ fn the_schema_migrates_once_and_a_newer_one_is_refused() {
             Ok(q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect())
         })
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4], "each migration is applied once");
+    assert_eq!(versions, [1, 2, 3, 4, 5], "each migration is applied once");
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO ekg_schema (version) VALUES (99)", []).unwrap();
@@ -385,4 +388,46 @@ fn a_postgres_database_of_the_previous_release_migrates_with_every_key_kept() {
         .unwrap()
         .get(0);
     assert_eq!(tables, 0, "the old tables are gone");
+}
+
+/// Schema 4 (before the token table) to 5: a database holding keys and a release opens, keeps every record, and records tokens from then on. The schema-4 database
+/// is this build's with version 5's one addition undone (migration 5 only creates
+/// `ekg_token` and its index; the other tables are written as schema 4 wrote them).
+#[test]
+fn a_sqlite_database_of_schema_4_migrates_and_records_tokens() {
+    use common::tokens::{token, token_gatekeeper};
+    let dir = fresh_dir("migrate-v4");
+    let files = demo(&dir, "");
+    let path = dir.join("ekg.db");
+    let now = ekg_server::service::wall_clock();
+    let alice = sender(&files, "alice");
+    let bob = recipient(&files, "example.org", "bob");
+    let mut messages = Vec::new();
+    {
+        let mut gk = gatekeeper(&files, false, SqliteStore::open(&path, LedgerConfig::default()).unwrap());
+        for seed in 1..=3 {
+            let to = [addr("bob@example.org"), addr("carol@example.com")];
+            let pending = alice.request_key(&to, now, &mut rng(seed)).unwrap();
+            let iss = gk.handle_key_request(&pending.der, now, &mut rng(seed)).unwrap();
+            let key = alice.accept_grant(&pending, &iss.grant, &iss.ticket, now, &mut rng(seed)).unwrap();
+            messages.push(bob.receive(&alice.seal(&key, b"v4", &mut rng(seed)).unwrap(), now).unwrap());
+        }
+        let pending = bob.request_release(&messages[0], now, &mut rng(9)).unwrap();
+        gk.handle_release_request(&pending.der, now, &mut rng(9)).unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE ekg_token; DELETE FROM ekg_schema WHERE version = 5;").unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path, LedgerConfig::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 5);
+    let records = store.records().unwrap();
+    assert_eq!(records.len(), 4, "three issuances and a release survive");
+    let mut gk = token_gatekeeper(&files, store, |_| {});
+    let t = token(&files, "bob-client", "j-v4", now);
+    let with = |m: &ekg_core::role::ReceivedMessage, seed| {
+        bob.request_release_with_token(m, &t, now, &mut rng(seed)).unwrap().der
+    };
+    gk.handle_release_request(&with(&messages[1], 10), now, &mut rng(10)).unwrap();
+    let e = gk.handle_release_request(&with(&messages[2], 11), now, &mut rng(11)).unwrap_err();
+    assert_eq!(e.code(), "token_replayed");
 }

@@ -113,6 +113,7 @@ impl Client {
     fn request_release(
         &self,
         message: &ReceivedMessage,
+        token: Option<&str>,
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingRelease> {
@@ -124,7 +125,7 @@ impl Client {
             ticket: ContentInfo::from_der(&message.ticket.der).map_err(encode_failed)?,
             nonce: OctetString::new(nonce.to_vec()).map_err(encode_failed)?,
             request_time: now.to_generalized()?,
-            access_token: None,
+            access_token: token.map(der::asn1::Ia5String::new).transpose().map_err(encode_failed)?,
         };
         let content = rr.to_der().map_err(encode_failed)?;
         let der = signed::sign(p, &self.credential, oid::CT_RELEASE_REQUEST, &content, now, rng)?;
@@ -199,7 +200,20 @@ impl Recipient {
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingRelease> {
-        self.0.request_release(message, now, rng)
+        self.0.request_release(message, None, now, rng)
+    }
+
+    /// Signs the ticket into a release request carrying an access token (a JWT of an issuer
+    /// the gatekeeper trusts for our domain, `docs/protocol.md` §12.5): inside the signature,
+    /// so it cannot be moved to another request.
+    pub fn request_release_with_token(
+        &self,
+        message: &ReceivedMessage,
+        token: &str,
+        now: UnixTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<PendingRelease> {
+        self.0.request_release(message, Some(token), now, rng)
     }
 
     /// Checks and opens the gatekeeper's release.
@@ -242,7 +256,7 @@ impl Gateway {
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingRelease> {
-        self.0.request_release(message, now, rng)
+        self.0.request_release(message, None, now, rng)
     }
 
     /// Checks and opens the gatekeeper's answer.
