@@ -20,7 +20,9 @@ pub const ISS: &str = "https://id.example.org";
 pub const LIFETIME: u64 = 600;
 
 fn issuer_key() -> Box<dyn PrivateKey> {
-    p().load_private_key(&ekg_testpki::rsa_key_from_seed(28)).unwrap()
+    // Made once per test process: an RSA key generation per token would dominate the tests.
+    static PKCS8: std::sync::OnceLock<zeroize::Zeroizing<Vec<u8>>> = std::sync::OnceLock::new();
+    p().load_private_key(PKCS8.get_or_init(|| ekg_testpki::rsa_key_from_seed(28))).unwrap()
 }
 
 /// The demo gatekeeper on `store`, trusting [`ISS`] for example.org (`bob-client` is bob),
