@@ -11,6 +11,7 @@ pub mod config;
 pub mod custody;
 pub mod expected;
 pub mod gatekeeper;
+pub mod labels;
 pub mod lists;
 pub mod msg;
 pub mod party;
