@@ -16,6 +16,7 @@ pub mod lists;
 pub mod msg;
 pub mod party;
 pub mod reduction;
+pub mod replay;
 pub mod report;
 pub mod search;
 pub mod sorted;
