@@ -58,7 +58,7 @@ run_cluster() {
   local log=$1
   local tests=(--test cluster --test custody --test lists --test labels --test replay)
   (cd "$work/ws" && cargo test --release --locked -q -p ekg-model "${tests[@]}" --no-run) >>"$log" 2>&1 || true
-  (cd "$work/ws" && timeout 900 cargo test --release --locked -q -p ekg-model "${tests[@]}") >>"$log" 2>&1 || true
+  (cd "$work/ws" && timeout 900 cargo test --release --locked -q -p ekg-model "${tests[@]}" --no-fail-fast) >>"$log" 2>&1 || true
   # `cargo test -q` lists the failed tests under "failures:", four spaces in.
   if grep -q "test result: FAILED" "$log"; then
     awk '/^failures:$/ { f = 1; next } f && /^    [a-z_0-9]+$/ { print $1 } /^test result/ { f = 0 }' "$log" | sort -u | paste -sd ',' -
