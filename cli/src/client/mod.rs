@@ -102,7 +102,7 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
         return out.write_all(bytes).and_then(|()| out.flush()).map_err(io);
     }
     let tmp = path.with_extension(format!("ekg-{}.tmp", std::process::id()));
-    let written = ekg_server::demo::write_secret(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let written = ekg_server::files::write_secret(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
