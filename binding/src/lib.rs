@@ -1,6 +1,10 @@
-//! The HTTP binding of the protocol (`docs/protocol.md` §8): paths, media types, the status
-//! of every rejection and what a client does on it, and RFC 9457 problem bodies. Shared by
-//! the server and the clients (`ekg send`, `ekg read`, `ekg load`, `ekg conformance`).
+//! `ekg-binding`: the HTTP binding of the protocol (`docs/protocol.md` §8): paths, media
+//! types, the status of every rejection and what a client does on it, and RFC 9457 problem
+//! bodies. Shared by the server (`ekg-server`, which re-exports it as `ekg_server::binding`)
+//! and the clients (`ekg send`, `ekg read`, `ekg load`, `ekg conformance`), which need not
+//! link the server for it.
+
+#![forbid(unsafe_code)]
 
 use ekg_core::Rejection;
 use serde::{Deserialize, Serialize};

@@ -18,7 +18,9 @@
 
 #![forbid(unsafe_code)]
 
-pub mod binding;
+/// The HTTP binding (the `ekg-binding` crate, shared with the clients), under its old path.
+pub use ekg_binding as binding;
+
 pub mod caller;
 pub mod certificates;
 pub mod config;

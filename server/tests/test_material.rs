@@ -3,6 +3,8 @@
 //! turned on by the `testmode` feature only, and only the modules behind that feature name
 //! them. `.ci/run` also builds the library without the feature; this test says why early.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
 use std::path::Path;
 
 const TEST_CRATES: [&str; 2] = ["ekg-testpki", "ekg-fixtures"];

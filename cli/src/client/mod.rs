@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ekg_binding::{self as binding, ClientAction, Problem};
 use ekg_core::crypto::{AwsLc, CryptoProvider};
 use ekg_core::pki::{PathLimits, TrustAnchors};
-use ekg_server::binding::{self, ClientAction, Problem};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::Deserialize;

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use ekg_binding as binding;
 use ekg_core::{Rejection, UnixTime};
 use ekg_fixtures::FixtureError;
 use ekg_fixtures::target::{Accepted, Answer, Loaded, Observed, Refusal, Target};
-use ekg_server::binding;
 use serde_json::{Value, json};
 
 /// Most bytes of an answer read.
