@@ -341,6 +341,23 @@ pub fn is_cms(content_type: &str) -> bool {
     content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(MEDIA_CMS))
 }
 
+/// The management endpoint of a gatekeeper under test (`docs/conformance.md` §2): what the
+/// reference's test mode serves and the conformance runner calls.
+pub mod manage {
+    /// The management endpoint's base path.
+    pub const BASE: &str = "/ekg-test/v1/";
+
+    /// Problem codes of the management endpoint.
+    pub mod codes {
+        /// The body is not a state (bad JSON, an unknown name of `v1/pki`, a bad field).
+        pub const MALFORMED_STATE: &str = "malformed_state";
+        /// The implementation cannot load this state (an injection it lacks): the runner skips.
+        pub const UNSUPPORTED: &str = "unsupported";
+        /// A protocol request or an action before any state was loaded.
+        pub const NO_STATE: &str = "no_state";
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
