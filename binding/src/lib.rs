@@ -6,6 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "client")]
+pub mod client;
+
 use ekg_core::Rejection;
 use serde::{Deserialize, Serialize};
 
