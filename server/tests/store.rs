@@ -1,9 +1,10 @@
-//! The stores decide alike: one random sequence of issuances, releases, refusals, sweeps and
-//! crashes driven through the memory store, SQLite and PostgreSQL gives the same answers and
-//! the same records in each, after every step. SQLite's group commit keeps single release
+//! The stores decide alike: one random sequence of issuances, releases (some with access
+//! tokens, some of them replays), refusals, sweeps and crashes driven through the memory
+//! store, SQLite and PostgreSQL gives the same answers, the same records and the same tokens
+//! recorded in each, after every step. SQLite's group commit keeps single release
 //! under concurrency; the schema migrates once, and a database written by the previous
 //! release (schema 2, committed under `tests/data/`) migrates to the one durable form with
-//! every key's state kept.
+//! every key's state kept; a schema-4 database migrates to 5 and records tokens.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -15,6 +16,7 @@ use std::path::Path;
 use common::*;
 use ekg_core::ledger::{Concrete, Delivery, KeyState, Ledger, LedgerConfig, MemoryStore, Record, ReleasePolicy, Store};
 use ekg_core::role::{Gatekeeper, StorageKey};
+use ekg_core::token::TokenUse;
 use ekg_server::store::{PostgresStore, SqliteStore};
 use proptest::prelude::*;
 
@@ -26,11 +28,17 @@ enum Op {
     Release {
         message: usize,
         who: usize,
+        /// With a token of `bob-client` identified by `j-<n>` (the same `jti` again is a
+        /// replay until the sweep forgets it; another recipient's request is refused).
+        token: Option<usize>,
     },
     Wait(u64),
     /// Every gatekeeper stops at once and a new one starts on the store.
     Crash,
 }
+
+/// The `jti`s the tokens of a run draw from.
+const JTIS: usize = 3;
 
 const PEOPLE: [(&str, &str); 4] =
     [("example.org", "bob"), ("example.com", "carol"), ("example.org", "dave"), ("example.org", "bob2")];
@@ -39,7 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => proptest::collection::btree_set(0usize..3, 1..4).prop_map(|s| Op::Issue(s.into_iter().collect())),
         1 => (0usize..4).prop_map(Op::Replay),
-        6 => (0usize..6, 0usize..4).prop_map(|(message, who)| Op::Release { message, who }),
+        6 => (0usize..6, 0usize..4, proptest::option::of(0usize..JTIS)).prop_map(|(message, who, token)| Op::Release { message, who, token }),
         2 => prop_oneof![Just(0u64), Just(1800), Just(3601), Just(7 * 24 * 3600 + 1)].prop_map(Op::Wait),
         1 => Just(Op::Crash),
     ]
@@ -47,13 +55,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// The demo gatekeeper's settings with `policy` (and an hour's retention under
 /// `same_certificate`).
+/// The gatekeeper trusts the test token issuer (`common::tokens`).
 fn gatekeeper<S: Store<Concrete>>(files: &ekg_server::demo::DemoFiles, same_cert: bool, store: S) -> Gatekeeper<S> {
-    let mut s = settings(files);
-    if same_cert {
-        s.gatekeeper.policy = ReleasePolicy::SameCertificate;
-        s.gatekeeper.ledger.retention_secs = 3600;
-    }
-    Gatekeeper::new(p(), s.gatekeeper, s.credential, StorageKey::from_bytes([7; 32]), store).unwrap()
+    common::tokens::token_gatekeeper(files, store, |g| {
+        if same_cert {
+            g.policy = ReleasePolicy::SameCertificate;
+            g.ledger.retention_secs = 3600;
+        }
+    })
 }
 
 fn config(same_cert: bool) -> LedgerConfig {
@@ -66,10 +75,13 @@ fn empty_postgres(url: &Option<String>, same_cert: bool) -> Option<PostgresStore
     let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
     admin
         .batch_execute(
-            "DROP TABLE IF EXISTS ekg_key, ekg_record, ekg_request, ekg_schema, ekg_log, ekg_log_size, ekg_log_head CASCADE",
+            "DROP TABLE IF EXISTS ekg_key, ekg_record, ekg_request, ekg_schema, ekg_log, ekg_log_size, ekg_log_head, \
+             ekg_token CASCADE",
         )
         .unwrap();
-    admin.batch_execute("DROP FUNCTION IF EXISTS ekg_append, ekg_log_append, ekg_log_refuse CASCADE").unwrap();
+    admin
+        .batch_execute("DROP FUNCTION IF EXISTS ekg_append, ekg_append_tokens, ekg_log_append, ekg_log_refuse CASCADE")
+        .unwrap();
     Some(PostgresStore::connect(url, config(same_cert)).unwrap())
 }
 
@@ -132,12 +144,18 @@ proptest! {
                         .map(|r| r.map(|i| format!("{:?}", i.key_id)).map_err(|e| e.code().to_owned()))
                         .collect()
                 }
-                Op::Release { message, who } => {
+                Op::Release { message, who, token } => {
                     let Some(sealed) = messages.get(*message) else { continue };
                     let (domain, name) = PEOPLE[*who];
                     let r = if name == "bob2" { recipient(&files, domain, "bob2") } else { recipient(&files, domain, name) };
                     let Ok(msg) = r.receive(sealed, now) else { continue };
-                    let pending = r.request_release(&msg, now, &mut rng(seed)).unwrap();
+                    let pending = match token {
+                        None => r.request_release(&msg, now, &mut rng(seed)).unwrap(),
+                        Some(j) => {
+                            let t = common::tokens::token(&files, "bob-client", &format!("j-{j}"), now);
+                            r.request_release_with_token(&msg, &t, now, &mut rng(seed)).unwrap()
+                        }
+                    };
                     [mem.handle_release_request(&pending.der, now, &mut rng(seed)), sql_gk.handle_release_request(&pending.der, now, &mut rng(seed))]
                         .into_iter()
                         .chain(pg.as_mut().map(|g| g.handle_release_request(&pending.der, now, &mut rng(seed))))
@@ -169,6 +187,15 @@ proptest! {
                 prop_assert_eq!(&records_of(pg, |s| s.records().unwrap()), &want, "PostgreSQL after {:?}", op);
             }
             prop_assert_eq!(Ledger::recover(config(same_cert), want.iter()).unwrap().check_invariants(), Ok(()));
+            // And the same tokens recorded (V28.8).
+            for j in 0..JTIS {
+                let used = TokenUse { issuer: common::tokens::ISS.into(), jti: format!("j-{j}"), keep_until: now };
+                let want = mem.store_mut().token_used(&used).unwrap();
+                prop_assert_eq!(sql.as_mut().unwrap().store_mut().token_used(&used).unwrap(), want, "SQLite's j-{} after {:?}", j, op);
+                if let Some(pg) = pg.as_mut() {
+                    prop_assert_eq!(pg.store_mut().token_used(&used).unwrap(), want, "PostgreSQL's j-{} after {:?}", j, op);
+                }
+            }
         }
     }
 }
@@ -257,7 +284,7 @@ fn the_schema_migrates_once_and_a_newer_one_is_refused() {
             Ok(q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect())
         })
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4], "each migration is applied once");
+    assert_eq!(versions, [1, 2, 3, 4, 5], "each migration is applied once");
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO ekg_schema (version) VALUES (99)", []).unwrap();
@@ -385,4 +412,80 @@ fn a_postgres_database_of_the_previous_release_migrates_with_every_key_kept() {
         .unwrap()
         .get(0);
     assert_eq!(tables, 0, "the old tables are gone");
+}
+
+/// Schema 4 (before the token table) to 5: a database holding keys and a release opens,
+/// keeps every record, and records tokens from then on. The schema-4 database is this build's
+/// with version 5's additions undone by `downgrade` (migration 5 only creates `ekg_token`, its
+/// index and, on PostgreSQL, `ekg_append_tokens`; the other tables are written as schema 4
+/// wrote them).
+fn schema_4_migrates_and_records_tokens<S: Store<Concrete>>(
+    name: &str,
+    open: impl Fn() -> S,
+    downgrade: impl FnOnce(),
+    all: impl Fn(&mut S) -> (i64, Vec<Record<Concrete>>),
+) {
+    use common::tokens::{token, token_gatekeeper};
+    let files = demo(&fresh_dir(name), "");
+    let now = ekg_server::service::wall_clock();
+    let alice = sender(&files, "alice");
+    let bob = recipient(&files, "example.org", "bob");
+    let mut messages = Vec::new();
+    {
+        let mut gk = gatekeeper(&files, false, open());
+        for seed in 1..=3 {
+            let to = [addr("bob@example.org"), addr("carol@example.com")];
+            let pending = alice.request_key(&to, now, &mut rng(seed)).unwrap();
+            let iss = gk.handle_key_request(&pending.der, now, &mut rng(seed)).unwrap();
+            let key = alice.accept_grant(&pending, &iss.grant, &iss.ticket, now, &mut rng(seed)).unwrap();
+            messages.push(bob.receive(&alice.seal(&key, b"v4", &mut rng(seed)).unwrap(), now).unwrap());
+        }
+        let pending = bob.request_release(&messages[0], now, &mut rng(9)).unwrap();
+        gk.handle_release_request(&pending.der, now, &mut rng(9)).unwrap();
+    }
+    downgrade();
+    let mut store = open();
+    let (version, records) = all(&mut store);
+    assert_eq!(version, 5);
+    assert_eq!(records.len(), 4, "three issuances and a release survive");
+    let mut gk = token_gatekeeper(&files, store, |_| {});
+    let t = token(&files, "bob-client", "j-v4", now);
+    let with = |m: &ekg_core::role::ReceivedMessage, seed| {
+        bob.request_release_with_token(m, &t, now, &mut rng(seed)).unwrap().der
+    };
+    gk.handle_release_request(&with(&messages[1], 10), now, &mut rng(10)).unwrap();
+    let e = gk.handle_release_request(&with(&messages[2], 11), now, &mut rng(11)).unwrap_err();
+    assert_eq!(e.code(), "token_replayed");
+}
+
+#[test]
+fn a_sqlite_database_of_schema_4_migrates_and_records_tokens() {
+    let path = fresh_dir("migrate-v4-db").join("ekg.db");
+    schema_4_migrates_and_records_tokens(
+        "migrate-v4-sqlite",
+        || SqliteStore::open(&path, LedgerConfig::default()).unwrap(),
+        || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("DROP TABLE ekg_token; DELETE FROM ekg_schema WHERE version = 5;").unwrap();
+        },
+        |s| (s.schema_version().unwrap(), s.records().unwrap()),
+    );
+}
+
+#[test]
+fn a_postgres_database_of_schema_4_migrates_and_records_tokens() {
+    let Some(url) = fresh_database("migrate_v4") else { return };
+    schema_4_migrates_and_records_tokens(
+        "migrate-v4-postgres",
+        || PostgresStore::connect(&url, LedgerConfig::default()).unwrap(),
+        || {
+            let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            admin
+                .batch_execute(
+                    "DROP FUNCTION ekg_append_tokens; DROP TABLE ekg_token; DELETE FROM ekg_schema WHERE version = 5;",
+                )
+                .unwrap();
+        },
+        |s| (s.schema_version().unwrap(), s.records().unwrap()),
+    );
 }

@@ -125,6 +125,12 @@ pub trait Store<T: LedgerTypes> {
         let _ = used;
         Err(StoreError("this store does not record access tokens".into()))
     }
+    /// Forgets the recorded tokens whose `keep_until` is at or before `now` (V28.6 refuses
+    /// them from then on); how many. Run by the sweep.
+    fn purge_tokens(&mut self, now: UnixTime) -> Result<u64, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
 }
 
 /// A linearizable store in memory (one lock): the reference for what a database store must
@@ -455,6 +461,10 @@ impl<T: LedgerTypes> Store<T> for MemoryState<T> {
     fn token_used(&mut self, used: &crate::token::TokenUse) -> Result<bool, StoreError> {
         Ok(MemoryState::token_used(self, used))
     }
+
+    fn purge_tokens(&mut self, now: UnixTime) -> Result<u64, StoreError> {
+        Ok(MemoryState::purge_tokens(self, now) as u64)
+    }
 }
 
 impl<T: LedgerTypes> Store<T> for MemoryStore<T> {
@@ -488,5 +498,9 @@ impl<T: LedgerTypes> Store<T> for MemoryStore<T> {
 
     fn token_used(&mut self, used: &crate::token::TokenUse) -> Result<bool, StoreError> {
         self.with(|s| MemoryState::token_used(s, used))
+    }
+
+    fn purge_tokens(&mut self, now: UnixTime) -> Result<u64, StoreError> {
+        self.with(|s| MemoryState::purge_tokens(s, now) as u64)
     }
 }

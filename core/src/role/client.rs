@@ -113,19 +113,11 @@ impl Client {
     fn request_release(
         &self,
         message: &ReceivedMessage,
-        access_token: Option<&str>,
+        token: Option<&str>,
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingRelease> {
         let p = self.provider;
-        let access_token = access_token
-            .map(|t| {
-                if t.is_empty() || t.len() > crate::wire::MAX_ACCESS_TOKEN_LEN {
-                    return Err(reject(Rejection::TokenInvalid, "an access token is 1 to 8192 characters"));
-                }
-                der::asn1::Ia5String::new(t).map_err(|_| reject(Rejection::TokenInvalid, "an access token is IA5 text"))
-            })
-            .transpose()?;
         let mut nonce = [0u8; NONCE_LEN];
         p.fill_random(rng, &mut nonce);
         let rr = ReleaseRequest {
@@ -133,7 +125,7 @@ impl Client {
             ticket: ContentInfo::from_der(&message.ticket.der).map_err(encode_failed)?,
             nonce: OctetString::new(nonce.to_vec()).map_err(encode_failed)?,
             request_time: now.to_generalized()?,
-            access_token,
+            access_token: token.map(der::asn1::Ia5String::new).transpose().map_err(encode_failed)?,
         };
         let content = rr.to_der().map_err(encode_failed)?;
         let der = signed::sign(p, &self.credential, oid::CT_RELEASE_REQUEST, &content, now, rng)?;
@@ -211,18 +203,17 @@ impl Recipient {
         self.0.request_release(message, None, now, rng)
     }
 
-    /// Signs the ticket and an OAuth 2.0 access token (`docs/protocol.md` §12.5) into a
-    /// release request: the token is covered by the signature, so it serves this request
-    /// only. `token_invalid` for a token that is not 1 to 8192 IA5 characters (its text is
-    /// never in the error).
+    /// Signs the ticket into a release request carrying an access token (a JWT of an issuer
+    /// the gatekeeper trusts for our domain, `docs/protocol.md` §12.5): inside the signature,
+    /// so it cannot be moved to another request.
     pub fn request_release_with_token(
         &self,
         message: &ReceivedMessage,
-        access_token: &str,
+        token: &str,
         now: UnixTime,
         rng: &mut dyn CryptoRng,
     ) -> Result<PendingRelease> {
-        self.0.request_release(message, Some(access_token), now, rng)
+        self.0.request_release(message, Some(token), now, rng)
     }
 
     /// Checks and opens the gatekeeper's release.

@@ -10,6 +10,7 @@ mod plan;
 mod postgres;
 pub mod schema;
 mod sqlite;
+mod token;
 mod v2;
 
 use ekg_core::UnixTime;
@@ -199,5 +200,9 @@ impl Store<Concrete> for AnyStore {
 
     fn token_used(&mut self, used: &ekg_core::token::TokenUse) -> Result<bool, StoreError> {
         each!(self, s => s.token_used(used))
+    }
+
+    fn purge_tokens(&mut self, now: UnixTime) -> Result<u64, StoreError> {
+        each!(self, s => s.purge_tokens(now))
     }
 }

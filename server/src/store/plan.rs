@@ -35,7 +35,13 @@ pub struct Plan {
     /// The issuance log's entries, appended after the log's last in the same transaction,
     /// only if every condition held (`super::log`).
     pub log: Vec<Vec<u8>>,
+    /// The access tokens the batch's release was made with: `(issuer, jti, keep_until)`,
+    /// written only if none is recorded yet (`super::token`).
+    pub tokens: Vec<TokenWrite>,
 }
+
+/// A token use as stored: `(issuer, jti, keep_until)`, unique by (issuer, jti).
+pub type TokenWrite = (String, String, i64);
 
 /// A time as stored.
 pub fn secs(t: ekg_core::UnixTime) -> Result<i64, StoreError> {
@@ -83,7 +89,12 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        Ok(Plan { keys, requests, log: batch.log.clone() })
+        let tokens = batch
+            .tokens
+            .iter()
+            .map(|t| Ok((t.issuer.clone(), t.jti.clone(), secs(t.keep_until)?)))
+            .collect::<Result<_, _>>()?;
+        Ok(Plan { keys, requests, log: batch.log.clone(), tokens })
     }
 }
 

@@ -61,6 +61,8 @@ struct Statements {
     load_key: Statement,
     load_request: Statement,
     append: Statement,
+    append_tokens: Statement,
+    token_used: Statement,
     due: Statement,
     next_deadline: Statement,
     live_handle: Statement,
@@ -106,6 +108,8 @@ impl Statements {
                  LEFT JOIN ekg_record r ON r.key_id = q.key_id WHERE q.sender = $1 AND q.nonce = $2 ORDER BY r.id",
             )?,
             append: c.prepare(super::log::POSTGRES_APPEND)?,
+            append_tokens: c.prepare(super::token::POSTGRES_APPEND)?,
+            token_used: c.prepare(super::token::USED)?,
             due: c.prepare("SELECT key_id FROM ekg_key WHERE deadline <= $1 ORDER BY deadline LIMIT $2")?,
             next_deadline: c.prepare("SELECT MIN(deadline) FROM ekg_key")?,
             live_handle: c.prepare(
@@ -348,21 +352,26 @@ impl Store<Concrete> for PostgresStore {
         let q_nonces: Vec<&[u8]> = plan.requests.iter().map(|(_, n, _)| n.as_slice()).collect();
         let q_keys: Vec<&[u8]> = plan.requests.iter().map(|(_, _, k)| k.as_slice()).collect();
         let l_entries: Vec<&[u8]> = plan.log.iter().map(Vec::as_slice).collect();
+        let t_issuers: Vec<&str> = plan.tokens.iter().map(|(i, _, _)| i.as_str()).collect();
+        let t_jtis: Vec<&str> = plan.tokens.iter().map(|(_, j, _)| j.as_str()).collect();
+        let t_until: Vec<i64> = plan.tokens.iter().map(|(_, _, u)| *u).collect();
         let caller = self.caller.clone();
         self.run(false, |c| {
             if let Some(caller) = &caller {
                 caller.check()?;
             }
-            let row = c
-                .client
-                .query_one(
-                    &c.st.append,
-                    &[
-                        &ids, &read, &deadline, &held, &purge, &replace, &r_keys, &r_bodies, &q_senders, &q_nonces,
-                        &q_keys, &l_entries,
-                    ],
-                )
-                .map_err(pg)?;
+            let keys: [&(dyn postgres::types::ToSql + Sync); 11] =
+                [&ids, &read, &deadline, &held, &purge, &replace, &r_keys, &r_bodies, &q_senders, &q_nonces, &q_keys];
+            // A batch without a token keeps the version-4 statement (no second exception block).
+            let row = if plan.tokens.is_empty() {
+                let params: Vec<_> = keys.iter().copied().chain([&l_entries as _]).collect();
+                c.client.query_one(&c.st.append, &params)
+            } else {
+                let tokens: [&(dyn postgres::types::ToSql + Sync); 4] = [&t_issuers, &t_jtis, &t_until, &l_entries];
+                let params: Vec<_> = keys.iter().copied().chain(tokens).collect();
+                c.client.query_one(&c.st.append_tokens, &params)
+            }
+            .map_err(pg)?;
             row.try_get(0).map_err(pg)
         })
     }
@@ -398,6 +407,18 @@ impl Store<Concrete> for PostgresStore {
             Some([Record::Issued { handle, .. }]) => Ok(Some(handle.clone())),
             _ => Ok(None),
         }
+    }
+
+    fn token_used(&mut self, used: &ekg_core::token::TokenUse) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let row = c.client.query_one(&c.st.token_used, &[&used.issuer, &used.jti]).map_err(pg)?;
+            row.try_get(0).map_err(pg)
+        })
+    }
+
+    fn purge_tokens(&mut self, now: UnixTime) -> Result<u64, StoreError> {
+        let now = secs(now)?;
+        self.run(false, |c| c.client.execute(super::token::PURGE, &[&now]).map_err(pg))
     }
 }
 
@@ -460,6 +481,10 @@ fn migrate(client: &mut Client, config: LedgerConfig) -> Result<(), StoreError> 
     if have < 4 {
         tx.batch_execute(super::log::POSTGRES_V4).map_err(pg)?;
         tx.execute("INSERT INTO ekg_schema (version) VALUES (4)", &[]).map_err(pg)?;
+    }
+    if have < 5 {
+        tx.batch_execute(super::token::POSTGRES_V5).map_err(pg)?;
+        tx.execute("INSERT INTO ekg_schema (version) VALUES (5)", &[]).map_err(pg)?;
     }
     tx.commit().map_err(pg)
 }

@@ -1,6 +1,6 @@
 //! The schema of every database store (SQLite, PostgreSQL) and its migrations.
 //!
-//! Version 3 (this build) keeps each key's records in the core's one durable form
+//! Version 3 keeps each key's records in the core's one durable form
 //! (`ekg_core::ledger::Record::encode`) and indexes only what a store must find or condition on
 //! (`docs/server.md`, "Durability"):
 //! - `ekg_key`: one row per key id known: `version` (raised by every change; a change is
@@ -14,6 +14,7 @@
 //! - `ekg_schema`: the migrations applied.
 //!
 //! Version 4 adds the issuance log's append-only table, `ekg_log` (`super::log`).
+//! Version 5 adds the access tokens releases were made with, `ekg_token` (`super::token`).
 //!
 //! Versions 1 and 2 (tables `ekg_keys`, `ekg_recipients`, `ekg_requests`, one column per
 //! field) are created on a new database and converted by migration 3, which reads every key's
@@ -23,7 +24,7 @@
 use ekg_core::ledger::{Concrete, KeyState, Ledger, LedgerConfig, Record, StoreError};
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// `ekg_schema`, made before any migration.
 pub const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS ekg_schema (version BIGINT NOT NULL)";

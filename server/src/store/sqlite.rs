@@ -227,7 +227,7 @@ impl SqliteStore {
             Err(e) => return Err(err(format!("{}: the database file is gone while open: {e}", path.display()))),
         }
         self.read(version)?;
-        self.append(Plan { keys: Vec::new(), requests: Vec::new(), log: Vec::new() }).map(|_| ())
+        self.append(Plan { keys: Vec::new(), requests: Vec::new(), log: Vec::new(), tokens: Vec::new() }).map(|_| ())
     }
 
     /// The issuance log's size (entries appended).
@@ -250,6 +250,11 @@ impl SqliteStore {
     /// Stores a signed head of the log, of `size` entries (on the write connection).
     pub fn put_head(&self, size: u64, head: &[u8]) -> Result<(), StoreError> {
         let size = i64::try_from(size).map_err(|_| err("log size out of range"))?;
+        self.on_writer(|c| c.execute(super::log::PUT_HEAD, params![size, head]).map(drop).map_err(err))
+    }
+
+    /// Runs `f` on the write connection between groups (one statement, its own transaction).
+    fn on_writer<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
         let mut w = self.shared.writer.lock().map_err(|_| poisoned())?;
         // Between groups: the connection is back in its place whenever the lock is held and no
         // group is being written.
@@ -257,7 +262,7 @@ impl SqliteStore {
             w = self.shared.committed.wait(w).map_err(|_| poisoned())?;
         }
         let conn = w.conn.as_mut().ok_or_else(|| err("the write connection is busy"))?;
-        conn.execute(super::log::PUT_HEAD, params![size, head]).map(drop).map_err(err)
+        f(conn)
     }
 
     /// The latest signed head, if any.
@@ -422,6 +427,12 @@ fn write_plan(c: &Connection, plan: &Plan) -> Result<bool, StoreError> {
             return Ok(false);
         }
     }
+    let mut record = c.prepare_cached(super::token::SQLITE_INSERT).map_err(err)?;
+    for (issuer, jti, keep_until) in &plan.tokens {
+        if record.execute(params![issuer, jti, keep_until]).map_err(err)? != 1 {
+            return Ok(false);
+        }
+    }
     let mut append = c.prepare_cached(super::log::SQLITE_APPEND).map_err(err)?;
     for entry in &plan.log {
         append.execute(params![entry]).map_err(err)?;
@@ -528,6 +539,19 @@ impl Store<Concrete> for SqliteStore {
             Some([Record::Issued { handle, .. }]) => Ok(Some(handle.clone())),
             _ => Ok(None),
         }
+    }
+
+    fn token_used(&mut self, used: &ekg_core::token::TokenUse) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(super::token::USED)
+                .and_then(|mut s| s.query_row(params![used.issuer, used.jti], |r| r.get(0)))
+                .map_err(err)
+        })
+    }
+
+    fn purge_tokens(&mut self, now: UnixTime) -> Result<u64, StoreError> {
+        let now = secs(now)?;
+        self.on_writer(|c| c.execute(super::token::PURGE, params![now]).map(|n| n as u64).map_err(err))
     }
 }
 

@@ -11,6 +11,8 @@ use ekg_core::role::{Gateway, Recipient, Sender};
 use ekg_core::{EmailAddress, UnixTime};
 use ekg_server::demo::DemoFiles;
 use ekg_server::{Running, Settings};
+
+pub mod tokens;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 

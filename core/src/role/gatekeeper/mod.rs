@@ -334,13 +334,16 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
     /// Destroys expired keys and keys whose retention ended, purges old tombstones: what is
     /// due at `now`, made durable ([`crate::ledger::sweep`]: at most
     /// [`crate::ledger::round::SWEEP_LIMIT`] keys per call). Returns how many records were
-    /// made; an error only if nothing could be done (the first key's error).
+    /// made; an error only if nothing could be done (the first key's error). Then forgets the
+    /// token records past their `keep_until` (V28.8).
     pub fn handle_timeout(&mut self, now: UnixTime) -> Result<usize> {
         let swept = crate::ledger::sweep(&self.rules, &mut self.store, now)?;
         match swept.failed.into_iter().next() {
             Some(e) if swept.made == 0 => Err(e),
             _ => {
                 self.destroy_done_epochs(now)?;
+                // V28.8's records past their time: V28.6 refuses those tokens now.
+                self.store.purge_tokens(now).map_err(storage_failed)?;
                 Ok(swept.made)
             }
         }

@@ -54,6 +54,12 @@ pub(super) fn migrate(conn: &mut Connection, config: LedgerConfig) -> Result<(),
         tx.execute("INSERT INTO ekg_schema (version) VALUES (4)", []).map_err(err)?;
         tx.commit().map_err(err)?;
     }
+    if have < 5 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute_batch(crate::store::token::SQLITE_V5).map_err(err)?;
+        tx.execute("INSERT INTO ekg_schema (version) VALUES (5)", []).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
     Ok(())
 }
 
