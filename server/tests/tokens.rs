@@ -1,6 +1,6 @@
 //! Access tokens at release against a real OpenID provider (`docs/protocol.md` §12.5, V28;
 //! npm `oidc-provider`, `tests/oidc`): the server's `[[token_issuer]]`, its JWK Set cache, and
-//! V26 on the token's claims, over HTTP.
+//! V26 on the token's claims, over HTTP, with the demo's SQLite store (the `jti` records, V28.8).
 //!
 //! Which tokens come from where:
 //! - **provider-made** (client credentials, JWT access tokens): the entitled release, each
@@ -97,7 +97,7 @@ fn token_issuer(p: &Provider) -> String {
 fn server(name: &str, p: &Provider, trust: bool) -> (Running, DemoFiles) {
     let dir = fresh_dir(name);
     let files = demo(&dir, "");
-    let mut config = std::fs::read_to_string(&files.config).unwrap().replace("sqlite:ekg.db", "memory");
+    let mut config = std::fs::read_to_string(&files.config).unwrap();
     config.push_str(&policy(trust.then_some(p.issuer.as_str())));
     if trust {
         config.push_str(&token_issuer(p));
