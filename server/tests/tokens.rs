@@ -5,8 +5,10 @@
 //! Which tokens come from where:
 //! - **provider-made** (client credentials, JWT access tokens): the entitled release, each
 //!   rule type failing (all_of, any_of, hierarchy: clients with those claims), wrong
-//!   audience (a token requested for another resource), replayed `jti`, unbound token, no
-//!   issuer configured, and rotation (the provider switches keys; the server refetches);
+//!   audience (a token requested for another resource), replayed `jti` (on SQLite, and at two
+//!   instances on one PostgreSQL store at once, when `EKG_TEST_POSTGRES` is set), unbound
+//!   token, no issuer configured, and rotation (the provider switches keys; the server
+//!   refetches);
 //! - **test-signed** (what the provider cannot make on demand): expired and not-yet-valid
 //!   (signed with [`oidc::KEY1`], which the provider's JWK Set publishes), wrong issuer, and
 //!   unknown `kid` (a key the provider never published).
@@ -93,8 +95,8 @@ fn token_issuer(p: &Provider) -> String {
     s
 }
 
-/// A server with the policy, trusting the provider (or no issuer at all).
-fn server(name: &str, p: &Provider, trust: bool) -> (Running, DemoFiles) {
+/// The demo's files with the policy, trusting the provider (or no issuer at all).
+fn configured(name: &str, p: &Provider, trust: bool) -> DemoFiles {
     let dir = fresh_dir(name);
     let files = demo(&dir, "");
     let mut config = std::fs::read_to_string(&files.config).unwrap();
@@ -103,6 +105,12 @@ fn server(name: &str, p: &Provider, trust: bool) -> (Running, DemoFiles) {
         config.push_str(&token_issuer(p));
     }
     std::fs::write(&files.config, config).unwrap();
+    files
+}
+
+/// A server on [`configured`] files.
+fn server(name: &str, p: &Provider, trust: bool) -> (Running, DemoFiles) {
+    let files = configured(name, p, trust);
     (start(&files), files)
 }
 
@@ -118,6 +126,14 @@ fn send(server: &Running, files: &DemoFiles, seed: u64) -> Vec<u8> {
     let (grant, ticket) = ekg_core::role::decode_issuance_response(&body).unwrap();
     let key = alice.accept_grant(&pending, &grant, &ticket, now, &mut r).unwrap();
     alice.seal(&key, b"Subject: export\r\n\r\ncontrolled\r\n", &mut r).unwrap()
+}
+
+/// `who`'s signed release request for `sealed`, carrying `token`.
+fn release_request(server: &Running, files: &DemoFiles, who: &str, sealed: &[u8], token: &str, seed: u64) -> Vec<u8> {
+    let r = recipient(files, "example.org", who);
+    let now = now(server);
+    let msg = r.receive(sealed, now).unwrap();
+    r.request_release_with_token(&msg, token, now, &mut rng(seed)).unwrap().der
 }
 
 /// `who` (at example.org) asks for the key with `token`: `Ok(())` or the refusal's code.
@@ -257,4 +273,47 @@ fn the_server_follows_the_provider_s_key_rotation() {
     p.rotate(&[KEY1]);
     outcome.unwrap();
     assert_eq!(refused(old_outcome), "token_key_unknown");
+}
+
+#[test]
+fn a_token_is_spent_once_across_instances_on_one_postgresql_store() {
+    let Some(p) = oidc::provider() else { return };
+    let Some(url) = fresh_database("tokens") else { return };
+    let _keys = KEYS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let files = configured("tokens-pg", p, true);
+    let servers: Vec<Running> = (0..2)
+        .map(|_| {
+            let mut s = settings(&files);
+            s.database = ekg_server::config::Database::Postgres(url.clone());
+            ekg_server::start(s).expect("an instance")
+        })
+        .collect();
+    for round in 0..3u64 {
+        let (one, two) = (send(&servers[0], &files, 10 + 2 * round), send(&servers[1], &files, 11 + 2 * round));
+        // One token in two requests for two keys, sent at once, one to each instance.
+        let t = p.token("bob-all", None);
+        let requests = [
+            release_request(&servers[0], &files, "bob", &one, &t, 20 + round),
+            release_request(&servers[1], &files, "bob", &two, &t, 30 + round),
+        ];
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<(u16, String)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = requests
+                .iter()
+                .zip(&servers)
+                .map(|(der, server)| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let (status, _, body) = post(server, "release-request", der);
+                        (status, if status == 200 { String::new() } else { code(&body) })
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let served = outcomes.iter().filter(|(s, _)| *s == 200).count();
+        let replayed = outcomes.iter().filter(|o| **o == (409, "token_replayed".to_owned())).count();
+        assert_eq!((served, replayed), (1, 1), "round {round}: {outcomes:?}");
+    }
 }
