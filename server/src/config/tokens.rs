@@ -67,7 +67,8 @@ pub struct JwksSource {
     pub timeout: Duration,
 }
 
-/// A JWK Set URL the server may fetch: `https://HOST...`, or `http://` to a loopback host
+/// A JWK Set URL the server may fetch, or an issuer it may trust: `https://HOST...`, or
+/// `http://` to a loopback host
 /// (`127.0.0.1`, `[::1]`, `localhost`: tests and a provider on the same machine). No user
 /// information, no fragment, printable ASCII.
 pub fn check_jwks_uri(uri: &str) -> Result<(), &'static str> {
@@ -105,6 +106,8 @@ pub fn issuers(
         if issuers.iter().any(|i: &TokenIssuer| i.issuer == s.issuer) {
             return bad("token_issuer.issuer", format!("{} is configured twice", s.issuer));
         }
+        // The issuer is a URL too (`docs/protocol.md` §12.5.2): https, or http on loopback.
+        check_jwks_uri(&s.issuer).or_else(|rule| bad("token_issuer.issuer", rule))?;
         check_jwks_uri(&s.jwks_uri).or_else(|rule| bad("token_issuer.jwks_uri", rule))?;
         if !JWKS_REFRESH_SECS.contains(&s.jwks_refresh_secs) {
             return bad("token_issuer.jwks_refresh_secs", "1 to 86400 seconds");
@@ -218,6 +221,8 @@ mod tests {
             "token_issuer.jwks_uri"
         );
         assert_eq!(field(&with("jwks_refresh_secs = 0")), "token_issuer.jwks_refresh_secs");
+        let plain_http = "issuer = \"http://id.example.org\"";
+        assert_eq!(field(&BASE.replace("issuer = \"https://id.example.org\"", plain_http)), "token_issuer.issuer");
         assert_eq!(field(&with("jwks_timeout_secs = 61")), "token_issuer.jwks_timeout_secs");
         assert_eq!(field(&BASE.replace("[\"Example.org\"]", "[\"not a domain\"]")), "token_issuer.domains");
         assert_eq!(field(&BASE.replace("[\"Example.org\"]", "[]")), "token_issuer");
