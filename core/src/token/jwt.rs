@@ -147,6 +147,12 @@ impl Jwt {
     }
 }
 
+/// base64url without padding (RFC 7515 §2), as a JWT's parts and a JWK's numbers are written
+/// (for issuers in tests and vectors; the gatekeeper only decodes).
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// One RSA signing key of a JWK Set, as a SubjectPublicKeyInfo the crypto provider takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RsaJwk {

@@ -8,6 +8,7 @@ use ekg_core::UnixTime;
 use ekg_core::crypto::PrivateKey;
 use ekg_core::ledger::{Concrete, Store};
 use ekg_core::role::{Gatekeeper, StorageKey};
+use ekg_core::token::jwt::b64url;
 use ekg_core::token::{RsaJwk, StaticTokenKeys, TokenIssuer};
 use ekg_server::demo::DemoFiles;
 
@@ -47,19 +48,6 @@ pub fn token_gatekeeper<S: Store<Concrete>>(
     )]);
     gk.crypto().set_token_keys(Arc::new(StaticTokenKeys(keys)));
     gk
-}
-
-/// base64url without padding (RFC 7515 §2).
-fn b64url(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
 }
 
 /// A token of [`ISS`] for `sub`, identified by `jti`, issued at `now` for [`LIFETIME`]
