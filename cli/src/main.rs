@@ -358,6 +358,11 @@ struct ReadArgs {
     /// `require_log = true` does the same.
     #[arg(long)]
     require_log: bool,
+    /// Put an access token (OAuth 2.0 JWT, docs/protocol.md §12.5) in the release request:
+    /// the standard output of `sh -c CMD` (nothing of the message is added to CMD; at most
+    /// 30 s and 8 KiB). The client configuration's `token_command` does the same.
+    #[arg(long, value_name = "CMD")]
+    token_command: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -451,6 +456,7 @@ fn main() -> ExitCode {
             output: a.output,
             to_terminal: a.to_terminal,
             require_log: a.require_log,
+            token_command: a.token_command,
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(Into::into),

@@ -32,6 +32,9 @@ pub struct Args {
     /// Refuse a ticket the gatekeeper's issuance log does not hold (`ticket_not_logged`),
     /// checked before the release request is sent (`crate::client::logged`).
     pub require_log: bool,
+    /// The command printing an access token for the release request
+    /// (`crate::client::token`); default: the configuration's `token_command`.
+    pub token_command: Option<String>,
 }
 
 /// Refuses, before the release request is sent, to spend a `once` release on a terminal
@@ -71,6 +74,10 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
         if require_log { crate::client::logged::require_logged(&http, &anchors_for_log, ticket, t) } else { Ok(()) }
     };
     let stdout_is_terminal = std::io::stdout().is_terminal();
+    let token_command = args.token_command.as_ref().or(config.token_command.as_ref());
+    if args.gateway && token_command.is_some() {
+        return fail("invalid_configuration", "a gateway sends no access token (--token-command is for recipients)");
+    }
     let plaintext = if args.gateway {
         let gw = Gateway::new(provider(), credential, anchors);
         let msg = gw.receive(&sealed, t)?;
@@ -85,7 +92,11 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
         let msg = r.receive(&sealed, t)?;
         check_destination(msg.ticket().policy, &args.output, stdout_is_terminal, args.to_terminal)?;
         logged(msg.ticket())?;
-        let pending = r.request_release(&msg, t, &mut rng)?;
+        // The token is asked for once the message is known to be ours and worth a request.
+        let pending = match token_command {
+            Some(cmd) => r.request_release_with_token(&msg, &crate::client::token::run(cmd)?, t, &mut rng)?,
+            None => r.request_release(&msg, t, &mut rng)?,
+        };
         let answer = http.post(msg.gatekeeper_uri(), binding::RELEASE_REQUEST, &pending.der)?;
         let key = r.accept_release(&msg, &pending, &answer, now(), &mut rng)?;
         r.open(&msg, &key)?

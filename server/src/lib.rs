@@ -38,6 +38,7 @@ pub mod store;
 #[cfg(feature = "testmode")]
 pub mod testmode;
 pub mod tls;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -201,6 +202,7 @@ pub async fn run(
         (settings.provider, settings.gatekeeper, settings.credential, settings.storage_keys, settings.database);
     let (identity, adopt) = (settings.store_identity, settings.adopt_store);
     let log_salt = settings.log_salt;
+    let jwks = Arc::new(tokens::JwksCache::new(settings.jwks));
     let (gatekeeper, generations) = tokio::task::spawn_blocking(move || {
         let (store, generations) = open_owned_store(&database, config.ledger_config(), identity.as_deref(), adopt)?;
         let gk = Gatekeeper::new(provider, config, credential, storage_key, store).map_err(ServeError::Core)?;
@@ -212,6 +214,15 @@ pub async fn run(
     })
     .await
     .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;
+    // The token issuers' key sets: fetched before the first request (a failure is logged;
+    // those issuers' tokens are token_key_unknown until a later fetch succeeds).
+    gatekeeper.crypto().set_token_keys(Arc::clone(&jwks) as Arc<dyn ekg_core::token::TokenKeys>);
+    let fetching = Arc::clone(&jwks);
+    let failures =
+        tokio::task::spawn_blocking(move || fetching.fetch_all(std::time::Instant::now())).await.unwrap_or_default();
+    for line in failures {
+        eprintln!("ekg serve: {line}");
+    }
     let advancing = generations.map(|g| tokio::spawn(advance_generations(g, settings.store_generation)));
     let metrics = Arc::new(metrics::Metrics::new());
     let (workers, clock) = (settings.workers, settings.clock);

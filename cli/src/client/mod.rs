@@ -6,6 +6,7 @@
 pub mod identity;
 pub mod logged;
 pub mod pkcs12;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 
@@ -131,6 +132,10 @@ pub struct ClientConfig {
     /// `--require-log` does (`docs/mail.md`).
     #[serde(default)]
     pub require_log: bool,
+    /// `ekg read` runs this command (`sh -c`) and puts what it prints, an access token, in
+    /// the release request, as `--token-command` does (`docs/mail.md`).
+    #[serde(default)]
+    pub token_command: Option<String>,
     /// The directory relative paths start from (the file's).
     #[serde(skip)]
     pub dir: PathBuf,

@@ -1,6 +1,7 @@
 //! `[[attribute]]` and `[[mapping]]`: the gatekeeper's policy for labelled keys
 //! (`docs/protocol.md` §12.2, `docs/server.md`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ekg_core::policy::{AttributeDefinition, AttributeName, Condition, Policy, Rule, SubjectMapping};
@@ -30,16 +31,23 @@ pub struct MappingSection {
     pub domain: Option<String>,
     /// A certificate policy OID of the end-entity certificate (dotted).
     pub certificate_policy: Option<String>,
+    /// A verified access token of this issuer (one of `[[token_issuer]]`'s `issuer`).
+    pub token_issuer: Option<String>,
+    /// `[mapping.claims]`: claim name = values; the token's claim has one of the values
+    /// (each a condition; only with `token_issuer`).
+    #[serde(default)]
+    pub claims: BTreeMap<String, Vec<String>>,
     /// Attribute-value URIs granted.
     pub grants: Vec<String>,
 }
 
 /// The policy from the sections; `anchor_id` resolves an anchor file (and checks it is one of
-/// the anchors).
+/// the anchors); `token_issuers` are the configured issuers' `iss` values.
 pub fn policy(
     attributes: &[AttributeSection],
     mappings: &[MappingSection],
     anchor_id: &dyn Fn(&str, &Path) -> Result<ekg_core::CertId, ConfigError>,
+    token_issuers: &[&str],
 ) -> Result<Policy, ConfigError> {
     let mut definitions = Vec::new();
     for a in attributes {
@@ -73,8 +81,23 @@ pub fn policy(
             }
             conditions.push(Condition::CertificatePolicy(o.clone()));
         }
+        if let Some(iss) = &m.token_issuer {
+            if !token_issuers.contains(&iss.as_str()) {
+                return bad("mapping.token_issuer", format!("{iss} is not a [[token_issuer]]"));
+            }
+            conditions.push(Condition::TokenIssuer(iss.clone()));
+        }
+        if !m.claims.is_empty() && m.token_issuer.is_none() {
+            return bad("mapping.claims", "only with token_issuer (a claim means what its issuer says)");
+        }
+        for (name, values) in &m.claims {
+            if values.is_empty() {
+                return bad("mapping.claims", format!("{name}: at least one value"));
+            }
+            conditions.push(Condition::Claim { name: name.clone(), values: values.clone() });
+        }
         if conditions.is_empty() {
-            return bad("mapping", "at least one of anchor, domain, certificate_policy");
+            return bad("mapping", "at least one of anchor, domain, certificate_policy, token_issuer");
         }
         let grants = m
             .grants

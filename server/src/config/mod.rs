@@ -20,6 +20,7 @@ mod database;
 mod listen;
 pub(crate) mod read;
 mod server;
+pub mod tokens;
 
 pub use database::Database;
 pub use listen::{is_private, plain_http_allowed};
@@ -64,6 +65,9 @@ pub struct FileConfig {
     /// `[[mapping]]`: subject mappings from certificate facts to entitlements.
     #[serde(default, rename = "mapping")]
     pub mappings: Vec<attributes::MappingSection>,
+    /// `[[token_issuer]]`: OpenID providers whose access tokens releases may carry (§12.5).
+    #[serde(default, rename = "token_issuer")]
+    pub token_issuers: Vec<tokens::TokenIssuerSection>,
     /// `[server]`.
     #[serde(default)]
     pub server: ServerSection,
@@ -241,6 +245,8 @@ pub struct Settings {
     pub log_salt: Option<ekg_core::audit::LogSalt>,
     /// Seconds between two signed heads of the log.
     pub log_head_interval_secs: u64,
+    /// Where the token issuers' JWK Sets are fetched from (one per `[[token_issuer]]`).
+    pub jwks: Vec<tokens::JwksSource>,
 }
 
 impl FileConfig {
@@ -306,9 +312,12 @@ impl FileConfig {
             let issuer = r.issuer.as_deref().map(|p| anchor_id("recipient.issuer", p)).transpose()?;
             recipients.push(ekg_core::role::RecipientRule { domain: r.domain.clone(), issuer });
         }
-        let attributes = attributes::policy(&self.attributes, &self.mappings, &anchor_id)?;
+        let (token_issuers, jwks) = tokens::issuers(&self.token_issuers, &g.uri)?;
+        let issuer_names: Vec<&str> = token_issuers.iter().map(|i| i.issuer.as_str()).collect();
+        let attributes = attributes::policy(&self.attributes, &self.mappings, &anchor_id, &issuer_names)?;
         let mut config = GatekeeperConfig::new(g.uri.clone(), anchors);
         config.attributes = attributes;
+        config.token_issuers = token_issuers;
         config.recipients = recipients;
         config.retired = crate::certificates::retired(&g.retired, &at)?;
         config.senders = senders;
@@ -484,6 +493,7 @@ impl FileConfig {
             certificates,
             log_salt,
             log_head_interval_secs: g.log_head_interval_secs,
+            jwks,
         })
     }
 }
