@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ekg_core::error::{Error, Rejection};
 use ekg_core::token::jwt::MAX_JWKS_LEN;
 use ekg_core::token::{RsaJwk, TokenKeys, parse_jwks};
+use ekg_core::{Error, Rejection};
 
 use crate::config::tokens::JwksSource;
 
