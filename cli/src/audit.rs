@@ -223,7 +223,7 @@ impl DemoLog {
             std::fs::write(dir.join(&name), der)?;
             names.push(name);
         }
-        ekg_server::demo::write_secret(&dir.join("salt.hex"), hex::encode(self.salt.expose()).as_bytes())?;
+        ekg_server::files::write_secret(&dir.join("salt.hex"), hex::encode(self.salt.expose()).as_bytes())?;
         names.push("salt.hex".to_owned());
         Ok(names)
     }

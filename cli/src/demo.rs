@@ -12,7 +12,8 @@ use ekg_core::role::{
     Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
 };
 use ekg_core::{EmailAddress, UnixTime};
-use ekg_server::demo::{write_org, write_secret};
+use ekg_server::demo::write_org;
+use ekg_server::files::write_secret;
 use ekg_testpki::{Federation, Issued, pem};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};

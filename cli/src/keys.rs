@@ -113,7 +113,7 @@ pub enum Action {
 pub fn run(action: Action) -> Result<(), DynError> {
     match action {
         Action::StorageKey { out } => {
-            let key = ekg_server::demo::fresh_storage_key()?;
+            let key = ekg_server::files::fresh_storage_key()?;
             // Every copy in a zeroizing buffer: 64 hex digits and a newline.
             let mut text = zeroize::Zeroizing::new([b'\n'; 65]);
             hex::encode_to_slice(key.as_slice(), text.get_mut(..64).ok_or("buffer")?)?;

@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use ekg_binding as binding;
 use ekg_core::EmailAddress;
 use ekg_core::role::{ListAgent, Recipient, Sender};
-use ekg_server::binding;
 use serde::Deserialize;
 
 use crate::client::identity::{self, IdentityArgs};

@@ -5,9 +5,9 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use ekg_binding as binding;
 use ekg_core::ledger::ReleasePolicy;
 use ekg_core::role::{Gateway, Recipient};
-use ekg_server::binding;
 
 use crate::client::identity::{self, IdentityArgs};
 use crate::client::{ClientConfig, ClientError, fail, now, os_rng, provider, read_input, write_output};

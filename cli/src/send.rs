@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use ekg_binding as binding;
 use ekg_core::EmailAddress;
 use ekg_core::role::Sender;
-use ekg_server::binding;
 
 use crate::client::identity::{self, IdentityArgs};
 use crate::client::{ClientConfig, ClientError, fail, now, os_rng, provider, read_input, write_output};

@@ -275,7 +275,7 @@ fn demo(args: &Args) -> Result<ExitCode, DynError> {
         None => std::env::temp_dir().join(format!("ekg-demo-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir)?;
-    let key = ekg_server::demo::fresh_storage_key()?;
+    let key = ekg_server::files::fresh_storage_key()?;
     let files = ekg_server::demo::write(&dir, listen, &key, "")?;
     let settings = config::load(&files.config)?;
     serve(settings, Some(demo_banner(&files)))

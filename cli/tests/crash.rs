@@ -172,7 +172,7 @@ fn in_token(dir: &std::path::Path, files: &DemoFiles, text: &str, token: &Token)
         .output()
         .expect("softhsm2-util");
     assert!(out.status.success(), "softhsm2-util --import: {}", String::from_utf8_lossy(&out.stderr));
-    ekg_server::demo::write_secret(&dir.join("token.pin"), format!("{}\n", token.pin).as_bytes()).unwrap();
+    ekg_server::files::write_secret(&dir.join("token.pin"), format!("{}\n", token.pin).as_bytes()).unwrap();
     let text =
         text.replace("key = \"pki/example.com/gatekeeper.key\"\n", "").replace("storage_keys = \"storage-keys\"\n", "");
     let section = format!(

@@ -229,7 +229,7 @@ fn a_pkcs12_identity_made_by_openssl_reads_with_its_passphrase_only() {
     let sealed = w.send(&multipart());
     let d = w.files.pki.join("example.org");
     let pass = w.dir.join("pass.txt");
-    ekg_server::demo::write_secret(&pass, b"correct horse\n").unwrap();
+    ekg_server::files::write_secret(&pass, b"correct horse\n").unwrap();
     let export = |out: &Path, extra: &[&str]| {
         let o = Command::new("openssl")
             .args(["pkcs12", "-export", "-in"])
@@ -267,7 +267,7 @@ fn a_pkcs12_identity_made_by_openssl_reads_with_its_passphrase_only() {
     };
     // A wrong passphrase first: refused before anything is sent.
     let wrong = w.dir.join("wrong.txt");
-    ekg_server::demo::write_secret(&wrong, b"battery staple\n").unwrap();
+    ekg_server::files::write_secret(&wrong, b"battery staple\n").unwrap();
     refused_in_one_line(&read(&p12, &wrong), "wrong_passphrase");
     // The legacy PBES1 ciphers are refused with their code.
     let legacy = w.dir.join("legacy.p12");

@@ -60,7 +60,7 @@ fn a_ticket_forged_with_the_signing_key_is_refused_when_the_log_is_required() {
     let dir = fresh_dir("require-log");
     let port = free_port();
     let files = demo_at(&dir, port);
-    ekg_server::demo::write_secret(&dir.join("log.salt"), hex::encode([5u8; 32]).as_bytes()).unwrap();
+    ekg_server::files::write_secret(&dir.join("log.salt"), hex::encode([5u8; 32]).as_bytes()).unwrap();
     let config = std::fs::read_to_string(&files.config).unwrap();
     std::fs::write(&files.config, config.replacen("[gatekeeper]\n", "[gatekeeper]\nlog_salt = \"log.salt\"\n", 1))
         .unwrap();

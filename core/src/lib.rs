@@ -11,9 +11,10 @@
 //!   [`ledger::Decided`] and [`ledger::Committed`].
 //! - [`crypto`]: the [`crypto::CryptoProvider`] trait and the providers.
 //! - [`pki`]: credentials, trust anchors, validated certificates.
-//! - [`error`]: [`Error`], [`Rejection`] (a stable snake_case code per check) and [`Fault`].
+//! - At the root: [`Error`], [`Rejection`] (a stable snake_case code per check) and
+//!   [`Fault`]; [`EmailAddress`]; [`UnixTime`].
 //! - [`limits`]: every size limit of `docs/protocol.md` §4.4.
-//! - [`address`], [`ids`], [`time`]: addresses, identifiers and keys, time.
+//! - [`ids`]: identifiers and keys.
 //! - [`policy`]: security labels, attribute definitions, subject mappings and the release
 //!   decision over them (crypto-free).
 //! - [`token`]: access tokens at release (V28): JWT verification against an issuer's keys,
@@ -29,18 +30,18 @@
 
 #![forbid(unsafe_code)]
 
-pub mod address;
+mod address;
 pub mod audit;
 mod cms;
 pub mod crypto;
-pub mod error;
+mod error;
 pub mod ids;
 pub mod ledger;
 pub mod pki;
 pub mod planted;
 pub mod policy;
 pub mod role;
-pub mod time;
+mod time;
 pub mod token;
 mod wire;
 
@@ -51,6 +52,7 @@ pub use time::UnixTime;
 
 /// The size limits of `docs/protocol.md` §4.4, in bytes (counts where said).
 pub mod limits {
+    pub use crate::address::{DOMAIN_MAX, LOCAL_PART_MAX};
     pub use crate::cms::sealed::MAX_SEALED_LEN;
     pub use crate::cms::signed::{MAX_CERTIFICATE_LEN, MAX_CERTIFICATES};
     pub use crate::wire::{

@@ -348,7 +348,7 @@ impl Store<Sym> for ModelStore<'_> {
                 // Never written, so their order is never read: kept sorted, so that the
                 // order in which they were decided does not split states.
                 self.unwritten.extend_from_slice(&batch.records);
-                crate::reduction::sort_records(self.unwritten);
+                crate::symbols::sort_records(self.unwritten);
             }
         }
         self.appended.extend_from_slice(&batch.records);

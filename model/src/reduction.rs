@@ -15,7 +15,7 @@ use stateright::actor::{Envelope, Id, Network};
 
 use crate::config::{ModelConfig, R2, R3};
 use crate::party::{AttackerState, GkState, Msg, PartyState};
-use crate::symbols::{Addr, KeyName, Sym};
+use crate::symbols::{Addr, Sym, record_order, sort_records};
 use crate::{EkgState, History};
 
 /// The representative without symmetry:
@@ -314,24 +314,8 @@ fn canonicalise(s: &mut EkgState) {
     }
 }
 
-type RecordOrder = (KeyName, u8, Vec<Addr>, Addr);
-
-fn record_order(r: &Record<Sym>) -> RecordOrder {
-    match r {
-        Record::Issued { key_id, .. } => (*key_id, 0, vec![], 0),
-        Record::Released { key_id, addresses, cert, .. } => (*key_id, 1, addresses.clone(), *cert),
-        Record::Destroyed { key_id, .. } => (*key_id, 2, vec![], 0),
-        Record::Purged { key_id } => (*key_id, 3, vec![], 0),
-    }
-}
-
 fn is_canonical(records: &[Record<Sym>]) -> bool {
     records.iter().zip(records.iter().skip(1)).all(|(a, b)| record_order(a) <= record_order(b))
-}
-
-/// Sorts records into the canonical order (stable: equal keys are equal records here).
-pub fn sort_records(records: &mut [Record<Sym>]) {
-    records.sort_by_cached_key(record_order);
 }
 
 /// `s` with `a` and `b` exchanged, or `None` where the ledger is not the recovery of its

@@ -4,7 +4,7 @@
 //! symbolic types. Shared by the
 //! configurations, the actors and the reductions, which import it and not each other.
 
-use ekg_core::ledger::LedgerTypes;
+use ekg_core::ledger::{LedgerTypes, Record};
 
 /// An address.
 pub type Addr = u8;
@@ -90,4 +90,21 @@ impl LedgerTypes for Sym {
     /// A key request is its signer, its message and its attempt (each message and each retry
     /// is a new request, a fresh nonce).
     type RequestId = (Addr, u8, u8);
+}
+
+pub(crate) type RecordOrder = (KeyName, u8, Vec<Addr>, Addr);
+
+/// The canonical order of records: by key, then kind, then addresses and certificate.
+pub(crate) fn record_order(r: &Record<Sym>) -> RecordOrder {
+    match r {
+        Record::Issued { key_id, .. } => (*key_id, 0, vec![], 0),
+        Record::Released { key_id, addresses, cert, .. } => (*key_id, 1, addresses.clone(), *cert),
+        Record::Destroyed { key_id, .. } => (*key_id, 2, vec![], 0),
+        Record::Purged { key_id } => (*key_id, 3, vec![], 0),
+    }
+}
+
+/// Sorts records into the canonical order (stable: equal keys are equal records here).
+pub fn sort_records(records: &mut [Record<Sym>]) {
+    records.sort_by_cached_key(record_order);
 }

@@ -14,9 +14,9 @@ use ekg_core::ledger::Ledger;
 use ekg_core::ledger::ReleasePolicy::{self, Once, SameCertificate};
 use ekg_model::party::PartyState;
 use ekg_model::property::{ONE_KEY_PER_REQUEST, SAFETY};
-use ekg_model::reduction::sort_records;
 use ekg_model::report::{Search, Verdict, check_with};
 use ekg_model::search::{explore, fingerprint};
+use ekg_model::symbols::sort_records;
 use ekg_model::{EkgModel, EkgState, ModelConfig, NetworkKind, Storage};
 use stateright::{Checker, Expectation, Model};
 

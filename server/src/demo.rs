@@ -6,12 +6,12 @@
 //! These are TEST KEYS: every key follows from a public seed (`ekg-testpki`).
 
 use std::fs;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ekg_testpki::{Issued, Org, Pki, pem};
+
+use crate::files::write_secret;
 
 /// The seed of the demo PKI.
 pub const SEED: u64 = 2026;
@@ -30,13 +30,6 @@ pub struct DemoFiles {
     pub client: PathBuf,
     /// The gatekeeper's URI (`http://ADDR/`).
     pub uri: String,
-}
-
-/// Writes a private key readable by its owner only (0600 from creation).
-pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    f.write_all(bytes)
 }
 
 /// Writes `NAME.pem` (certificate and chain) and `NAME.key` (PKCS#8, 0600).
@@ -147,11 +140,4 @@ anchors = ["pki/anchors.pem"]
     );
     fs::write(&client, text)?;
     Ok(DemoFiles { dir: dir.to_path_buf(), pki: dir_pki, config, client, uri })
-}
-
-/// 32 fresh bytes from the operating system, for a storage key.
-pub fn fresh_storage_key() -> std::io::Result<zeroize::Zeroizing<[u8; 32]>> {
-    let mut key = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::fill(key.as_mut_slice()).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(key)
 }

@@ -1,5 +1,6 @@
 //! The files the server keeps and the descriptors it needs: a database readable by its owner
-//! only, and enough descriptors for the connection cap.
+//! only, enough descriptors for the connection cap, secrets written 0600 from creation
+//! ([`write_secret`]) and fresh storage keys ([`fresh_storage_key`]).
 //!
 //! Secret files the server reads (`gatekeeper.key`, the storage key, `server.tls_key`) are
 //! refused when group or others may read them (`config::read_secret`): the server did not
@@ -10,7 +11,8 @@
 //! `chmod` the server can do. What it holds is wrapped keys (useless without the storage
 //! key), addresses and times.
 
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Sets the SQLite database at `path` and its companion files to 0600 if group or others may
@@ -66,6 +68,20 @@ pub fn warn_if_few_descriptors(max_connections: usize) {
         ),
         _ => tracing::debug!(open_files_limit = ?limit.current, "descriptors enough for max_connections"),
     }
+}
+
+/// Writes a private key readable by its owner only (0600 from creation).
+pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
+}
+
+/// 32 fresh bytes from the operating system, for a storage key.
+pub fn fresh_storage_key() -> std::io::Result<zeroize::Zeroizing<[u8; 32]>> {
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(key.as_mut_slice()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -8,17 +8,24 @@
 //! - [`http`]: requests to answers; [`listener`]: connections (caps, timeouts, graceful
 //!   stop); [`tls`]: TLS.
 //! - [`metrics`]: Prometheus metrics; [`files`]: modes of the files the server keeps.
+//! - With the `testmode` feature only (test material: the test PKI and the fixtures crate):
+//!   `demo` (`ekg serve --demo`) and `testmode` (`ekg serve --test-mode`, the conformance
+//!   runner's management endpoint). A production gatekeeper is built without it
+//!   (`docs/server.md`, "Test material and the `testmode` feature").
 //!
 //! [`run`] serves until told to stop; [`start`] does it on a thread of its own (tests, the
 //! demo); `ekg serve` is the command line around both.
 
 #![forbid(unsafe_code)]
 
-pub mod binding;
+/// The HTTP binding (the `ekg-binding` crate, shared with the clients), under its old path.
+pub use ekg_binding as binding;
+
 pub mod caller;
 pub mod certificates;
 pub mod config;
 pub mod custody;
+#[cfg(feature = "testmode")]
 pub mod demo;
 pub mod files;
 pub mod http;
@@ -28,6 +35,7 @@ pub mod metrics;
 mod rng;
 pub mod service;
 pub mod store;
+#[cfg(feature = "testmode")]
 pub mod testmode;
 pub mod tls;
 

@@ -40,22 +40,12 @@ use crate::service::{Clock, Service};
 use crate::store::AnyStore;
 use crate::{Running, ServeError};
 
-/// The management endpoint's base path.
-pub const MANAGE_BASE: &str = "/ekg-test/v1/";
+/// The management endpoint's base path and problem codes: the runner's too (`ekg-binding`).
+pub use ekg_binding::manage::{BASE as MANAGE_BASE, codes};
 /// Largest management body (a state with its store records), bytes.
 pub const MAX_STATE_LEN: usize = 8 * 1024 * 1024;
 /// The injections the reference can make (`inject` of the gatekeeper vectors).
 pub const INJECTIONS: &[&str] = &["storeFails", "drawKeyId", "providerFails"];
-
-/// Problem codes of the management endpoint.
-pub mod codes {
-    /// The body is not a state (bad JSON, an unknown name of `v1/pki`, a bad field).
-    pub const MALFORMED_STATE: &str = "malformed_state";
-    /// The implementation cannot load this state (an injection it lacks): the runner skips.
-    pub const UNSUPPORTED: &str = "unsupported";
-    /// A protocol request or an action before any state was loaded.
-    pub const NO_STATE: &str = "no_state";
-}
 
 /// What `ekg serve --test-mode` runs with.
 pub struct TestSettings {

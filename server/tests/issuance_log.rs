@@ -205,7 +205,7 @@ fn the_server_serves_signed_heads_inclusion_and_consistency_proofs_that_verify()
     use ekg_core::audit::{check_consistency, merkle};
     let dir = fresh_dir("issuance-log-http");
     let files = demo(&dir, "");
-    ekg_server::demo::write_secret(&dir.join("log.salt"), hex::encode(SALT).as_bytes()).unwrap();
+    ekg_server::files::write_secret(&dir.join("log.salt"), hex::encode(SALT).as_bytes()).unwrap();
     let config = std::fs::read_to_string(&files.config).unwrap();
     std::fs::write(&files.config, config.replacen("[gatekeeper]\n", "[gatekeeper]\nlog_salt = \"log.salt\"\n", 1))
         .unwrap();
@@ -298,7 +298,7 @@ fn the_server_serves_signed_heads_inclusion_and_consistency_proofs_that_verify()
 
 /// The demo's configuration with the log on, and `extra` in `[gatekeeper]`.
 fn with_log(dir: &std::path::Path, files: &DemoFiles, extra: &str) {
-    ekg_server::demo::write_secret(&dir.join("log.salt"), hex::encode(SALT).as_bytes()).unwrap();
+    ekg_server::files::write_secret(&dir.join("log.salt"), hex::encode(SALT).as_bytes()).unwrap();
     let config = std::fs::read_to_string(&files.config).unwrap();
     let section = format!("[gatekeeper]\nlog_salt = \"log.salt\"\n{extra}");
     std::fs::write(&files.config, config.replacen("[gatekeeper]\n", &section, 1)).unwrap();

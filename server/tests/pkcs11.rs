@@ -151,7 +151,7 @@ fn the_server_configured_with_gatekeeper_pkcs11_issues_and_releases_over_http() 
     let label = format!("ekg-served-{run}");
     import_signing_key(&env, &files, &label);
     let pin = dir.join("token.pin");
-    ekg_server::demo::write_secret(&pin, format!("{}\n", env.pin).as_bytes()).unwrap();
+    ekg_server::files::write_secret(&pin, format!("{}\n", env.pin).as_bytes()).unwrap();
     let text = std::fs::read_to_string(&files.config).unwrap();
     let text = text
         .replace("key = \"pki/example.com/gatekeeper.key\"\n", "")

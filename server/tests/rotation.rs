@@ -44,7 +44,7 @@ fn a_rotated_key_keeps_outstanding_tickets_releasable_until_the_old_certificate_
     let b = key_b(&files);
     let (b_cert, b_key) = (dir.join("b.pem"), dir.join("b.key"));
     std::fs::write(&b_cert, b.cert_pem()).unwrap();
-    ekg_server::demo::write_secret(&b_key, b.key_pem().as_bytes()).unwrap();
+    ekg_server::files::write_secret(&b_key, b.key_pem().as_bytes()).unwrap();
     let before = std::fs::read_to_string(&files.config).unwrap();
     let done = rotation::rotate(&files.config, &b_cert, &b_key, now).expect("rotate");
     assert_eq!(std::fs::read_to_string(&done.backup).unwrap(), before, "the old configuration is kept");

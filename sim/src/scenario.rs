@@ -1,6 +1,7 @@
-//! Scenario files: TOML in `fixtures/scenarios/`, every field documented in
-//! `docs/simulator.md`. Unknown fields are refused, so a typo cannot silently fall back to a
-//! default.
+//! Scenario files (TOML in `fixtures/scenarios/`, every field documented in `docs/simulator.md`);
+//! unknown fields are refused, so a typo cannot silently fall back to a default.
+
+pub mod compromise;
 
 use ekg_core::ledger::ReleasePolicy;
 use serde::{Deserialize, Serialize};
@@ -41,7 +42,7 @@ pub struct Scenario {
     pub report: ReportSpec,
     /// The compromise analysis (issue 27): what each stolen secret exposes, day by day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compromise: Option<crate::compromise::CompromiseSpec>,
+    pub compromise: Option<compromise::CompromiseSpec>,
     /// A mailing list expanded where it lives (`docs/simulator.md` §6), run beside the workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list: Option<ListSpec>,

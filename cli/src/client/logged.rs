@@ -12,13 +12,13 @@
 //! (`ticket_not_logged`); the proof leads from the entry's leaf hash to the head's root (A4,
 //! `log_inclusion_failed`).
 
+use ekg_binding as binding;
 use ekg_core::audit::entry::ticket_hash;
 use ekg_core::audit::merkle::{hash_from_slice, leaf_hash, verify_inclusion};
 use ekg_core::audit::{EntryKind, LogEntry, TreeHead};
 use ekg_core::pki::TrustAnchors;
 use ekg_core::role::Ticket;
 use ekg_core::{Rejection, UnixTime};
-use ekg_server::binding;
 use serde::Deserialize;
 
 use super::{ClientError, GatekeeperClient, fail, provider};

@@ -8,12 +8,11 @@ pub mod logged;
 pub mod pkcs12;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
+/// The client side of the HTTP binding (requests, bounded reads, refusals): `ekg-binding`'s.
+pub use ekg_binding::client::GatekeeperClient;
 use ekg_core::crypto::{AwsLc, CryptoProvider};
 use ekg_core::pki::{PathLimits, TrustAnchors};
-use ekg_server::binding::{self, ClientAction, Problem};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::Deserialize;
@@ -43,6 +42,12 @@ impl std::error::Error for ClientError {}
 impl From<ekg_core::Error> for ClientError {
     fn from(e: ekg_core::Error) -> Self {
         ClientError { code: e.code().to_owned(), detail: e.detail().to_owned() }
+    }
+}
+
+impl From<ekg_binding::client::Failure> for ClientError {
+    fn from(e: ekg_binding::client::Failure) -> Self {
+        ClientError { code: e.code, detail: e.detail }
     }
 }
 
@@ -102,7 +107,7 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
         return out.write_all(bytes).and_then(|()| out.flush()).map_err(io);
     }
     let tmp = path.with_extension(format!("ekg-{}.tmp", std::process::id()));
-    let written = ekg_server::demo::write_secret(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let written = ekg_server::files::write_secret(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -192,113 +197,4 @@ pub fn os_rng() -> Result<ChaCha20Rng, ClientError> {
 /// The wall clock.
 pub fn now() -> ekg_core::UnixTime {
     ekg_server::service::wall_clock()
-}
-
-/// The client side of the HTTP binding.
-pub struct GatekeeperClient {
-    agent: ureq::Agent,
-}
-
-/// Most times a `503` is retried, and the longest `Retry-After` honoured.
-const RETRIES: u32 = 2;
-const MAX_RETRY_AFTER_SECS: u64 = 10;
-/// Largest answer read.
-const MAX_ANSWER_LEN: u64 = 1024 * 1024;
-
-impl GatekeeperClient {
-    /// A client trusting the public web roots and `extra_roots`.
-    pub fn new(extra_roots: Vec<ureq::tls::Certificate<'static>>) -> GatekeeperClient {
-        let crypto = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let roots = if extra_roots.is_empty() {
-            ureq::tls::RootCerts::WebPki
-        } else {
-            ureq::tls::RootCerts::new_with_certs(&extra_roots)
-        };
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::Rustls)
-            .root_certs(roots)
-            .unversioned_rustls_crypto_provider(crypto)
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .tls_config(tls)
-            .build()
-            .into();
-        GatekeeperClient { agent }
-    }
-
-    /// POSTs `der` to `{uri}{endpoint}`; the `200` body, or the refusal as a [`ClientError`]
-    /// (`503` is retried after its `Retry-After`, twice at most).
-    pub fn post(&self, uri: &str, endpoint: &str, der: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let url = binding::endpoint(uri, endpoint);
-        for attempt in 0..=RETRIES {
-            let sent = self.agent.post(&url).header("Content-Type", binding::MEDIA_CMS).send(der);
-            let mut answer = match sent {
-                Ok(a) => a,
-                Err(e) => return fail("gatekeeper_unreachable", format!("{url}: {e}")),
-            };
-            let status = answer.status().as_u16();
-            let retry_after = answer
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(u64::from(binding::RETRY_AFTER_SECS));
-            let body = answer
-                .body_mut()
-                .with_config()
-                .limit(MAX_ANSWER_LEN)
-                .read_to_vec()
-                .or_else(|e| fail("gatekeeper_unreachable", format!("{url}: reading the answer: {e}")))?;
-            match binding::client_action(status) {
-                ClientAction::Accept => return Ok(body),
-                ClientAction::RetryLater if attempt < RETRIES => {
-                    std::thread::sleep(Duration::from_secs(retry_after.min(MAX_RETRY_AFTER_SECS)));
-                }
-                _ => return Err(refusal(&url, status, &body)),
-            }
-        }
-        fail("gatekeeper_unavailable", format!("{url}: still 503 after {RETRIES} retries"))
-    }
-
-    /// GETs `{uri}{endpoint}` (its query included): the `200` body, or the refusal as a
-    /// [`ClientError`] (no retry: the log's routes change no state, a caller asks again).
-    pub fn get(&self, uri: &str, endpoint: &str) -> Result<Vec<u8>, ClientError> {
-        let url = binding::endpoint(uri, endpoint);
-        let mut answer = match self.agent.get(&url).call() {
-            Ok(a) => a,
-            Err(e) => return fail("gatekeeper_unreachable", format!("{url}: {e}")),
-        };
-        let status = answer.status().as_u16();
-        let body = answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER_LEN)
-            .read_to_vec()
-            .or_else(|e| fail("gatekeeper_unreachable", format!("{url}: reading the answer: {e}")))?;
-        if binding::client_action(status) == ClientAction::Accept {
-            return Ok(body);
-        }
-        Err(refusal(&url, status, &body))
-    }
-}
-
-/// A refusal's problem body as a [`ClientError`] with its code.
-fn refusal(url: &str, status: u16, body: &[u8]) -> ClientError {
-    let problem: Option<Problem> = serde_json::from_slice(body).ok();
-    match problem {
-        Some(p) => ClientError {
-            code: p.code.clone(),
-            detail: if p.detail.is_empty() {
-                format!("the gatekeeper refused ({status} {})", p.title)
-            } else {
-                format!("the gatekeeper refused ({status} {}): {}", p.title, p.detail)
-            },
-        },
-        None => ClientError {
-            code: "gatekeeper_error".into(),
-            detail: format!("{url} answered {status} without a problem body"),
-        },
-    }
 }

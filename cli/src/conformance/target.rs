@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use ekg_binding as binding;
 use ekg_core::{Rejection, UnixTime};
 use ekg_fixtures::FixtureError;
 use ekg_fixtures::target::{Accepted, Answer, Loaded, Observed, Refusal, Target};
-use ekg_server::binding;
 use serde_json::{Value, json};
 
 /// Most bytes of an answer read.
@@ -25,7 +25,7 @@ pub struct Http {
 pub fn default_manage(target: &str) -> String {
     let after = target.split_once("://").map_or(0, |(s, _)| s.len() + 3);
     let end = target[after..].find('/').map_or(target.len(), |i| after + i);
-    format!("{}{}", &target[..end], ekg_server::testmode::MANAGE_BASE)
+    format!("{}{}", &target[..end], binding::manage::BASE)
 }
 
 /// The `host:port` of an `http://` URL (port 80 when it names none).
@@ -112,7 +112,7 @@ impl Http {
             return Ok(Ok(Accepted { body: Vec::new(), kind: None }));
         }
         let problem = problem_of(status, &bytes, &ct);
-        let known = problem.code == ekg_server::testmode::codes::UNSUPPORTED
+        let known = problem.code == binding::manage::codes::UNSUPPORTED
             || Rejection::ALL.iter().any(|r| r.code() == problem.code);
         if known {
             return Ok(Err(problem));
@@ -127,7 +127,7 @@ impl Http {
     /// A management action other than `state`: `unsupported` skips the case.
     fn action(&self, action: &str, body: &Value) -> Result<Answer, FixtureError> {
         match self.manage(action, body)? {
-            Err(r) if r.code == ekg_server::testmode::codes::UNSUPPORTED => {
+            Err(r) if r.code == binding::manage::codes::UNSUPPORTED => {
                 Err(FixtureError::Unsupported(format!("{action}: {}", r.detail)))
             }
             other => Ok(other),
@@ -174,7 +174,7 @@ impl Target for Http {
     fn load(&mut self, state: &Value) -> Result<Loaded, FixtureError> {
         Ok(match self.manage("state", state)? {
             Ok(_) => Loaded::Ready,
-            Err(r) if r.code == ekg_server::testmode::codes::UNSUPPORTED => Loaded::Unsupported(r.detail),
+            Err(r) if r.code == binding::manage::codes::UNSUPPORTED => Loaded::Unsupported(r.detail),
             Err(r) => Loaded::Refused(r),
         })
     }
@@ -211,7 +211,7 @@ impl Target for Http {
         let (status, bytes, ct) = self.post(&url, "application/json", b"{}")?;
         if status != 200 {
             let problem = problem_of(status, &bytes, &ct);
-            if problem.code == ekg_server::testmode::codes::UNSUPPORTED || status == 404 {
+            if problem.code == binding::manage::codes::UNSUPPORTED || status == 404 {
                 return Err(FixtureError::Unsupported(format!("observe: {status} {}", problem.code)));
             }
             return Err(FixtureError::Io(format!("observe answered {status} {}", problem.code)));

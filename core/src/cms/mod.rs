@@ -16,7 +16,7 @@ pub mod raw;
 pub mod sealed;
 pub mod signed;
 
-use der::asn1::{ObjectIdentifier, SetOfVec};
+use der::asn1::{Ia5String, ObjectIdentifier, OctetString, SetOfVec};
 use der::{Any, Decode, Encode, Tagged};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
@@ -32,6 +32,14 @@ pub(crate) fn content_info<T: Encode>(content_type: ObjectIdentifier, content: &
 
 pub(crate) fn encode_failed(e: der::Error) -> crate::Error {
     reject(Rejection::CryptoFailure, format!("encoding failed: {e}"))
+}
+
+pub(crate) fn ia5(s: &str) -> Result<Ia5String> {
+    Ia5String::new(s).map_err(|_| reject(Rejection::InvalidAddress, "not IA5"))
+}
+
+pub(crate) fn octets(b: &[u8]) -> Result<OctetString> {
+    OctetString::new(b).map_err(encode_failed)
 }
 
 pub(crate) fn algorithm(oid: ObjectIdentifier, parameters: Option<Any>) -> AlgorithmIdentifierOwned {

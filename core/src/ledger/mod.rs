@@ -22,6 +22,7 @@
 
 mod codec;
 mod decide;
+pub mod entitled;
 pub mod pipeline;
 pub mod round;
 mod store;
@@ -32,6 +33,7 @@ use std::hash::Hash;
 
 pub use codec::VERSION as CODEC_VERSION;
 pub use decide::{IssueFacts, IssueRules, ReleaseFacts, VerifiedIssue, VerifiedRelease};
+pub use entitled::EntitledRelease;
 pub use pipeline::{Committed, Decided, Drawn, Granted, KeyDraw};
 pub use round::{Round, Step, Swept, View, sweep};
 pub use store::{Answered, Batch, KeyChange, LoadedKey, MemoryState, MemoryStore, Store, StoreError, Version};

@@ -24,7 +24,7 @@ use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KeyId, NONCE_LEN, OneTimeKey};
 use crate::pki::{Credential, TrustAnchors};
 use crate::time::UnixTime;
-use crate::wire::{ContentInfo, MAX_ENVELOPE_LEN, ReleaseRequest, VERSION, oid};
+use crate::wire::{ContentInfo, MAX_ENVELOPE_LEN, MAX_EXPANSION_DEPTH, ReleaseRequest, VERSION, oid};
 
 /// A sealed message whose ticket was verified.
 #[derive(Clone, Debug)]
@@ -105,7 +105,7 @@ impl Client {
         if !expanded.is_empty() || !ticket.request.expansion.is_empty() {
             let mut chain = expanded.clone();
             chain.push(ticket.clone());
-            super::expansion::check_chain(&chain)?;
+            check_chain(&chain)?;
         }
         Ok(ReceivedMessage { sealed, ticket, expanded })
     }
@@ -345,4 +345,36 @@ impl Fetcher for Gateway {
     fn open(&self, message: &ReceivedMessage, key: &OneTimeKey) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         Gateway::open(self, message, key)
     }
+}
+
+/// Step C7: `chain` is the tickets of an expanded message, the original first and the
+/// attached one last. Each ticket after the first must carry a request whose history is the
+/// previous ticket's plus one entry, that entry naming the previous ticket's digest and a
+/// list that the previous ticket lists and that signed this request. The first ticket's
+/// request has no history. Each ticket's signature and gatekeeper are the caller's to check.
+pub fn check_chain(chain: &[Ticket]) -> Result<()> {
+    let mismatch = |detail: &str| Err(reject(Rejection::ListExpansionMismatch, detail.to_owned()));
+    if chain.len() > MAX_EXPANSION_DEPTH + 1 {
+        return Err(reject(Rejection::ListDepthExceeded, format!("{} tickets", chain.len())));
+    }
+    let Some(first) = chain.first() else { return mismatch("no ticket") };
+    if !first.request.expansion.is_empty() {
+        return mismatch("the original ticket carries an expansion history");
+    }
+    for (before, after) in chain.iter().zip(chain.iter().skip(1)) {
+        // The history after is the one before plus exactly one entry.
+        let Some((e, earlier)) = after.request.expansion.split_last() else {
+            return mismatch("a ticket after the original without an expansion history");
+        };
+        if earlier != before.request.expansion.as_slice() {
+            return mismatch("an expansion history that does not extend the one before");
+        }
+        if e.expanded_ticket != before.digest {
+            return mismatch("an expansion that names another ticket");
+        }
+        if e.list != after.request.sender || !before.request.recipients.contains(&e.list) {
+            return mismatch("an expansion by a list the ticket before does not list");
+        }
+    }
+    Ok(())
 }

@@ -1,10 +1,10 @@
 //! The expansion history of a list agent's key request (`docs/protocol.md` §13), after RFC
 //! 2634 §4's `mlExpansionHistory`: which lists a message went through, when, and under which
 //! ticket. The gatekeeper checks it (V27: depth, loops, the agent's own entry last); a reader
-//! checks the chain of tickets it links (C7).
+//! checks the chain of tickets it links (C7, in `client.rs`: the reader's step).
 
-use super::ticket::{Ticket, ia5, octets};
 use crate::address::EmailAddress;
+use crate::cms::{ia5, octets};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::Digest;
 use crate::time::UnixTime;
@@ -78,38 +78,6 @@ pub fn check_history(sender: &EmailAddress, recipients: &[EmailAddress], history
 pub(crate) fn over_depth_bound(len: usize) -> bool {
     len > MAX_EXPANSION_DEPTH
         && !(crate::planted::is(crate::planted::PlantedBug::ListDepthOffByOne) && len == MAX_EXPANSION_DEPTH + 1)
-}
-
-/// Step C7: `chain` is the tickets of an expanded message, the original first and the
-/// attached one last. Each ticket after the first must carry a request whose history is the
-/// previous ticket's plus one entry, that entry naming the previous ticket's digest and a
-/// list that the previous ticket lists and that signed this request. The first ticket's
-/// request has no history. Each ticket's signature and gatekeeper are the caller's to check.
-pub fn check_chain(chain: &[Ticket]) -> Result<()> {
-    let mismatch = |detail: &str| Err(reject(Rejection::ListExpansionMismatch, detail.to_owned()));
-    if chain.len() > MAX_EXPANSION_DEPTH + 1 {
-        return Err(reject(Rejection::ListDepthExceeded, format!("{} tickets", chain.len())));
-    }
-    let Some(first) = chain.first() else { return mismatch("no ticket") };
-    if !first.request.expansion.is_empty() {
-        return mismatch("the original ticket carries an expansion history");
-    }
-    for (before, after) in chain.iter().zip(chain.iter().skip(1)) {
-        // The history after is the one before plus exactly one entry.
-        let Some((e, earlier)) = after.request.expansion.split_last() else {
-            return mismatch("a ticket after the original without an expansion history");
-        };
-        if earlier != before.request.expansion.as_slice() {
-            return mismatch("an expansion history that does not extend the one before");
-        }
-        if e.expanded_ticket != before.digest {
-            return mismatch("an expansion that names another ticket");
-        }
-        if e.list != after.request.sender || !before.request.recipients.contains(&e.list) {
-            return mismatch("an expansion by a list the ticket before does not list");
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

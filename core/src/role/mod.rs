@@ -11,8 +11,8 @@ mod list;
 mod sender;
 mod ticket;
 
-pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient};
-pub use expansion::{ListExpansion, check_chain, check_history};
+pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient, check_chain};
+pub use expansion::{ListExpansion, check_history};
 pub use gatekeeper::{
     CredentialStatus, DecidedIssuance, DecidedRelease, DrawFromRng, EpochKeyRing, Gatekeeper, GatekeeperConfig,
     GatekeeperCrypto, GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork, RetiredCertificate,

@@ -1,11 +1,11 @@
 //! Reading key requests, tickets and key deliveries: what more than one role checks.
 
 use der::Encode;
-use der::asn1::{Ia5String, OctetString};
 
 use super::expansion::{ListExpansion, check_history};
 use crate::address::EmailAddress;
 use crate::cms::signed::{self, SignedObject};
+use crate::cms::{ia5, octets};
 use crate::crypto::CryptoProvider;
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KeyId, Nonce, OneTimeKey};
@@ -387,14 +387,6 @@ pub(crate) fn encode_delivery(
         delivered_to: ia5(delivered_to)?,
     };
     delivery.to_der().map(zeroize::Zeroizing::new).map_err(crate::cms::encode_failed)
-}
-
-pub(crate) fn ia5(s: &str) -> Result<Ia5String> {
-    Ia5String::new(s).map_err(|_| reject(Rejection::InvalidAddress, "not IA5"))
-}
-
-pub(crate) fn octets(b: &[u8]) -> Result<OctetString> {
-    OctetString::new(b).map_err(crate::cms::encode_failed)
 }
 
 /// Checks a client-supplied time against `now` (step V13).

@@ -17,16 +17,15 @@
 
 mod recipient;
 mod signing;
-mod spec;
 mod storage;
 mod table;
 
 use ekg_core::ledger::ReleasePolicy;
 use serde::Serialize;
 
+pub use crate::scenario::compromise::{CompromiseSpec, RecipientTheft, SigningTheft};
 pub use recipient::RecipientExposure;
 pub use signing::{SigningExposure, SigningMode};
-pub use spec::{CompromiseSpec, RecipientTheft, SigningTheft};
 pub use storage::{DatabaseExposure, StorageExposure};
 pub use table::text;
 

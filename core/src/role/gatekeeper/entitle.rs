@@ -1,7 +1,7 @@
 //! The gatekeeper's label checks (`docs/protocol.md` §11): V15 at issuance (the labels are
 //! defined and the sender holds them), V26 at release (the requester holds the labels of the
-//! key as the store recorded them). The decision is [`crate::policy::decide`]; this module
-//! gathers the facts it is decided on.
+//! key as the store recorded them, `crate::ledger::EntitledRelease`). The decision is
+//! [`crate::policy::decide`]; this module gathers the facts it is decided on.
 
 use der::Decode;
 use x509_cert::ext::pkix::CertificatePolicies;
@@ -9,7 +9,7 @@ use x509_cert::ext::pkix::CertificatePolicies;
 use super::config::GatekeeperConfig;
 use crate::error::Result;
 use crate::pki::ValidatedCertificate;
-use crate::policy::{self, AttributeValue, Entitlements, SubjectFacts, mapping::TokenFacts};
+use crate::policy::{self, SubjectFacts, mapping::TokenFacts};
 use crate::role::ticket::KeyRequestContent;
 
 /// The facts of a validated certificate (its anchor, policy OIDs and the addresses that
@@ -54,9 +54,4 @@ pub fn check_issue(
     facts.addresses.retain(|a| *a == content.sender);
     let held = policy.entitlements(&facts);
     policy::decide(policy, &content.labels, &held)
-}
-
-/// V26: whether `held` satisfies the labels recorded with the key.
-pub fn check_release(config: &GatekeeperConfig, labels: &[AttributeValue], held: &Entitlements) -> Result<()> {
-    policy::decide(&config.attributes, labels, held)
 }

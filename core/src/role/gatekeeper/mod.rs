@@ -51,9 +51,9 @@ use crate::audit::LogSalt;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{KeyId, OneTimeKey};
-use crate::ledger::round::{Decision, Issue, NoDraw, Release as ReleaseDecision, View, storage_failed};
+use crate::ledger::round::{Decision, Issue, NoDraw, View, storage_failed};
 use crate::ledger::{
-    Committed, Concrete, Decided, Granted, IssueFacts, IssueRules, KeyDraw, KeyState, Ledger, ReleaseFacts,
+    Committed, Concrete, Decided, EntitledRelease, Granted, IssueFacts, IssueRules, KeyDraw, Ledger, ReleaseFacts,
     ReleaseKind, Round, Store,
 };
 use crate::pki::Credential;
@@ -295,19 +295,19 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
         Ok(committed.map(|drawn| IssueWork::new(request, drawn, now)))
     }
 
-    /// A release over the store: V21 to V24, made durable.
+    /// A release over the store: V21 to V24, V26 and V28.8 ([`EntitledRelease`]), made
+    /// durable.
     pub fn release(&mut self, request: VerifiedReleaseRequest, now: UnixTime) -> Result<Committed<ReleaseWork>> {
         let facts = ReleaseFacts::of(&request);
-        let held = self.crypto.config().attributes.entitlements(&request.subject_facts());
+        let crypto = Arc::clone(&self.crypto);
+        let policy = &crypto.config().attributes;
+        let held = policy.entitlements(&request.subject_facts());
         let log = self.log.clone().map(|salt| logged::ReleaseLog::of(salt, &request, now));
+        let token = request.token().map(|t| t.used.clone());
         let decision = Unwrappable {
-            key_id: facts.key_id,
-            release: ReleaseDecision::new(facts),
-            crypto: Arc::clone(&self.crypto),
-            held,
+            entitled: EntitledRelease::new(facts, policy, held, token),
+            crypto: Arc::clone(&crypto),
             log,
-            token: request.token().map(|t| t.used.clone()),
-            token_seen: core::cell::Cell::new(false),
         };
         let mut round = Round::new(&self.rules, decision, now);
         let committed = round.run(&mut self.store, &mut NoDraw);
@@ -368,41 +368,32 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
 
 /// A release whose stored key must unwrap under this gatekeeper's storage key before it is
 /// recorded: an instance configured with another storage key (on a shared store) would
-/// otherwise use up a release it cannot deliver. A labelled key is released to a recipient
-/// only if its entitlements satisfy the labels recorded with the key (V26, after the
-/// ledger's V21 to V24, before anything is recorded); the sender organisation's gateway is
-/// not a recipient and is not asked for entitlements (§12.4).
-struct Unwrappable {
-    key_id: KeyId,
-    release: ReleaseDecision<Concrete>,
+/// otherwise use up a release it cannot deliver. Everything else is [`EntitledRelease`]'s
+/// (the ledger's V21 to V24, V26 on a labelled key, V28.8 on a token, the token's record in
+/// the batch), crypto-free and shared with the model checker.
+struct Unwrappable<'a> {
+    entitled: EntitledRelease<Concrete, &'a crate::policy::Policy>,
     crypto: Arc<GatekeeperCrypto>,
-    held: crate::policy::Entitlements,
     /// What the release's log entries record (`None`: no log).
     log: Option<logged::ReleaseLog>,
-    /// The record of the access token the request carried (V28.8).
-    token: Option<crate::token::TokenUse>,
-    /// Whether the store held that record when read.
-    token_seen: core::cell::Cell<bool>,
 }
 
-impl Decision<Concrete> for Unwrappable {
+impl Decision<Concrete> for Unwrappable<'_> {
     type Payload = Granted<Concrete>;
     type Key = ();
 
     fn read<St: Store<Concrete> + ?Sized>(&self, store: &mut St, view: &mut View<Concrete>) -> Result<()> {
         if planted::is(P::ConfiguredPolicyAtRelease) {
-            let mut loaded = store.load_key(&self.key_id).map_err(storage_failed)?;
+            let key_id = self.entitled.key_id();
+            let mut loaded = store.load_key(key_id).map_err(storage_failed)?;
             for r in &mut loaded.records {
                 if let crate::ledger::Record::Issued { policy, .. } = r {
                     *policy = self.crypto.config().policy;
                 }
             }
-            return view.load(&self.key_id, loaded);
+            return view.load(key_id, loaded);
         }
-        if let Some(used) = &self.token {
-            self.token_seen.set(store.token_used(used).map_err(storage_failed)?);
-        }
-        self.release.read(store, view)
+        self.entitled.read(store, view)
     }
 
     fn decide(
@@ -411,23 +402,13 @@ impl Decision<Concrete> for Unwrappable {
         draw: &mut dyn KeyDraw<Concrete, Key = ()>,
         now: UnixTime,
     ) -> Result<Decided<Concrete, Granted<Concrete>>> {
-        let decided = self.release.decide(view, draw, now)?;
-        if decided.payload().kind != ReleaseKind::Gateway
-            && let Some(KeyState::Pending(key) | KeyState::Retained { key, .. }) = view.ledger().state(&self.key_id)
-            && !key.labels.is_empty()
-        {
-            entitle::check_release(self.crypto.config(), &key.labels, &self.held)?;
-        }
-        // V28.8 (after V26): a token is used for one release only.
-        if self.token_seen.get() {
-            return Err(reject(Rejection::TokenReplayed, "this token was used before"));
-        }
+        let decided = self.entitled.decide(view, draw, now)?;
         self.crypto.check_unwraps(&decided.payload().handle)?;
         Ok(decided)
     }
 
     fn tokens(&self) -> Vec<crate::token::TokenUse> {
-        self.token.iter().cloned().collect()
+        self.entitled.tokens()
     }
 
     fn log(&self, decided: &Decided<Concrete, Granted<Concrete>>) -> Result<Vec<Vec<u8>>> {

@@ -1,6 +1,13 @@
-//! The HTTP binding of the protocol (`docs/protocol.md` §8): paths, media types, the status
-//! of every rejection and what a client does on it, and RFC 9457 problem bodies. Shared by
-//! the server and the clients (`ekg send`, `ekg read`, `ekg load`, `ekg conformance`).
+//! `ekg-binding`: the HTTP binding of the protocol (`docs/protocol.md` §8): paths, media
+//! types, the status of every rejection and what a client does on it, and RFC 9457 problem
+//! bodies. Shared by the server (`ekg-server`, which re-exports it as `ekg_server::binding`)
+//! and the clients (`ekg send`, `ekg read`, `ekg load`, `ekg conformance`), which need not
+//! link the server for it.
+
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "client")]
+pub mod client;
 
 use ekg_core::Rejection;
 use serde::{Deserialize, Serialize};
@@ -343,6 +350,23 @@ fn title(code: &str) -> String {
 /// Whether a `Content-Type` value is `application/cms` (parameters allowed, case-insensitive).
 pub fn is_cms(content_type: &str) -> bool {
     content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(MEDIA_CMS))
+}
+
+/// The management endpoint of a gatekeeper under test (`docs/conformance.md` §2): what the
+/// reference's test mode serves and the conformance runner calls.
+pub mod manage {
+    /// The management endpoint's base path.
+    pub const BASE: &str = "/ekg-test/v1/";
+
+    /// Problem codes of the management endpoint.
+    pub mod codes {
+        /// The body is not a state (bad JSON, an unknown name of `v1/pki`, a bad field).
+        pub const MALFORMED_STATE: &str = "malformed_state";
+        /// The implementation cannot load this state (an injection it lacks): the runner skips.
+        pub const UNSUPPORTED: &str = "unsupported";
+        /// A protocol request or an action before any state was loaded.
+        pub const NO_STATE: &str = "no_state";
+    }
 }
 
 #[cfg(test)]
