@@ -124,7 +124,10 @@ fn write_crl(files: &DemoFiles, next: (i32, u8, u8), revoked: &[&str]) {
     let org = Org::build(&mut pki, "example.org", &["bob", "dave"]);
     let revoked: Vec<&Issued> = revoked.iter().map(|a| org.user(a)).collect();
     let crl = ekg_testpki::crl(&org.ca, (2025, 1, 1), next, &revoked);
-    std::fs::write(files.pki.join("example.org/ca.crl"), crl.pem()).unwrap();
+    // Replaced at once, as docs/server.md tells operators: a reload never reads half a file.
+    let path = files.pki.join("example.org/ca.crl");
+    std::fs::write(path.with_extension("crl.new"), crl.pem()).unwrap();
+    std::fs::rename(path.with_extension("crl.new"), path).unwrap();
 }
 
 /// Asks again (every 50 ms, at most 10 s) until `want` is the answer.
@@ -149,15 +152,20 @@ fn crl_files_are_reread_while_the_server_runs() {
     let server = ekg_server::start(settings).expect("server");
     let (sealed, plain) = send(&server, &files, &["bob@example.org", "dave@example.org"], 10);
     let bob = recipient(&files, "example.org", "bob");
+    let dave = recipient(&files, "example.org", "dave");
+    // The reload runs beside the requests: the waits ask on messages of their own, so a
+    // request answered before the reload spends nothing of `sealed`'s.
+    let (probe_bob, _) = send(&server, &files, &["bob@example.org"], 20);
+    let (probe_dave, _) = send(&server, &files, &["dave@example.org"], 21);
     // bob's certificate is revoked: after the reload, his release is refused.
     write_crl(&files, (2045, 1, 1), &["bob@example.org"]);
     reload.notify_one();
-    until(&server, &bob, &sealed, (403, "certificate_revoked"));
+    until(&server, &bob, &probe_bob, (403, "certificate_revoked"));
+    assert_eq!(fetch(&server, &bob, &sealed, 8), Err((403, "certificate_revoked".into())));
     // A CRL past its nextUpdate refuses everyone its CA certified (fail closed, 500).
     write_crl(&files, (2026, 1, 1), &[]);
     reload.notify_one();
-    let dave = recipient(&files, "example.org", "dave");
-    until(&server, &dave, &sealed, (500, "crl_stale"));
+    until(&server, &dave, &probe_dave, (500, "crl_stale"));
     let (_, metrics) = get(&server, "/metrics");
     let stale = metrics.lines().find(|l| l.starts_with("ekg_crl_next_update_seconds{")).expect("CRL metric");
     assert!(stale.contains("CN=example.org CA") && stale.split(' ').next_back().unwrap().starts_with('-'), "{stale}");
