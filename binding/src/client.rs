@@ -80,12 +80,7 @@ impl GatekeeperClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(u64::from(binding::RETRY_AFTER_SECS));
-            let body = answer
-                .body_mut()
-                .with_config()
-                .limit(MAX_ANSWER_LEN)
-                .read_to_vec()
-                .or_else(|e| fail("gatekeeper_unreachable", format!("{url}: reading the answer: {e}")))?;
+            let body = read_answer(&mut answer, &url)?;
             match binding::client_action(status) {
                 ClientAction::Accept => return Ok(body),
                 ClientAction::RetryLater if attempt < RETRIES => {
@@ -106,12 +101,7 @@ impl GatekeeperClient {
             Err(e) => return fail("gatekeeper_unreachable", format!("{url}: {e}")),
         };
         let status = answer.status().as_u16();
-        let body = answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER_LEN)
-            .read_to_vec()
-            .or_else(|e| fail("gatekeeper_unreachable", format!("{url}: reading the answer: {e}")))?;
+        let body = read_answer(&mut answer, &url)?;
         if binding::client_action(status) == ClientAction::Accept {
             return Ok(body);
         }
@@ -136,6 +126,16 @@ fn refusal(url: &str, status: u16, body: &[u8]) -> Failure {
             detail: format!("{url} answered {status} without a problem body"),
         },
     }
+}
+
+/// An answer's body, read to at most [`MAX_ANSWER_LEN`] octets.
+fn read_answer(answer: &mut ureq::http::Response<ureq::Body>, url: &str) -> Result<Vec<u8>, Failure> {
+    answer
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER_LEN)
+        .read_to_vec()
+        .or_else(|e| fail("gatekeeper_unreachable", format!("{url}: reading the answer: {e}")))
 }
 
 #[cfg(test)]
