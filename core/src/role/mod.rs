@@ -15,9 +15,10 @@ pub use client::{Fetcher, Gateway, PendingRelease, ReceivedMessage, Recipient, c
 pub use expansion::{ListExpansion, check_history};
 pub use gatekeeper::{
     CredentialStatus, DecidedIssuance, DecidedRelease, DrawFromRng, EpochKeyRing, Gatekeeper, GatekeeperConfig,
-    GatekeeperCrypto, GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork, RetiredCertificate,
-    RetiredKey, SenderRule, StorageKey, StorageKeys, VerifiedKeyRequest, VerifiedReleaseRequest, check_credential,
-    check_profile, destroyable_before, done_epochs_before, draw_fresh, epoch_destroyed, limits, unwrap_by_epoch,
+    GatekeeperCrypto, GatekeeperSettings, GatewayPrincipal, Issuance, IssueWork, RecipientRule, Release, ReleaseWork,
+    RetiredCertificate, RetiredKey, SenderRule, SettingsError, StorageKey, StorageKeys, VerifiedKeyRequest,
+    VerifiedReleaseRequest, check_credential, check_profile, destroyable_before, done_epochs_before, draw_fresh,
+    epoch_destroyed, limits, settings, unwrap_by_epoch,
 };
 pub use list::ListAgent;
 pub use sender::{PendingKeyRequest, SendKey, Sender};

@@ -107,6 +107,10 @@ pub mod limits {
     pub const RULES_MAX: usize = 1000;
     /// Most retired certificates.
     pub const RETIRED_MAX: usize = 16;
+    /// Default ticket lifetime: 30 days.
+    pub const TICKET_LIFETIME_SECS_DEFAULT: u64 = 30 * 24 * 3600;
+    /// Default clock skew: five minutes.
+    pub const MAX_CLOCK_SKEW_SECS_DEFAULT: u64 = 300;
     /// Default storage epoch: one day.
     pub const STORAGE_EPOCH_SECS_DEFAULT: u64 = 86_400;
     /// Shortest storage epoch: one minute (tests; an hour or more in service).
@@ -119,26 +123,6 @@ pub mod limits {
 }
 
 impl GatekeeperConfig {
-    /// Defaults: policy `once`, 30-day tickets, no retention, 1000 recipients, 5 min skew.
-    pub fn new(uri: impl Into<String>, anchors: TrustAnchors) -> Self {
-        GatekeeperConfig {
-            uri: uri.into(),
-            anchors,
-            senders: Vec::new(),
-            gateways: Vec::new(),
-            recipients: Vec::new(),
-            retired: Vec::new(),
-            policy: ReleasePolicy::Once,
-            ledger: LedgerConfig::default(),
-            ticket_lifetime_secs: 30 * 24 * 3600,
-            max_recipients: MAX_RECIPIENTS,
-            max_clock_skew_secs: 300,
-            storage_epoch_secs: limits::STORAGE_EPOCH_SECS_DEFAULT,
-            attributes: crate::policy::Policy::default(),
-            token_issuers: Vec::new(),
-        }
-    }
-
     /// Checks every field against its range (`invalid_configuration` naming the field), so
     /// that no request can fail after its record is durable for a reason known at start.
     pub fn validate(&self) -> Result<()> {

@@ -32,6 +32,7 @@ mod credential;
 mod custody;
 mod entitle;
 mod logged;
+pub mod settings;
 mod verify;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use credential::{CredentialStatus, check_credential, check_profile};
 pub use custody::{
     EpochKeyRing, StorageKeys, destroyable_before, done_epochs_before, epoch_destroyed, unwrap_by_epoch,
 };
+pub use settings::{GatekeeperSettings, SettingsError};
 pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
