@@ -18,6 +18,10 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("ticket_lifetime_secs = 604800", "ticket_lifetime_secs = 0", "gatekeeper.ticket_lifetime_secs", ""),
     ("[gatekeeper]", "[gatekeeper]\nmax_path_len = 0", "gatekeeper.max_path_len", "2 to 8 certificates"),
     ("[gatekeeper]", "[gatekeeper]\ncolour = \"blue\"", "config", "unknown field"),
+    // A value of the protocol's form (read flattened into [gatekeeper]) is named too.
+    ("[gatekeeper]", "[gatekeeper]\nmax_deliveries = \"three\"", "gatekeeper.max_deliveries", "invalid type"),
+    ("retention_secs = 0", "retention_secs = 604801", "gatekeeper.retention_secs", "0 to ticket_lifetime_secs"),
+    ("[gatekeeper]", "[gatekeeper]\nstorage_epoch_secs = 59", "gatekeeper.storage_epoch_secs", "60 to 31622400"),
     ("storage_key = \"storage.key\"", "storage_key = \"missing.key\"", "gatekeeper.storage_key", "missing.key"),
     ("key = \"pki/example.com/gatekeeper.key\"", "key = \"pki/example.com/alice.key\"", "gatekeeper.certificate", ""),
     ("anchors = [", "anchors = [\"ekg.toml\", ", "gatekeeper.anchors", "ekg.toml: no CERTIFICATE block"),
@@ -153,6 +157,42 @@ fn secrets_readable_by_others_and_oversized_files_are_refused() {
     std::fs::write(&files.config, big).unwrap();
     let e = ekg_server::config::load(&files.config).unwrap_err();
     assert!(e.rule.contains("larger than 1048576 bytes"), "{e}");
+}
+
+/// The protocol's defaults are the core's, defined once (`GatekeeperSettings::default`): a
+/// `[gatekeeper]` that sets none of them is configured with exactly those.
+#[test]
+fn the_protocol_settings_left_out_are_the_cores_defaults() {
+    use ekg_core::role::GatekeeperSettings;
+    let dir = fresh_dir("config-defaults");
+    let files = demo(&dir, "");
+    let good = std::fs::read_to_string(&files.config).unwrap();
+    let bare = good.replacen("policy = \"once\"\n", "", 1).replacen("retention_secs = 0\n", "", 1).replacen(
+        "ticket_lifetime_secs = 604800\n",
+        "",
+        1,
+    );
+    assert!(!bare.contains("ticket_lifetime_secs"), "{bare}");
+    std::fs::write(&files.config, bare).unwrap();
+    let file = ekg_server::config::FileConfig::read(&files.config).unwrap();
+    assert_eq!(file.gatekeeper.protocol, GatekeeperSettings::default());
+    let c = ekg_server::config::load(&files.config).unwrap().gatekeeper;
+    let d = GatekeeperSettings::default();
+    assert_eq!((c.policy, c.ledger, c.ticket_lifetime_secs), (d.policy, d.ledger(), d.ticket_lifetime_secs));
+    assert_eq!((c.max_recipients, c.max_clock_skew_secs), (d.max_recipients, d.max_clock_skew_secs));
+    assert_eq!((c.anchors.limits().max_path_len, c.storage_epoch_secs), (d.max_path_len, d.storage_epoch_secs));
+    // Every field written reaches the gatekeeper's configuration.
+    let written = good.replacen(
+        "policy = \"once\"",
+        "policy = \"same_certificate\"\nmax_deliveries = 5\nmax_recipients = 9\nmax_clock_skew_secs = 60\n\
+         max_path_len = 3\nstorage_epoch_secs = 3600",
+        1,
+    );
+    std::fs::write(&files.config, written).unwrap();
+    let c = ekg_server::config::load(&files.config).unwrap().gatekeeper;
+    assert_eq!((c.policy, c.ledger.max_deliveries), (ekg_core::ledger::ReleasePolicy::SameCertificate, 5));
+    assert_eq!((c.max_recipients, c.max_clock_skew_secs, c.ticket_lifetime_secs), (9, 60, 604_800));
+    assert_eq!((c.anchors.limits().max_path_len, c.storage_epoch_secs), (3, 3600));
 }
 
 #[test]

@@ -2,15 +2,15 @@
 //! names the field and the rule (`docs/server.md`, "Configuration"). Relative paths are
 //! relative to the configuration file's directory.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use crate::tls::TlsFiles;
 
 use ekg_core::crypto::CryptoProvider;
-use ekg_core::ledger::{LedgerConfig, ReleasePolicy};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
-use ekg_core::role::{GatekeeperConfig, GatewayPrincipal, SenderRule, StorageKey, StorageKeys};
+use ekg_core::pki::{Credential, TrustAnchors, provider_cert_id};
+use ekg_core::role::{GatekeeperConfig, GatekeeperSettings, GatewayPrincipal, SenderRule, StorageKey, StorageKeys};
 use ekg_core::{EmailAddress, ids::KEY_LEN};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -61,7 +61,7 @@ pub struct FileConfig {
     pub crls: Vec<crate::certificates::CrlSection>,
     /// `[[attribute]]`: attribute definitions for labelled keys (`docs/protocol.md` §12.2).
     #[serde(default, rename = "attribute")]
-    pub attributes: Vec<attributes::AttributeSection>,
+    pub attributes: Vec<ekg_core::role::settings::attributes::AttributeForm>,
     /// `[[mapping]]`: subject mappings from certificate facts to entitlements.
     #[serde(default, rename = "mapping")]
     pub mappings: Vec<attributes::MappingSection>,
@@ -73,9 +73,8 @@ pub struct FileConfig {
     pub server: ServerSection,
 }
 
-/// `[gatekeeper]`: the protocol's settings.
+/// `[gatekeeper]`: the gatekeeper's files and keys, and the protocol's settings.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GatekeeperSection {
     /// The gatekeeper's URI (its certificate names it; every ticket carries it).
     pub uri: String,
@@ -97,33 +96,8 @@ pub struct GatekeeperSection {
     /// can have expired.
     #[serde(default)]
     pub storage_keys: Option<PathBuf>,
-    /// Length of a storage epoch, in seconds (60 to 31622400, and at least
-    /// `ticket_lifetime_secs / 1000`).
-    #[serde(default = "default_storage_epoch")]
-    pub storage_epoch_secs: u64,
     /// PEM files of the trust anchors (the federation's CAs).
     pub anchors: Vec<PathBuf>,
-    /// `once` or `same_certificate`.
-    #[serde(default = "default_policy")]
-    pub policy: String,
-    /// Seconds a key is kept after its last recipient.
-    #[serde(default)]
-    pub retention_secs: u64,
-    /// Deliveries per address under `same_certificate`.
-    #[serde(default = "default_max_deliveries")]
-    pub max_deliveries: u32,
-    /// Ticket lifetime.
-    #[serde(default = "default_lifetime")]
-    pub ticket_lifetime_secs: u64,
-    /// Recipient cap.
-    #[serde(default = "default_max_recipients")]
-    pub max_recipients: usize,
-    /// Largest distance between a request's time and the clock.
-    #[serde(default = "default_skew")]
-    pub max_clock_skew_secs: u64,
-    /// Most certificates from end entity to anchor.
-    #[serde(default = "default_path_len")]
-    pub max_path_len: usize,
     /// `aws-lc-rs` (default) or `rustcrypto`.
     #[serde(default = "default_provider")]
     pub provider: String,
@@ -144,6 +118,15 @@ pub struct GatekeeperSection {
     /// if the log grew).
     #[serde(default = "default_head_interval")]
     pub log_head_interval_secs: u64,
+    /// The protocol's settings (`policy`, `retention_secs`, `max_deliveries`,
+    /// `ticket_lifetime_secs`, `max_recipients`, `max_clock_skew_secs`, `max_path_len`,
+    /// `storage_epoch_secs`): the core's one form, with its defaults.
+    #[serde(flatten)]
+    pub protocol: GatekeeperSettings,
+    /// Any other key: refused by [`FileConfig::read`] (serde cannot deny unknown fields beside
+    /// a flattened form, so they are collected here).
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 fn default_head_interval() -> u64 {
@@ -170,27 +153,6 @@ pub struct GatewaySection {
     pub issuer: PathBuf,
 }
 
-fn default_policy() -> String {
-    "once".into()
-}
-fn default_max_deliveries() -> u32 {
-    3
-}
-fn default_storage_epoch() -> u64 {
-    ekg_core::role::limits::STORAGE_EPOCH_SECS_DEFAULT
-}
-fn default_lifetime() -> u64 {
-    30 * 24 * 3600
-}
-fn default_max_recipients() -> usize {
-    1000
-}
-fn default_skew() -> u64 {
-    300
-}
-fn default_path_len() -> usize {
-    4
-}
 fn default_renewal_warning_days() -> u64 {
     14
 }
@@ -254,7 +216,13 @@ impl FileConfig {
     pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         let bytes = read_bounded(path, "config")?;
         let s = text(&bytes, "config")?;
-        toml::from_str(&s).or_else(|e| bad("config", e.to_string()))
+        let file: FileConfig = toml::from_str(&s).map_err(|e| {
+            protocol_error(&s).unwrap_or_else(|| ConfigError { field: "config".into(), rule: e.to_string() })
+        })?;
+        if let Some(key) = file.gatekeeper.unknown.keys().next() {
+            return bad("config", format!("unknown field `{key}` in [gatekeeper]"));
+        }
+        Ok(file)
     }
 
     /// Checks every field and loads what they name; `dir` is the base of relative paths.
@@ -265,11 +233,6 @@ impl FileConfig {
             "aws-lc-rs" => &ekg_core::crypto::AwsLc,
             "rustcrypto" => &ekg_core::crypto::RustCrypto,
             _ => return bad("gatekeeper.provider", "aws-lc-rs or rustcrypto"),
-        };
-        let policy = match g.policy.as_str() {
-            "once" => ReleasePolicy::Once,
-            "same_certificate" => ReleasePolicy::SameCertificate,
-            _ => return bad("gatekeeper.policy", "once or same_certificate"),
         };
         if g.anchors.is_empty() || g.anchors.len() > MAX_ANCHOR_FILES {
             return bad("gatekeeper.anchors", format!("1 to {MAX_ANCHOR_FILES} PEM files"));
@@ -283,9 +246,8 @@ impl FileConfig {
             anchor_pem.push_str(&pem);
             anchor_pem.push('\n');
         }
-        let limits = PathLimits { max_path_len: g.max_path_len };
         let crl_files: Vec<(PathBuf, PathBuf)> = self.crls.iter().map(|c| (at(&c.file), at(&c.issuer))).collect();
-        let anchors = TrustAnchors::from_pem(provider, &anchor_pem, limits)
+        let anchors = TrustAnchors::from_pem(provider, &anchor_pem, g.protocol.path_limits())
             .or_else(|e| bad("gatekeeper.anchors", e.detail().to_owned()))?
             .with_revocation(crate::certificates::load_crls(provider, &crl_files)?);
         let anchor_id = |field: &str, p: &Path| -> Result<ekg_core::CertId, ConfigError> {
@@ -315,23 +277,13 @@ impl FileConfig {
         let (token_issuers, jwks) = tokens::issuers(&self.token_issuers, &g.uri)?;
         let issuer_names: Vec<&str> = token_issuers.iter().map(|i| i.issuer.as_str()).collect();
         let attributes = attributes::policy(&self.attributes, &self.mappings, &anchor_id, &issuer_names)?;
-        let mut config = GatekeeperConfig::new(g.uri.clone(), anchors);
+        let mut config = g.protocol.configure(g.uri.clone(), anchors);
         config.attributes = attributes;
         config.token_issuers = token_issuers;
         config.recipients = recipients;
         config.retired = crate::certificates::retired(&g.retired, &at)?;
         config.senders = senders;
         config.gateways = gateways;
-        config.policy = policy;
-        config.ledger = LedgerConfig {
-            retention_secs: g.retention_secs,
-            max_deliveries: g.max_deliveries,
-            ..LedgerConfig::default()
-        };
-        config.ticket_lifetime_secs = g.ticket_lifetime_secs;
-        config.max_recipients = g.max_recipients;
-        config.max_clock_skew_secs = g.max_clock_skew_secs;
-        config.storage_epoch_secs = g.storage_epoch_secs;
         // The core's own ranges, with the field in their message.
         config.validate().or_else(|e| {
             let detail = e.detail().to_owned();
@@ -496,6 +448,23 @@ impl FileConfig {
             jwks,
         })
     }
+}
+
+/// The `[gatekeeper]` key whose value the protocol's form refuses, named, with the form's
+/// rule: a flattened form's error carries no position, so each of the section's keys is read
+/// alone into the form (a key the form does not have is the server's, not its).
+fn protocol_error(text: &str) -> Option<ConfigError> {
+    let file: toml::Table = toml::from_str(text).ok()?;
+    let section = file.get("gatekeeper")?.as_table()?;
+    section.iter().find_map(|(key, value)| {
+        let alone = toml::Table::from_iter([(key.clone(), value.clone())]);
+        match GatekeeperSettings::deserialize(alone) {
+            Err(e) if !e.message().starts_with("unknown field") => {
+                Some(ConfigError { field: format!("gatekeeper.{key}"), rule: e.message().to_owned() })
+            }
+            _ => None,
+        }
+    })
 }
 
 /// The first PEM block (the certificate) and the rest (its chain).
