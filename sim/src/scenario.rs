@@ -4,6 +4,7 @@
 pub mod compromise;
 
 use ekg_core::ledger::ReleasePolicy;
+use ekg_core::role::GatekeeperSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
@@ -34,9 +35,10 @@ pub struct Scenario {
     /// Faults during the fault phase.
     #[serde(default)]
     pub faults: Faults,
-    /// Gatekeeper settings (every organisation's).
-    #[serde(default)]
-    pub gatekeeper: GatekeeperSpec,
+    /// Gatekeeper settings (every organisation's): the core's one form. An absent section is
+    /// [`simulated_gatekeeper`]; a field left out of a written one takes the core's default.
+    #[serde(default = "simulated_gatekeeper")]
+    pub gatekeeper: GatekeeperSettings,
     /// What the report leads with, and the extra runs its plots need.
     #[serde(default)]
     pub report: ReportSpec,
@@ -273,41 +275,19 @@ pub struct LabelSpec {
     pub share: f64,
 }
 
-/// Gatekeeper settings shared by every organisation.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GatekeeperSpec {
-    /// `same_certificate` (recommended by the model checker) or `once` (the seed): parsed
-    /// straight into the core's [`ReleasePolicy`], so any other value is refused
-    /// (`scenario_invalid`), never read as a default.
-    #[serde(with = "ReleasePolicyName")]
-    pub policy: ReleasePolicy,
-    /// Retention after the last listed recipient was served, seconds.
-    pub retention_secs: u64,
-    /// Deliveries per address under `same_certificate`.
-    pub max_deliveries: u32,
-    /// Ticket lifetime, seconds.
-    pub ticket_lifetime_secs: u64,
-}
-
-impl Default for GatekeeperSpec {
-    fn default() -> Self {
-        GatekeeperSpec {
-            policy: ReleasePolicy::SameCertificate,
-            retention_secs: 600,
-            max_deliveries: 8,
-            ticket_lifetime_secs: 2 * 24 * 3600,
-        }
+/// The gatekeeper settings of a scenario without a `[gatekeeper]` section: the core's
+/// defaults ([`GatekeeperSettings::default`]) except where the simulator deliberately differs:
+/// `same_certificate` (recommended by the model checker; `once` is the seed's, run by
+/// `seed-policy`), 10 minutes of retention and 8 deliveries (so that re-delivery after a lost
+/// response is exercised), and 2-day tickets (so that expiry falls within a run of days).
+pub fn simulated_gatekeeper() -> GatekeeperSettings {
+    GatekeeperSettings {
+        policy: ReleasePolicy::SameCertificate,
+        retention_secs: 600,
+        max_deliveries: 8,
+        ticket_lifetime_secs: 2 * 24 * 3600,
+        ..GatekeeperSettings::default()
     }
-}
-
-/// The names of [`ReleasePolicy`] in scenario files (and in `report.json`): the server's
-/// configuration spells them the same (`docs/server.md`).
-#[derive(Deserialize, Serialize)]
-#[serde(remote = "ReleasePolicy", rename_all = "snake_case")]
-enum ReleasePolicyName {
-    Once,
-    SameCertificate,
 }
 
 /// A deliberate defect, to show that the checkers catch it.

@@ -9,11 +9,9 @@
 use std::collections::BTreeMap;
 
 use ekg_core::ids::CertId;
-use ekg_core::ledger::{LedgerConfig, MemoryStore};
+use ekg_core::ledger::MemoryStore;
 use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
-use ekg_core::role::{
-    Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, ListAgent, Recipient, Sender, SenderRule, StorageKey,
-};
+use ekg_core::role::{Gatekeeper, Gateway, GatewayPrincipal, ListAgent, Recipient, Sender, SenderRule, StorageKey};
 use ekg_core::{EmailAddress, ledger::Concrete};
 use ekg_testpki::{EntitySpec, Issued, Org, Pki, rsa_key_from_seed};
 use rand_chacha::ChaCha20Rng;
@@ -341,10 +339,15 @@ impl World {
 
     /// The anchors of organisation `o`.
     pub fn anchors(&self, o: usize) -> Result<TrustAnchors, SimError> {
+        self.anchors_limited(o, PathLimits::default())
+    }
+
+    /// The anchors of organisation `o`, paths checked against `limits`.
+    fn anchors_limited(&self, o: usize, limits: PathLimits) -> Result<TrustAnchors, SimError> {
         let org = self.org(o)?;
         let ders: Vec<Vec<u8>> =
             org.trusted.iter().filter_map(|t| self.orgs.get(*t).map(|x| x.ca_der.clone())).collect();
-        TrustAnchors::from_der(self.provider, &ders, PathLimits::default()).map_err(SimError::core)
+        TrustAnchors::from_der(self.provider, &ders, limits).map_err(SimError::core)
     }
 
     /// A fresh gatekeeper for organisation `o` over `store` (at start and after a restart).
@@ -356,20 +359,13 @@ impl World {
     ) -> Result<Gatekeeper<MemoryStore<Concrete>>, SimError> {
         let org = self.org(o)?;
         let p: &'static dyn ekg_core::crypto::CryptoProvider = self.provider;
-        let mut config = GatekeeperConfig::new(org.gatekeeper_uri.clone(), self.anchors(o)?);
+        let g = &scenario.gatekeeper;
+        let mut config = g.configure(org.gatekeeper_uri.clone(), self.anchors_limited(o, g.path_limits())?);
         config.senders = vec![SenderRule { domain: Some(org.domain.clone()), issuer: Some(org.ca_id) }];
         config.gateways = vec![GatewayPrincipal {
             address: EmailAddress::parse(&format!("gateway@{}", org.domain)).map_err(SimError::core)?,
             issuer: org.ca_id,
         }];
-        let g = &scenario.gatekeeper;
-        config.policy = g.policy;
-        config.ledger = LedgerConfig {
-            retention_secs: g.retention_secs,
-            max_deliveries: g.max_deliveries,
-            ..LedgerConfig::default()
-        };
-        config.ticket_lifetime_secs = g.ticket_lifetime_secs;
         if let Some((_, policy)) = &self.labels {
             config.attributes = policy.clone();
         }

@@ -244,6 +244,39 @@ fn the_summary_gives_each_run_its_headline_and_takeaway() {
     assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
 }
 
+/// The scenarios' gatekeeper is the core's one form: without a section, the core's defaults
+/// but the four the simulator deliberately sets (`simulated_gatekeeper`); a section's field
+/// left out is the core's default, a field it does not have is refused.
+#[test]
+fn the_scenario_gatekeeper_is_the_cores_settings_form() {
+    use ekg_core::role::GatekeeperSettings;
+    let base = include_str!("../../fixtures/scenarios/seed-policy.toml");
+    let start = base.find("[gatekeeper]").unwrap();
+    let end = base[start..].find("\n\n").map_or(base.len(), |e| start + e + 2);
+    let without = format!("{}{}", &base[..start], &base[end..]);
+    let s = Scenario::from_toml(&without).unwrap().gatekeeper;
+    assert_eq!(s, ekg_sim::scenario::simulated_gatekeeper());
+    let d = GatekeeperSettings::default();
+    assert_eq!(
+        (s.policy, s.retention_secs, s.max_deliveries, s.ticket_lifetime_secs),
+        (ReleasePolicy::SameCertificate, 600, 8, 2 * 24 * 3600)
+    );
+    let rest = GatekeeperSettings {
+        policy: d.policy,
+        retention_secs: d.retention_secs,
+        max_deliveries: d.max_deliveries,
+        ticket_lifetime_secs: d.ticket_lifetime_secs,
+        ..s
+    };
+    assert_eq!(rest, d);
+    let partial = base.replace("max_deliveries = 1\n", "");
+    assert_eq!(Scenario::from_toml(&partial).unwrap().gatekeeper.max_deliveries, d.max_deliveries);
+    let more = base.replace("max_deliveries = 1\n", "max_deliveries = 1\nmax_clock_skew_secs = 60\n");
+    assert_eq!(Scenario::from_toml(&more).unwrap().gatekeeper.max_clock_skew_secs, 60);
+    let typo = base.replace("max_deliveries = 1\n", "max_delivery = 1\n");
+    assert_eq!(Scenario::from_toml(&typo).unwrap_err().code(), "scenario_invalid");
+}
+
 #[test]
 fn an_unknown_policy_is_refused_not_read_as_a_default() {
     let base = include_str!("../../fixtures/scenarios/seed-policy.toml");
