@@ -84,6 +84,11 @@ impl Drop for Reference {
     }
 }
 
+/// `ekg conformance ARGS --vectors fixtures/v1`.
+fn runner(args: &[&str]) -> std::process::Output {
+    Command::new(EKG).arg("conformance").args(args).arg("--vectors").arg(vectors()).output().unwrap()
+}
+
 fn records(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -94,15 +99,21 @@ fn the_reference_passes_the_real_token_probes_and_the_token_vectors() {
     let dir = fresh_dir("conformance-tokens");
     let reference = Reference::start(None);
     let jsonl = dir.join("cases.jsonl");
-    let out = Command::new(EKG)
-        .args(["conformance", "server", "--target", &reference.1, "--only", "Token", "--no-skips"])
-        .args(["--token-command", &token_command(&dir, p, "bob-all"), "--token-claim", "export=itar"])
-        .arg("--vectors")
-        .arg(vectors())
-        .arg("--jsonl")
-        .arg(&jsonl)
-        .output()
-        .unwrap();
+    let command = token_command(&dir, p, "bob-all");
+    let out = runner(&[
+        "server",
+        "--target",
+        &reference.1,
+        "--only",
+        "Token",
+        "--no-skips",
+        "--token-command",
+        &command,
+        "--token-claim",
+        "export=itar",
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let cases = records(&jsonl);
@@ -117,13 +128,18 @@ fn the_reference_passes_the_real_token_probes_and_the_token_vectors() {
 
     // The same claim required, but the provider's client does not carry it: the entitled
     // release is refused, and the runner says so (a probe can fail).
-    let out = Command::new(EKG)
-        .args(["conformance", "server", "--target", &reference.1, "--only", "probe/token_entitles"])
-        .args(["--token-command", &token_command(&dir, p, "bob-plain"), "--token-claim", "export=itar"])
-        .arg("--vectors")
-        .arg(vectors())
-        .output()
-        .unwrap();
+    let plain = token_command(&dir, p, "bob-plain");
+    let out = runner(&[
+        "server",
+        "--target",
+        &reference.1,
+        "--only",
+        "probe/token_entitles",
+        "--token-command",
+        &plain,
+        "--token-claim",
+        "export=itar",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL probe/token_entitles") && stdout.contains("entitlement_all_of_unmet"), "{stdout}");
@@ -142,13 +158,17 @@ fn each_planted_token_bug_fails_its_real_token_probe() {
     ];
     for (bug, probes) in bugs {
         let planted = Reference::start(Some(bug));
-        let out = Command::new(EKG)
-            .args(["conformance", "server", "--target", &planted.1, "--only", "probe/token_*"])
-            .args(["--token-command", &command, "--token-claim", "export=itar"])
-            .arg("--vectors")
-            .arg(vectors())
-            .output()
-            .unwrap();
+        let out = runner(&[
+            "server",
+            "--target",
+            &planted.1,
+            "--only",
+            "probe/token_*",
+            "--token-command",
+            &command,
+            "--token-claim",
+            "export=itar",
+        ]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{bug}: {stdout}");
         for probe in probes {
@@ -159,13 +179,15 @@ fn each_planted_token_bug_fails_its_real_token_probe() {
     }
     // `ekg conformance planted` takes the same flags: the reference passes the probes, the bug
     // fails its own among the vectors it fails.
-    let out = Command::new(EKG)
-        .args(["conformance", "planted", "--bug", "token_use_unrecorded"])
-        .args(["--token-command", &command, "--token-claim", "export=itar"])
-        .arg("--vectors")
-        .arg(vectors())
-        .output()
-        .unwrap();
+    let out = runner(&[
+        "planted",
+        "--bug",
+        "token_use_unrecorded",
+        "--token-command",
+        &command,
+        "--token-claim",
+        "export=itar",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let row = stdout.lines().find(|l| l.starts_with("| `token_use_unrecorded`")).unwrap_or_else(|| panic!("{stdout}"));
@@ -177,14 +199,15 @@ fn each_planted_token_bug_fails_its_real_token_probe() {
 fn a_token_command_that_fails_stops_the_run_before_any_case() {
     let dir = fresh_dir("conformance-tokens-fails");
     let jsonl = dir.join("cases.jsonl");
-    let out = Command::new(EKG)
-        .args(["conformance", "server", "--target", "http://127.0.0.1:9/", "--token-command", "exit 3"])
-        .arg("--vectors")
-        .arg(vectors())
-        .arg("--jsonl")
-        .arg(&jsonl)
-        .output()
-        .unwrap();
+    let out = runner(&[
+        "server",
+        "--target",
+        "http://127.0.0.1:9/",
+        "--token-command",
+        "exit 3",
+        "--jsonl",
+        jsonl.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--token-command") && stderr.contains("token_command_failed"), "{stderr}");
