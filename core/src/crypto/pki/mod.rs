@@ -226,7 +226,7 @@ impl TrustAnchors {
     }
 }
 
-fn config(e: der::Error) -> crate::Error {
+fn config(e: der::Error) -> crate::error::Error {
     reject(Rejection::InvalidConfiguration, format!("certificate or key: {e}"))
 }
 
@@ -253,10 +253,10 @@ pub fn certificate_uris(cert: &Certificate) -> Vec<String> {
 
 /// The validity (notBefore, notAfter) of a DER certificate, without validating it
 /// (`invalid_configuration` if it does not decode).
-pub fn certificate_validity(der: &[u8]) -> Result<(crate::UnixTime, crate::UnixTime)> {
+pub fn certificate_validity(der: &[u8]) -> Result<(crate::time::UnixTime, crate::time::UnixTime)> {
     let cert = parse_certificate(der)?;
     let v = cert.tbs_certificate().validity();
-    Ok((crate::UnixTime::from_x509(&v.not_before), crate::UnixTime::from_x509(&v.not_after)))
+    Ok((crate::time::UnixTime::from_x509(&v.not_before), crate::time::UnixTime::from_x509(&v.not_after)))
 }
 
 /// Whether a certificate's extended key usage lists `purpose`, without validating it.
