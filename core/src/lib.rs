@@ -13,8 +13,8 @@
 //!   the conformance runner's test mode.
 //! - [`ledger`]: the gatekeeper's crypto-free decisions, generic over [`ledger::LedgerTypes`]
 //!   (so that the model checker runs the same code): [`ledger::Ledger`], its records, the
-//!   [`Store`] trait and [`MemoryStore`], the [`ledger::SharedStore`] trait of a store several
-//!   gatekeepers share, the pipeline types [`ledger::Decided`] and [`ledger::Committed`].
+//!   [`Store`] trait and [`MemoryStore`], the rounds that make a decision durable
+//!   ([`ledger::Round`]), the pipeline types [`ledger::Decided`] and [`ledger::Committed`].
 //! - [`crypto`]: the [`CryptoProvider`] trait and the providers; [`crypto::pki`], credentials,
 //!   trust anchors, path validation and revocation.
 //! - [`access`]: attribute-based release (Plasma's half): [`access::policy`] (security

@@ -9,7 +9,7 @@
 //! - issuers: basicConstraints cA, keyCertSign when key usage is present, pathLenConstraint;
 //! - at most [`PathLimits::max_path_len`] certificates from end entity to anchor (inclusive);
 //! - no critical extension outside the set this module processes;
-//! - every name within the nameConstraints above it, an anchor's included ([`constraints`]);
+//! - every name within the nameConstraints above it, an anchor's included (`constraints`);
 //! - not revoked by a configured CRL, which must be current ([`Revocation`]);
 //! - RSA keys of 2048 to 8192 bits; certificate signatures sha256WithRSAEncryption.
 

@@ -314,7 +314,7 @@ impl GatekeeperCrypto {
     }
 
     /// V1 to V8, V13, V20 and V25 for a release request (`docs/protocol.md` §3.0.8); V21 to
-    /// V24 are the ledger's ([`super::Gatekeeper::decide_release`]).
+    /// V24 are the ledger's ([`Ledger::decide_release`](crate::ledger::Ledger::decide_release)).
     pub fn verify_release_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedReleaseRequest> {
         let p = self.provider;
         // V1-V4: the requester's SignedData.
