@@ -205,6 +205,12 @@ bugs! {
     RetentionEndServed = "retention_end_served", "retention boundary";
     /// The key is looked up before the requester is checked against the list (V23 before V22).
     KeyBeforeListed = "key_before_listed", "V22/V23 order";
+    /// A labelled key is released without checking the requester's entitlements (V26).
+    EntitlementUnchecked = "entitlement_unchecked", "V26";
+    /// An access token's audience is not compared with the gatekeeper's (V28.5).
+    TokenAudienceUnchecked = "token_audience_unchecked", "V28";
+    /// A release does not record its token's (iss, jti): the token can be replayed (V28.8).
+    TokenUseUnrecorded = "token_use_unrecorded", "V28";
     /// The sweep never destroys an expired key.
     NoExpirySweep = "no_expiry_sweep", "sweep";
     /// The sweep never ends a retention.

@@ -75,6 +75,7 @@ impl<T: LedgerTypes, P: Borrow<Policy>> Decision<T> for EntitledRelease<T, P> {
         if decided.payload().kind != ReleaseKind::Gateway
             && let Some(KeyState::Pending(key) | KeyState::Retained { key, .. }) = view.ledger().state(&self.key_id)
             && !key.labels.is_empty()
+            && !crate::planted::is(crate::planted::PlantedBug::EntitlementUnchecked)
         {
             policy::decide(self.policy.borrow(), &key.labels, &self.held)?;
         }
@@ -88,6 +89,9 @@ impl<T: LedgerTypes, P: Borrow<Policy>> Decision<T> for EntitledRelease<T, P> {
     }
 
     fn tokens(&self) -> Vec<TokenUse> {
+        if crate::planted::is(crate::planted::PlantedBug::TokenUseUnrecorded) {
+            return Vec::new();
+        }
         self.token.iter().cloned().collect()
     }
 }
