@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use ekg_core::audit::head::MAX_TREE_HEAD_LEN;
 use ekg_core::audit::{Log, LogEntry, LogSalt, TreeHead, entry};
-use ekg_core::limits::MAX_TICKET_LEN;
-use ekg_core::pki::Credential;
+use ekg_core::crypto::pki::Credential;
 use ekg_core::role::Ticket;
+use ekg_core::wire::limits::MAX_TICKET_LEN;
 use ekg_core::{EmailAddress, UnixTime};
 
 use crate::client::{ClientError, fail, provider, read_input};

@@ -5,12 +5,12 @@ use std::fs;
 use std::path::Path;
 
 use ekg_core::crypto::default_provider;
-use ekg_core::internal::wire::dump::dump;
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::ledger::{Concrete, MemoryStore, ReleasePolicy};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::role::{
     Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
 };
+use ekg_core::wire::dump;
 use ekg_core::{EmailAddress, UnixTime};
 use ekg_server::demo::write_org;
 use ekg_server::files::write_secret;

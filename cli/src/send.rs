@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
         .labels
         .iter()
         .map(|l| {
-            ekg_core::policy::AttributeValue::parse(l)
+            ekg_core::access::policy::AttributeValue::parse(l)
                 .map_err(|e| ClientError { code: e.code().into(), detail: format!("--label {l}: {}", e.detail()) })
         })
         .collect::<Result<Vec<_>, _>>()?;

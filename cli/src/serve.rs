@@ -250,8 +250,8 @@ fn test_mode(args: &Args) -> Result<ExitCode, DynError> {
 }
 
 /// The bug `EKG_PLANTED_BUG` names, planted in this process (none if it is unset or empty).
-fn plant_from_env() -> Result<Option<ekg_core::planted::PlantedBug>, DynError> {
-    use ekg_core::planted::{self, PlantedBug};
+fn plant_from_env() -> Result<Option<ekg_core::role::planted::PlantedBug>, DynError> {
+    use ekg_core::role::planted::{self, PlantedBug};
     let Some(name) = std::env::var_os(PLANTED_BUG_ENV) else { return Ok(None) };
     let name = name.to_str().ok_or_else(|| format!("{PLANTED_BUG_ENV}: not UTF-8"))?;
     if name.is_empty() {

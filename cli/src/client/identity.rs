@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ekg_core::pki::Credential;
+use ekg_core::crypto::pki::Credential;
 use zeroize::Zeroizing;
 
 use super::{ClientError, MAX_CONFIG_LEN, fail, provider, read_input};

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// The client side of the HTTP binding (requests, bounded reads, refusals): `ekg-binding`'s.
 pub use ekg_binding::client::GatekeeperClient;
+use ekg_core::crypto::pki::{PathLimits, TrustAnchors};
 use ekg_core::crypto::{AwsLc, CryptoProvider};
-use ekg_core::pki::{PathLimits, TrustAnchors};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::Deserialize;

@@ -1,6 +1,6 @@
 //! `ekg conformance planted`: the server suite measured by the bugs it catches. For the
 //! reference (nothing planted) and then each planted gatekeeper bug
-//! (`ekg_core::planted::PlantedBug`), starts `ekg serve --test-mode` with `EKG_PLANTED_BUG`
+//! (`ekg_core::role::planted::PlantedBug`), starts `ekg serve --test-mode` with `EKG_PLANTED_BUG`
 //! on a free loopback port, runs every server case against it, stops it, and prints one
 //! table row per bug: caught or not, and the cases that failed. The reference must pass
 //! every case; every bug must fail at least one case unless [`UNOBSERVABLE`] says why no
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use ekg_core::planted::PlantedBug;
+use ekg_core::role::planted::PlantedBug;
 use ekg_fixtures::Pki;
 
 use super::report::Verdict;

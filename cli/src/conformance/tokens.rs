@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use ekg_core::token::jwt::{Jwt, MAX_JWKS_LEN, parse_jwks};
+use ekg_core::access::token::jwt::{Jwt, MAX_JWKS_LEN, parse_jwks};
 use ekg_fixtures::conformance::TokenSource;
 use serde_json::Value;
 

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ekg_core::EmailAddress;
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::crypto::{AwsLc, CryptoProvider};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::role::{PendingKeyRequest, PendingRelease, ReceivedMessage, Recipient, Sender};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

@@ -13,10 +13,10 @@ use super::pipeline::{Decided, Granted, KeyDraw};
 use super::round::{Decision, Release, View, storage_failed};
 use super::store::Store;
 use super::{KeyState, LedgerTypes, ReleaseFacts, ReleaseKind};
+use crate::access::policy::{self, Entitlements, Policy};
+use crate::access::token::TokenUse;
 use crate::error::{Rejection, Result, reject};
-use crate::policy::{self, Entitlements, Policy};
 use crate::time::UnixTime;
-use crate::token::TokenUse;
 
 /// A release decision with V26 and V28.8: see the module's documentation. `P` is how the
 /// policy is held (`&Policy` in the gatekeeper, `Arc<Policy>` where the round is kept).

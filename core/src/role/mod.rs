@@ -25,8 +25,15 @@ pub use ticket::{
     KeyDeliveryContent, KeyRequestContent, ReleaseRequestContent, Ticket, TicketContent, decode_issuance_response,
 };
 
+/// Planted gatekeeper bugs for the conformance runner's test mode: known-wrong behaviours,
+/// one per process, that `ekg serve --test-mode` switches on (`docs/conformance.md` §6).
+/// Nothing is planted unless [`plant`](planted::plant) was called.
+pub mod planted {
+    pub use crate::planted::{PlantedBug, is, plant, planted};
+}
+
+use crate::asn1::ReleasePolicyCode;
 use crate::ledger::ReleasePolicy;
-use crate::wire::ReleasePolicyCode;
 
 impl From<ReleasePolicy> for ReleasePolicyCode {
     fn from(p: ReleasePolicy) -> Self {

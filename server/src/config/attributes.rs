@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ekg_core::policy::{AttributeDefinition, AttributeName, Condition, Policy, Rule, SubjectMapping};
+use ekg_core::access::policy::{AttributeDefinition, AttributeName, Condition, Policy, Rule, SubjectMapping};
 use serde::Deserialize;
 
 use super::{ConfigError, bad};
@@ -102,7 +102,7 @@ pub fn policy(
         let grants = m
             .grants
             .iter()
-            .map(|g| ekg_core::policy::AttributeValue::parse(g))
+            .map(|g| ekg_core::access::policy::AttributeValue::parse(g))
             .collect::<Result<Vec<_>, _>>()
             .or_else(|e| bad("mapping.grants", e.detail().to_owned()))?;
         subject_mappings.push(SubjectMapping { conditions, grants });

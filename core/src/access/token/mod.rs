@@ -14,10 +14,10 @@ pub mod jwt;
 
 use std::collections::BTreeMap;
 
+use crate::access::policy::mapping::TokenFacts;
 use crate::address::EmailAddress;
 use crate::crypto::CryptoProvider;
 use crate::error::{Rejection, Result, reject};
-use crate::policy::mapping::TokenFacts;
 use crate::time::UnixTime;
 
 pub use jwt::{Jwt, RsaJwk, parse_jwks};
