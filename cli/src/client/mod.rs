@@ -244,3 +244,27 @@ pub fn os_rng() -> Result<ChaCha20Rng, ClientError> {
 pub fn now() -> ekg_core::UnixTime {
     ekg_server::service::wall_clock()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_wins_over_the_configuration_and_require_log_is_either() {
+        let file = ClientConfig {
+            gatekeepers: [("example.com".to_owned(), "https://file/".to_owned())].into(),
+            require_log: true,
+            token_command: Some("file-cmd".to_owned()),
+            ..ClientConfig::default()
+        };
+        assert_eq!(file.gatekeeper(Some("https://flag/"), "example.com").unwrap(), "https://flag/");
+        assert_eq!(file.gatekeeper(None, "EXAMPLE.com").unwrap(), "https://file/");
+        assert_eq!(file.gatekeeper(None, "example.org").unwrap_err().code, "no_gatekeeper");
+        assert_eq!(file.token_command(Some("flag-cmd")), Some("flag-cmd"));
+        assert_eq!(file.token_command(None), Some("file-cmd"));
+        assert!(file.require_log(false));
+        let empty = ClientConfig::default();
+        assert!(empty.require_log(true) && !empty.require_log(false));
+        assert_eq!(empty.token_command(None), None);
+    }
+}
