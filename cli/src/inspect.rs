@@ -19,12 +19,15 @@ use crate::client::{ClientConfig, ClientError, now, provider, read_input};
 use crate::mail;
 
 /// What `ekg inspect` was asked.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The artifact.
+    /// The artifact (`-`: standard input).
     pub file: PathBuf,
-    /// The client configuration (for its anchors).
+    /// Client configuration (its anchors check certificate paths).
+    #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Trust anchors (PEM).
+    /// Trust anchors (PEM): check certificate paths against them.
+    #[arg(long)]
     pub anchors: Vec<PathBuf>,
 }
 
