@@ -10,9 +10,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::crypto::{AwsLc, CryptoProvider, RustCrypto};
 use ekg_core::ledger::{Concrete, MemoryStore, ReleasePolicy};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::role::{Gatekeeper, GatekeeperConfig, Recipient, Sender, SenderRule, StorageKey};
 use ekg_core::{EmailAddress, UnixTime};
 use ekg_testpki::{Federation, Issued};
@@ -247,7 +247,7 @@ fn gatekeeper(c: &mut Criterion) {
 /// wraps to bob's certificate N times: the cost and size of a recipient info do not depend on
 /// whose certificate it is. Message sizes are printed once per N.
 fn binding(c: &mut Criterion) {
-    use ekg_core::internal::wire::oid;
+    use ekg_core::wire::oid;
     for p in providers() {
         let w = World::new(p);
         let sender = w.sender();

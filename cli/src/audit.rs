@@ -1,5 +1,5 @@
 //! `ekg audit verify`: an auditor's checks of a gatekeeper's issuance log
-//! (`docs/protocol.md` §10, steps A1 to A6 of §3.4a), and the demo's log writer.
+//! (`docs/protocol.md` §10, steps A1 to A6 of §3.4a).
 //!
 //! Every refusal is one stable code (`log_malformed`, `tree_head_bad_signature`,
 //! `log_root_mismatch`, `ticket_not_logged`, `log_fork`, ...), printed as `ekg: CODE: detail`
@@ -8,12 +8,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ekg_core::EmailAddress;
 use ekg_core::audit::head::MAX_TREE_HEAD_LEN;
-use ekg_core::audit::{Log, LogEntry, LogSalt, TreeHead, entry};
-use ekg_core::limits::MAX_TICKET_LEN;
-use ekg_core::pki::Credential;
+use ekg_core::audit::{Log, LogSalt, TreeHead, entry};
 use ekg_core::role::Ticket;
-use ekg_core::{EmailAddress, UnixTime};
+use ekg_core::wire::limits::MAX_TICKET_LEN;
 
 use crate::client::{ClientError, fail, provider, read_input};
 
@@ -23,6 +22,22 @@ pub const MAX_HEADS: usize = 16;
 pub const MAX_GATEKEEPER_CERTIFICATES: usize = 8;
 /// Largest certificate or salt file.
 const MAX_SMALL_FILE_LEN: usize = 64 * 1024;
+
+/// `ekg audit ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Check a log file (A1), each tree head's signature against the gatekeeper's
+    /// certificate and its root against the log (A2, A3), every two heads' consistency (A5),
+    /// and a ticket's inclusion (A4) and an address's commitment (A6).
+    Verify(VerifyArgs),
+}
+
+/// Runs `ekg audit ACTION`.
+pub fn run(action: &Action) -> Result<(), ClientError> {
+    match action {
+        Action::Verify(args) => verify(args),
+    }
+}
 
 /// What `ekg audit verify` was asked.
 #[derive(clap::Args, Debug)]
@@ -166,65 +181,4 @@ fn der_of(path: &Path, limit: usize) -> Result<Vec<u8>, ClientError> {
 fn with_file(mut e: ClientError, path: &Path) -> ClientError {
     e.detail = format!("{}: {}", path.display(), e.detail);
     e
-}
-
-/// The log of a demo flow, kept beside the gatekeeper (the service does not log yet: see
-/// `docs/protocol.md` §10.7).
-pub struct DemoLog {
-    salt: LogSalt,
-    entries: Vec<LogEntry>,
-    heads: Vec<(usize, Vec<u8>)>,
-}
-
-impl DemoLog {
-    /// A log under `salt`.
-    pub fn new(salt: [u8; entry::LOG_SALT_LEN]) -> Self {
-        DemoLog { salt: LogSalt::from_bytes(salt), entries: Vec::new(), heads: Vec::new() }
-    }
-
-    /// Logs the issuance of `ticket_der`.
-    pub fn issue(&mut self, now: UnixTime, ticket_der: &[u8]) -> ekg_core::Result<()> {
-        let t = Ticket::open(provider(), ticket_der)?;
-        self.entries.push(LogEntry::issue(&self.salt, now, t.key_id, ticket_der, &t.request.recipients)?);
-        Ok(())
-    }
-
-    /// Logs a release of the key of `ticket_der` to `delivered_to`.
-    pub fn release(&mut self, now: UnixTime, ticket_der: &[u8], delivered_to: &EmailAddress) -> ekg_core::Result<()> {
-        let t = Ticket::open(provider(), ticket_der)?;
-        let n = t.request.recipients.len();
-        self.entries.push(LogEntry::release(&self.salt, now, t.key_id, ticket_der, n, delivered_to)?);
-        Ok(())
-    }
-
-    /// Signs the head of the log as it stands.
-    pub fn sign_head(
-        &mut self,
-        now: UnixTime,
-        gatekeeper: &Credential,
-        rng: &mut dyn ekg_core::crypto::CryptoRng,
-    ) -> ekg_core::Result<()> {
-        let mut tree = ekg_core::audit::Tree::new();
-        for e in &self.entries {
-            tree.push(&e.encode()?);
-        }
-        let head = TreeHead { tree_size: tree.size(), root_hash: tree.root(), timestamp: now };
-        self.heads.push((self.entries.len(), head.sign(provider(), gatekeeper, rng)?));
-        Ok(())
-    }
-
-    /// Writes `issuance.log`, `head-N.der` (N: its size) and `salt.hex` (0600) into `dir`.
-    pub fn write(&self, dir: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("issuance.log"), entry::encode_log(&self.entries)?)?;
-        let mut names = vec!["issuance.log".to_owned()];
-        for (size, der) in &self.heads {
-            let name = format!("head-{size}.der");
-            std::fs::write(dir.join(&name), der)?;
-            names.push(name);
-        }
-        ekg_server::files::write_secret(&dir.join("salt.hex"), hex::encode(self.salt.expose()).as_bytes())?;
-        names.push("salt.hex".to_owned());
-        Ok(names)
-    }
 }

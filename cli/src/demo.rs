@@ -1,16 +1,18 @@
 //! `ekg demo`: one full flow, every artifact written to disk.
 
+mod log;
+
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ekg_core::crypto::default_provider;
-use ekg_core::internal::wire::dump::dump;
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::ledger::{Concrete, MemoryStore, ReleasePolicy};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::role::{
     Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
 };
+use ekg_core::wire::dump;
 use ekg_core::{EmailAddress, UnixTime};
 use ekg_server::demo::write_org;
 use ekg_server::files::write_secret;
@@ -48,8 +50,24 @@ fn addr(s: &str) -> Result<EmailAddress, DynError> {
     Ok(EmailAddress::parse(s)?)
 }
 
-/// Runs the demo flow into `dir`.
-pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
+/// What `ekg demo` was asked.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Directory to write into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed for the test PKI and every random choice of the flow.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Protocol time as Unix seconds (default: the system clock, so that `openssl cms
+    /// -verify`, which checks certificates against the clock, agrees).
+    #[arg(long)]
+    pub now: Option<u64>,
+}
+
+/// Runs the demo flow into `args.out`.
+pub fn run(args: &Args) -> Result<(), DynError> {
+    let (dir, seed, now) = (args.out.as_path(), args.seed, args.now);
     let provider = default_provider();
     let now = match now {
         Some(n) => UnixTime(n),
@@ -96,7 +114,7 @@ pub fn run(dir: &Path, seed: u64, now: Option<u64>) -> Result<(), DynError> {
     let mut log_rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6973_7375_616e_6365);
     let mut salt = [0u8; 32];
     log_rng.fill_bytes(&mut salt);
-    let mut log = crate::audit::DemoLog::new(salt);
+    let mut log = log::DemoLog::new(salt);
     let gatekeeper_credential = credential(&org.gatekeeper)?;
     let mut gk: Gatekeeper<MemoryStore<Concrete>> = Gatekeeper::new(
         provider,

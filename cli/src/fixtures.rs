@@ -1,9 +1,37 @@
 //! `ekg fixtures generate|check`: the conformance vectors.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ekg_fixtures::FixtureError;
+
+/// `ekg fixtures ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Write every vector file, schema and PEM of the PKI.
+    Generate {
+        /// Directory (the committed vectors live in fixtures/v1).
+        #[arg(long, default_value = "fixtures/v1")]
+        out: PathBuf,
+    },
+    /// Run the vectors; print `N passed, N failed`; exit 1 if any failed.
+    Check {
+        /// Directory of the vectors.
+        #[arg(long, default_value = "fixtures/v1")]
+        dir: PathBuf,
+        /// Also write one JSON Lines record per test here.
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+    },
+}
+
+/// Runs `ekg fixtures ACTION`; whether every vector passed (`generate`: always).
+pub fn run(action: &Action) -> Result<bool, FixtureError> {
+    match action {
+        Action::Generate { out } => generate(out).map(|()| true),
+        Action::Check { dir, jsonl } => check(dir, jsonl.as_deref()),
+    }
+}
 
 /// Writes every file of `v1/` into `dir`.
 pub fn generate(dir: &Path) -> Result<(), FixtureError> {

@@ -7,24 +7,27 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
-use ekg_core::internal::cms::sealed::SealedMessage;
-use ekg_core::internal::cms::signed;
-use ekg_core::internal::wire::oid;
-use ekg_core::limits::{MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, MAX_SEALED_LEN};
-use ekg_core::pki::{TrustAnchors, certificate_addresses};
+use ekg_core::crypto::pki::{TrustAnchors, certificate_addresses};
 use ekg_core::role::{KeyRequestContent, ReleaseRequestContent, Ticket};
+use ekg_core::wire::limits::{MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, MAX_SEALED_LEN};
+use ekg_core::wire::oid;
+use ekg_core::wire::sealed::SealedMessage;
+use ekg_core::wire::signed;
 use x509_cert::Certificate;
 
 use crate::client::{ClientConfig, ClientError, now, provider, read_input};
 use crate::mail;
 
 /// What `ekg inspect` was asked.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The artifact.
+    /// The artifact (`-`: standard input).
     pub file: PathBuf,
-    /// The client configuration (for its anchors).
+    /// Client configuration (its anchors check certificate paths).
+    #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Trust anchors (PEM).
+    /// Trust anchors (PEM): check certificate paths against them.
+    #[arg(long)]
     pub anchors: Vec<PathBuf>,
 }
 

@@ -232,7 +232,7 @@ pub fn gatekeeper_csr(
     key_out: &Path,
     csr_out: &Path,
 ) -> Result<(), DynError> {
-    if uri.is_empty() || uri.len() > ekg_core::limits::MAX_URI_LEN || !uri.bytes().all(|b| b.is_ascii_graphic()) {
+    if uri.is_empty() || uri.len() > ekg_core::wire::limits::MAX_URI_LEN || !uri.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("--uri: 1 to 512 printable ASCII characters, no space".into());
     }
     ekg_core::EmailAddress::parse(email).map_err(|e| format!("--email: {}", e.detail()))?;

@@ -11,27 +11,30 @@ use ekg_core::EmailAddress;
 use ekg_core::role::{ListAgent, Recipient, Sender};
 use serde::Deserialize;
 
-use crate::client::identity::{self, IdentityArgs};
+use crate::client::identity;
 use crate::client::{
-    ClientConfig, ClientError, MAX_CONFIG_LEN, fail, now, os_rng, parse_toml, provider, read_input, write_output,
+    ClientConfig, ClientError, ClientFlags, MAX_CONFIG_LEN, fail, now, os_rng, parse_toml, provider, read_input,
+    write_output,
 };
 use crate::mail;
 
 /// What `ekg list-agent` was asked.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The list's identity (its certificate names the list address).
-    pub identity: IdentityArgs,
-    /// The list definition (TOML).
+    /// The list's identity (its certificate names the list address) and client configuration.
+    #[command(flatten)]
+    pub client: ClientFlags,
+    /// The list definition (TOML: `address = "team@example.com"`, `members = [...]`).
+    #[arg(long)]
     pub list: PathBuf,
-    /// The list's gatekeeper URI (default: the client configuration's for the list's domain).
+    /// The list's gatekeeper URI; default: the configuration's for the list's domain.
+    #[arg(long)]
     pub gatekeeper: Option<String>,
-    /// The client configuration.
-    pub config: Option<PathBuf>,
-    /// Trust anchors (PEM), instead of the configuration's.
-    pub anchors: Vec<PathBuf>,
-    /// The sealed message for the list (`-`: standard input).
+    /// The sealed message for the list (default: standard input).
+    #[arg(long, default_value = "-")]
     pub input: PathBuf,
-    /// The expanded message for the members (`-`: standard output).
+    /// The expanded message for the members (default: standard output).
+    #[arg(long, default_value = "-")]
     pub output: PathBuf,
 }
 
@@ -61,28 +64,17 @@ fn parse(a: &str) -> Result<EmailAddress, ClientError> {
 
 /// Runs `ekg list-agent`.
 pub fn run(args: &Args) -> Result<(), ClientError> {
-    let config = ClientConfig::load(args.config.as_deref())?;
+    let config = ClientConfig::load(args.client.config.as_deref())?;
     let eml = read_input(&args.input, mail::MAX_SEALED_MESSAGE_LEN)?;
     let sealed = mail::unwrap(&eml)?;
     let list = ListDefinition::load(&args.list)?;
     let address = parse(&list.address)?;
     let members = list.members.iter().map(|m| parse(m)).collect::<Result<Vec<_>, _>>()?;
-    let uri = match &args.gatekeeper {
-        Some(u) => u.clone(),
-        None => match config.gatekeeper_for(address.domain()) {
-            Some(u) => u.to_owned(),
-            None => {
-                return fail(
-                    "no_gatekeeper",
-                    format!("no --gatekeeper and no gatekeeper for {} in the configuration", address.domain()),
-                );
-            }
-        },
-    };
-    let anchors = config.anchors(&args.anchors)?;
+    let uri = config.gatekeeper(args.gatekeeper.as_deref(), address.domain())?;
+    let anchors = config.anchors(&args.client.anchors)?;
     // The list's identity twice: as a recipient of the sender's gatekeeper, as a sender at its own.
-    let recipient = Recipient::new(provider(), identity::load(&args.identity)?, anchors.clone());
-    let sender = Sender::new(provider(), identity::load(&args.identity)?, anchors, uri.clone())?;
+    let recipient = Recipient::new(provider(), identity::load(&args.client.identity)?, anchors.clone());
+    let sender = Sender::new(provider(), identity::load(&args.client.identity)?, anchors, uri.clone())?;
     if *sender.address() != address {
         return fail(
             "invalid_configuration",

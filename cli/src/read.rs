@@ -9,31 +9,39 @@ use ekg_binding as binding;
 use ekg_core::ledger::ReleasePolicy;
 use ekg_core::role::{Gateway, Recipient};
 
-use crate::client::identity::{self, IdentityArgs};
-use crate::client::{ClientConfig, ClientError, fail, now, os_rng, provider, read_input, write_output};
+use crate::client::identity;
+use crate::client::{ClientConfig, ClientError, ClientFlags, fail, now, os_rng, provider, read_input, write_output};
 use crate::mail;
 
 /// What `ekg read` was asked.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The reader's identity.
-    pub identity: IdentityArgs,
-    /// Read as the sender organisation's gateway (not a listed recipient).
+    /// The reader's identity and client configuration.
+    #[command(flatten)]
+    pub client: ClientFlags,
+    /// Read as the sender organisation's gateway (its certificate, not a listed recipient's).
+    #[arg(long)]
     pub gateway: bool,
-    /// The client configuration.
-    pub config: Option<PathBuf>,
-    /// Trust anchors (PEM), instead of the configuration's.
-    pub anchors: Vec<PathBuf>,
-    /// The sealed message (`-`: standard input).
+    /// The sealed message (default: standard input).
+    #[arg(long, default_value = "-")]
     pub input: PathBuf,
-    /// The message (`-`: standard output; a file is written 0600).
+    /// The message (default: standard output; a file is written chmod 600).
+    #[arg(long, default_value = "-")]
     pub output: PathBuf,
-    /// Show the message on a terminal even when that spends a `once` release.
+    /// Under policy `once`, show the message on a terminal anyway: without it `ekg read`
+    /// refuses (before asking the gatekeeper) to spend the only release on a screen.
+    #[arg(long)]
     pub to_terminal: bool,
-    /// Refuse a ticket the gatekeeper's issuance log does not hold (`ticket_not_logged`),
-    /// checked before the release request is sent (`crate::client::logged`).
+    /// Refuse a ticket that is not in its gatekeeper's issuance log (`ticket_not_logged`):
+    /// its inclusion proof and signed tree head are fetched and checked before the release
+    /// request is sent (docs/protocol.md §10.8). The client configuration's
+    /// `require_log = true` does the same.
+    #[arg(long)]
     pub require_log: bool,
-    /// The command printing an access token for the release request
-    /// (`crate::client::token`); default: the configuration's `token_command`.
+    /// Put an access token (OAuth 2.0 JWT, docs/protocol.md §12.5) in the release request:
+    /// the standard output of `sh -c CMD` (nothing of the message is added to CMD; at most
+    /// 30 s and 8 KiB). The client configuration's `token_command` does the same.
+    #[arg(long, value_name = "CMD")]
     pub token_command: Option<String>,
 }
 
@@ -60,21 +68,21 @@ pub fn check_destination(
 
 /// Runs `ekg read`.
 pub fn run(args: &Args) -> Result<(), ClientError> {
-    let config = ClientConfig::load(args.config.as_deref())?;
+    let config = ClientConfig::load(args.client.config.as_deref())?;
     let eml = read_input(&args.input, mail::MAX_SEALED_MESSAGE_LEN)?;
     let sealed = mail::unwrap(&eml)?;
-    let credential = identity::load(&args.identity)?;
-    let anchors = config.anchors(&args.anchors)?;
+    let credential = identity::load(&args.client.identity)?;
+    let anchors = config.anchors(&args.client.anchors)?;
     let anchors_for_log = anchors.clone();
     let http = config.http()?;
     let mut rng = os_rng()?;
     let t = now();
-    let require_log = args.require_log || config.require_log;
+    let require_log = config.require_log(args.require_log);
     let logged = |ticket: &ekg_core::role::Ticket| {
         if require_log { crate::client::logged::require_logged(&http, &anchors_for_log, ticket, t) } else { Ok(()) }
     };
     let stdout_is_terminal = std::io::stdout().is_terminal();
-    let token_command = args.token_command.as_ref().or(config.token_command.as_ref());
+    let token_command = config.token_command(args.token_command.as_deref());
     if args.gateway && token_command.is_some() {
         return fail("invalid_configuration", "a gateway sends no access token (--token-command is for recipients)");
     }

@@ -8,33 +8,38 @@ use ekg_binding as binding;
 use ekg_core::EmailAddress;
 use ekg_core::role::Sender;
 
-use crate::client::identity::{self, IdentityArgs};
-use crate::client::{ClientConfig, ClientError, fail, now, os_rng, provider, read_input, write_output};
+use crate::client::identity;
+use crate::client::{ClientConfig, ClientError, ClientFlags, fail, now, os_rng, provider, read_input, write_output};
 use crate::mail;
 
 /// What `ekg send` was asked.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The sender's identity.
-    pub identity: IdentityArgs,
-    /// Recipients (default: the message's To, Cc and Bcc).
+    /// The sender's identity and client configuration.
+    #[command(flatten)]
+    pub client: ClientFlags,
+    /// A recipient (repeat it); default: the message's To, Cc and Bcc.
+    #[arg(long)]
     pub to: Vec<String>,
-    /// The gatekeeper URI (default: the client configuration's for the sender's domain).
+    /// The gatekeeper URI; default: the configuration's for your domain.
+    #[arg(long)]
     pub gatekeeper: Option<String>,
-    /// Security labels (attribute-value URIs, `docs/protocol.md` §12).
-    pub labels: Vec<String>,
-    /// The client configuration.
-    pub config: Option<PathBuf>,
-    /// Trust anchors (PEM), instead of the configuration's.
-    pub anchors: Vec<PathBuf>,
-    /// The message (`-`: standard input).
+    /// A security label (repeat it, at most 16): an attribute-value URI,
+    /// `https://<namespace>/attr/<name>/value/<value>` (docs/protocol.md §12, the draft's "Security
+    /// Labels and Release Policies").
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// The message (default: standard input).
+    #[arg(long, default_value = "-")]
     pub input: PathBuf,
-    /// The sealed message (`-`: standard output).
+    /// The sealed message (default: standard output).
+    #[arg(long, default_value = "-")]
     pub output: PathBuf,
 }
 
 /// Runs `ekg send`; a line on standard error for each Bcc recipient the ticket will show.
 pub fn run(args: &Args) -> Result<(), ClientError> {
-    let config = ClientConfig::load(args.config.as_deref())?;
+    let config = ClientConfig::load(args.client.config.as_deref())?;
     let message = read_input(&args.input, mail::MAX_MESSAGE_LEN)?;
     let content = mail::protected_content(&message)?;
     let recipients: Vec<String> = if args.to.is_empty() {
@@ -60,29 +65,21 @@ pub fn run(args: &Args) -> Result<(), ClientError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let labels = args
-        .labels
+        .label
         .iter()
         .map(|l| {
-            ekg_core::policy::AttributeValue::parse(l)
+            ekg_core::access::policy::AttributeValue::parse(l)
                 .map_err(|e| ClientError { code: e.code().into(), detail: format!("--label {l}: {}", e.detail()) })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let credential = identity::load(&args.identity)?;
+    let credential = identity::load(&args.client.identity)?;
     let sender_address = credential.addresses().into_iter().next();
-    let uri = match (&args.gatekeeper, &sender_address) {
-        (Some(u), _) => u.clone(),
-        (None, Some(a)) => match config.gatekeeper_for(a.domain()) {
-            Some(u) => u.to_owned(),
-            None => {
-                return fail(
-                    "no_gatekeeper",
-                    format!("no --gatekeeper and no gatekeeper for {} in the configuration", a.domain()),
-                );
-            }
-        },
+    let uri = match (&sender_address, &args.gatekeeper) {
+        (Some(a), flag) => config.gatekeeper(flag.as_deref(), a.domain())?,
+        (None, Some(u)) => u.clone(),
         (None, None) => return fail("no_gatekeeper", "no --gatekeeper, and the certificate names no address"),
     };
-    let anchors = config.anchors(&args.anchors)?;
+    let anchors = config.anchors(&args.client.anchors)?;
     let http = config.http()?;
     let sender = Sender::new(provider(), credential, anchors, uri.clone())?;
     let mut rng = os_rng()?;

@@ -9,55 +9,85 @@ use ekg_server::{ServeError, Settings};
 
 type DynError = Box<dyn std::error::Error>;
 
-/// What `ekg serve` was asked.
+/// What `ekg serve` was asked. Without the `testmode` feature (a production build,
+/// `docs/server.md`) there is no `--test-mode`, `--vectors`, `--demo` or `--dir`.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The configuration file.
+    /// The configuration file (TOML; docs/server.md).
+    #[cfg_attr(feature = "testmode", arg(long, required_unless_present_any = ["demo", "test_mode"]))]
+    #[cfg_attr(not(feature = "testmode"), arg(long, required = true))]
     pub config: Option<PathBuf>,
-    /// Check it, then stop.
-    pub check_config: bool,
-    /// Take the database as found (`--adopt-store`).
-    pub adopt_store: bool,
-    /// Make a demo configuration and serve it.
-    pub demo: bool,
-    /// The demo's directory.
-    pub dir: Option<PathBuf>,
-    /// Listen here instead.
-    pub listen: Option<SocketAddr>,
-    /// TLS certificate chain (PEM).
-    pub tls_cert: Option<PathBuf>,
-    /// TLS key (PEM).
-    pub tls_key: Option<PathBuf>,
-    /// The conformance test mode.
+    /// Serve the reference gatekeeper for `ekg conformance server`: no configuration, each
+    /// case's state loaded through the management endpoint (docs/conformance.md §2), memory
+    /// only, loopback only (default 127.0.0.1:8443).
+    #[cfg(feature = "testmode")]
+    #[arg(long, conflicts_with_all = ["config", "check_config", "adopt_store", "demo", "tls_cert", "tls_key"])]
     pub test_mode: bool,
-    /// The test mode's vectors directory.
+    /// The vectors whose PKI the test mode's states name (default: the built-in copy of
+    /// fixtures/v1's PKI).
+    #[cfg(feature = "testmode")]
+    #[arg(long, requires = "test_mode")]
     pub vectors: Option<PathBuf>,
-    /// Log lines as JSON objects (else text).
-    pub log_json: bool,
+    /// Check the configuration (every field, every file it names), then stop.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Take the database as found, though it is not the store the identity file names: a new
+    /// empty one after a loss, or a backup restored on purpose (keys released after the backup
+    /// may be released again). docs/server.md, "Store identity".
+    #[arg(long, conflicts_with = "check_config")]
+    pub adopt_store: bool,
+    /// Serve a demo gatekeeper: the test PKI of example.com and example.org, a fresh storage
+    /// key and a new database, written into --dir; prints what to try.
+    #[cfg(feature = "testmode")]
+    #[arg(long, conflicts_with_all = ["config", "check_config", "adopt_store"])]
+    pub demo: bool,
+    /// The demo's directory (default: a new one under the system's temporary directory).
+    #[cfg(feature = "testmode")]
+    #[arg(long, requires = "demo")]
+    pub dir: Option<PathBuf>,
+    /// Listen on this address instead of the configuration's (demo: 127.0.0.1:8443).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM); with --tls-key.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1), readable by its owner only; with --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Log format on standard error: `text` or `json` (one object a line). RUST_LOG filters
+    /// (default `info`).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 /// The environment variable that names a planted bug (`docs/conformance.md` §6): read by
-/// `ekg serve --test-mode` only; any other `ekg serve` refuses to start while it is set.
+/// `ekg serve --test-mode` only; any other `ekg serve` refuses to start while it is set. A
+/// build without the `testmode` feature has no planted bugs and never reads it.
+#[cfg(feature = "testmode")]
 pub const PLANTED_BUG_ENV: &str = "EKG_PLANTED_BUG";
 
 /// Runs `ekg serve`.
-pub fn run(args: Args) -> Result<ExitCode, DynError> {
-    init_logs(args.log_json);
-    if !args.test_mode && std::env::var_os(PLANTED_BUG_ENV).is_some() {
-        return Err(format!(
-            "{PLANTED_BUG_ENV} is set: planted bugs exist only under `ekg serve --test-mode`; \
-             refusing to serve (unset it)"
-        )
-        .into());
-    }
-    if args.demo {
-        return demo(&args);
-    }
-    if args.test_mode {
-        return test_mode(&args);
+pub fn run(args: &Args) -> Result<ExitCode, DynError> {
+    init_logs(args.log_format == "json");
+    #[cfg(feature = "testmode")]
+    {
+        if !args.test_mode && std::env::var_os(PLANTED_BUG_ENV).is_some() {
+            return Err(format!(
+                "{PLANTED_BUG_ENV} is set: planted bugs exist only under `ekg serve --test-mode`; \
+                 refusing to serve (unset it)"
+            )
+            .into());
+        }
+        if args.demo {
+            return demo(args);
+        }
+        if args.test_mode {
+            return test_mode(args);
+        }
     }
     let path = args.config.as_deref().ok_or("ekg serve needs --config FILE (or --demo)")?;
     let mut settings = config::load(path)?;
-    apply(&mut settings, &args)?;
+    apply(&mut settings, args)?;
     if args.check_config {
         println!("{}", summary(&settings));
         // The rules that need the clock: the gatekeeper's certificate now, renewal, CRLs.
@@ -204,6 +234,7 @@ impl Signals {
 }
 
 /// Until SIGTERM or SIGINT (the test mode: other signals keep their default action).
+#[cfg(feature = "testmode")]
 async fn stop_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -220,6 +251,7 @@ async fn stop_signal() {
 }
 
 /// `ekg serve --test-mode`: the reference gatekeeper under the management endpoint.
+#[cfg(feature = "testmode")]
 fn test_mode(args: &Args) -> Result<ExitCode, DynError> {
     let planted = plant_from_env()?;
     let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
@@ -250,8 +282,9 @@ fn test_mode(args: &Args) -> Result<ExitCode, DynError> {
 }
 
 /// The bug `EKG_PLANTED_BUG` names, planted in this process (none if it is unset or empty).
-fn plant_from_env() -> Result<Option<ekg_core::planted::PlantedBug>, DynError> {
-    use ekg_core::planted::{self, PlantedBug};
+#[cfg(feature = "testmode")]
+fn plant_from_env() -> Result<Option<ekg_core::role::planted::PlantedBug>, DynError> {
+    use ekg_core::role::planted::{self, PlantedBug};
     let Some(name) = std::env::var_os(PLANTED_BUG_ENV) else { return Ok(None) };
     let name = name.to_str().ok_or_else(|| format!("{PLANTED_BUG_ENV}: not UTF-8"))?;
     if name.is_empty() {
@@ -265,6 +298,7 @@ fn plant_from_env() -> Result<Option<ekg_core::planted::PlantedBug>, DynError> {
     Ok(Some(bug))
 }
 
+#[cfg(feature = "testmode")]
 fn demo(args: &Args) -> Result<ExitCode, DynError> {
     let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
     if !listen.ip().is_loopback() {
@@ -281,6 +315,7 @@ fn demo(args: &Args) -> Result<ExitCode, DynError> {
     serve(settings, Some(demo_banner(&files)))
 }
 
+#[cfg(feature = "testmode")]
 fn demo_banner(f: &ekg_server::demo::DemoFiles) -> String {
     let pki = f.pki.display();
     format!(

@@ -8,12 +8,26 @@ use ekg_sim::{Scenario, SimError, Verdict};
 
 use crate::progress::Progress;
 
-/// What to run.
+/// What `ekg simulate` was asked.
+#[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Shipped scenario names (the ten of fixtures/scenarios: default, mailing-list,
+    /// cross-org-with-loss, gatekeeper-outage, low-certificate-availability,
+    /// untrusted-org, compromised-recipient, seed-policy, compromise, labelled-itar) or
+    /// TOML paths. Default: `default`.
     pub scenarios: Vec<String>,
+    /// Run every shipped scenario (ten), then print and write a summary of their
+    /// headlines (OUT/summary.txt, OUT/index.html).
+    #[arg(long)]
     pub all: bool,
+    /// Override the scenario's seed.
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Output directory (one subdirectory per scenario).
+    #[arg(long, default_value = "target/sim")]
     pub out: PathBuf,
+    /// Threads for RSA key generation (the event loop is single-threaded).
+    #[arg(long, default_value_t = 2)]
     pub threads: usize,
 }
 

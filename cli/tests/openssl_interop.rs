@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use der::{Decode, Encode};
-use ekg_core::internal::wire::{ContentInfo, KeyDelivery, ReleaseRequest, TicketInfo};
+use ekg_core::wire::{ContentInfo, KeyDelivery, ReleaseRequest, TicketInfo};
 
 fn openssl() -> String {
     std::env::var("EKG_OPENSSL").unwrap_or_else(|_| "openssl".into())

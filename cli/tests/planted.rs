@@ -99,7 +99,7 @@ fn the_list_probes_catch_the_list_bugs() {
 /// of `PlantedBug::ALL`, none missing or extra, and its count line agrees.
 #[test]
 fn the_documented_table_names_every_planted_bug_once() {
-    use ekg_core::planted::PlantedBug;
+    use ekg_core::role::planted::PlantedBug;
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/conformance.md")).unwrap();
     let start = doc.find("<!-- planted-table -->").expect("the table's start marker");
     let end = doc.find("<!-- /planted-table -->").expect("the table's end marker");

@@ -4,35 +4,50 @@
 //! suite by the mutants it kills.
 //!
 //! Each bug is one small branch at the decision point it corrupts, behind [`is`]. Nothing is
-//! planted unless [`plant`] was called, and only the test mode calls it: `ekg serve` without
+//! planted unless `plant` was called, and only the test mode calls it: `ekg serve` without
 //! `--test-mode` refuses to start when `EKG_PLANTED_BUG` is set. The model checker, the
 //! simulator and every other caller never plant, so every branch below is dead for them.
 //!
 //! This is the one piece of process-wide state in the core: a bug is a property of the
 //! process under test, set once before it serves, never changed.
+//!
+//! The switch exists only with the crate's `planted` feature (on through `ekg-server`'s and
+//! the `ekg` command's `testmode`). Without it there is no `plant`, [`is`] is the constant
+//! `false`, and the compiler drops every planted branch: a production gatekeeper
+//! (`docs/server.md`, "A production build") carries the bugs' names, not the bugs.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-static PLANTED: OnceLock<PlantedBug> = OnceLock::new();
+#[cfg(feature = "planted")]
+static PLANTED: std::sync::OnceLock<PlantedBug> = std::sync::OnceLock::new();
 static SEQUENCE: AtomicU64 = AtomicU64::new(1);
 
 /// Plants `bug` in this process. Once per process: `Err` with the bug already planted if
 /// one was (the same or another).
+#[cfg(feature = "planted")]
 pub fn plant(bug: PlantedBug) -> Result<(), PlantedBug> {
     PLANTED.set(bug).map_err(|_| PLANTED.get().copied().unwrap_or(bug))?;
     Ok(())
 }
 
 /// The bug planted in this process, if any.
+#[cfg(feature = "planted")]
 pub fn planted() -> Option<PlantedBug> {
     PLANTED.get().copied()
 }
 
 /// Whether `bug` is the one planted.
+#[cfg(feature = "planted")]
 #[inline]
 pub fn is(bug: PlantedBug) -> bool {
     PLANTED.get() == Some(&bug)
+}
+
+/// Whether `bug` is the one planted: never, in a build without the `planted` feature.
+#[cfg(not(feature = "planted"))]
+#[inline(always)]
+pub const fn is(_bug: PlantedBug) -> bool {
+    false
 }
 
 /// The next number of a counter (the `sequential_key_ids` bug's key ids).
@@ -205,6 +220,12 @@ bugs! {
     RetentionEndServed = "retention_end_served", "retention boundary";
     /// The key is looked up before the requester is checked against the list (V23 before V22).
     KeyBeforeListed = "key_before_listed", "V22/V23 order";
+    /// A labelled key is released without checking the requester's entitlements (V26).
+    EntitlementUnchecked = "entitlement_unchecked", "V26";
+    /// An access token's audience is not compared with the gatekeeper's (V28.5).
+    TokenAudienceUnchecked = "token_audience_unchecked", "V28";
+    /// A release does not record its token's (iss, jti): the token can be replayed (V28.8).
+    TokenUseUnrecorded = "token_use_unrecorded", "V28";
     /// The sweep never destroys an expired key.
     NoExpirySweep = "no_expiry_sweep", "sweep";
     /// The sweep never ends a retention.
@@ -249,6 +270,8 @@ mod tests {
         assert!(PlantedBug::ALL.len() >= 60, "{}", PlantedBug::ALL.len());
         assert_eq!(PlantedBug::from_name("no_such_bug"), None);
         // Nothing is planted in a test process.
+        #[cfg(feature = "planted")]
         assert_eq!(planted(), None);
+        assert!(PlantedBug::ALL.iter().all(|b| !is(*b)));
     }
 }

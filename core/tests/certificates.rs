@@ -8,8 +8,8 @@ mod common;
 
 use common::*;
 use der::Decode;
+use ekg_core::crypto::pki::{PathLimits, Revocation, TrustAnchors, ValidatedCertificate};
 use ekg_core::ledger::{MemoryStore, ReleasePolicy};
-use ekg_core::pki::{PathLimits, Revocation, TrustAnchors, ValidatedCertificate};
 use ekg_core::role::{GatekeeperConfig, RecipientRule, SenderRule};
 use ekg_testpki::{Issued, Lifecycle};
 use x509_cert::Certificate;
@@ -141,7 +141,7 @@ fn a_crl_is_loaded_only_from_its_issuer_with_a_good_signature() {
     let e = r.add(p(), &crl.issuer_der, b"not a CRL").expect_err("garbage");
     assert_eq!(e.code(), "invalid_configuration");
     assert!(r.is_empty());
-    let from_pem = ekg_core::pki::crl_der(crl.pem().as_bytes()).expect("PEM");
+    let from_pem = ekg_core::crypto::pki::crl_der(crl.pem().as_bytes()).expect("PEM");
     assert_eq!(from_pem, crl.der);
     let list = r.add(p(), &crl.issuer_der, &from_pem).expect("the CRL");
     assert_eq!(list.revoked_count(), 1);

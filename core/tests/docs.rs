@@ -2,7 +2,7 @@
 //! step in docs/protocol.md, and every OID constant appears in docs/ekg.asn1.
 
 use ekg_core::Rejection;
-use ekg_core::internal::wire::oid;
+use ekg_core::wire::oid;
 
 const PROTOCOL: &str = include_str!("../../docs/protocol.md");
 const ASN1: &str = include_str!("../../docs/ekg.asn1");

@@ -8,12 +8,12 @@ mod common;
 use common::*;
 use der::asn1::{GeneralizedTime, Ia5String, OctetString, SetOfVec};
 use der::{Any, DateTime, Decode, Encode, Tag};
-use ekg_core::internal::cms::raw::{Element, SignedDataRaw, SignerInfoRaw, element_set};
-use ekg_core::internal::cms::signed;
-use ekg_core::internal::wire::{ContentInfo, KeyRequest, oid};
+use ekg_core::crypto::pki::{PathLimits, TrustAnchors};
 use ekg_core::ledger::{LedgerConfig, MemoryStore, ReleasePolicy};
-use ekg_core::pki::{PathLimits, TrustAnchors};
 use ekg_core::role::{Gatekeeper, Recipient, Sender, StorageKey};
+use ekg_core::wire::raw::{Element, SignedDataRaw, SignerInfoRaw, element_set};
+use ekg_core::wire::signed;
+use ekg_core::wire::{ContentInfo, KeyRequest, oid};
 use ekg_core::{Rejection, UnixTime};
 
 /// Edits the SignedData (and its one SignerInfo) of a signed request, re-encoding in DER.
@@ -91,7 +91,7 @@ fn v14_no_unsigned_edit_of_an_answered_request_gets_a_new_key() {
             edit(&original, |sd, _| {
                 let mut v: Vec<Vec<u8>> = sd.digest_algorithms.iter().map(|e| e.0.clone()).collect();
                 v.push(
-                    ekg_core::internal::cms::raw::Element(vec![
+                    ekg_core::wire::raw::Element(vec![
                         0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
                     ])
                     .0,

@@ -7,8 +7,10 @@ mod common;
 
 use common::*;
 use ekg_core::Rejection;
+use ekg_core::access::policy::{
+    AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping,
+};
 use ekg_core::ledger::{MemoryStore, Record, ReleasePolicy};
-use ekg_core::policy::{AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping};
 use ekg_core::role::{Gatekeeper, Sender};
 
 const NS: &str = "https://example.com/attr";
@@ -236,8 +238,8 @@ fn a_client_refuses_labels_the_gatekeeper_would_refuse_as_malformed() {
 fn the_labels_field_decodes_strictly() {
     use der::Encode;
     use der::asn1::{GeneralizedTime, Ia5String, OctetString};
-    use ekg_core::internal::wire::KeyRequest;
     use ekg_core::role::KeyRequestContent;
+    use ekg_core::wire::KeyRequest;
     let with = |labels: Option<Vec<&str>>| {
         KeyRequest {
             version: 0,

@@ -10,12 +10,12 @@ use std::sync::OnceLock;
 
 use common::*;
 use der::{Decode, Encode};
-use ekg_core::internal::cms::signed;
-use ekg_core::internal::wire::oid;
 use ekg_core::ledger::{MemoryStore, ReleasePolicy};
 use ekg_core::role::{
     Gatekeeper, GatekeeperConfig, KeyRequestContent, ListAgent, ListExpansion, SenderRule, StorageKey,
 };
+use ekg_core::wire::oid;
+use ekg_core::wire::signed;
 use ekg_core::{Digest, UnixTime};
 use ekg_testpki::{EntitySpec, Issued, Pki};
 
@@ -228,7 +228,7 @@ fn v26_the_gatekeeper_refuses_a_loop_a_depth_over_the_bound_and_a_borrowed_entry
         Some("list_loop")
     );
     let mut deep: Vec<ListExpansion> =
-        (0..ekg_core::internal::wire::MAX_EXPANSION_DEPTH).map(|i| entry(&format!("l{i}@example.net"))).collect();
+        (0..ekg_core::wire::limits::MAX_EXPANSION_DEPTH).map(|i| entry(&format!("l{i}@example.net"))).collect();
     deep.push(entry("inner@example.org"));
     assert_eq!(
         issue(raw_expansion_request(inner, "inner@example.org", &["dave@example.org"], deep.clone())),
@@ -282,7 +282,7 @@ fn expansion_sizes() {
 fn an_mla_readdresses_the_content_key_without_encrypting_again() {
     use cms::authenveloped_data::AuthEnvelopedData;
     use cms::content_info::ContentInfo;
-    use ekg_core::internal::cms::envelope;
+    use ekg_core::wire::envelope;
 
     let team = credential(&lists().team);
     let members: Vec<_> = fed().recipient_org.users.iter().take(2).map(|(_, i)| credential(i)).collect();

@@ -11,9 +11,9 @@ use cms::signed_data::{SignedData, SignerInfo};
 use common::*;
 use der::asn1::{ObjectIdentifier, SetOfVec};
 use der::{Any, Decode, Encode};
-use ekg_core::internal::cms::signed;
-use ekg_core::internal::wire::{ContentInfo, oid};
 use ekg_core::ledger::ReleasePolicy;
+use ekg_core::wire::signed;
+use ekg_core::wire::{ContentInfo, oid};
 use x509_cert::attr::Attribute;
 
 fn valid_request() -> Vec<u8> {

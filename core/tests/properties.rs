@@ -202,9 +202,8 @@ fn clients() -> Vec<(Option<&'static str>, &'static ekg_testpki::Issued)> {
 fn key_of(grant: &[u8], seed: u64) -> Vec<u8> {
     use der::Decode;
     let alice = credential(fed().sender_org.user("alice@example.com"));
-    let (_, content) =
-        ekg_core::internal::cms::envelope::open(p(), grant, &alice, 1 << 16, &mut rng(seed)).expect("grant");
-    ekg_core::internal::wire::KeyDelivery::from_der(&content).expect("delivery").key.0.to_vec()
+    let (_, content) = ekg_core::wire::envelope::open(p(), grant, &alice, 1 << 16, &mut rng(seed)).expect("grant");
+    ekg_core::wire::KeyDelivery::from_der(&content).expect("delivery").key.0.to_vec()
 }
 
 proptest! {

@@ -8,9 +8,9 @@
 mod common;
 
 use common::*;
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::crypto::{AwsLc, CryptoProvider, RustCrypto};
 use ekg_core::ledger::{MemoryStore, ReleasePolicy};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::role::{Gatekeeper, Recipient, Sender, StorageKey};
 
 static AWS: AwsLc = AwsLc;

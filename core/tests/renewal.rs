@@ -8,11 +8,11 @@ mod common;
 
 use common::*;
 use ekg_core::UnixTime;
-use ekg_core::internal::cms::{envelope, signed};
-use ekg_core::internal::wire::oid;
+use ekg_core::crypto::pki::Credential;
 use ekg_core::ledger::{MemoryStore, ReleasePolicy};
-use ekg_core::pki::Credential;
 use ekg_core::role::{Gatekeeper, GatekeeperConfig, RetiredCertificate, RetiredKey, StorageKey, check_credential};
+use ekg_core::wire::oid;
+use ekg_core::wire::{envelope, signed};
 use ekg_testpki::{Issued, Lifecycle};
 
 fn lc() -> &'static Lifecycle {

@@ -9,10 +9,10 @@
 mod common;
 
 use common::*;
-use ekg_core::internal::cms::{envelope, signed};
-use ekg_core::internal::wire::dump::dump;
-use ekg_core::internal::wire::oid;
 use ekg_core::ledger::ReleasePolicy;
+use ekg_core::wire::dump;
+use ekg_core::wire::oid;
+use ekg_core::wire::{envelope, signed};
 
 fn show(der: &[u8]) -> String {
     format!("sha256 {}  length {}\n{}", p().sha256(der), der.len(), dump(der))

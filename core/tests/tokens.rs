@@ -13,11 +13,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use common::*;
 use der::Encode;
+use ekg_core::access::policy::{
+    AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping,
+};
+use ekg_core::access::token::{RsaJwk, StaticTokenKeys, TokenIssuer};
 use ekg_core::crypto::PrivateKey;
-use ekg_core::internal::{cms::signed, wire};
 use ekg_core::ledger::{MemoryStore, ReleasePolicy};
-use ekg_core::policy::{AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping};
-use ekg_core::token::{RsaJwk, StaticTokenKeys, TokenIssuer};
+use ekg_core::wire::{self, signed};
 use serde_json::json;
 
 const ISS: &str = "https://id.example.org";

@@ -5,7 +5,7 @@
 //! One gatekeeper on the core's reference store ([`MemoryState`]). The key is issued by the
 //! core's issuance round, its labels recorded with it; every release runs
 //! [`EntitledRelease`], the gatekeeper's own release without its storage-key check: the
-//! ledger's V21 to V24, V26 on the labels the store recorded ([`ekg_core::policy::decide`]),
+//! ledger's V21 to V24, V26 on the labels the store recorded ([`ekg_core::access::policy::decide`]),
 //! V28.8 on a token. A requester's entitlements are what the core's subject mappings
 //! ([`Policy::entitlements`]) grant for its facts, mapped to the core's types: its
 //! certificate's anchor, policy OIDs and listed address, and, with a token, the token's
@@ -22,14 +22,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ekg_core::access::policy::mapping::TokenFacts;
+use ekg_core::access::policy::{
+    AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping,
+};
+use ekg_core::access::token::TokenUse;
 use ekg_core::ledger::round::{Issue, NoDraw, Release};
 use ekg_core::ledger::{
     EntitledRelease, IssueFacts, KeyDraw, Ledger, LedgerConfig, MemoryState, ReleaseFacts, ReleasePolicy, Requester,
     Round,
 };
-use ekg_core::policy::mapping::TokenFacts;
-use ekg_core::policy::{AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping};
-use ekg_core::token::TokenUse;
 use ekg_core::{CertId, EmailAddress, Error, Rejection, UnixTime};
 use stateright::{Model, Property};
 
@@ -285,10 +287,10 @@ impl LabelsModel {
     fn request(
         &self,
         fetch: Fetch,
-    ) -> Result<(ReleaseFacts<Sym>, ekg_core::policy::Entitlements, Option<TokenUse>), Error> {
+    ) -> Result<(ReleaseFacts<Sym>, ekg_core::access::policy::Entitlements, Option<TokenUse>), Error> {
         let (anchor, policies) = certificate(fetch.signer);
         let token = if fetch.token { token(fetch.signer) } else { None };
-        let facts = ekg_core::policy::SubjectFacts {
+        let facts = ekg_core::access::policy::SubjectFacts {
             anchor: Some(cert_id(anchor)),
             certificate_policies: policies,
             addresses: vec![email(fetch.signer)?],

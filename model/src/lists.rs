@@ -36,7 +36,7 @@ pub const M1: Addr = 50;
 pub const M2: Addr = 51;
 
 /// The deepest history V27 accepts (the core's `MAX_EXPANSION_DEPTH`).
-pub use ekg_core::internal::wire::MAX_EXPANSION_DEPTH as MAX_DEPTH;
+pub use ekg_core::wire::limits::MAX_EXPANSION_DEPTH as MAX_DEPTH;
 
 /// Property names (stable: tests and docs use them).
 pub mod property {

@@ -24,14 +24,16 @@
 //! `same_certificate`, the ledger itself would re-deliver key 1 to bob's certificate: what
 //! stops a replay there is the token's record alone.
 
+use ekg_core::access::policy::mapping::TokenFacts;
+use ekg_core::access::policy::{
+    AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping,
+};
+use ekg_core::access::token::TokenUse;
 use ekg_core::ledger::round::{Issue, NoDraw};
 use ekg_core::ledger::{
     EntitledRelease, IssueFacts, KeyDraw, Ledger, LedgerConfig, MemoryState, ReleaseFacts, ReleasePolicy, Requester,
     Round, Step,
 };
-use ekg_core::policy::mapping::TokenFacts;
-use ekg_core::policy::{AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping};
-use ekg_core::token::TokenUse;
 use ekg_core::{CertId, Error, Rejection, UnixTime};
 use stateright::{Model, Property};
 use std::collections::BTreeMap;
@@ -204,7 +206,7 @@ impl ReplayModel {
     /// The round of request `req`, as the gatekeeper starts it from what it verified.
     fn round(&self, req: Req) -> Round<Sym, EntitledRelease<Sym, Arc<Policy>>> {
         let token = (req.token > 0).then(|| token(req.token));
-        let facts = ekg_core::policy::SubjectFacts {
+        let facts = ekg_core::access::policy::SubjectFacts {
             anchor: Some(CertId([CA_B; 32])),
             certificate_policies: Vec::new(),
             addresses: Vec::new(),

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use ekg_core::UnixTime;
 use ekg_core::crypto::CryptoProvider;
-use ekg_core::pki::Credential;
-use ekg_core::pki::Revocation;
+use ekg_core::crypto::pki::Credential;
+use ekg_core::crypto::pki::Revocation;
 use ekg_core::role::{GatekeeperConfig, GatekeeperCrypto, RetiredCertificate, RetiredKey, check_credential};
 use serde::Deserialize;
 
@@ -23,7 +23,7 @@ use crate::service::Clock;
 /// Most `[[crl]]` entries.
 pub const MAX_CRLS: usize = 100;
 /// Largest CRL file (the core's bound).
-pub const MAX_CRL_FILE_LEN: u64 = ekg_core::pki::MAX_CRL_LEN as u64;
+pub const MAX_CRL_FILE_LEN: u64 = ekg_core::crypto::pki::MAX_CRL_LEN as u64;
 /// `crl_refresh_secs`' range.
 pub const CRL_REFRESH_SECS: core::ops::RangeInclusive<u64> = 10..=86_400;
 /// `renewal_warning_days`' range.
@@ -99,7 +99,7 @@ pub fn load_crls(provider: &dyn CryptoProvider, files: &[(PathBuf, PathBuf)]) ->
     let mut revocation = Revocation::new();
     for (file, issuer) in files {
         let bytes = read_bounded_to(file, "crl.file", MAX_CRL_FILE_LEN)?;
-        let crl = ekg_core::pki::crl_der(&bytes)
+        let crl = ekg_core::crypto::pki::crl_der(&bytes)
             .or_else(|e| bad("crl.file", format!("{}: {}", file.display(), e.detail())))?;
         let issuer_der = der_of_pem(issuer, "crl.issuer")?;
         revocation.add(provider, &issuer_der, &crl).or_else(|e| {
@@ -152,7 +152,7 @@ pub fn check_at(
         status.renew_by(config.ticket_lifetime_secs)
     )];
     for (i, r) in config.retired.iter().enumerate() {
-        if let Ok((_, not_after)) = ekg_core::pki::certificate_validity(&r.der) {
+        if let Ok((_, not_after)) = ekg_core::crypto::pki::certificate_validity(&r.der) {
             let last = not_after.plus_secs(config.ticket_lifetime_secs);
             let when = if now > last { "may be removed now" } else { "may be removed after" };
             lines.push(format!("retired certificate {i}: the tickets it signed expire by {last}; {when} {last}"));

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ekg_core::limits::{MAX_KEY_REQUEST_LEN, MAX_RELEASE_REQUEST_LEN};
-use ekg_core::planted::{PlantedBug as P, is as planted};
+use ekg_core::role::planted::{PlantedBug as P, is as planted};
+use ekg_core::wire::limits::{MAX_KEY_REQUEST_LEN, MAX_RELEASE_REQUEST_LEN};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -121,8 +121,7 @@ impl Routes {
                 .await
                 .map(|r| r.map(|der| (binding::MEDIA_CMS, der))),
             binding::LOG_INCLUSION => {
-                let Some(ticket) =
-                    hex::decode(param("ticket")).ok().and_then(|b| ekg_core::ids::Digest::from_slice(&b))
+                let Some(ticket) = hex::decode(param("ticket")).ok().and_then(|b| ekg_core::Digest::from_slice(&b))
                 else {
                     return invalid("ticket: the ticket's SHA-256, 64 hex digits");
                 };

@@ -216,7 +216,7 @@ pub async fn run(
     .map_err(|e| ServeError::Io(format!("opening the store: {e}")))??;
     // The token issuers' key sets: fetched before the first request (a failure is logged;
     // those issuers' tokens are token_key_unknown until a later fetch succeeds).
-    gatekeeper.crypto().set_token_keys(Arc::clone(&jwks) as Arc<dyn ekg_core::token::TokenKeys>);
+    gatekeeper.crypto().set_token_keys(Arc::clone(&jwks) as Arc<dyn ekg_core::access::token::TokenKeys>);
     let fetching = Arc::clone(&jwks);
     let failures =
         tokio::task::spawn_blocking(move || fetching.fetch_all(std::time::Instant::now())).await.unwrap_or_default();

@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use ekg_core::Digest;
 use ekg_core::audit::entry::{EntryKind, LogEntry, MAX_LOG_ENTRIES};
 use ekg_core::audit::{Tree, TreeHead};
-use ekg_core::ids::Digest;
 use ekg_core::ledger::StoreError;
 use ekg_core::role::Gatekeeper;
 use ekg_core::{Error, Rejection, UnixTime};

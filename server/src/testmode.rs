@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ekg_core::crypto::CryptoProvider;
-use ekg_core::limits::MAX_KEY_REQUEST_LEN;
+use ekg_core::wire::limits::MAX_KEY_REQUEST_LEN;
 use ekg_core::{KeyId, UnixTime};
 use ekg_fixtures::target::ForcedKeyId;
 use ekg_fixtures::{FixtureError, Pki};

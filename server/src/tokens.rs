@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ekg_core::token::jwt::MAX_JWKS_LEN;
-use ekg_core::token::{RsaJwk, TokenKeys, parse_jwks};
+use ekg_core::access::token::jwt::MAX_JWKS_LEN;
+use ekg_core::access::token::{RsaJwk, TokenKeys, parse_jwks};
 use ekg_core::{Error, Rejection};
 
 use crate::config::tokens::JwksSource;

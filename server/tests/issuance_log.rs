@@ -11,9 +11,9 @@ use std::cell::RefCell;
 use common::*;
 use ekg_core::audit::entry::ticket_hash;
 use ekg_core::audit::{EntryKind, Log, LogSalt, TreeHead};
-use ekg_core::ids::{Digest, KeyId, RequestId};
 use ekg_core::ledger::{Answered, Batch, Concrete, LedgerConfig, LoadedKey, Store, StoreError};
 use ekg_core::role::{Gatekeeper, StorageKey};
+use ekg_core::{Digest, KeyId, RequestId};
 use ekg_core::{EmailAddress, UnixTime};
 use ekg_server::demo::DemoFiles;
 use ekg_server::store::{AnyStore, PostgresStore, SqliteStore};
@@ -56,7 +56,7 @@ impl<S: Store<Concrete>> Store<Concrete> for Racing<S> {
     fn held_keys(&mut self) -> Result<u64, StoreError> {
         self.inner.held_keys()
     }
-    fn live_handle(&mut self) -> Result<Option<ekg_core::ids::StoredKey>, StoreError> {
+    fn live_handle(&mut self) -> Result<Option<ekg_core::StoredKey>, StoreError> {
         self.inner.live_handle()
     }
 }

@@ -13,7 +13,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ekg_core::pki::Credential;
+use ekg_core::crypto::pki::Credential;
 use ekg_core::role::{Gatekeeper, StorageKeys};
 use ekg_core::{Rejection, StorageEpoch, UnixTime};
 use ekg_server::custody::pkcs11::{Token, TokenEpochKeys, TokenSigningKey};

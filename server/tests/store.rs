@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
+use ekg_core::access::token::TokenUse;
 use ekg_core::ledger::{Concrete, Delivery, KeyState, Ledger, LedgerConfig, MemoryStore, Record, ReleasePolicy, Store};
 use ekg_core::role::{Gatekeeper, StorageKey};
-use ekg_core::token::TokenUse;
 use ekg_server::store::{PostgresStore, SqliteStore};
 use proptest::prelude::*;
 

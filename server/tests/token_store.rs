@@ -13,10 +13,10 @@ use std::cell::Cell;
 use common::tokens::{LIFETIME, token, token_gatekeeper};
 use common::*;
 use ekg_core::UnixTime;
-use ekg_core::ids::{KeyId, RequestId, StoredKey};
+use ekg_core::access::token::TokenUse;
 use ekg_core::ledger::{Answered, Batch, Concrete, LedgerConfig, LoadedKey, Store, StoreError};
 use ekg_core::role::Gatekeeper;
-use ekg_core::token::TokenUse;
+use ekg_core::{KeyId, RequestId, StoredKey};
 use ekg_server::demo::DemoFiles;
 use ekg_server::store::{PostgresStore, SqliteStore};
 

@@ -23,7 +23,7 @@ use std::sync::RwLock;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use common::*;
-use ekg_core::policy::AttributeValue;
+use ekg_core::access::policy::AttributeValue;
 use ekg_server::Running;
 use ekg_server::demo::DemoFiles;
 use oidc::{AUDIENCE, KEY1, KEY2, Key, Provider, UNPUBLISHED};

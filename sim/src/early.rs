@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ekg_core::UnixTime;
-use ekg_core::internal::cms::signed;
-use ekg_core::internal::wire::oid;
-use ekg_core::pki::TrustAnchors;
+use ekg_core::crypto::pki::TrustAnchors;
+use ekg_core::wire::oid;
+use ekg_core::wire::signed;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use sha2::{Digest as _, Sha256};
@@ -257,7 +257,7 @@ pub fn run(
 pub(crate) fn open(
     w: &World,
     der: &[u8],
-    cred: &ekg_core::pki::Credential,
+    cred: &ekg_core::crypto::pki::Credential,
     anchors: Option<&TrustAnchors>,
     now: UnixTime,
     rng: &mut ChaCha20Rng,
@@ -272,7 +272,7 @@ pub(crate) fn open(
     Ok(s.content.to_vec())
 }
 
-fn gateway_credential(w: &World, org: usize) -> Result<&ekg_core::pki::Credential, SimError> {
+fn gateway_credential(w: &World, org: usize) -> Result<&ekg_core::crypto::pki::Credential, SimError> {
     w.gateway_credentials.get(org).ok_or_else(|| SimError::Internal("gateway credential".into()))
 }
 

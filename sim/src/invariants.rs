@@ -25,8 +25,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ekg_core::EmailAddress;
-use ekg_core::ids::{CertId, KeyId};
 use ekg_core::ledger::{ReleaseKind, ReleasePolicy};
+use ekg_core::{CertId, KeyId};
 
 /// Who learns a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,11 +1,11 @@
 //! Labelled traffic (`docs/simulator.md` §7): the scenario's one label, the policy every
 //! gatekeeper holds for it, and who holds it. Who holds it is decided by the core's own
-//! policy code ([`ekg_core::policy::decide`] over [`Policy::entitlements`]), the same decision
+//! policy code ([`ekg_core::access::policy::decide`] over [`Policy::entitlements`]), the same decision
 //! the gatekeeper makes at release (V26), so the simulator's count of entitled readers cannot
 //! drift from the gatekeeper's rule.
 
 use ekg_core::EmailAddress;
-use ekg_core::policy::{
+use ekg_core::access::policy::{
     AttributeDefinition, AttributeValue, Condition, Policy, Rule, SubjectFacts, SubjectMapping, decide,
 };
 

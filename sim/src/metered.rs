@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
 use ekg_core::crypto::{CryptoProvider, CryptoRng, GCM_NONCE_LEN, GCM_TAG_LEN, PrivateKey};
-use ekg_core::ids::{Digest, KEY_LEN, OneTimeKey, WrappedKey};
+use ekg_core::{Digest, KEY_LEN, OneTimeKey, WrappedKey};
 use serde::Serialize;
 use zeroize::Zeroizing;
 

@@ -563,7 +563,7 @@ impl Scenario {
     fn check_labels(&self) -> Result<(), SimError> {
         let Some(l) = &self.labels else { return Ok(()) };
         let bad = |m: String| Err(SimError::Scenario(format!("labels: {m}")));
-        if ekg_core::policy::AttributeValue::parse(&l.label).is_err() {
+        if ekg_core::access::policy::AttributeValue::parse(&l.label).is_err() {
             return bad(format!("{:?} is not an attribute-value URI (docs/protocol.md §12.1)", l.label));
         }
         if l.entitled.is_empty() || l.entitled.len() > MAX_LIST {

@@ -4,9 +4,9 @@
 //! `ekg-core`'s CMS building blocks; not part of the EKG protocol.
 
 use ekg_core::Result;
+use ekg_core::crypto::pki::Credential;
 use ekg_core::crypto::{CryptoProvider, CryptoRng};
-use ekg_core::internal::cms::envelope;
-use ekg_core::pki::Credential;
+use ekg_core::wire::envelope;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use ekg_core::ids::CertId;
+use ekg_core::CertId;
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::ledger::MemoryStore;
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors, provider_cert_id};
 use ekg_core::role::{Gatekeeper, Gateway, GatewayPrincipal, ListAgent, Recipient, Sender, SenderRule, StorageKey};
 use ekg_core::{EmailAddress, ledger::Concrete};
 use ekg_testpki::{EntitySpec, Issued, Org, Pki, rsa_key_from_seed};
@@ -103,7 +103,7 @@ pub struct World {
     /// The scenario's mailing list, if it has one.
     pub list: Option<ListWorld>,
     /// The scenario's label policy (every gatekeeper's), if it has labels.
-    pub labels: Option<(ekg_core::policy::AttributeValue, ekg_core::policy::Policy)>,
+    pub labels: Option<(ekg_core::access::policy::AttributeValue, ekg_core::access::policy::Policy)>,
 }
 
 /// The end of the fault phase, virtual ms.

@@ -3,9 +3,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 
+use ekg_core::crypto::pki::Credential;
 use ekg_core::crypto::{CryptoProvider, default_provider};
-use ekg_core::internal::wire::oid;
-use ekg_core::pki::Credential;
+use ekg_core::wire::oid;
 use ekg_sim::smime as envelope;
 use ekg_testpki::{Federation, Issued};
 use rand_chacha::ChaCha20Rng;
@@ -44,7 +44,7 @@ fn every_listed_recipient_opens_and_nobody_else() {
     let err = envelope::open_as_one_of(p(), &der, &carol, 1 << 20, &mut rng(3)).unwrap_err();
     assert_eq!(err.code(), "not_for_this_recipient");
     // The EKG profile's own opener refuses a multi-recipient envelope.
-    let err = ekg_core::internal::cms::envelope::open(p(), &der, &bob, 1 << 20, &mut rng(4)).unwrap_err();
+    let err = ekg_core::wire::envelope::open(p(), &der, &bob, 1 << 20, &mut rng(4)).unwrap_err();
     assert_eq!(err.code(), "profile_violation");
 }
 

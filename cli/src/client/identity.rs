@@ -7,19 +7,25 @@
 
 use std::path::{Path, PathBuf};
 
-use ekg_core::pki::Credential;
+use ekg_core::crypto::pki::Credential;
 use zeroize::Zeroizing;
 
 use super::{ClientError, MAX_CONFIG_LEN, fail, provider, read_input};
 
-/// Where an identity comes from.
-#[derive(Debug, Clone, Default)]
+/// Where an identity comes from (`--identity`, `--key`, `--passphrase-file`).
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct IdentityArgs {
-    /// PEM (certificates, and the key unless `key` is given) or PKCS#12.
+    /// Your identity: a PEM file with your certificate, its chain and your PKCS#8 key (or
+    /// the certificates only, with --key), or a PKCS#12 file (.p12, .pfx). Files holding a
+    /// key must be chmod 600.
+    #[arg(long)]
     pub identity: PathBuf,
-    /// PEM PKCS#8 key, when `identity` holds certificates only.
+    /// Your PKCS#8 key (PEM), when --identity holds certificates only.
+    #[arg(long)]
     pub key: Option<PathBuf>,
-    /// A file whose first line is the PKCS#12 passphrase.
+    /// A file whose first line is the PKCS#12 passphrase (chmod 600); without it the
+    /// passphrase is asked on the terminal. Never on the command line.
+    #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
 }
 

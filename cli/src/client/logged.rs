@@ -16,7 +16,7 @@ use ekg_binding as binding;
 use ekg_core::audit::entry::ticket_hash;
 use ekg_core::audit::merkle::{hash_from_slice, leaf_hash, verify_inclusion};
 use ekg_core::audit::{EntryKind, LogEntry, TreeHead};
-use ekg_core::pki::TrustAnchors;
+use ekg_core::crypto::pki::TrustAnchors;
 use ekg_core::role::Ticket;
 use ekg_core::{Rejection, UnixTime};
 use serde::Deserialize;
@@ -95,7 +95,7 @@ fn open_head(anchors: &TrustAnchors, ticket: &Ticket, der: &[u8], now: UnixTime)
     match TreeHead::open(p, der, std::slice::from_ref(&ticket.signer_der)) {
         Ok(head) => Ok(head),
         Err(e) if e.rejection() == Rejection::TreeHeadBadSignature => {
-            use ekg_core::internal::{cms::signed, wire::oid};
+            use ekg_core::wire::{oid, signed};
             let object = signed::open(p, der, oid::CT_TREE_HEAD, ekg_core::audit::head::MAX_TREE_HEAD_LEN)?;
             let same_gatekeeper = anchors
                 .validate(p, &object.signer, &object.certificates, now)

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// The client side of the HTTP binding (requests, bounded reads, refusals): `ekg-binding`'s.
 pub use ekg_binding::client::GatekeeperClient;
+use ekg_core::crypto::pki::{PathLimits, TrustAnchors};
 use ekg_core::crypto::{AwsLc, CryptoProvider};
-use ekg_core::pki::{PathLimits, TrustAnchors};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::Deserialize;
@@ -115,7 +115,28 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     written.map_err(io)
 }
 
+/// What `ekg send`, `ekg read` and `ekg list-agent` are all asked: who you are, and the
+/// client configuration, whose trust anchors `--anchors` replaces.
+#[derive(clap::Args, Debug)]
+pub struct ClientFlags {
+    /// The identity.
+    #[command(flatten)]
+    pub identity: identity::IdentityArgs,
+    /// The client configuration (TOML: anchors, gatekeepers by domain, TLS roots).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Trust anchors (PEM), instead of the configuration's.
+    #[arg(long)]
+    pub anchors: Vec<PathBuf>,
+}
+
 /// The client configuration file (TOML; `docs/mail.md`).
+///
+/// Where a flag and the file say the same thing, the flag decides, and only these methods
+/// combine them: [`anchors`](Self::anchors) (`--anchors` replaces the file's list),
+/// [`gatekeeper`](Self::gatekeeper) (`--gatekeeper` replaces the file's entry for the
+/// domain), [`token_command`](Self::token_command) (`--token-command` replaces the file's);
+/// [`require_log`](Self::require_log) is on when either the flag or the file turns it on.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
@@ -172,9 +193,29 @@ impl ClientConfig {
         Ok(TrustAnchors::from_pem(provider(), &pem, PathLimits::default())?)
     }
 
-    /// The gatekeeper URI for a sender in `domain`.
-    pub fn gatekeeper_for(&self, domain: &str) -> Option<&str> {
-        self.gatekeepers.iter().find(|(d, _)| d.eq_ignore_ascii_case(domain)).map(|(_, u)| u.as_str())
+    /// The gatekeeper URI for `domain`: `--gatekeeper` if given, else the configuration's
+    /// for the domain (`no_gatekeeper` if neither).
+    pub fn gatekeeper(&self, flag: Option<&str>, domain: &str) -> Result<String, ClientError> {
+        if let Some(uri) = flag {
+            return Ok(uri.to_owned());
+        }
+        match self.gatekeepers.iter().find(|(d, _)| d.eq_ignore_ascii_case(domain)) {
+            Some((_, uri)) => Ok(uri.clone()),
+            None => {
+                fail("no_gatekeeper", format!("no --gatekeeper and no gatekeeper for {domain} in the configuration"))
+            }
+        }
+    }
+
+    /// Whether tickets must be in their gatekeeper's log: `--require-log` or the file's
+    /// `require_log = true`.
+    pub fn require_log(&self, flag: bool) -> bool {
+        flag || self.require_log
+    }
+
+    /// The access token command: `--token-command` if given, else the file's.
+    pub fn token_command<'a>(&'a self, flag: Option<&'a str>) -> Option<&'a str> {
+        flag.or(self.token_command.as_deref())
     }
 
     /// The HTTP client: public web roots and the configured extra roots, TLS by aws-lc-rs.
@@ -202,4 +243,28 @@ pub fn os_rng() -> Result<ChaCha20Rng, ClientError> {
 /// The wall clock.
 pub fn now() -> ekg_core::UnixTime {
     ekg_server::service::wall_clock()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_wins_over_the_configuration_and_require_log_is_either() {
+        let file = ClientConfig {
+            gatekeepers: [("example.com".to_owned(), "https://file/".to_owned())].into(),
+            require_log: true,
+            token_command: Some("file-cmd".to_owned()),
+            ..ClientConfig::default()
+        };
+        assert_eq!(file.gatekeeper(Some("https://flag/"), "example.com").unwrap(), "https://flag/");
+        assert_eq!(file.gatekeeper(None, "EXAMPLE.com").unwrap(), "https://file/");
+        assert_eq!(file.gatekeeper(None, "example.org").unwrap_err().code, "no_gatekeeper");
+        assert_eq!(file.token_command(Some("flag-cmd")), Some("flag-cmd"));
+        assert_eq!(file.token_command(None), Some("file-cmd"));
+        assert!(file.require_log(false));
+        let empty = ClientConfig::default();
+        assert!(empty.require_log(true) && !empty.require_log(false));
+        assert_eq!(empty.token_command(None), None);
+    }
 }

@@ -19,7 +19,7 @@ use super::{ClientError, fail};
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 /// The most it may print: the longest token (`accessToken`, 8192 characters) and a line
 /// ending or white space around it.
-pub const MAX_OUTPUT_LEN: usize = ekg_core::internal::wire::MAX_ACCESS_TOKEN_LEN + 64;
+pub const MAX_OUTPUT_LEN: usize = ekg_core::wire::limits::MAX_ACCESS_TOKEN_LEN + 64;
 /// Longest command text.
 pub const MAX_COMMAND_LEN: usize = 4096;
 
@@ -88,7 +88,7 @@ pub fn run_within(command: &str, timeout: Duration) -> Result<Zeroizing<String>,
     }
     let token = out.trim_ascii();
     if token.is_empty()
-        || token.len() > ekg_core::internal::wire::MAX_ACCESS_TOKEN_LEN
+        || token.len() > ekg_core::wire::limits::MAX_ACCESS_TOKEN_LEN
         || !token.iter().all(u8::is_ascii_graphic)
     {
         // Neither the output nor a part of it: it may be a token.
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn a_token_of_the_longest_length_is_taken() {
-        let n = ekg_core::internal::wire::MAX_ACCESS_TOKEN_LEN;
+        let n = ekg_core::wire::limits::MAX_ACCESS_TOKEN_LEN;
         assert_eq!(code(run(&format!("head -c {n} /dev/zero | tr '\\0' a; echo"))).len(), n);
         assert_eq!(code(run(&format!("head -c {} /dev/zero | tr '\\0' a", n + 1))), CODE);
     }

@@ -5,9 +5,9 @@
 //! vector of `client_test.json` as `client/N`): what the reference makes is handed to the shim.
 
 use ekg_core::crypto::CryptoProvider;
-use ekg_core::internal::cms::sealed::SealedMessage;
-use ekg_core::internal::wire;
 use ekg_core::role::{Recipient, Sender, Ticket, decode_issuance_response};
+use ekg_core::wire;
+use ekg_core::wire::sealed::SealedMessage;
 use ekg_core::{EmailAddress, OneTimeKey, UnixTime};
 use ekg_fixtures::target::{InProcess, Loaded, Target};
 use ekg_fixtures::{NOW, Pki};
@@ -76,7 +76,7 @@ fn reference_seal(pki: &Pki, gk: &mut InProcess<'_>, to: &[&str]) -> Result<Seal
     Ok(Sealed { sealed, message: MESSAGE.to_vec() })
 }
 
-fn anchors(pki: &Pki) -> Result<ekg_core::pki::TrustAnchors, String> {
+fn anchors(pki: &Pki) -> Result<ekg_core::crypto::pki::TrustAnchors, String> {
     pki.anchors(p(), 4).map_err(|e| e.to_string())
 }
 
@@ -306,7 +306,7 @@ impl Driver<'_> {
 
 fn open_with(sealed: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
     let raw: [u8; 32] = key.try_into().map_err(|_| "a 32-byte key")?;
-    let m = SealedMessage::parse(p(), sealed, wire::MAX_ENVELOPE_LEN).map_err(|e| e.code().to_owned())?;
+    let m = SealedMessage::parse(p(), sealed, wire::limits::MAX_ENVELOPE_LEN).map_err(|e| e.code().to_owned())?;
     m.open(p(), &OneTimeKey::from_bytes(raw)).map(|p| p.to_vec()).map_err(|e| e.code().to_owned())
 }
 

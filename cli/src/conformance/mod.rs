@@ -16,6 +16,7 @@ pub mod planted;
 pub mod report;
 pub mod shim;
 mod target;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,8 @@ pub enum Action {
         /// (0 to 600 s): a server started just before the runner may not listen yet.
         #[arg(long, default_value_t = 30)]
         wait_secs: u64,
+        #[command(flatten)]
+        tokens: tokens::TokenFlags,
     },
     /// Test a client implementation through its shim (docs/conformance.md §3).
     Client {
@@ -99,6 +102,8 @@ pub enum Action {
         /// Only these bugs (repeat, or comma-separated; default: every one).
         #[arg(long)]
         bug: Vec<String>,
+        #[command(flatten)]
+        tokens: tokens::TokenFlags,
     },
     /// The reference client behind the shim protocol.
     Shim {
@@ -111,11 +116,12 @@ pub enum Action {
 pub fn run(action: Action) -> Result<ExitCode, String> {
     match action {
         Action::Shim { command } => Ok(shim::run(&command)),
-        Action::Planted { vectors, bug } => planted::run(&vectors, &bug),
-        Action::Server { common, target, manage, wait_secs } => {
+        Action::Planted { vectors, bug, tokens } => planted::run(&vectors, &bug, tokens.provider()?.as_ref()),
+        Action::Server { common, target, manage, wait_secs, tokens } => {
             if wait_secs > MAX_WAIT_SECS {
                 return Err(format!("--wait-secs {wait_secs}: at most {MAX_WAIT_SECS}"));
             }
+            let provider = tokens.provider()?;
             let mut t = target::Http::new(&target, manage.as_deref())?;
             // Not there in time: the first sanity case says so (and the run stops there).
             if let Err(e) = target::wait_until_listening(&target, std::time::Duration::from_secs(wait_secs)) {
@@ -123,7 +129,14 @@ pub fn run(action: Action) -> Result<ExitCode, String> {
             }
             let pki = load_pki(&common.vectors)?;
             let sel = Selection::of(&common);
-            let cases = server_cases(&pki, &common.vectors, &mut t, &|id, fam, flags| sel.keeps(id, fam, flags))?;
+            let selected = |id: &str, fam: &str, flags: &[String]| sel.keeps(id, fam, flags);
+            let cases = server_cases(&pki, &common.vectors, &mut t, &selected, provider.as_ref())?;
+            if provider.is_none() {
+                println!(
+                    "NOTE the {} real-token probes (probe/token_*) need --token-command: not run",
+                    ekg_fixtures::conformance::TOKEN_PROBES.len()
+                );
+            }
             finish(&common, &format!("{SUITE_VERSION}: gatekeeper at {target}"), cases)
         }
         Action::Client { common, shim } => {
@@ -231,6 +244,7 @@ fn server_cases(
     dir: &Path,
     target: &mut dyn ekg_fixtures::target::Target,
     selected: &dyn Fn(&str, &str, &[String]) -> bool,
+    tokens: Option<&tokens::Provider>,
 ) -> Result<Vec<Case>, String> {
     let mut cases = vec![sanity(pki, target, "sanity/first")];
     if cases.first().is_some_and(|c| c.verdict != Verdict::Pass) {
@@ -258,6 +272,24 @@ fn server_cases(
             c.comment = probe.comment.into();
             cases.push(c);
         }
+    }
+    if let Some(provider) = tokens {
+        provider.with_source(|source| {
+            let flags = vec!["Token".to_owned()];
+            for probe in ekg_fixtures::conformance::TOKEN_PROBES {
+                let id = format!("probe/{}", probe.name);
+                if selected(&id, "probe", &flags) {
+                    // The provider's tokens are issued on the wall clock: each probe runs on it.
+                    source.now = crate::client::now();
+                    let mut c = vector_case("probe", "", &Value::Null, (probe.run)(target, pki, source));
+                    c.id = id;
+                    c.flags.clone_from(&flags);
+                    c.expected = "pass".into();
+                    c.comment = probe.comment.into();
+                    cases.push(c);
+                }
+            }
+        });
     }
     if cases.len() == 1 {
         return Err("no vector was selected: nothing would be tested but the sanity case".into());

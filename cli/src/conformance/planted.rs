@@ -1,6 +1,6 @@
 //! `ekg conformance planted`: the server suite measured by the bugs it catches. For the
 //! reference (nothing planted) and then each planted gatekeeper bug
-//! (`ekg_core::planted::PlantedBug`), starts `ekg serve --test-mode` with `EKG_PLANTED_BUG`
+//! (`ekg_core::role::planted::PlantedBug`), starts `ekg serve --test-mode` with `EKG_PLANTED_BUG`
 //! on a free loopback port, runs every server case against it, stops it, and prints one
 //! table row per bug: caught or not, and the cases that failed. The reference must pass
 //! every case; every bug must fail at least one case unless [`UNOBSERVABLE`] says why no
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use ekg_core::planted::PlantedBug;
+use ekg_core::role::planted::PlantedBug;
 use ekg_fixtures::Pki;
 
 use super::report::Verdict;
@@ -90,13 +90,19 @@ impl Drop for Server {
 }
 
 /// Runs every server case against the test mode with `bug` planted.
-pub fn measure(exe: &Path, vectors: &Path, pki: &Pki, bug: Option<PlantedBug>) -> Outcome {
+pub fn measure(
+    exe: &Path,
+    vectors: &Path,
+    pki: &Pki,
+    bug: Option<PlantedBug>,
+    tokens: Option<&super::tokens::Provider>,
+) -> Outcome {
     let run = || -> Result<(usize, Vec<String>), String> {
         let server = Server::start(exe, vectors, bug)?;
         let url = format!("http://{}/", server.addr);
         let mut target = super::target::Http::new(&url, None)?;
         super::target::wait_until_listening(&url, Duration::from_secs(START_SECS))?;
-        let cases = super::server_cases(pki, vectors, &mut target, &|_, _, _| true)?;
+        let cases = super::server_cases(pki, vectors, &mut target, &|_, _, _| true, tokens)?;
         let failing = cases.iter().filter(|c| c.verdict != Verdict::Pass).map(|c| c.id.clone()).collect();
         Ok((cases.len(), failing))
     };
@@ -158,15 +164,15 @@ pub fn select(names: &[String]) -> Result<Vec<PlantedBug>, String> {
 
 /// `ekg conformance planted`: the reference, then each selected bug; the table on standard
 /// output. Exit 1 if the reference fails a case or a bug is missed.
-pub fn run(vectors: &Path, bugs: &[String]) -> Result<ExitCode, String> {
+pub fn run(vectors: &Path, bugs: &[String], tokens: Option<&super::tokens::Provider>) -> Result<ExitCode, String> {
     let exe = std::env::current_exe().map_err(|e| format!("this executable: {e}"))?;
     let pki = super::load_pki(vectors)?;
     let bugs = select(bugs)?;
     let started = Instant::now();
-    let mut outcomes = vec![measure(&exe, vectors, &pki, None)];
+    let mut outcomes = vec![measure(&exe, vectors, &pki, None, tokens)];
     for (i, bug) in bugs.iter().enumerate() {
         eprintln!("[{}/{}] {bug}", i + 1, bugs.len());
-        outcomes.push(measure(&exe, vectors, &pki, Some(*bug)));
+        outcomes.push(measure(&exe, vectors, &pki, Some(*bug), tokens));
     }
     let reference = outcomes.first().cloned().ok_or("no run")?;
     println!("{}", table(&outcomes));

@@ -10,11 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::crypto::{AwsLc, CryptoProvider};
-use ekg_core::internal::cms::signed;
-use ekg_core::internal::wire::{self, oid};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::role::{Gateway, KeyRequestContent, PendingKeyRequest, PendingRelease, Recipient, Sender};
+use ekg_core::wire::signed;
+use ekg_core::wire::{self, oid};
 use ekg_core::{EmailAddress, OneTimeKey, UnixTime};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -234,7 +234,7 @@ fn execute(command: &Command) -> Result<(), Stop> {
             let l = load(party)?;
             let sender = Sender::new(p, l.credential, l.anchors, gatekeeper_uri.clone())?;
             let request = read(request)?;
-            let s = signed::open(p, &request, oid::CT_KEY_REQUEST, wire::MAX_KEY_REQUEST_LEN)?;
+            let s = signed::open(p, &request, oid::CT_KEY_REQUEST, wire::limits::MAX_KEY_REQUEST_LEN)?;
             let pending = PendingKeyRequest {
                 digest: p.sha256(&request),
                 content: KeyRequestContent::decode(&s.content)?,

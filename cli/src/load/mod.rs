@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ekg_core::EmailAddress;
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::crypto::{AwsLc, CryptoProvider};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::role::{PendingKeyRequest, PendingRelease, ReceivedMessage, Recipient, Sender};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -36,29 +36,46 @@ pub const MAX_DURATION_SECS: u64 = 120;
 pub const MAX_REQUESTS: usize = 100_000;
 
 /// What `ekg load` was asked.
+#[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The gatekeeper's base URL (`http://127.0.0.1:8443/`), or several instances' URLs,
-    /// comma-separated (called in turn).
+    /// The gatekeeper's base URL (plain HTTP), e.g. http://127.0.0.1:8443/; or several
+    /// instances' URLs, comma-separated (at most 16), called in turn.
+    #[arg(long, required_unless_present = "in_process", conflicts_with = "in_process")]
     pub target: Option<String>,
-    /// Or: this configuration, served in this process on a fresh database.
+    /// Instead: serve this configuration in this process, without HTTP, on a fresh temporary
+    /// database (the figure the HTTP one is compared with).
+    #[arg(long)]
     pub in_process: Option<PathBuf>,
-    /// The PKI directory (`DOMAIN/NAME.pem`, `DOMAIN/NAME.key`, `anchors.pem`).
+    /// The PKI directory: DOMAIN/NAME.pem, DOMAIN/NAME.key, anchors.pem (an `ekg serve
+    /// --demo` directory's pki/).
+    #[arg(long)]
     pub pki: PathBuf,
-    /// The sender, `DOMAIN/NAME`.
+    /// The sender, DOMAIN/NAME.
+    #[arg(long, default_value = "example.com/alice")]
     pub sender: String,
-    /// The recipient, `DOMAIN/NAME`.
+    /// The recipient, DOMAIN/NAME.
+    #[arg(long, default_value = "example.org/bob")]
     pub recipient: String,
-    /// The gatekeeper URI tickets name (default: the target, or the configuration's).
+    /// The gatekeeper URI its tickets name (default: --target, or the configuration's).
+    #[arg(long)]
     pub uri: Option<String>,
-    /// Concurrent clients.
+    /// Concurrent clients (1 to 256).
+    #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
-    /// Seconds per phase, at most.
+    /// Seconds per operation, at most (1 to 120).
+    #[arg(long, default_value_t = 10)]
     pub duration: u64,
-    /// Requests per phase, at most.
+    /// Requests per operation, at most (1 to 100000), all signed before the clock starts.
+    #[arg(long, default_value_t = 2000)]
     pub requests: usize,
-    /// Keys pending in the in-process database before the run.
+    /// With --in-process: this many keys pending in the fresh database before the run (0 to
+    /// 2000000), made by the core's issuance round; the report then gives this process's
+    /// memory before and during the run.
+    #[arg(long, default_value_t = 0)]
     pub prefill: u64,
-    /// The in-process database, kept (default: a fresh temporary one).
+    /// With --in-process: this SQLite file instead of a fresh temporary database (created if
+    /// absent, kept after the run: `ekg serve` can then run on what --prefill wrote).
+    #[arg(long)]
     pub database: Option<PathBuf>,
 }
 

@@ -8,12 +8,12 @@
 //! then imported into SQLite in large transactions. Only the request's signature checks are
 //! skipped: they decide nothing the store holds.
 
-use ekg_core::ids::{KeyId, Nonce, RequestId, StoredKey};
 use ekg_core::ledger::{
     Answered, Batch, Concrete, IssueFacts, IssueRules, LoadedKey, Round, Store, StoreError, VerifiedIssue,
 };
 use ekg_core::role::Gatekeeper;
 use ekg_core::{EmailAddress, UnixTime};
+use ekg_core::{KeyId, Nonce, RequestId, StoredKey};
 use ekg_server::store::AnyStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -97,7 +97,7 @@ pub fn prefill(
     while written < n {
         let mut batches = Vec::new();
         for _ in 0..CHUNK.min(n - written) {
-            let mut nonce = Nonce([0; ekg_core::ids::NONCE_LEN]);
+            let mut nonce = Nonce([0; ekg_core::NONCE_LEN]);
             rng.fill_bytes(&mut nonce.0);
             let request = Synthetic { id: RequestId { sender: sender.clone(), nonce }, time: now, to: to.clone() };
             let mut round =

@@ -12,10 +12,10 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::address::EmailAddress;
+use crate::asn1::MAX_RECIPIENTS;
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KEY_ID_LEN, KeyId};
 use crate::time::UnixTime;
-use crate::wire::MAX_RECIPIENTS;
 
 /// The encoding's version octet.
 pub const ENTRY_VERSION: u8 = 1;
@@ -277,7 +277,7 @@ fn count(n: usize) -> Result<u16> {
     u16::try_from(n).ok().filter(|&c| usize::from(c) <= MAX_RECIPIENTS).ok_or_else(|| malformed(format!("count {n}")))
 }
 
-fn malformed(detail: impl Into<String>) -> crate::Error {
+fn malformed(detail: impl Into<String>) -> crate::error::Error {
     reject(Rejection::LogMalformed, detail)
 }
 

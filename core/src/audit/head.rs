@@ -8,13 +8,13 @@
 use der::asn1::{GeneralizedTime, OctetString};
 use der::{Encode, Sequence};
 
+use crate::asn1::{MAX_GATEKEEPER_CERTIFICATES_LEN, oid, strict};
 use crate::cms::signed;
+use crate::crypto::pki::Credential;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Error, Rejection, Result, reject};
 use crate::ids::Digest;
-use crate::pki::Credential;
 use crate::time::UnixTime;
-use crate::wire::{MAX_GATEKEEPER_CERTIFICATES_LEN, oid, strict};
 
 /// Largest signed tree head: the gatekeeper's certificates and 4 KiB for the rest.
 pub const MAX_TREE_HEAD_LEN: usize = MAX_GATEKEEPER_CERTIFICATES_LEN + 4096;

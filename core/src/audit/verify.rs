@@ -143,10 +143,10 @@ pub fn check_consistency(a: &TreeHead, b: &TreeHead, proof: &[Digest]) -> Result
     merkle::verify_consistency(small.tree_size, large.tree_size, proof, &small.root_hash.0, &large.root_hash.0)
 }
 
-fn fork(size: u64) -> crate::Error {
+fn fork(size: u64) -> crate::error::Error {
     reject(Rejection::LogFork, format!("two signed heads disagree on the log's first {size} entries"))
 }
 
-fn malformed(detail: String) -> crate::Error {
+fn malformed(detail: String) -> crate::error::Error {
     reject(Rejection::LogMalformed, detail)
 }

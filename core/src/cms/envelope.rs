@@ -20,11 +20,11 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use zeroize::Zeroizing;
 
 use super::{algorithm, content_info, encode_failed, gcm, params_absent_or_null};
+use crate::asn1::{oid, strict};
+use crate::crypto::pki::Credential;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::KEY_LEN;
-use crate::pki::Credential;
-use crate::wire::{oid, strict};
 
 /// ```asn1
 /// RSAES-OAEP-params ::= SEQUENCE {

@@ -7,10 +7,10 @@ use x509_cert::attr::Attribute;
 use zeroize::Zeroizing;
 
 use super::{algorithm, encode_failed};
+use crate::asn1::oid;
 use crate::crypto::{CryptoProvider, CryptoRng, GCM_NONCE_LEN, GCM_TAG_LEN};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::KEY_LEN;
-use crate::wire::oid;
 
 /// ```asn1
 /// GCMParameters ::= SEQUENCE { aes-nonce OCTET STRING, aes-ICVlen INTEGER DEFAULT 12 }

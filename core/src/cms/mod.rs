@@ -21,8 +21,8 @@ use der::{Any, Decode, Encode, Tagged};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 
+use crate::asn1::ContentInfo;
 use crate::error::{Rejection, Result, reject};
-use crate::wire::ContentInfo;
 
 /// Wraps a CMS content in a ContentInfo and encodes it.
 pub(crate) fn content_info<T: Encode>(content_type: ObjectIdentifier, content: &T) -> Result<Vec<u8>> {
@@ -30,7 +30,7 @@ pub(crate) fn content_info<T: Encode>(content_type: ObjectIdentifier, content: &
     ContentInfo { content_type, content: any }.to_der().map_err(encode_failed)
 }
 
-pub(crate) fn encode_failed(e: der::Error) -> crate::Error {
+pub(crate) fn encode_failed(e: der::Error) -> crate::error::Error {
     reject(Rejection::CryptoFailure, format!("encoding failed: {e}"))
 }
 

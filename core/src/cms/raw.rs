@@ -7,7 +7,7 @@
 //! refused as `ber_not_der`, and our own output was not always in DER order. Here every
 //! `SET OF` whose elements the profile reads (certificates, signed and unsigned attributes,
 //! digest algorithms, signer infos) holds [`Element`]s, whose order is byte order: decoding
-//! with `der` sorts them, and the strict round trip ([`crate::wire::strict`]) then refuses
+//! with `der` sorts them, and the strict round trip ([`crate::asn1::strict`]) then refuses
 //! input that was not already sorted, exactly as X.690 requires.
 
 use cms::content_info::CmsVersion;
@@ -17,8 +17,8 @@ use der::{Decode, DerOrd, Encode, Header, Length, Reader, Sequence, SliceReader,
 use spki::AlgorithmIdentifierOwned;
 use zeroize::Zeroizing;
 
+use crate::asn1::strict;
 use crate::error::{Rejection, Result, reject};
-use crate::wire::strict;
 
 /// One DER element (tag, length and value) kept as its bytes; ordered as X.690 orders the
 /// elements of a `SET OF`.

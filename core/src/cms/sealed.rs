@@ -14,10 +14,10 @@ use der::{Any, Decode, Encode, Tag};
 use zeroize::Zeroizing;
 
 use super::{algorithm, attribute, content_info, encode_failed, gcm, single_attribute};
+use crate::asn1::{ContentInfo, MAX_TICKET_LEN, oid, strict};
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KEY_LEN, KeyId, OneTimeKey};
-use crate::wire::{ContentInfo, MAX_TICKET_LEN, oid, strict};
 
 /// Largest sealed message accepted by default, in bytes.
 pub const MAX_SEALED_LEN: usize = 64 * 1024 * 1024;
@@ -84,7 +84,7 @@ fn expanded_tickets(unauth: &[x509_cert::attr::Attribute]) -> Result<Vec<Vec<u8>
     if chain.is_empty() {
         return Err(reject(Rejection::MalformedDer, "an empty expanded-tickets attribute"));
     }
-    if chain.len() > crate::wire::MAX_EXPANSION_DEPTH {
+    if chain.len() > crate::asn1::MAX_EXPANSION_DEPTH {
         return Err(reject(Rejection::ListDepthExceeded, format!("{} expanded tickets", chain.len())));
     }
     let mut out = Vec::with_capacity(chain.len());
@@ -189,7 +189,7 @@ impl SealedMessage {
         new_key: &OneTimeKey,
         new_ticket: &[u8],
     ) -> Result<Vec<u8>> {
-        if self.expanded.len() >= crate::wire::MAX_EXPANSION_DEPTH {
+        if self.expanded.len() >= crate::asn1::MAX_EXPANSION_DEPTH {
             return Err(reject(Rejection::ListDepthExceeded, "the message went through every expansion allowed"));
         }
         let Some(RecipientInfo::Kekri(kekri)) = self.aed.recip_infos.0.iter().next() else {

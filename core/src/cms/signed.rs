@@ -1,4 +1,4 @@
-//! SignedData: build and verify (signature and profile; the certificate path is [`crate::pki`]'s).
+//! SignedData: build and verify (signature and profile; the certificate path is [`crate::crypto::pki`]'s).
 
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
@@ -16,11 +16,11 @@ use super::raw::{
     wrap_content_info,
 };
 use super::{algorithm, attribute, encode_failed, params_absent_or_null, single_attribute};
+use crate::asn1::{oid, strict};
+use crate::crypto::pki::Credential;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
-use crate::pki::Credential;
 use crate::time::UnixTime;
-use crate::wire::{oid, strict};
 use zeroize::Zeroizing;
 
 /// Most certificates a SignedData may carry.
@@ -28,7 +28,7 @@ pub const MAX_CERTIFICATES: usize = 8;
 
 /// A SignedData whose profile, digest and signature were checked. The signer's certificate
 /// path is not yet validated: pass [`SignedObject::signer`] and
-/// [`SignedObject::certificates`] to [`crate::pki::TrustAnchors::validate`].
+/// [`SignedObject::certificates`] to [`crate::crypto::pki::TrustAnchors::validate`].
 #[derive(Clone, Debug)]
 pub struct SignedObject {
     /// The encapsulated content (DER of one of our structures); zeroized on drop (in a

@@ -3,9 +3,13 @@
 //! Protocol code calls only [`CryptoProvider`] and [`PrivateKey`], so a second provider
 //! (e.g. on aws-lc-rs) is added without touching it. Providers hold no ambient randomness:
 //! every operation that needs random bytes takes the caller's RNG.
+//!
+//! [`pki`] holds what the protocol does with certificates on top of the provider:
+//! credentials, trust anchors, path validation, revocation.
 
 #[cfg(feature = "aws-lc")]
 mod awslc;
+pub mod pki;
 mod rustcrypto;
 
 use core::fmt::Debug;

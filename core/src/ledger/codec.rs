@@ -30,10 +30,10 @@
 //! that does not parse, or a byte left over is `storage_failed`.
 
 use super::{Concrete, DestroyReason, Record, ReleasePolicy, RequestRecord};
+use crate::access::policy::AttributeValue;
 use crate::address::EmailAddress;
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{CertId, KeyId, Nonce, RequestId, StorageEpoch, StoredKey, WrappedKey};
-use crate::policy::AttributeValue;
 use crate::time::UnixTime;
 
 /// The newest codec version this build writes (an Issued of a numbered storage epoch).
@@ -162,7 +162,7 @@ impl Record<Concrete> {
     }
 }
 
-fn corrupt(why: &str) -> crate::Error {
+fn corrupt(why: &str) -> crate::error::Error {
     reject(Rejection::StorageFailed, format!("stored record: {why}"))
 }
 
@@ -256,7 +256,7 @@ impl Reader<'_> {
 
     fn labels(&mut self) -> Result<Vec<AttributeValue>> {
         let n = self.u16()?;
-        if n == 0 || n > crate::policy::MAX_LABELS {
+        if n == 0 || n > crate::access::policy::MAX_LABELS {
             return Err(corrupt(&format!("{n} labels")));
         }
         (0..n)

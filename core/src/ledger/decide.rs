@@ -7,9 +7,9 @@ use super::{
     Delivery, DestroyReason, KeyState, Ledger, LedgerTypes, Record, ReleaseKind, ReleasePolicy, RequestRecord,
     Requester,
 };
+use crate::access::policy::AttributeValue;
 use crate::error::{Rejection, Result, reject};
 use crate::planted::{PlantedBug as P, is as planted};
-use crate::policy::AttributeValue;
 use crate::time::UnixTime;
 
 /// What verification established about a key request (V1 to V13), for the ledger.

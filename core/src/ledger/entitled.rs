@@ -13,10 +13,10 @@ use super::pipeline::{Decided, Granted, KeyDraw};
 use super::round::{Decision, Release, View, storage_failed};
 use super::store::Store;
 use super::{KeyState, LedgerTypes, ReleaseFacts, ReleaseKind};
+use crate::access::policy::{self, Entitlements, Policy};
+use crate::access::token::TokenUse;
 use crate::error::{Rejection, Result, reject};
-use crate::policy::{self, Entitlements, Policy};
 use crate::time::UnixTime;
-use crate::token::TokenUse;
 
 /// A release decision with V26 and V28.8: see the module's documentation. `P` is how the
 /// policy is held (`&Policy` in the gatekeeper, `Arc<Policy>` where the round is kept).
@@ -75,6 +75,7 @@ impl<T: LedgerTypes, P: Borrow<Policy>> Decision<T> for EntitledRelease<T, P> {
         if decided.payload().kind != ReleaseKind::Gateway
             && let Some(KeyState::Pending(key) | KeyState::Retained { key, .. }) = view.ledger().state(&self.key_id)
             && !key.labels.is_empty()
+            && !crate::planted::is(crate::planted::PlantedBug::EntitlementUnchecked)
         {
             policy::decide(self.policy.borrow(), &key.labels, &self.held)?;
         }
@@ -88,6 +89,9 @@ impl<T: LedgerTypes, P: Borrow<Policy>> Decision<T> for EntitledRelease<T, P> {
     }
 
     fn tokens(&self) -> Vec<TokenUse> {
+        if crate::planted::is(crate::planted::PlantedBug::TokenUseUnrecorded) {
+            return Vec::new();
+        }
         self.token.iter().cloned().collect()
     }
 }

@@ -38,8 +38,8 @@ pub use pipeline::{Committed, Decided, Drawn, Granted, KeyDraw};
 pub use round::{Round, Step, Swept, View, sweep};
 pub use store::{Answered, Batch, KeyChange, LoadedKey, MemoryState, MemoryStore, Store, StoreError, Version};
 
+use crate::access::policy::AttributeValue;
 use crate::error::{Rejection, Result, reject};
-use crate::policy::AttributeValue;
 use crate::time::UnixTime;
 
 /// The identities and handles the ledger is generic over.

@@ -74,7 +74,7 @@ impl<T: LedgerTypes, P> Decided<T, P> {
 }
 
 /// A decision whose records are durable and applied: the only input a response is built
-/// from. Made only by [`Ledger::commit`].
+/// from. Made only by a [`Round`](super::Round) once it has written the records.
 #[derive(Debug)]
 pub struct Committed<P> {
     payload: P,

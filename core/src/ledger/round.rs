@@ -59,7 +59,7 @@ pub trait Decision<T: LedgerTypes> {
 
     /// The access tokens `decided` was made with, recorded in its batch (V28.8): none but a
     /// release with a token.
-    fn tokens(&self) -> Vec<crate::token::TokenUse> {
+    fn tokens(&self) -> Vec<crate::access::token::TokenUse> {
         Vec::new()
     }
 

@@ -78,7 +78,7 @@ pub struct Batch<T: LedgerTypes> {
     pub log: Vec<Vec<u8>>,
     /// The access tokens the batch's release was made with (V28.8): written with the
     /// records, under the condition that none of them is recorded yet.
-    pub tokens: Vec<crate::token::TokenUse>,
+    pub tokens: Vec<crate::access::token::TokenUse>,
 }
 
 /// Where the gatekeeper makes its records durable, read key by key.
@@ -121,7 +121,7 @@ pub trait Store<T: LedgerTypes> {
     /// Whether the token's (issuer, `jti`) is recorded (V28.8). A store that does not
     /// record tokens says so, and a release with a token fails (`storage_failed`) rather
     /// than accept a replay.
-    fn token_used(&mut self, used: &crate::token::TokenUse) -> Result<bool, StoreError> {
+    fn token_used(&mut self, used: &crate::access::token::TokenUse) -> Result<bool, StoreError> {
         let _ = used;
         Err(StoreError("this store does not record access tokens".into()))
     }
@@ -206,13 +206,15 @@ impl<T: LedgerTypes> MemoryStore<T> {
     /// the store as if they had been appended: a test's or a vector's starting state. The
     /// keys' deadlines follow `config`. Fails (`storage_failed`) on records that do not apply
     /// to one another, or on a key the store already holds.
-    pub fn import(&self, config: LedgerConfig, records: &[Record<T>]) -> crate::Result<()> {
+    pub fn import(&self, config: LedgerConfig, records: &[Record<T>]) -> crate::error::Result<()> {
         let ledger = Ledger::recover(config, records.iter())?;
-        let mut s =
-            self.inner.lock().map_err(|_| crate::error::reject(crate::Rejection::StorageFailed, "lock poisoned"))?;
+        let mut s = self
+            .inner
+            .lock()
+            .map_err(|_| crate::error::reject(crate::error::Rejection::StorageFailed, "lock poisoned"))?;
         for (key_id, state) in ledger.keys() {
             if s.keys.contains_key(key_id) {
-                return Err(crate::error::reject(crate::Rejection::StorageFailed, "a key imported twice"));
+                return Err(crate::error::reject(crate::error::Rejection::StorageFailed, "a key imported twice"));
             }
             let mut mine: Vec<Record<T>> = records.iter().filter(|r| r.key_id() == key_id).cloned().collect();
             if let Some(i) = mine.iter().rposition(|r| matches!(r, Record::Destroyed { .. })) {
@@ -245,14 +247,14 @@ impl<T: LedgerTypes> MemoryStore<T> {
     }
 
     /// The state of one key as its records rebuild it under `config` (`None`: not known).
-    pub fn state_of(&self, config: LedgerConfig, key_id: &T::KeyId) -> crate::Result<Option<KeyState<T>>> {
+    pub fn state_of(&self, config: LedgerConfig, key_id: &T::KeyId) -> crate::error::Result<Option<KeyState<T>>> {
         let records = self.records_of(key_id);
         Ok(Ledger::recover(config, records.iter())?.state(key_id).cloned())
     }
 
     /// The whole state every record rebuilds under `config`, and its invariants checked (for
     /// tests, the simulator and the model checker: the gatekeeper never reads it all).
-    pub fn ledger(&self, config: LedgerConfig) -> crate::Result<Ledger<T>> {
+    pub fn ledger(&self, config: LedgerConfig) -> crate::error::Result<Ledger<T>> {
         Ledger::recover(config, self.records().iter())
     }
 
@@ -391,7 +393,7 @@ impl<T: LedgerTypes> MemoryState<T> {
     }
 
     /// [`Store::token_used`] on the value.
-    pub fn token_used(&self, used: &crate::token::TokenUse) -> bool {
+    pub fn token_used(&self, used: &crate::access::token::TokenUse) -> bool {
         self.tokens.contains_key(&(used.issuer.clone(), used.jti.clone()))
     }
 
@@ -458,7 +460,7 @@ impl<T: LedgerTypes> Store<T> for MemoryState<T> {
         Ok(MemoryState::live_handle(self))
     }
 
-    fn token_used(&mut self, used: &crate::token::TokenUse) -> Result<bool, StoreError> {
+    fn token_used(&mut self, used: &crate::access::token::TokenUse) -> Result<bool, StoreError> {
         Ok(MemoryState::token_used(self, used))
     }
 
@@ -496,7 +498,7 @@ impl<T: LedgerTypes> Store<T> for MemoryStore<T> {
         self.with(|s| MemoryState::live_handle(s))
     }
 
-    fn token_used(&mut self, used: &crate::token::TokenUse) -> Result<bool, StoreError> {
+    fn token_used(&mut self, used: &crate::access::token::TokenUse) -> Result<bool, StoreError> {
         self.with(|s| MemoryState::token_used(s, used))
     }
 

@@ -17,14 +17,14 @@ use der::{Decode, Encode};
 
 use super::ticket::{KeyDeliveryContent, Ticket};
 use crate::address::EmailAddress;
+use crate::asn1::{ContentInfo, MAX_ENVELOPE_LEN, MAX_EXPANSION_DEPTH, ReleaseRequest, VERSION, oid};
 use crate::cms::sealed::{MAX_SEALED_LEN, SealedMessage};
 use crate::cms::{encode_failed, envelope, signed};
+use crate::crypto::pki::{Credential, TrustAnchors};
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KeyId, NONCE_LEN, OneTimeKey};
-use crate::pki::{Credential, TrustAnchors};
 use crate::time::UnixTime;
-use crate::wire::{ContentInfo, MAX_ENVELOPE_LEN, MAX_EXPANSION_DEPTH, ReleaseRequest, VERSION, oid};
 
 /// A sealed message whose ticket was verified.
 #[derive(Clone, Debug)]

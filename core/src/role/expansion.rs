@@ -4,11 +4,11 @@
 //! checks the chain of tickets it links (C7, in `client.rs`: the reader's step).
 
 use crate::address::EmailAddress;
+use crate::asn1::{ListExpansion as WireExpansion, MAX_EXPANSION_DEPTH};
 use crate::cms::{ia5, octets};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::Digest;
 use crate::time::UnixTime;
-use crate::wire::{ListExpansion as WireExpansion, MAX_EXPANSION_DEPTH};
 
 /// One expansion: list `list` expanded at `time` the message released under the ticket whose
 /// SHA-256 is `expanded_ticket`.

@@ -17,11 +17,11 @@ use super::client::{PendingRelease, ReceivedMessage, Recipient};
 use super::expansion::{ListExpansion, check_history};
 use super::sender::{PendingKeyRequest, SendKey, Sender};
 use crate::address::EmailAddress;
+use crate::asn1::{MAX_EXPANSION_DEPTH, MAX_RECIPIENTS};
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::OneTimeKey;
 use crate::time::UnixTime;
-use crate::wire::{MAX_EXPANSION_DEPTH, MAX_RECIPIENTS};
 
 /// A list agent: the list's identity (as recipient and as sender) and its members.
 #[derive(Debug)]

@@ -26,8 +26,18 @@ pub use ticket::{
     KeyDeliveryContent, KeyRequestContent, ReleaseRequestContent, Ticket, TicketContent, decode_issuance_response,
 };
 
+/// Planted gatekeeper bugs for the conformance runner's test mode: known-wrong behaviours,
+/// one per process, that `ekg serve --test-mode` switches on (`docs/conformance.md` §6).
+/// Nothing is planted unless `plant` was called, which exists only with the `planted` feature
+/// (without it, `is` is the constant `false`).
+pub mod planted {
+    pub use crate::planted::{PlantedBug, is};
+    #[cfg(feature = "planted")]
+    pub use crate::planted::{plant, planted};
+}
+
+use crate::asn1::ReleasePolicyCode;
 use crate::ledger::ReleasePolicy;
-use crate::wire::ReleasePolicyCode;
 
 impl From<ReleasePolicy> for ReleasePolicyCode {
     fn from(p: ReleasePolicy) -> Self {

@@ -11,15 +11,15 @@
 
 use super::expansion::{ListExpansion, check_history};
 use super::ticket::{KeyDeliveryContent, KeyRequestContent, Ticket};
+use crate::access::policy::AttributeValue;
 use crate::address::EmailAddress;
+use crate::asn1::{MAX_ENVELOPE_LEN, oid};
 use crate::cms::{envelope, sealed, signed};
+use crate::crypto::pki::{Credential, TrustAnchors};
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{Digest, KeyId, NONCE_LEN, Nonce, OneTimeKey};
-use crate::pki::{Credential, TrustAnchors};
-use crate::policy::AttributeValue;
 use crate::time::UnixTime;
-use crate::wire::{MAX_ENVELOPE_LEN, oid};
 
 /// A sender with its S/MIME credential and its gatekeeper.
 #[derive(Debug)]
@@ -133,7 +133,7 @@ impl Sender {
             expansion,
         };
         // Refuse locally what the gatekeeper would refuse (empty, duplicate, oversize, V27).
-        content.check_recipients(crate::wire::MAX_RECIPIENTS)?;
+        content.check_recipients(crate::asn1::MAX_RECIPIENTS)?;
         check_history(&content.sender, &content.recipients, &content.expansion)?;
         let encoded = content.encode()?;
         let der = signed::sign(self.provider, &self.credential, oid::CT_KEY_REQUEST, &encoded, now, rng)?;

@@ -3,20 +3,20 @@
 use der::Encode;
 
 use super::expansion::{ListExpansion, check_history};
+use crate::access::policy::{AttributeValue, MAX_LABELS};
 use crate::address::EmailAddress;
-use crate::cms::signed::{self, SignedObject};
-use crate::cms::{ia5, octets};
-use crate::crypto::CryptoProvider;
-use crate::error::{Rejection, Result, reject};
-use crate::ids::{Digest, KeyId, Nonce, OneTimeKey};
-use crate::ledger::ReleasePolicy;
-use crate::pki::{TrustAnchors, ValidatedCertificate};
-use crate::policy::{AttributeValue, MAX_LABELS};
-use crate::time::UnixTime;
-use crate::wire::{
+use crate::asn1::{
     self, KeyDelivery, KeyRequest, MAX_KEY_REQUEST_LEN, MAX_RECIPIENTS, MAX_RELEASE_REQUEST_LEN, MAX_TICKET_LEN,
     MAX_URI_LEN, TicketInfo, VERSION, oid, strict,
 };
+use crate::cms::signed::{self, SignedObject};
+use crate::cms::{ia5, octets};
+use crate::crypto::CryptoProvider;
+use crate::crypto::pki::{TrustAnchors, ValidatedCertificate};
+use crate::error::{Rejection, Result, reject};
+use crate::ids::{Digest, KeyId, Nonce, OneTimeKey};
+use crate::ledger::ReleasePolicy;
+use crate::time::UnixTime;
 
 /// The fields of a key request, checked (step V9, V12 as far as the wire allows).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,16 +311,18 @@ pub struct ReleaseRequestContent {
     pub nonce: Nonce,
     /// When the requester made it.
     pub request_time: UnixTime,
-    /// The access token it carries (V28), if any: 1 to [`wire::MAX_ACCESS_TOKEN_LEN`]
-    /// octets, not yet checked otherwise.
+    /// The access token it carries (V28), if any: 1 to
+    /// [`MAX_ACCESS_TOKEN_LEN`](crate::wire::limits::MAX_ACCESS_TOKEN_LEN) octets, not yet
+    /// checked otherwise.
     pub access_token: Option<String>,
 }
 
 impl ReleaseRequestContent {
     /// Decodes a ReleaseRequest DER: strict DER, version 0, a 16-byte nonce, an access token
-    /// (if present) of 1 to [`wire::MAX_ACCESS_TOKEN_LEN`] octets.
+    /// (if present) of 1 to [`MAX_ACCESS_TOKEN_LEN`](crate::wire::limits::MAX_ACCESS_TOKEN_LEN)
+    /// octets.
     pub fn decode(der: &[u8]) -> Result<ReleaseRequestContent> {
-        let rr: wire::ReleaseRequest = strict::decode(der, MAX_RELEASE_REQUEST_LEN, "ReleaseRequest")?;
+        let rr: asn1::ReleaseRequest = strict::decode(der, MAX_RELEASE_REQUEST_LEN, "ReleaseRequest")?;
         if rr.version != VERSION {
             return Err(reject(Rejection::UnsupportedVersion, "ReleaseRequest version"));
         }
@@ -328,7 +330,7 @@ impl ReleaseRequestContent {
             .ok_or_else(|| reject(Rejection::MalformedDer, "nonce must be 16 bytes"))?;
         let access_token = match rr.access_token.as_ref().map(|t| -> &str { t.as_ref() }) {
             None => None,
-            Some(t) if t.is_empty() || t.len() > wire::MAX_ACCESS_TOKEN_LEN => {
+            Some(t) if t.is_empty() || t.len() > asn1::MAX_ACCESS_TOKEN_LEN => {
                 return Err(reject(Rejection::MalformedDer, "access token: 1 to 8192 octets"));
             }
             Some(t) => Some(t.to_owned()),
@@ -359,7 +361,7 @@ impl KeyDeliveryContent {
     /// Decodes a [`KeyDelivery`] DER: strict DER, version 0, a 16-byte key id, a 32-byte key,
     /// a 32-byte digest (`malformed_der`), and an address (`invalid_address`).
     pub fn decode(der: &[u8]) -> Result<KeyDeliveryContent> {
-        let d: KeyDelivery = strict::decode(der, wire::MAX_ENVELOPE_LEN, "KeyDelivery")?;
+        let d: KeyDelivery = strict::decode(der, asn1::MAX_ENVELOPE_LEN, "KeyDelivery")?;
         if d.version != VERSION {
             return Err(reject(Rejection::UnsupportedVersion, "KeyDelivery version"));
         }
@@ -382,7 +384,7 @@ pub(crate) fn encode_delivery(
     let delivery = KeyDelivery {
         version: VERSION,
         key_id: octets(key_id.as_bytes())?,
-        key: wire::SecretOctets(zeroize::Zeroizing::new(key.expose().to_vec())),
+        key: asn1::SecretOctets(zeroize::Zeroizing::new(key.expose().to_vec())),
         request_digest: octets(request_digest.as_bytes())?,
         delivered_to: ia5(delivered_to)?,
     };
@@ -405,9 +407,9 @@ pub(crate) fn check_skew(request_time: UnixTime, now: UnixTime, max_skew_secs: u
 /// IssuanceResponse { grant, ticket } }.
 pub(crate) fn encode_issuance_response(grant: &[u8], ticket: &[u8]) -> Result<Vec<u8>> {
     use der::Decode;
-    let response = wire::IssuanceResponse {
-        grant: wire::ContentInfo::from_der(grant).map_err(crate::cms::encode_failed)?,
-        ticket: wire::ContentInfo::from_der(ticket).map_err(crate::cms::encode_failed)?,
+    let response = asn1::IssuanceResponse {
+        grant: asn1::ContentInfo::from_der(grant).map_err(crate::cms::encode_failed)?,
+        ticket: asn1::ContentInfo::from_der(ticket).map_err(crate::cms::encode_failed)?,
     };
     let inner = response.to_der().map_err(crate::cms::encode_failed)?;
     let mut out = crate::cms::raw::wrap_content_info(oid::CT_ISSUANCE, &inner).map_err(crate::cms::encode_failed)?;
@@ -418,10 +420,10 @@ pub(crate) fn encode_issuance_response(grant: &[u8], ticket: &[u8]) -> Result<Ve
 /// grant's and the ticket's limits together).
 pub fn decode_issuance_response(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     let (content_type, inner) =
-        crate::cms::raw::content_info_parts(der, wire::MAX_ENVELOPE_LEN + MAX_TICKET_LEN + 64, "ContentInfo")?;
+        crate::cms::raw::content_info_parts(der, asn1::MAX_ENVELOPE_LEN + MAX_TICKET_LEN + 64, "ContentInfo")?;
     if content_type != oid::CT_ISSUANCE {
         return Err(reject(Rejection::UnexpectedContentType, format!("{content_type} is not id-ekg-ct-issuance")));
     }
-    let r: wire::IssuanceResponse = strict::decode(inner, wire::MAX_ENVELOPE_LEN + MAX_TICKET_LEN, "IssuanceResponse")?;
+    let r: asn1::IssuanceResponse = strict::decode(inner, asn1::MAX_ENVELOPE_LEN + MAX_TICKET_LEN, "IssuanceResponse")?;
     Ok((r.grant.to_der().map_err(crate::cms::encode_failed)?, r.ticket.to_der().map_err(crate::cms::encode_failed)?))
 }

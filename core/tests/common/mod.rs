@@ -3,9 +3,9 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::crypto::{CryptoProvider, default_provider};
 use ekg_core::ledger::{Concrete, MemoryStore, ReleasePolicy};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::role::{
     Gatekeeper, GatekeeperConfig, Gateway, GatewayPrincipal, Recipient, Sender, SenderRule, StorageKey,
 };
@@ -42,7 +42,7 @@ pub fn anchors() -> TrustAnchors {
 }
 
 pub fn anchor_id(der: &[u8]) -> ekg_core::CertId {
-    ekg_core::pki::provider_cert_id(p(), der)
+    ekg_core::crypto::pki::provider_cert_id(p(), der)
 }
 
 /// example.com's gatekeeper configuration: senders of example.com issued by its CA; its

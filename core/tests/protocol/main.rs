@@ -17,11 +17,11 @@ mod storage;
 use common::*;
 use der::asn1::{GeneralizedTime, Ia5String, OctetString};
 use der::{DateTime, Encode};
-use ekg_core::internal::cms::signed;
-use ekg_core::internal::wire::{KeyRequest, oid};
+use ekg_core::crypto::pki::{PathLimits, TrustAnchors};
 use ekg_core::ledger::{KeyState, MemoryStore, ReleaseKind, ReleasePolicy};
-use ekg_core::pki::{PathLimits, TrustAnchors};
 use ekg_core::role::{Gatekeeper, Recipient};
+use ekg_core::wire::signed;
+use ekg_core::wire::{KeyRequest, oid};
 use ekg_core::{Rejection, UnixTime};
 
 fn sign_request(signer: &ekg_testpki::Issued, sender: &str, recipients: &[&str], time: UnixTime) -> Vec<u8> {

@@ -47,13 +47,11 @@ fn v4_missing_signer_certificate_is_rejected() {
     use cms::signed_data::SignedData;
     use der::{Any, Decode};
     let good = sign_request(&fed().sender_org.users[0].1, "alice@example.com", &["bob@example.org"], NOW);
-    let ci = ekg_core::internal::wire::ContentInfo::from_der(&good).expect("ci");
+    let ci = ekg_core::wire::ContentInfo::from_der(&good).expect("ci");
     let mut sd: SignedData = ci.content.decode_as().expect("sd");
     sd.certificates = None;
-    let ci = ekg_core::internal::wire::ContentInfo {
-        content_type: ci.content_type,
-        content: Any::encode_from(&sd).expect("any"),
-    };
+    let ci =
+        ekg_core::wire::ContentInfo { content_type: ci.content_type, content: Any::encode_from(&sd).expect("any") };
     let mut gk = gatekeeper(ReleasePolicy::Once);
     assert_eq!(issue_code(&mut gk, &ci.to_der().expect("der")), Some("signer_certificate_missing"));
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ekg_core::policy::Policy;
+use ekg_core::access::policy::Policy;
 use ekg_core::role::SettingsError;
 use ekg_core::role::settings::attributes::{AttributeForm, ClaimForm, ConditionForm, MappingForm};
 use serde::Deserialize;

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 pub use crate::tls::TlsFiles;
 
 use ekg_core::crypto::CryptoProvider;
-use ekg_core::pki::{Credential, TrustAnchors, provider_cert_id};
+use ekg_core::crypto::pki::{Credential, TrustAnchors, provider_cert_id};
 use ekg_core::role::{GatekeeperConfig, GatekeeperSettings, GatewayPrincipal, SenderRule, StorageKey, StorageKeys};
-use ekg_core::{EmailAddress, ids::KEY_LEN};
+use ekg_core::{EmailAddress, KEY_LEN};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ekg_core::EmailAddress;
-use ekg_core::token::TokenIssuer;
+use ekg_core::access::token::TokenIssuer;
 use serde::Deserialize;
 
 use super::{ConfigError, bad};
@@ -98,8 +98,8 @@ pub fn issuers(
     sections: &[TokenIssuerSection],
     gatekeeper_uri: &str,
 ) -> Result<(Vec<TokenIssuer>, Vec<JwksSource>), ConfigError> {
-    if sections.len() > ekg_core::token::limits::ISSUERS_MAX {
-        return bad("token_issuer", format!("at most {}", ekg_core::token::limits::ISSUERS_MAX));
+    if sections.len() > ekg_core::access::token::limits::ISSUERS_MAX {
+        return bad("token_issuer", format!("at most {}", ekg_core::access::token::limits::ISSUERS_MAX));
     }
     let (mut issuers, mut sources) = (Vec::new(), Vec::new());
     for s in sections {
@@ -124,7 +124,7 @@ pub fn issuers(
         }
         let mut subjects = BTreeMap::new();
         for (sub, address) in &s.subjects {
-            if sub.is_empty() || sub.len() > ekg_core::token::jwt::MAX_NAME_LEN {
+            if sub.is_empty() || sub.len() > ekg_core::access::token::jwt::MAX_NAME_LEN {
                 return bad("token_issuer.subjects", "each sub is 1 to 255 octets");
             }
             let a = EmailAddress::parse(address)

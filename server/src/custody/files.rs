@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ekg_core::crypto::{CryptoProvider, CryptoRng};
-use ekg_core::ids::{KEY_LEN, OneTimeKey, StorageEpoch, StoredKey};
 use ekg_core::role::{StorageKey, StorageKeys, epoch_destroyed, unwrap_by_epoch};
+use ekg_core::{KEY_LEN, OneTimeKey, StorageEpoch, StoredKey};
 use ekg_core::{Rejection, Result};
 use zeroize::Zeroizing;
 

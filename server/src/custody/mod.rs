@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ekg_core::crypto::CryptoProvider;
-use ekg_core::pki::Credential;
+use ekg_core::crypto::pki::Credential;
 use ekg_core::role::{StorageKey, StorageKeys};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -75,12 +75,12 @@ impl Pkcs11Section {
         chain_pem: &str,
     ) -> Result<Option<Credential>, ConfigError> {
         let Some(label) = &self.signing_key else { return Ok(None) };
-        let certificate = ekg_core::pki::pem_certificates(certificate_pem)
+        let certificate = ekg_core::crypto::pki::pem_certificates(certificate_pem)
             .ok()
             .and_then(|c| c.into_iter().next())
             .map_or_else(|| bad("signing_key", "gatekeeper.certificate holds no certificate"), Ok)?;
-        let chain =
-            ekg_core::pki::pem_certificates(chain_pem).or_else(|e| bad("signing_key", e.detail().to_owned()))?;
+        let chain = ekg_core::crypto::pki::pem_certificates(chain_pem)
+            .or_else(|e| bad("signing_key", e.detail().to_owned()))?;
         let spki = <x509_cert::Certificate as der::Decode>::from_der(&certificate)
             .ok()
             .and_then(|c| der::Encode::to_der(c.tbs_certificate().subject_public_key_info()).ok())

@@ -23,8 +23,8 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use ekg_core::crypto::{CryptoProvider, CryptoRng, PrivateKey};
-use ekg_core::ids::{KEY_LEN, OneTimeKey, StorageEpoch, StoredKey, WrappedKey};
 use ekg_core::role::{StorageKey, StorageKeys, epoch_destroyed, unwrap_by_epoch};
+use ekg_core::{KEY_LEN, OneTimeKey, StorageEpoch, StoredKey, WrappedKey};
 use ekg_core::{Rejection, Result};
 use zeroize::Zeroizing;
 

@@ -26,8 +26,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
+use ekg_core::StorageEpoch;
 use ekg_core::UnixTime;
-use ekg_core::ids::StorageEpoch;
 use x509_cert::Certificate;
 
 use crate::config::{FileConfig, Settings};
@@ -121,7 +121,7 @@ fn info(path: PathBuf, der: &[u8], ticket_lifetime_secs: u64) -> Result<Certific
         Certificate::from_der(der).or_else(|e| fail("invalid_configuration", format!("{}: {e}", path.display())))?;
     let tbs = cert.tbs_certificate();
     let spki = tbs.subject_public_key_info().to_der().or_else(|e| fail("invalid_configuration", e.to_string()))?;
-    let (_, not_after) = ekg_core::pki::certificate_validity(der)
+    let (_, not_after) = ekg_core::crypto::pki::certificate_validity(der)
         .or_else(|e| fail("invalid_configuration", format!("{}: {}", path.display(), e.detail())))?;
     Ok(CertificateInfo {
         path,
@@ -203,11 +203,11 @@ pub fn rotate(config: &Path, certificate: &Path, key: &Path, now: UnixTime) -> R
     let key_pem = crate::config::read_secret(key, "--key")
         .or_else(|e| fail("new_credential_invalid", e.rule))
         .map(|b| zeroize::Zeroizing::new(String::from_utf8_lossy(&b).into_owned()))?;
-    let first = ekg_core::pki::pem_certificates(&new_cert_pem)
+    let first = ekg_core::crypto::pki::pem_certificates(&new_cert_pem)
         .ok()
         .and_then(|c| c.into_iter().next())
         .map_or_else(|| fail("new_credential_invalid", "the new certificate file holds no certificate"), Ok)?;
-    let new_credential = ekg_core::pki::Credential::from_pem(settings.provider, &new_cert_pem, "", &key_pem)
+    let new_credential = ekg_core::crypto::pki::Credential::from_pem(settings.provider, &new_cert_pem, "", &key_pem)
         .or_else(|e| fail("new_credential_invalid", e.detail().to_owned()))?;
     let old_der = settings.credential.certificate_der().to_vec();
     let spki = |c: &Certificate| c.tbs_certificate().subject_public_key_info().to_der().ok();

@@ -14,8 +14,8 @@ mod token;
 mod v2;
 
 use ekg_core::UnixTime;
-use ekg_core::ids::{KeyId, RequestId, StoredKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LoadedKey, MemoryStore, Record, Store, StoreError};
+use ekg_core::{KeyId, RequestId, StoredKey};
 pub use log::MAX_RANGE as MAX_LOG_RANGE;
 pub use postgres::{PostgresStore, SESSION_TIMEOUTS};
 pub use sqlite::SqliteStore;
@@ -198,7 +198,7 @@ impl Store<Concrete> for AnyStore {
         each!(self, s => s.live_handle())
     }
 
-    fn token_used(&mut self, used: &ekg_core::token::TokenUse) -> Result<bool, StoreError> {
+    fn token_used(&mut self, used: &ekg_core::access::token::TokenUse) -> Result<bool, StoreError> {
         each!(self, s => s.token_used(used))
     }
 

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ekg_core::UnixTime;
-use ekg_core::ids::{KeyId, RequestId, StoredKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LedgerConfig, LoadedKey, Record, Store, StoreError, Version};
+use ekg_core::{KeyId, RequestId, StoredKey};
 use postgres::{Client, NoTls, Statement};
 
 use super::plan::{Plan, decode_records, secs};
@@ -409,7 +409,7 @@ impl Store<Concrete> for PostgresStore {
         }
     }
 
-    fn token_used(&mut self, used: &ekg_core::token::TokenUse) -> Result<bool, StoreError> {
+    fn token_used(&mut self, used: &ekg_core::access::token::TokenUse) -> Result<bool, StoreError> {
         self.with(|c| {
             let row = c.client.query_one(&c.st.token_used, &[&used.issuer, &used.jti]).map_err(pg)?;
             row.try_get(0).map_err(pg)

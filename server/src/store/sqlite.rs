@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use ekg_core::UnixTime;
-use ekg_core::ids::{KeyId, RequestId, StoredKey};
 use ekg_core::ledger::{Answered, Batch, Concrete, LedgerConfig, LoadedKey, Record, Store, StoreError, Version};
+use ekg_core::{KeyId, RequestId, StoredKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::identity::{self, Identity};
@@ -541,7 +541,7 @@ impl Store<Concrete> for SqliteStore {
         }
     }
 
-    fn token_used(&mut self, used: &ekg_core::token::TokenUse) -> Result<bool, StoreError> {
+    fn token_used(&mut self, used: &ekg_core::access::token::TokenUse) -> Result<bool, StoreError> {
         self.read(|c| {
             c.prepare_cached(super::token::USED)
                 .and_then(|mut s| s.query_row(params![used.issuer, used.jti], |r| r.get(0)))

@@ -2,8 +2,8 @@
 //! the releases before the one durable form) read back as ledger records: what migration 3
 //! needs, and nothing else uses. What a key's rows meant does not depend on the engine.
 
-use ekg_core::ids::{CertId, KeyId, Nonce, RequestId, StorageEpoch, StoredKey, WrappedKey};
 use ekg_core::ledger::{Concrete, DestroyReason, Record, ReleasePolicy, RequestRecord, StoreError};
+use ekg_core::{CertId, KeyId, Nonce, RequestId, StorageEpoch, StoredKey, WrappedKey};
 use ekg_core::{EmailAddress, UnixTime};
 
 /// An `ekg_keys` row.

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ekg_core::crypto::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::crypto::{AwsLc, CryptoProvider};
-use ekg_core::pki::{Credential, PathLimits, TrustAnchors};
 use ekg_core::role::{Gateway, Recipient, Sender};
 use ekg_core::{EmailAddress, UnixTime};
 use ekg_server::demo::DemoFiles;

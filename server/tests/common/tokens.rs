@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ekg_core::UnixTime;
+use ekg_core::access::token::jwt::b64url;
+use ekg_core::access::token::{RsaJwk, StaticTokenKeys, TokenIssuer};
 use ekg_core::crypto::PrivateKey;
 use ekg_core::ledger::{Concrete, Store};
 use ekg_core::role::{Gatekeeper, StorageKey};
-use ekg_core::token::jwt::b64url;
-use ekg_core::token::{RsaJwk, StaticTokenKeys, TokenIssuer};
 use ekg_server::demo::DemoFiles;
 
 use super::{addr, p, rng, settings};

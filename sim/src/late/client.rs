@@ -19,7 +19,7 @@ pub(super) fn client_org(w: &World, who: Who) -> Result<usize, SimError> {
     })
 }
 
-pub(super) fn cert_of(w: &World, who: Who, version: usize) -> Result<ekg_core::ids::CertId, SimError> {
+pub(super) fn cert_of(w: &World, who: Who, version: usize) -> Result<ekg_core::CertId, SimError> {
     Ok(match who {
         Who::Recipient(u) | Who::Attacker(u) => {
             w.user(u)?.versions.get(version).ok_or_else(|| SimError::Internal("version".into()))?.cert_id

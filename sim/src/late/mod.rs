@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use ekg_core::ids::KeyId;
+use ekg_core::KeyId;
 use ekg_core::ledger::{Concrete, KeyState, MemoryStore};
 use ekg_core::role::{Gatekeeper, PendingKeyRequest, PendingRelease, ReceivedMessage};
 use ekg_core::{EmailAddress, UnixTime};

@@ -3,8 +3,8 @@
 //! certificate (the encrypted content kept byte for byte) and signs the result; each member
 //! verifies the agent's signature, decrypts, and verifies the sender's.
 
-use ekg_core::internal::cms::signed;
-use ekg_core::internal::wire::oid;
+use ekg_core::wire::oid;
+use ekg_core::wire::signed;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use sha2::{Digest as _, Sha256};

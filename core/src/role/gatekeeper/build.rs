@@ -3,6 +3,7 @@
 
 use super::verify::{CACHE_BOUND, GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 use super::{Issuance, Release};
+use crate::asn1::oid;
 use crate::cms::{envelope, signed};
 use crate::crypto::CryptoRng;
 use crate::error::Result;
@@ -11,7 +12,6 @@ use crate::ledger::{Committed, Concrete, Drawn, Granted, KeyDraw};
 use crate::planted::{self, PlantedBug as P};
 use crate::role::ticket::{encode_delivery, encode_ticket_info};
 use crate::time::UnixTime;
-use crate::wire::oid;
 
 /// An issuance decided: the verified request, the drawn key, the time it was decided; and,
 /// when the gatekeeper keeps an issuance log, the response built before the commit (its

@@ -4,11 +4,11 @@
 use zeroize::Zeroizing;
 
 use crate::address::EmailAddress;
+use crate::asn1::MAX_RECIPIENTS;
+use crate::crypto::pki::TrustAnchors;
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{CertId, KEY_LEN};
 use crate::ledger::{Concrete, LedgerConfig, ReleasePolicy};
-use crate::pki::TrustAnchors;
-use crate::wire::MAX_RECIPIENTS;
 
 /// Who may ask for keys: a sender is recognised when every field set in some rule matches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,10 +85,10 @@ pub struct GatekeeperConfig {
     pub storage_epoch_secs: u64,
     /// Attribute definitions and subject mappings, for labelled keys (V15, V26; empty: a
     /// labelled request is `label_unknown`).
-    pub attributes: crate::policy::Policy,
+    pub attributes: crate::access::policy::Policy,
     /// The OpenID providers whose access tokens a release request may carry (V28,
-    /// `docs/protocol.md` §12.5): at most [`crate::token::limits::ISSUERS_MAX`].
-    pub token_issuers: Vec<crate::token::TokenIssuer>,
+    /// `docs/protocol.md` §12.5): at most [`crate::access::token::limits::ISSUERS_MAX`].
+    pub token_issuers: Vec<crate::access::token::TokenIssuer>,
 }
 
 /// The ranges of [`GatekeeperConfig`]'s numbers (`docs/protocol.md` §3.4, L3).
@@ -128,7 +128,7 @@ impl GatekeeperConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, rule: &str| Err(reject(Rejection::InvalidConfiguration, format!("{field}: {rule}")));
         if self.uri.is_empty()
-            || self.uri.len() > crate::wire::MAX_URI_LEN
+            || self.uri.len() > crate::asn1::MAX_URI_LEN
             || !self.uri.bytes().all(|b| b.is_ascii_graphic())
         {
             return bad("uri", "1 to 512 printable ASCII characters");
@@ -136,7 +136,7 @@ impl GatekeeperConfig {
         if self.anchors.ids().is_empty() {
             return bad("anchors", "at least one trust anchor");
         }
-        if self.token_issuers.len() > crate::token::limits::ISSUERS_MAX {
+        if self.token_issuers.len() > crate::access::token::limits::ISSUERS_MAX {
             return bad("token_issuers", "at most 100");
         }
         for issuer in &self.token_issuers {

@@ -27,12 +27,12 @@ use der::Encode;
 use x509_cert::Certificate;
 
 use super::config::{GatekeeperConfig, RetiredKey};
+use crate::asn1::oid;
 use crate::crypto::CryptoProvider;
+use crate::crypto::pki::{Credential, Revocation, certificate_uris};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::CertId;
-use crate::pki::{Credential, Revocation, certificate_uris};
 use crate::time::UnixTime;
-use crate::wire::oid;
 
 /// What [`check_credential`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub fn check_profile(config: &GatekeeperConfig, credential: &Credential) -> Resu
     // Its certificates ride in every ticket and release (docs/protocol.md §4.4).
     let chain_len =
         credential.chain_der().iter().map(Vec::len).fold(credential.certificate_der().len(), usize::saturating_add);
-    if chain_len > crate::wire::MAX_GATEKEEPER_CERTIFICATES_LEN {
+    if chain_len > crate::asn1::MAX_GATEKEEPER_CERTIFICATES_LEN {
         return bad(
             "certificate",
             format!("the certificate and its chain must total at most 32 KiB ({chain_len} bytes)"),
@@ -137,7 +137,7 @@ pub fn check_profile(config: &GatekeeperConfig, credential: &Credential) -> Resu
         if config.retired.iter().take(i).any(|r| r.der == retired.der) {
             return bad(&field, "listed twice".into());
         }
-        if !crate::pki::certificate_has_extended_key_usage(&cert, &oid::KP_GATEKEEPER) {
+        if !crate::crypto::pki::certificate_has_extended_key_usage(&cert, &oid::KP_GATEKEEPER) {
             return bad(&field, "must carry extended key usage id-ekg-kp-gatekeeper".into());
         }
         if !certificate_uris(&cert).contains(&config.uri) {

@@ -50,7 +50,7 @@ pub trait StorageKeys: Send + Sync + core::fmt::Debug {
 
 /// The refusal of a key whose epoch's key is gone: from the requester's side the key was
 /// destroyed (V23), which is what happened to it.
-pub fn epoch_destroyed(epoch: StorageEpoch) -> crate::Error {
+pub fn epoch_destroyed(epoch: StorageEpoch) -> crate::error::Error {
     reject(
         Rejection::KeyDestroyed,
         format!("the storage key of epoch {epoch} was destroyed: no key wrapped under it can be unwrapped"),
@@ -151,7 +151,7 @@ impl EpochKeyRing {
     }
 }
 
-fn poisoned() -> crate::Error {
+fn poisoned() -> crate::error::Error {
     reject(Rejection::CryptoFailure, "the epoch key ring's lock is poisoned")
 }
 

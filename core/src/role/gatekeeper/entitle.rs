@@ -1,15 +1,15 @@
 //! The gatekeeper's label checks (`docs/protocol.md` §11): V15 at issuance (the labels are
 //! defined and the sender holds them), V26 at release (the requester holds the labels of the
 //! key as the store recorded them, `crate::ledger::EntitledRelease`). The decision is
-//! [`crate::policy::decide`]; this module gathers the facts it is decided on.
+//! [`crate::access::policy::decide`]; this module gathers the facts it is decided on.
 
 use der::Decode;
 use x509_cert::ext::pkix::CertificatePolicies;
 
 use super::config::GatekeeperConfig;
+use crate::access::policy::{self, SubjectFacts, mapping::TokenFacts};
+use crate::crypto::pki::ValidatedCertificate;
 use crate::error::Result;
-use crate::pki::ValidatedCertificate;
-use crate::policy::{self, SubjectFacts, mapping::TokenFacts};
 use crate::role::ticket::KeyRequestContent;
 
 /// The facts of a validated certificate (its anchor, policy OIDs and the addresses that

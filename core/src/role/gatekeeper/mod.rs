@@ -50,6 +50,7 @@ pub use verify::{GatekeeperCrypto, VerifiedKeyRequest, VerifiedReleaseRequest};
 
 use crate::address::EmailAddress;
 use crate::audit::LogSalt;
+use crate::crypto::pki::Credential;
 use crate::crypto::{CryptoProvider, CryptoRng};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::{KeyId, OneTimeKey};
@@ -58,7 +59,6 @@ use crate::ledger::{
     Committed, Concrete, Decided, EntitledRelease, Granted, IssueFacts, IssueRules, KeyDraw, Ledger, ReleaseFacts,
     ReleaseKind, Round, Store,
 };
-use crate::pki::Credential;
 use crate::planted::{self, PlantedBug as P};
 use crate::time::UnixTime;
 
@@ -374,7 +374,7 @@ impl<S: Store<Concrete>> Gatekeeper<S> {
 /// (the ledger's V21 to V24, V26 on a labelled key, V28.8 on a token, the token's record in
 /// the batch), crypto-free and shared with the model checker.
 struct Unwrappable<'a> {
-    entitled: EntitledRelease<Concrete, &'a crate::policy::Policy>,
+    entitled: EntitledRelease<Concrete, &'a crate::access::policy::Policy>,
     crypto: Arc<GatekeeperCrypto>,
     /// What the release's log entries record (`None`: no log).
     log: Option<logged::ReleaseLog>,
@@ -409,7 +409,7 @@ impl Decision<Concrete> for Unwrappable<'_> {
         Ok(decided)
     }
 
-    fn tokens(&self) -> Vec<crate::token::TokenUse> {
+    fn tokens(&self) -> Vec<crate::access::token::TokenUse> {
         self.entitled.tokens()
     }
 
@@ -438,7 +438,7 @@ impl crate::ledger::VerifiedIssue<Concrete> for VerifiedKeyRequest {
         self.content().recipients.clone()
     }
 
-    fn labels(&self) -> Vec<crate::policy::AttributeValue> {
+    fn labels(&self) -> Vec<crate::access::policy::AttributeValue> {
         self.content().labels.clone()
     }
 }

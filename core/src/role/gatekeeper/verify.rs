@@ -6,16 +6,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::config::GatekeeperConfig;
 use super::credential::{self, CredentialStatus};
 use super::custody::StorageKeys;
+use crate::asn1::{MAX_KEY_REQUEST_LEN, MAX_RELEASE_REQUEST_LEN, oid};
 use crate::cms::signed;
 use crate::crypto::CryptoProvider;
+use crate::crypto::pki::{Credential, Revocation, ValidatedCertificate};
 use crate::error::{Rejection, Result, reject};
 use crate::ids::Digest;
 use crate::ledger::{Concrete, Requester};
-use crate::pki::{Credential, Revocation, ValidatedCertificate};
 use crate::planted::{self, PlantedBug as P};
 use crate::role::ticket::{KeyRequestContent, ReleaseRequestContent, Ticket, check_skew};
 use crate::time::UnixTime;
-use crate::wire::{MAX_KEY_REQUEST_LEN, MAX_RELEASE_REQUEST_LEN, oid};
 
 /// A key request whose every check passed (V1 to V13). Made only by
 /// [`GatekeeperCrypto::verify_key_request`].
@@ -57,7 +57,7 @@ pub struct VerifiedReleaseRequest {
     ticket: Ticket,
     requester: ValidatedCertificate,
     /// The access token it carried, verified (V28.1 to V28.7).
-    token: Option<crate::token::VerifiedToken>,
+    token: Option<crate::access::token::VerifiedToken>,
 }
 
 impl VerifiedReleaseRequest {
@@ -78,12 +78,12 @@ impl VerifiedReleaseRequest {
 
     /// What the gatekeeper verified about the requester, for the subject mappings (V26):
     /// its certificate's facts (the addresses V25 let it use).
-    pub fn subject_facts(&self) -> crate::policy::SubjectFacts {
+    pub fn subject_facts(&self) -> crate::access::policy::SubjectFacts {
         super::entitle::subject_facts(&self.requester, self.token.as_ref().map(|t| t.facts.clone()))
     }
 
     /// The access token it carried, verified (V28.1 to V28.7), if any.
-    pub fn token(&self) -> Option<&crate::token::VerifiedToken> {
+    pub fn token(&self) -> Option<&crate::access::token::VerifiedToken> {
         self.token.as_ref()
     }
 
@@ -119,7 +119,7 @@ pub struct GatekeeperCrypto {
     /// checked: within it, an issuance does not check again.
     credential_holds: Mutex<Option<(UnixTime, UnixTime)>>,
     /// The token issuers' keys (V28.3): none until the service gives its cache.
-    token_keys: RwLock<Arc<dyn crate::token::TokenKeys>>,
+    token_keys: RwLock<Arc<dyn crate::access::token::TokenKeys>>,
 }
 
 /// `bound`, or one byte more if `bug` is planted.
@@ -147,12 +147,12 @@ impl GatekeeperCrypto {
             issued_tickets: Mutex::default(),
             revocation,
             credential_holds: Mutex::default(),
-            token_keys: RwLock::new(Arc::new(crate::token::NoTokenKeys)),
+            token_keys: RwLock::new(Arc::new(crate::access::token::NoTokenKeys)),
         }
     }
 
     /// Where the token issuers' keys come from (the service's JWK Set cache).
-    pub fn set_token_keys(&self, keys: Arc<dyn crate::token::TokenKeys>) {
+    pub fn set_token_keys(&self, keys: Arc<dyn crate::access::token::TokenKeys>) {
         if let Ok(mut k) = self.token_keys.write() {
             *k = keys;
         }
@@ -166,10 +166,10 @@ impl GatekeeperCrypto {
         requester: &mut ValidatedCertificate,
         ticket: &Ticket,
         now: UnixTime,
-    ) -> Result<crate::token::VerifiedToken> {
-        let listed: Vec<crate::EmailAddress> =
+    ) -> Result<crate::access::token::VerifiedToken> {
+        let listed: Vec<crate::address::EmailAddress> =
             requester.addresses.iter().filter(|a| ticket.request.recipients.contains(a)).cloned().collect();
-        let context = crate::token::TokenContext {
+        let context = crate::access::token::TokenContext {
             issuers: &self.config.token_issuers,
             listed: &listed,
             skew_secs: self.config.max_clock_skew_secs,
@@ -180,7 +180,7 @@ impl GatekeeperCrypto {
             .read()
             .map(|k| Arc::clone(&k))
             .map_err(|_| reject(Rejection::TokenKeyUnknown, "the key cache is unavailable"))?;
-        let verified = crate::token::verify(self.provider, token, &context, keys.as_ref(), now)?;
+        let verified = crate::access::token::verify(self.provider, token, &context, keys.as_ref(), now)?;
         requester.addresses = vec![verified.address.clone()];
         Ok(verified)
     }
@@ -314,7 +314,7 @@ impl GatekeeperCrypto {
     }
 
     /// V1 to V8, V13, V20 and V25 for a release request (`docs/protocol.md` §3.0.8); V21 to
-    /// V24 are the ledger's ([`super::Gatekeeper::decide_release`]).
+    /// V24 are the ledger's ([`Ledger::decide_release`](crate::ledger::Ledger::decide_release)).
     pub fn verify_release_request(&self, der: &[u8], now: UnixTime) -> Result<VerifiedReleaseRequest> {
         let p = self.provider;
         // V1-V4: the requester's SignedData.
@@ -351,7 +351,7 @@ impl GatekeeperCrypto {
         self.bind_to_domains(&mut requester, &ticket)?;
         if planted::is(P::LocalPartCaseInsensitive) {
             for a in &mut requester.addresses {
-                let same = |l: &&crate::EmailAddress| l.to_string().eq_ignore_ascii_case(&a.to_string());
+                let same = |l: &&crate::address::EmailAddress| l.to_string().eq_ignore_ascii_case(&a.to_string());
                 if let Some(listed) = ticket.request.recipients.iter().find(same) {
                     *a = listed.clone();
                 }
@@ -376,7 +376,7 @@ impl GatekeeperCrypto {
             return Ok(());
         }
         let anchor = requester.anchor;
-        let listed: Vec<&crate::EmailAddress> =
+        let listed: Vec<&crate::address::EmailAddress> =
             requester.addresses.iter().filter(|a| ticket.request.recipients.contains(a)).collect();
         if !listed.is_empty() && !listed.iter().any(|a| config.may_certify(anchor, a)) {
             return Err(reject(

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::SettingsError;
 use crate::CertId;
-use crate::policy::{AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping};
+use crate::access::policy::{
+    AttributeDefinition, AttributeName, AttributeValue, Condition, Policy, Rule, SubjectMapping,
+};
 
 /// An attribute definition as written.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]

@@ -15,9 +15,9 @@ pub mod attributes;
 use serde::{Deserialize, Serialize};
 
 use super::config::{GatekeeperConfig, limits};
+use crate::asn1::MAX_RECIPIENTS;
+use crate::crypto::pki::{PathLimits, TrustAnchors};
 use crate::ledger::{LedgerConfig, ReleasePolicy};
-use crate::pki::{PathLimits, TrustAnchors};
-use crate::wire::MAX_RECIPIENTS;
 
 /// The protocol's settings as written (`docs/protocol.md` §4.4). A field left out takes its
 /// default ([`GatekeeperSettings::default`]); a field not listed here is refused where the
@@ -103,7 +103,7 @@ impl GatekeeperSettings {
             max_recipients: self.max_recipients,
             max_clock_skew_secs: self.max_clock_skew_secs,
             storage_epoch_secs: self.storage_epoch_secs,
-            attributes: crate::policy::Policy::default(),
+            attributes: crate::access::policy::Policy::default(),
             token_issuers: Vec::new(),
         }
     }
@@ -201,7 +201,7 @@ macro_rules! named {
 }
 
 named!(ReleasePolicy, "once or same_certificate", { Once => "once", SameCertificate => "same_certificate" });
-named!(crate::policy::Rule, "all_of, any_of or hierarchy", {
+named!(crate::access::policy::Rule, "all_of, any_of or hierarchy", {
     AllOf => "all_of", AnyOf => "any_of", Hierarchy => "hierarchy",
 });
 

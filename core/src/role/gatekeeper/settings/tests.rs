@@ -3,7 +3,7 @@
 use super::attributes::{AttributesForm, ConditionForm, policy};
 use super::*;
 use crate::CertId;
-use crate::policy::{Condition, Rule};
+use crate::access::policy::{Condition, Rule};
 
 fn anchors(limits: PathLimits) -> TrustAnchors {
     TrustAnchors::from_der(&crate::crypto::RustCrypto, &[], limits).unwrap()
@@ -96,7 +96,7 @@ fn form(mappings: serde_json::Value) -> AttributesForm {
     .unwrap()
 }
 
-fn policy_of(f: &AttributesForm) -> Result<crate::policy::Policy, SettingsError> {
+fn policy_of(f: &AttributesForm) -> Result<crate::access::policy::Policy, SettingsError> {
     let anchor = |name: &str| -> Result<CertId, SettingsError> {
         if name == "ca.example.com.cert.pem" {
             Ok(CertId([1; 32]))
@@ -114,11 +114,11 @@ fn every_condition_is_read_from_its_json_form() {
         {"anchor": "ca.example.com.cert.pem"}, {"domain": "example.com"}, {"certificatePolicy": "1.2.3"},
         {"tokenIssuer": ISS}, {"claim": {"name": "groups", "values": ["export"]}}], "grants": [grant]}]));
     assert!(matches!(f.mappings[0].conditions[4], ConditionForm::Claim(_)));
-    let name = crate::policy::AttributeName::parse(ATTR).unwrap();
+    let name = crate::access::policy::AttributeName::parse(ATTR).unwrap();
     let value = name.value("itar").unwrap();
-    let expected = crate::policy::Policy::new(
-        vec![crate::policy::AttributeDefinition { name, rule: Rule::AllOf, values: vec![value.clone()] }],
-        vec![crate::policy::SubjectMapping {
+    let expected = crate::access::policy::Policy::new(
+        vec![crate::access::policy::AttributeDefinition { name, rule: Rule::AllOf, values: vec![value.clone()] }],
+        vec![crate::access::policy::SubjectMapping {
             conditions: vec![
                 Condition::Anchor(CertId([1; 32])),
                 Condition::Domain("example.com".into()),

@@ -50,7 +50,7 @@ pub struct Jwt {
     pub signature: Vec<u8>,
 }
 
-fn invalid(why: impl Into<String>) -> crate::Error {
+fn invalid(why: impl Into<String>) -> crate::error::Error {
     reject(Rejection::TokenInvalid, why)
 }
 

@@ -45,7 +45,7 @@ fn header(input: &[u8]) -> Option<(u8, usize, usize)> {
 
 fn is_single_element(body: &[u8]) -> bool {
     matches!(header(body), Some((tag, h, l)) if h + l == body.len() && (tag & 0x20 != 0 || tag == 0x06))
-        && crate::wire::strict::decode::<der::Any>(body, usize::MAX, "").is_ok()
+        && crate::asn1::strict::decode::<der::Any>(body, usize::MAX, "").is_ok()
 }
 
 fn element(input: &[u8], depth: usize, out: &mut String) -> Option<usize> {

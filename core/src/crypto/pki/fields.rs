@@ -9,8 +9,8 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
 
 use crate::address::EmailAddress;
+use crate::asn1::oid;
 use crate::crypto::CryptoProvider;
-use crate::wire::oid;
 
 /// Whether a certificate's or CRL's signature holds: the outer algorithm is
 /// sha256WithRSAEncryption with parameters absent or NULL and equal to the signed one, and

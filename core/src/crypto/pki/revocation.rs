@@ -161,7 +161,7 @@ pub fn crl_der(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(der)
 }
 
-fn bad(rule: &str) -> crate::Error {
+fn bad(rule: &str) -> crate::error::Error {
     reject(Rejection::InvalidConfiguration, format!("CRL: {rule}"))
 }
 

@@ -13,11 +13,11 @@ use super::fields::{addresses, signature_holds, uris};
 use super::revocation::Revocation;
 use super::{TrustAnchors, provider_cert_id};
 use crate::address::EmailAddress;
+use crate::asn1::oid;
 use crate::crypto::CryptoProvider;
 use crate::error::{Rejection, Result, reject};
 use crate::ids::CertId;
 use crate::time::UnixTime;
-use crate::wire::oid;
 
 /// Bounds on a certification path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

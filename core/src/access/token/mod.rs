@@ -14,10 +14,10 @@ pub mod jwt;
 
 use std::collections::BTreeMap;
 
+use crate::access::policy::mapping::TokenFacts;
 use crate::address::EmailAddress;
 use crate::crypto::CryptoProvider;
 use crate::error::{Rejection, Result, reject};
-use crate::policy::mapping::TokenFacts;
 use crate::time::UnixTime;
 
 pub use jwt::{Jwt, RsaJwk, parse_jwks};
@@ -164,7 +164,9 @@ pub fn verify(
         .verify_pkcs1_sha256(&key, &jwt.signing_input, &jwt.signature)
         .map_err(|e| reject(Rejection::TokenInvalid, format!("signature: {}", e.detail())))?;
     // V28.5: the audience names this gatekeeper.
-    if !jwt.audiences.contains(&issuer.audience) {
+    if !jwt.audiences.contains(&issuer.audience)
+        && !crate::planted::is(crate::planted::PlantedBug::TokenAudienceUnchecked)
+    {
         return Err(reject(Rejection::TokenAudience, format!("aud does not name {}", issuer.audience)));
     }
     // V28.6: time, with the skew as leeway.

@@ -9,7 +9,7 @@
 //! - issuers: basicConstraints cA, keyCertSign when key usage is present, pathLenConstraint;
 //! - at most [`PathLimits::max_path_len`] certificates from end entity to anchor (inclusive);
 //! - no critical extension outside the set this module processes;
-//! - every name within the nameConstraints above it, an anchor's included ([`constraints`]);
+//! - every name within the nameConstraints above it, an anchor's included (`constraints`);
 //! - not revoked by a configured CRL, which must be current ([`Revocation`]);
 //! - RSA keys of 2048 to 8192 bits; certificate signatures sha256WithRSAEncryption.
 
@@ -226,7 +226,7 @@ impl TrustAnchors {
     }
 }
 
-fn config(e: der::Error) -> crate::Error {
+fn config(e: der::Error) -> crate::error::Error {
     reject(Rejection::InvalidConfiguration, format!("certificate or key: {e}"))
 }
 
@@ -253,10 +253,10 @@ pub fn certificate_uris(cert: &Certificate) -> Vec<String> {
 
 /// The validity (notBefore, notAfter) of a DER certificate, without validating it
 /// (`invalid_configuration` if it does not decode).
-pub fn certificate_validity(der: &[u8]) -> Result<(crate::UnixTime, crate::UnixTime)> {
+pub fn certificate_validity(der: &[u8]) -> Result<(crate::time::UnixTime, crate::time::UnixTime)> {
     let cert = parse_certificate(der)?;
     let v = cert.tbs_certificate().validity();
-    Ok((crate::UnixTime::from_x509(&v.not_before), crate::UnixTime::from_x509(&v.not_after)))
+    Ok((crate::time::UnixTime::from_x509(&v.not_before), crate::time::UnixTime::from_x509(&v.not_after)))
 }
 
 /// Whether a certificate's extended key usage lists `purpose`, without validating it.
