@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ekg_core::EmailAddress;
 use ekg_core::access::token::TokenIssuer;
+use ekg_core::role::settings::tokens::TokenIssuerForm;
 use serde::Deserialize;
 
 use super::{ConfigError, bad};
@@ -21,9 +21,10 @@ pub const JWKS_TIMEOUT_SECS_DEFAULT: u64 = 5;
 /// See [`JWKS_TIMEOUT_SECS_DEFAULT`].
 pub const JWKS_TIMEOUT_SECS: core::ops::RangeInclusive<u64> = 1..=60;
 /// Longest `jwks_uri`.
-pub const MAX_JWKS_URI_LEN: usize = 2048;
+pub const MAX_JWKS_URI_LEN: usize = ekg_core::role::settings::tokens::MAX_URL_LEN;
 
-/// `[[token_issuer]]` as written.
+/// `[[token_issuer]]` as written: the core's issuer form ([`TokenIssuerForm`], its fields
+/// checked by the core's one function) and where the issuer's keys are fetched from.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenIssuerSection {
@@ -47,6 +48,18 @@ pub struct TokenIssuerSection {
     pub jwks_timeout_secs: u64,
 }
 
+impl TokenIssuerSection {
+    /// The core's form of the issuer's fields.
+    pub fn form(&self) -> TokenIssuerForm {
+        TokenIssuerForm {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            domains: self.domains.clone(),
+            subjects: self.subjects.clone(),
+        }
+    }
+}
+
 fn default_refresh() -> u64 {
     JWKS_REFRESH_SECS_DEFAULT
 }
@@ -67,47 +80,22 @@ pub struct JwksSource {
     pub timeout: Duration,
 }
 
-/// A JWK Set URL the server may fetch, or an issuer it may trust: `https://HOST...`, or
-/// `http://` to a loopback host
-/// (`127.0.0.1`, `[::1]`, `localhost`: tests and a provider on the same machine). No user
-/// information, no fragment, printable ASCII.
+/// A JWK Set URL the server may fetch: the core's rule for an issuer's URLs
+/// ([`ekg_core::role::settings::tokens::check_url`]).
 pub fn check_jwks_uri(uri: &str) -> Result<(), &'static str> {
-    const RULE: &str = "an https:// URL, or http:// on 127.0.0.1, [::1] or localhost";
-    if uri.is_empty() || uri.len() > MAX_JWKS_URI_LEN || !uri.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(RULE);
-    }
-    let (scheme, rest) = uri.split_once("://").ok_or(RULE)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') || uri.contains('#') {
-        return Err(RULE);
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" if !host.is_empty() => Ok(()),
-        "http" if matches!(host.to_ascii_lowercase().as_str(), "127.0.0.1" | "::1" | "localhost") => Ok(()),
-        _ => Err(RULE),
-    }
+    ekg_core::role::settings::tokens::check_url(uri)
 }
 
-/// The issuers for the gatekeeper's V28 and the key sets' sources, from the sections;
-/// `gatekeeper_uri` is the default audience.
+/// The issuers for the gatekeeper's V28 (the core's one function over their forms) and the
+/// key sets' sources, from the sections; `gatekeeper_uri` is the default audience.
 pub fn issuers(
     sections: &[TokenIssuerSection],
     gatekeeper_uri: &str,
 ) -> Result<(Vec<TokenIssuer>, Vec<JwksSource>), ConfigError> {
-    if sections.len() > ekg_core::access::token::limits::ISSUERS_MAX {
-        return bad("token_issuer", format!("at most {}", ekg_core::access::token::limits::ISSUERS_MAX));
-    }
-    let (mut issuers, mut sources) = (Vec::new(), Vec::new());
+    let forms: Vec<TokenIssuerForm> = sections.iter().map(TokenIssuerSection::form).collect();
+    let issuers = ekg_core::role::settings::tokens::issuers(&forms, gatekeeper_uri)?;
+    let mut sources = Vec::new();
     for s in sections {
-        if issuers.iter().any(|i: &TokenIssuer| i.issuer == s.issuer) {
-            return bad("token_issuer.issuer", format!("{} is configured twice", s.issuer));
-        }
-        // The issuer is a URL too (`docs/protocol.md` §12.5.2): https, or http on loopback.
-        check_jwks_uri(&s.issuer).or_else(|rule| bad("token_issuer.issuer", rule))?;
         check_jwks_uri(&s.jwks_uri).or_else(|rule| bad("token_issuer.jwks_uri", rule))?;
         if !JWKS_REFRESH_SECS.contains(&s.jwks_refresh_secs) {
             return bad("token_issuer.jwks_refresh_secs", "1 to 86400 seconds");
@@ -115,39 +103,12 @@ pub fn issuers(
         if !JWKS_TIMEOUT_SECS.contains(&s.jwks_timeout_secs) {
             return bad("token_issuer.jwks_timeout_secs", "1 to 60 seconds");
         }
-        let mut domains = Vec::new();
-        for d in &s.domains {
-            if EmailAddress::parse(&format!("x@{d}")).is_err() {
-                return bad("token_issuer.domains", format!("{d}: a domain of LDH labels"));
-            }
-            domains.push(d.to_ascii_lowercase());
-        }
-        let mut subjects = BTreeMap::new();
-        for (sub, address) in &s.subjects {
-            if sub.is_empty() || sub.len() > ekg_core::access::token::jwt::MAX_NAME_LEN {
-                return bad("token_issuer.subjects", "each sub is 1 to 255 octets");
-            }
-            let a = EmailAddress::parse(address)
-                .or_else(|_| bad("token_issuer.subjects", format!("{sub}: {address} is not an address")))?;
-            subjects.insert(sub.clone(), a);
-        }
-        let issuer = TokenIssuer {
-            issuer: s.issuer.clone(),
-            audience: s.audience.clone().unwrap_or_else(|| gatekeeper_uri.to_owned()),
-            domains,
-            subjects,
-        };
-        issuer.validate().or_else(|e| {
-            let detail = e.detail().to_owned();
-            bad("token_issuer", detail.strip_prefix("token_issuer: ").unwrap_or(&detail))
-        })?;
         sources.push(JwksSource {
             issuer: s.issuer.clone(),
             uri: s.jwks_uri.clone(),
             refresh: Duration::from_secs(s.jwks_refresh_secs),
             timeout: Duration::from_secs(s.jwks_timeout_secs),
         });
-        issuers.push(issuer);
     }
     Ok((issuers, sources))
 }

@@ -8,9 +8,11 @@
 //!
 //! The fields are spelled in snake_case, as in the TOML files; the vectors' camelCase
 //! spellings (`retentionSecs`, ...) are aliases. The attribute rules (`[[attribute]]`,
-//! `[[mapping]]`, a vector's `attributes`) are read by [`attributes`].
+//! `[[mapping]]`, a vector's `attributes`) are read by [`attributes`], the access-token
+//! issuers (`[[token_issuer]]`, a vector's `tokenIssuers`) by [`tokens`].
 
 pub mod attributes;
+pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 

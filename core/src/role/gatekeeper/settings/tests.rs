@@ -153,3 +153,38 @@ fn each_bad_rule_is_named() {
     let e: crate::Error = policy_of(&bad_name).unwrap_err().into();
     assert_eq!(e.code(), SettingsError::CODE);
 }
+
+#[test]
+fn token_issuers_are_checked_once_whatever_form_they_were_read_from() {
+    use super::tokens::{TokenIssuerForm, issuers};
+    let read = |json: &str| -> Vec<TokenIssuerForm> { serde_json::from_str(json).unwrap() };
+    let ok = read(
+        r#"[{"issuer": "https://id.example.org", "domains": ["Example.ORG"],
+             "subjects": {"bob-client": "bob@example.org"}}]"#,
+    );
+    let got = issuers(&ok, "https://gk.example.com/").unwrap();
+    assert_eq!(got[0].audience, "https://gk.example.com/", "the gatekeeper's URI by default");
+    assert_eq!(got[0].domains, ["example.org"], "domains lower-cased");
+    let field = |json: &str| issuers(&read(json), "https://gk.example.com/").unwrap_err().field;
+    let one = |changes: &str| format!(r#"[{{"domains": ["example.org"], {changes}}}]"#);
+    assert_eq!(field(&one(r#""issuer": "http://id.example.org""#)), "token_issuer.issuer");
+    assert_eq!(field(&one(r#""issuer": "https://u@id.example.org""#)), "token_issuer.issuer");
+    assert_eq!(
+        field(
+            r#"[{"issuer": "https://a.example", "domains": ["x"]}, {"issuer": "https://a.example", "domains": ["x"]}]"#
+        ),
+        "token_issuer.issuer",
+        "twice"
+    );
+    assert_eq!(field(r#"[{"issuer": "https://a.example", "domains": ["not a domain"]}]"#), "token_issuer.domains");
+    assert_eq!(
+        field(&one(r#""issuer": "https://a.example", "subjects": {"s": "not an address"}"#)),
+        "token_issuer.subjects"
+    );
+    assert_eq!(
+        field(&one(r#""issuer": "https://a.example", "subjects": {"s": "dave@example.net"}"#)),
+        "token_issuer",
+        "a subject outside the issuer's domains"
+    );
+    assert_eq!(field(r#"[{"issuer": "https://a.example", "domains": []}]"#), "token_issuer");
+}
